@@ -1,1 +1,188 @@
-//! client (skeleton)
+//! Typed client of the aviary control plane: the App Mesh REST API (`/v20190125`) addressed by
+//! `model::ResourcePath`, and aviary's `/v1` snapshot and watch stream.
+//!
+//! It owns request building, error decoding (App Mesh's `x-amzn-ErrorType` + `message`) and the
+//! server-sent-events parser. It must not know server code: it speaks only the wire contract.
+
+mod sse;
+
+use model::ResourcePath;
+use serde_json::{Value, json};
+
+pub use sse::{WatchEvent, WatchStream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error; `error_type` is App Mesh's (e.g. NotFoundException).
+    #[error("{error_type}: {message}")]
+    Api {
+        status: u16,
+        error_type: String,
+        message: String,
+    },
+    #[error("cannot reach the control plane at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("unexpected answer from the control plane: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Api { status: 404, .. })
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(base_url: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `Describe*`: the resource's `*Data`, or `Ok(None)` when it does not exist.
+    pub async fn describe(&self, path: &ResourcePath) -> Result<Option<Value>, ClientError> {
+        match self
+            .call(reqwest::Method::GET, &path.url_path(), None)
+            .await
+        {
+            Ok(data) => Ok(Some(data)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `Create*` with `spec` (and optional tags); returns the new `*Data`.
+    pub async fn create(
+        &self,
+        path: &ResourcePath,
+        spec: &Value,
+        tags: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let mut body = json!({ path.kind.name_field(): path.name, "spec": spec });
+        if let Some(tags) = tags {
+            body["tags"] = tags.clone();
+        }
+        self.call(reqwest::Method::PUT, &path.collection_path(), Some(&body))
+            .await
+    }
+
+    /// `Update*` with a whole new spec; returns the updated `*Data`.
+    pub async fn update(&self, path: &ResourcePath, spec: &Value) -> Result<Value, ClientError> {
+        let body = json!({ "spec": spec });
+        self.call(reqwest::Method::PUT, &path.url_path(), Some(&body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &ResourcePath) -> Result<Value, ClientError> {
+        self.call(reqwest::Method::DELETE, &path.url_path(), None)
+            .await
+    }
+
+    /// `List*` in the scope of `path` (its name is ignored), following every page.
+    pub async fn list(&self, path: &ResourcePath) -> Result<Vec<Value>, ClientError> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = path.collection_path();
+            if let Some(token) = &token {
+                url.push_str(&format!("?nextToken={token}"));
+            }
+            let out = self.call(reqwest::Method::GET, &url, None).await?;
+            if let Some(page) = out[path.kind.plural()].as_array() {
+                items.extend(page.iter().cloned());
+            }
+            match out["nextToken"].as_str() {
+                Some(next) => token = Some(next.to_string()),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// `/v1/meshes/{mesh}/snapshot`: every resource of the mesh at one store revision.
+    pub async fn snapshot(&self, mesh: &str) -> Result<Value, ClientError> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/v1/meshes/{mesh}/snapshot"),
+            None,
+        )
+        .await
+    }
+
+    /// `/v1/meshes/{mesh}/watch`: every change after `from_revision`.
+    pub async fn watch(&self, mesh: &str, from_revision: u64) -> Result<WatchStream, ClientError> {
+        let url = format!(
+            "{}/v1/meshes/{mesh}/watch?fromRevision={from_revision}",
+            self.base
+        );
+        let response = self.send(self.http.get(&url)).await?;
+        Ok(WatchStream::new(response))
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = self.send(request).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Sends, and turns a non-2xx answer into `ClientError::Api`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let error_type = response
+            .headers()
+            .get("x-amzn-ErrorType")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(':').next().unwrap_or(v).to_string())
+            .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or(text);
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            error_type,
+            message,
+        })
+    }
+}

@@ -1,1 +1,131 @@
-//! control (skeleton)
+//! The aviary control plane: the App Mesh 2019-01-25 REST API (`/v20190125/...`), aviary's own
+//! `/v1` API (mesh snapshot and watch stream for proxies), `/healthz` and `/metrics`, all over a
+//! revisioned `store`.
+//!
+//! It owns the HTTP surface, request validation (through `model`), the resource records' key
+//! layout in the store, and the rules that keep a mesh consistent: parents exist before children,
+//! references point at existing resources, nothing in use is deleted. It must not know the
+//! proxy's internals or how workloads run.
+
+mod appmesh;
+mod error;
+mod records;
+mod resources;
+mod telemetry;
+mod v1;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{any, get};
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+pub use resources::Identity;
+
+use resources::Resources;
+use telemetry::Telemetry;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where the redb store lives; `None` keeps everything in memory (tests only).
+    pub data_dir: Option<PathBuf>,
+    pub identity: Identity,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            data_dir: Some(PathBuf::from(".aviary")),
+            identity: Identity {
+                account: "000000000000".into(),
+                region: "local".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What every handler shares.
+pub struct App {
+    resources: Resources,
+    telemetry: Telemetry,
+    /// Cancelled at shutdown; long-lived streams end on it so shutdown never waits on a peer.
+    shutdown: CancellationToken,
+}
+
+/// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
+pub struct Control {
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+}
+
+impl Control {
+    pub async fn bind(
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> Result<Control, ControlError> {
+        let store: Arc<dyn store::Store> = match &config.data_dir {
+            Some(dir) => Arc::new(store::open_dir(dir)?),
+            None => Arc::new(store::MemoryStore::new()),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ControlError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let app = Arc::new(App {
+            resources: Resources::new(store, config.identity),
+            telemetry: Telemetry::default(),
+            shutdown,
+        });
+        Ok(Control { listener, app })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until the shutdown token passed to `bind` is cancelled.
+    pub async fn run(self) -> Result<(), ControlError> {
+        let shutdown = self.app.shutdown.clone();
+        axum::serve(self.listener, router(self.app))
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .map_err(ControlError::Serve)
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(v1::healthz))
+        .route("/metrics", get(v1::metrics))
+        .route("/v1/meshes/{mesh}/snapshot", get(v1::snapshot))
+        .route("/v1/meshes/{mesh}/watch", get(v1::watch))
+        .route("/v20190125/{*rest}", any(appmesh::handle))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no API at path {}", uri.path()))
+}

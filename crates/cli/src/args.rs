@@ -1,0 +1,122 @@
+//! Command-line arguments: one struct per subcommand.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aviary",
+    version,
+    about = "A service mesh with automated canary releases"
+)]
+pub struct Args {
+    /// Control plane to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "AVIARY_CONTROL",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub control: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (App Mesh API, /v1 API, embedded store).
+    Control(ControlOpts),
+    /// Create or update resources from YAML or JSON manifests.
+    Apply(ApplyOpts),
+    /// Show resources.
+    Get(GetOpts),
+    /// Delete one resource.
+    Delete(DeleteOpts),
+    /// Change a route's weighted targets.
+    #[command(subcommand)]
+    Route(RouteCommand),
+}
+
+#[derive(Debug, Parser)]
+pub struct ControlOpts {
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store (created if missing).
+    #[arg(long, default_value = ".aviary")]
+    pub data_dir: PathBuf,
+    /// Account id used in ARNs, meshOwner and resourceOwner.
+    #[arg(long, default_value = "000000000000")]
+    pub account: String,
+    /// Region used in ARNs.
+    #[arg(long, default_value = "local")]
+    pub region: String,
+}
+
+#[derive(Debug, Parser)]
+pub struct ApplyOpts {
+    /// A manifest file, or a directory of .yaml/.yml/.json files.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// Which resource(s): a kind, an optional name, and the scope they live in.
+#[derive(Debug, Parser)]
+pub struct Selector {
+    /// meshes, virtualnodes (vn), virtualrouters (vr), routes, virtualservices (vs),
+    /// virtualgateways (vg), gatewayroutes (gr).
+    pub kind: String,
+    pub name: Option<String>,
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: Option<String>,
+    /// The virtual router of a route.
+    #[arg(long)]
+    pub router: Option<String>,
+    /// The virtual gateway of a gateway route.
+    #[arg(long)]
+    pub gateway: Option<String>,
+}
+
+#[derive(Debug, Parser)]
+pub struct GetOpts {
+    #[command(flatten)]
+    pub selector: Selector,
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Keep the view live: redraw on every change.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+}
+
+#[derive(Debug, Parser)]
+pub struct DeleteOpts {
+    #[command(flatten)]
+    pub selector: Selector,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Set a route's weighted targets in one write: `aviary route set product-r --router
+    /// product-vr --mesh demomesh product-vn=75 product-v15-vn=25`.
+    Set(RouteSetOpts),
+}
+
+#[derive(Debug, Parser)]
+pub struct RouteSetOpts {
+    pub route: String,
+    #[arg(long)]
+    pub router: String,
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: String,
+    /// NODE=WEIGHT pairs.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+}

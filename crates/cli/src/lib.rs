@@ -1,0 +1,86 @@
+//! The `aviary` command line: one subcommand per job, each a thin layer over the crates below
+//! (`control` to serve, `client` to talk to a running control plane, `model` for manifests).
+//!
+//! It owns argument parsing, output formats (tables, JSON, YAML) and exit codes. It must not hold
+//! business logic: validation lives in `model`, consistency rules in `control`.
+
+mod apply;
+mod args;
+mod get;
+mod route;
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+pub use args::Args;
+use args::Command;
+
+pub fn run(args: Args) -> ExitCode {
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(args: Args) -> anyhow::Result<()> {
+    let client = client::Client::new(&args.control);
+    match args.command {
+        Command::Control(opts) => serve_control(opts).await,
+        Command::Apply(opts) => apply::run(&client, opts).await,
+        Command::Get(opts) => get::run(&client, opts).await,
+        Command::Delete(opts) => get::delete(&client, opts).await,
+        Command::Route(args::RouteCommand::Set(opts)) => route::set(&client, opts).await,
+    }
+}
+
+async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let config = control::Config {
+        listen: opts.listen,
+        data_dir: Some(opts.data_dir),
+        identity: control::Identity {
+            account: opts.account,
+            region: opts.region,
+        },
+    };
+    let server = control::Control::bind(config, shutdown.clone()).await?;
+    // Tests and scripts read this line to learn the port when listening on :0.
+    println!("aviary control listening on http://{}", server.local_addr());
+    tokio::spawn(stop_on_signal(shutdown));
+    server.run().await?;
+    Ok(())
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+pub async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+    shutdown.cancel();
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AVIARY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

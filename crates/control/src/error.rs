@@ -1,0 +1,87 @@
+//! `ApiError`: every failure the control-plane API can answer, in App Mesh's error vocabulary.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// App Mesh's error types (`x-amzn-ErrorType`) plus the HTTP status each one carries in the
+/// service model. Client mistakes are 4xx with a message naming the field; `Internal` is logged
+/// and answered without details.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    ResourceInUse(String),
+    #[error("{0}")]
+    TooManyTags(String),
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_)
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::PayloadTooLarge { .. } => "BadRequestException",
+            ApiError::NotFound(_) => "NotFoundException",
+            ApiError::Conflict(_) => "ConflictException",
+            ApiError::ResourceInUse(_) => "ResourceInUseException",
+            ApiError::TooManyTags(_) => "TooManyTagsException",
+            ApiError::LimitExceeded(_) => "LimitExceededException",
+            ApiError::Internal(_) => "InternalServerErrorException",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::TooManyTags(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) | ApiError::ResourceInUse(_) => StatusCode::CONFLICT,
+            ApiError::LimitExceeded(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<store::StoreError> for ApiError {
+    fn from(err: store::StoreError) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error answered 500");
+                "internal error; see the control plane's log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({ "message": message }).to_string();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            "x-amzn-ErrorType",
+            HeaderValue::from_static(self.error_type()),
+        );
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}

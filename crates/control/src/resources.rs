@@ -1,0 +1,454 @@
+//! `Resources`: the App Mesh resource operations (create, describe, update, delete, list, tags)
+//! over the store, with validation, references and in-use checks.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use model::{Kind, Problem, Problems};
+use serde_json::{Value, json};
+use store::{Compare, Op, Store, Txn, TxnOutcome};
+
+use crate::error::ApiError;
+use model::ResourcePath;
+
+use crate::records::{
+    Metadata, Record, Tag, arn, key, kind_prefix, mesh_prefix, path_from_arn, path_from_key,
+};
+
+/// Largest `tags` list App Mesh allows on one resource (TagList max).
+const MAX_TAGS: usize = 50;
+
+/// Who owns what we create: App Mesh needs an account and region for ARNs; locally they are
+/// fixed strings chosen at start-up.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub account: String,
+    pub region: String,
+}
+
+pub struct Resources {
+    store: Arc<dyn Store>,
+    identity: Identity,
+    /// Writes are check-then-commit; one writer at a time keeps the checks (parent exists,
+    /// nothing refers to what is deleted) true at commit. Reads never take it.
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+/// A page of a list operation: App Mesh `*Ref` shapes and the token for the next page.
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next_token: Option<String>,
+}
+
+impl Resources {
+    pub fn new(store: Arc<dyn Store>, identity: Identity) -> Resources {
+        Resources {
+            store,
+            identity,
+            write_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub async fn describe(&self, id: &ResourcePath) -> Result<Value, ApiError> {
+        self.check_scope(id).await?;
+        let (record, _) = self.require(id).await?;
+        Ok(record.data(id, "ACTIVE"))
+    }
+
+    /// `body` is the whole request body of `Create<Kind>`; `id.name` was taken from it.
+    pub async fn create(&self, id: &ResourcePath, body: &Value) -> Result<Value, ApiError> {
+        validate_request(&id.kind.operation("Create"), id, body)?;
+        let spec = spec_of(id.kind, body);
+        let client_token = body["clientToken"].as_str().map(str::to_string);
+        let tags = tags_of(body)?;
+
+        let _writer = self.write_lock.lock().await;
+        self.check_scope(id).await?;
+        if let Some((existing, _)) = self.read(id).await? {
+            if client_token.is_some() && existing.client_token == client_token {
+                return Ok(existing.data(id, "ACTIVE"));
+            }
+            return Err(ApiError::Conflict(format!(
+                "{} already exists",
+                id.to_string()
+            )));
+        }
+        self.check_references(id, &spec).await?;
+
+        let now = now_seconds();
+        let record = Record {
+            spec,
+            metadata: Metadata {
+                arn: arn(id, &self.identity.region, &self.identity.account),
+                uid: uuid::Uuid::new_v4().to_string(),
+                version: 1,
+                created_at: now,
+                last_updated_at: now,
+                mesh_owner: self.identity.account.clone(),
+                resource_owner: self.identity.account.clone(),
+            },
+            tags,
+            client_token,
+        };
+        self.write(id, &record, 0).await?;
+        Ok(record.data(id, "ACTIVE"))
+    }
+
+    pub async fn update(&self, id: &ResourcePath, body: &Value) -> Result<Value, ApiError> {
+        validate_request(&id.kind.operation("Update"), id, body)?;
+        let _writer = self.write_lock.lock().await;
+        self.check_scope(id).await?;
+        let (mut record, mod_revision) = self.require(id).await?;
+        if id.kind != Kind::Mesh || body.get("spec").is_some() {
+            record.spec = spec_of(id.kind, body);
+        }
+        self.check_references(id, &record.spec).await?;
+        record.metadata.version += 1;
+        record.metadata.last_updated_at = now_seconds();
+        self.write(id, &record, mod_revision).await?;
+        Ok(record.data(id, "ACTIVE"))
+    }
+
+    pub async fn delete(&self, id: &ResourcePath) -> Result<Value, ApiError> {
+        validate_names(id)?;
+        let _writer = self.write_lock.lock().await;
+        self.check_scope(id).await?;
+        let (record, mod_revision) = self.require(id).await?;
+        let dependents = self.dependents(id).await?;
+        if !dependents.is_empty() {
+            let shown: Vec<String> = dependents.iter().take(5).map(|d| d.to_string()).collect();
+            let more = dependents.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            return Err(ApiError::ResourceInUse(format!(
+                "{} is in use by {}{more}; delete or change those first",
+                id.to_string(),
+                shown.join(", ")
+            )));
+        }
+        let txn = Txn {
+            compares: vec![Compare::ModRevision(key(id), mod_revision)],
+            ops: vec![Op::Delete(key(id))],
+        };
+        self.commit(txn).await?;
+        Ok(record.data(id, "DELETED"))
+    }
+
+    /// Lists `kind` in the scope of `id` (mesh and parent; `id.name` unused), sorted by name.
+    pub async fn list(
+        &self,
+        id: &ResourcePath,
+        limit: Option<usize>,
+        next_token: Option<&str>,
+    ) -> Result<Page, ApiError> {
+        if id.kind != Kind::Mesh {
+            self.check_scope(id).await?;
+        }
+        let prefix = match id.kind {
+            Kind::Mesh => "meshes/".to_string(),
+            kind => kind_prefix(&id.mesh, kind, id.parent.as_deref()),
+        };
+        let (kvs, _) = self.range(&prefix).await?;
+        let mut records = Vec::new();
+        for kv in kvs {
+            let Some(found) = path_from_key(&kv.key) else {
+                continue;
+            };
+            if found.kind == id.kind {
+                records.push((found, decode(&kv.value)?));
+            }
+        }
+        let after = match next_token {
+            Some(token) => Some(decode_token(token)?),
+            None => None,
+        };
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut remaining = records
+            .into_iter()
+            .filter(|(found, _)| after.as_ref().is_none_or(|after| &found.name > after));
+        let items: Vec<(ResourcePath, Record)> = remaining.by_ref().take(limit).collect();
+        let next_token = match (remaining.next(), items.last()) {
+            (Some(_), Some((last, _))) => Some(encode_token(&last.name)),
+            _ => None,
+        };
+        Ok(Page {
+            items: items.iter().map(|(id, r)| r.reference(id)).collect(),
+            next_token,
+        })
+    }
+
+    pub async fn list_tags(&self, arn: &str) -> Result<Vec<Tag>, ApiError> {
+        let id = id_from_arn(arn)?;
+        Ok(self.require(&id).await?.0.tags)
+    }
+
+    pub async fn tag(&self, arn: &str, body: &Value) -> Result<(), ApiError> {
+        validate_body("TagResource", body)?;
+        let new_tags = tags_of(body)?;
+        let id = id_from_arn(arn)?;
+        let _writer = self.write_lock.lock().await;
+        let (mut record, mod_revision) = self.require(&id).await?;
+        for tag in new_tags {
+            match record.tags.iter_mut().find(|t| t.key == tag.key) {
+                Some(existing) => existing.value = tag.value,
+                None => record.tags.push(tag),
+            }
+        }
+        if record.tags.len() > MAX_TAGS {
+            return Err(ApiError::TooManyTags(format!(
+                "{} would have {} tags; at most {MAX_TAGS} are allowed",
+                id.to_string(),
+                record.tags.len()
+            )));
+        }
+        self.write(&id, &record, mod_revision).await
+    }
+
+    pub async fn untag(&self, arn: &str, body: &Value) -> Result<(), ApiError> {
+        validate_body("UntagResource", body)?;
+        let id = id_from_arn(arn)?;
+        let keys: Vec<&str> = body["tagKeys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let _writer = self.write_lock.lock().await;
+        let (mut record, mod_revision) = self.require(&id).await?;
+        record.tags.retain(|t| !keys.contains(&t.key.as_str()));
+        self.write(&id, &record, mod_revision).await
+    }
+
+    /// The mesh (and the parent router or gateway) must exist before anything in it is touched.
+    async fn check_scope(&self, id: &ResourcePath) -> Result<(), ApiError> {
+        validate_names(id)?;
+        if id.kind == Kind::Mesh {
+            return Ok(());
+        }
+        let mesh = ResourcePath::mesh(&id.mesh);
+        self.require(&mesh).await?;
+        if let (Some(parent_kind), Some(parent)) = (id.kind.parent(), &id.parent) {
+            let parent = ResourcePath {
+                kind: parent_kind,
+                mesh: id.mesh.clone(),
+                parent: None,
+                name: parent.clone(),
+            };
+            self.require(&parent).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_references(&self, id: &ResourcePath, spec: &Value) -> Result<(), ApiError> {
+        let mut missing = Vec::new();
+        for (kind, name) in model::references(id.kind, spec) {
+            let target = ResourcePath {
+                kind,
+                mesh: id.mesh.clone(),
+                parent: None,
+                name,
+            };
+            if self.read(&target).await?.is_none() {
+                missing.push(Problem {
+                    path: "spec".into(),
+                    message: format!(
+                        "refers to {} '{}', which does not exist in mesh '{}'",
+                        kind.human(),
+                        target.name,
+                        id.mesh
+                    ),
+                });
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::BadRequest(Problems(missing).to_string()))
+        }
+    }
+
+    /// What would dangle if `id` went away: its children (routes of a router, gateway routes of
+    /// a gateway, everything of a mesh) and every resource whose spec refers to it.
+    async fn dependents(&self, id: &ResourcePath) -> Result<Vec<ResourcePath>, ApiError> {
+        let (kvs, _) = self.range(&mesh_prefix(&id.mesh)).await?;
+        let mut dependents = Vec::new();
+        for kv in kvs {
+            let Some(other) = path_from_key(&kv.key) else {
+                continue;
+            };
+            if &other == id {
+                continue;
+            }
+            let is_child = id.kind == Kind::Mesh
+                || (other.kind.parent() == Some(id.kind)
+                    && other.parent.as_deref() == Some(&id.name));
+            let refers = || -> Result<bool, ApiError> {
+                let record = decode(&kv.value)?;
+                Ok(model::references(other.kind, &record.spec)
+                    .iter()
+                    .any(|(kind, name)| *kind == id.kind && *name == id.name))
+            };
+            if is_child || refers()? {
+                dependents.push(other);
+            }
+        }
+        Ok(dependents)
+    }
+
+    async fn require(&self, id: &ResourcePath) -> Result<(Record, u64), ApiError> {
+        self.read(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("{} not found", id.to_string())))
+    }
+
+    async fn read(&self, id: &ResourcePath) -> Result<Option<(Record, u64)>, ApiError> {
+        let store = self.store.clone();
+        let key = key(id);
+        let kv = blocking(move || store.get(&key)).await??;
+        kv.map(|kv| Ok((decode(&kv.value)?, kv.mod_revision)))
+            .transpose()
+    }
+
+    async fn range(&self, prefix: &str) -> Result<(Vec<store::KeyValue>, u64), ApiError> {
+        let store = self.store.clone();
+        let prefix = prefix.to_string();
+        Ok(blocking(move || store.range(&prefix)).await??)
+    }
+
+    /// Stores `record` if the key's mod revision is still `expected` (0: absent).
+    async fn write(
+        &self,
+        id: &ResourcePath,
+        record: &Record,
+        expected: u64,
+    ) -> Result<(), ApiError> {
+        let value = serde_json::to_vec(record).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let txn = Txn {
+            compares: vec![Compare::ModRevision(key(id), expected)],
+            ops: vec![Op::Put(key(id), value)],
+        };
+        self.commit(txn).await
+    }
+
+    async fn commit(&self, txn: Txn) -> Result<(), ApiError> {
+        let store = self.store.clone();
+        match blocking(move || store.txn(txn)).await?? {
+            TxnOutcome::Committed { .. } => Ok(()),
+            TxnOutcome::Failed { key, .. } => Err(ApiError::Conflict(format!(
+                "{key} was changed by another writer; retry"
+            ))),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Record, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("corrupt record: {e}")))
+}
+
+fn name_problems(id: &ResourcePath) -> Vec<Problem> {
+    let mut problems = model::validate_name("meshName", &id.mesh);
+    if let (Some(parent_kind), Some(parent)) = (id.kind.parent(), &id.parent) {
+        problems.extend(model::validate_name(parent_kind.name_field(), parent));
+    }
+    // An empty own name means the create body lacked it; the body check says "required".
+    if id.kind != Kind::Mesh && !id.name.is_empty() {
+        problems.extend(model::validate_name(id.kind.name_field(), &id.name));
+    }
+    problems
+}
+
+fn validate_names(id: &ResourcePath) -> Result<(), ApiError> {
+    into_result(name_problems(id))
+}
+
+fn validate_body(operation: &str, body: &Value) -> Result<(), ApiError> {
+    into_result(model::validate_input_body(operation, body))
+}
+
+/// Path names, the body against the operation's input shape, and the spec's semantic rules,
+/// all reported at once.
+fn validate_request(operation: &str, id: &ResourcePath, body: &Value) -> Result<(), ApiError> {
+    let mut problems = name_problems(id);
+    problems.extend(model::validate_input_body(operation, body));
+    if let Some(spec) = body.get("spec") {
+        for problem in model::validate_spec(id.kind, spec) {
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
+    into_result(problems)
+}
+
+fn into_result(problems: Vec<Problem>) -> Result<(), ApiError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(Problems(problems).to_string()))
+    }
+}
+
+/// A mesh created without a spec is stored with `{}`, as App Mesh describes it back.
+fn spec_of(kind: Kind, body: &Value) -> Value {
+    match body.get("spec") {
+        Some(spec) => spec.clone(),
+        None if kind == Kind::Mesh => json!({}),
+        None => Value::Null,
+    }
+}
+
+fn tags_of(body: &Value) -> Result<Vec<Tag>, ApiError> {
+    match body.get("tags") {
+        None => Ok(Vec::new()),
+        Some(tags) => serde_json::from_value(tags.clone())
+            .map_err(|e| ApiError::BadRequest(format!("tags: {e}"))),
+    }
+}
+
+fn id_from_arn(arn: &str) -> Result<ResourcePath, ApiError> {
+    let id = path_from_arn(arn).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "resourceArn: '{arn}' is not an App Mesh resource ARN"
+        ))
+    })?;
+    validate_names(&id)?;
+    Ok(id)
+}
+
+/// Page tokens are opaque to callers; inside they carry the last name of the previous page.
+fn encode_token(last_name: &str) -> String {
+    last_name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_token(token: &str) -> Result<String, ApiError> {
+    let invalid = || ApiError::BadRequest(format!("nextToken: '{token}' is not a valid token"));
+    if token.len() % 2 != 0 {
+        return Err(invalid());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).map_err(|_| invalid()))
+        .collect::<Result<Vec<u8>, _>>()?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+fn now_seconds() -> f64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    // Millisecond precision, as App Mesh answers.
+    (since_epoch.as_millis() as f64) / 1000.0
+}

@@ -1,0 +1,172 @@
+//! aviary's own `/v1` API for proxies: a mesh snapshot at one revision, and a server-sent-event
+//! watch stream of every later change.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use model::Kind;
+use serde_json::{Value, json};
+use store::{EventKind, StoreError};
+
+use crate::App;
+use crate::appmesh::json_response;
+use crate::error::ApiError;
+
+use crate::records::{mesh_prefix, path_from_key};
+use crate::resources::decode;
+
+/// Idle streams carry a comment this often, so dead peers are noticed and proxies between
+/// us keep the connection open.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+pub async fn snapshot(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = app.resources.store().clone();
+    let prefix = mesh_prefix(&mesh);
+    let (kvs, revision) = tokio::task::spawn_blocking(move || store.range(&prefix))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut snapshot = json!({ "revision": revision });
+    for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
+        snapshot[kind.plural()] = json!([]);
+    }
+    let mut found_mesh = false;
+    for kv in kvs {
+        let Some(id) = path_from_key(&kv.key) else {
+            continue;
+        };
+        let data = decode(&kv.value)?.data(&id, "ACTIVE");
+        if id.kind == Kind::Mesh {
+            snapshot["mesh"] = data;
+            found_mesh = true;
+        } else if let Some(list) = snapshot[id.kind.plural()].as_array_mut() {
+            list.push(data);
+        }
+    }
+    if !found_mesh {
+        return Err(ApiError::NotFound(format!("mesh '{mesh}' not found")));
+    }
+    Ok(json_response(StatusCode::OK, &snapshot))
+}
+
+/// `GET /v1/meshes/{mesh}/watch?fromRevision=R`: every change after R, in order, exactly once.
+/// A client that asks for history we no longer hold, or falls behind it, gets `event: relist`
+/// and the stream ends: it must fetch a new snapshot. Nothing is ever skipped silently.
+pub async fn watch(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let store = app.resources.store().clone();
+    let from = match query.get("fromRevision") {
+        Some(raw) => raw.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "fromRevision: must be a non-negative integer, got '{raw}'"
+            ))
+        })?,
+        None => store.revision(),
+    };
+    let guard = app.telemetry.watch_opened();
+    let shutdown = app.shutdown.clone();
+    let first = match store.watch(&mesh_prefix(&mesh), from) {
+        Ok(watcher) => Ok(watcher),
+        Err(StoreError::Compacted { oldest, .. }) => Err(relist(from, oldest)),
+        Err(other) => return Err(other.into()),
+    };
+    let stream = futures_util::stream::unfold(
+        (first, guard, shutdown),
+        |(state, guard, shutdown)| async move {
+            let mut watcher = match state {
+                Ok(watcher) => watcher,
+                // The relist event was sent; end the stream.
+                Err(None) => return None,
+                Err(Some(relist)) => return Some((Ok(relist), (Err(None), guard, shutdown))),
+            };
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(KEEPALIVE) => Bytes::from_static(b": keepalive\n\n"),
+                next = watcher.next() => match next {
+                    None => return None,
+                    Some(Ok((revision, events))) => encode_batch(revision, &events),
+                    Some(Err(StoreError::Compacted { requested, oldest })) => {
+                        return Some((Ok(relist(requested, oldest).unwrap_or_default()), (Err(None), guard, shutdown)));
+                    }
+                    Some(Err(other)) => {
+                        tracing::error!(error = %other, "watch failed");
+                        return None;
+                    }
+                },
+            };
+            Some((Ok::<_, Infallible>(chunk), (Ok(watcher), guard, shutdown)))
+        },
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+fn relist(requested: u64, oldest: u64) -> Option<Bytes> {
+    let data = json!({ "requested": requested, "oldest": oldest,
+        "message": "history before this revision is gone; fetch a new snapshot" });
+    Some(Bytes::from(format!("event: relist\ndata: {data}\n\n")))
+}
+
+fn encode_batch(revision: u64, events: &[store::Event]) -> Bytes {
+    let mut out = String::new();
+    for event in events {
+        let Some(id) = path_from_key(&event.kv.key) else {
+            continue;
+        };
+        let (kind, resource) = match event.kind {
+            EventKind::Put => (
+                "put",
+                decode(&event.kv.value)
+                    .map(|r| r.data(&id, "ACTIVE"))
+                    .unwrap_or(Value::Null),
+            ),
+            EventKind::Delete => ("delete", Value::Null),
+        };
+        let mut data = json!({
+            "revision": revision,
+            "type": kind,
+            "kind": id.kind.as_str(),
+            "mesh": id.mesh,
+            "name": id.name,
+            "resource": resource,
+        });
+        if let Some(parent) = &id.parent {
+            data["parent"] = json!(parent);
+        }
+        out.push_str(&format!("id: {revision}\nevent: {kind}\ndata: {data}\n\n"));
+    }
+    Bytes::from(out)
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let body = app.telemetry.render(app.resources.store().revision());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}

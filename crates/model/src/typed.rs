@@ -1,0 +1,336 @@
+//! Typed read-only views of validated specs, for the code that acts on them (the data plane).
+//!
+//! These views deserialize from the App Mesh JSON and ignore fields they do not model, because
+//! the JSON was already checked by [`crate::validate_spec`]; they are not a validator.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Deserialize a view of a (validated) spec; `None` if it does not fit the view.
+pub fn view<T: DeserializeOwned>(spec: &Value) -> Option<T> {
+    T::deserialize(spec).ok()
+}
+
+/// The weighted targets of whichever route type a route spec sets (http, http2, grpc, tcp).
+/// Empty when the spec sets none or does not fit.
+pub fn route_targets(spec: &Value) -> Vec<WeightedTarget> {
+    view::<RouteSpec>(spec)
+        .and_then(|route| route.action().map(|a| a.weighted_targets.clone()))
+        .unwrap_or_default()
+}
+
+/// One target of a route action and its relative weight.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedTarget {
+    pub virtual_node: String,
+    /// Relative; 0..=10000 in aviary.
+    pub weight: u32,
+    pub port: Option<u16>,
+}
+
+/// A route action: where traffic goes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteAction {
+    pub weighted_targets: Vec<WeightedTarget>,
+}
+
+/// `RouteSpec`: exactly one route type is set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteSpec {
+    pub priority: Option<u32>,
+    pub http_route: Option<HttpRoute>,
+    pub http2_route: Option<HttpRoute>,
+    pub grpc_route: Option<GrpcRoute>,
+    pub tcp_route: Option<TcpRoute>,
+}
+
+impl RouteSpec {
+    /// The action of whichever route type is set.
+    pub fn action(&self) -> Option<&RouteAction> {
+        self.http_route
+            .as_ref()
+            .map(|r| &r.action)
+            .or(self.http2_route.as_ref().map(|r| &r.action))
+            .or(self.grpc_route.as_ref().map(|r| &r.action))
+            .or(self.tcp_route.as_ref().map(|r| &r.action))
+    }
+}
+
+/// An HTTP or HTTP/2 route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRoute {
+    pub r#match: HttpRouteMatch,
+    pub action: RouteAction,
+    pub retry_policy: Option<HttpRetryPolicy>,
+    pub timeout: Option<HttpTimeout>,
+}
+
+/// What requests an HTTP route matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRouteMatch {
+    pub prefix: Option<String>,
+    pub path: Option<HttpPathMatch>,
+    pub method: Option<String>,
+    pub scheme: Option<String>,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub headers: Vec<HttpRouteHeader>,
+}
+
+/// Exact path or path regex.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HttpPathMatch {
+    pub exact: Option<String>,
+    pub regex: Option<String>,
+}
+
+/// A header condition.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HttpRouteHeader {
+    pub name: String,
+    #[serde(default)]
+    pub invert: bool,
+    pub r#match: Option<HeaderMatch>,
+}
+
+/// How a header value matches (a union: one variant).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HeaderMatch {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Regex(String),
+    Range { start: i64, end: i64 },
+}
+
+/// Retries of an HTTP route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRetryPolicy {
+    pub max_retries: u64,
+    pub per_retry_timeout: Duration,
+    /// `server-error`, `gateway-error`, `client-error`, `stream-error`.
+    #[serde(default)]
+    pub http_retry_events: Vec<String>,
+    /// `connection-error`.
+    #[serde(default)]
+    pub tcp_retry_events: Vec<String>,
+}
+
+/// Timeouts of an HTTP route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpTimeout {
+    pub per_request: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
+/// A gRPC route (match details beyond service and method are not modelled here).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRoute {
+    pub r#match: GrpcRouteMatch,
+    pub action: RouteAction,
+}
+
+/// What calls a gRPC route matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRouteMatch {
+    pub service_name: Option<String>,
+    pub method_name: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// A TCP route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpRoute {
+    pub action: RouteAction,
+}
+
+/// App Mesh's `Duration`: a value and a unit (`s` or `ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Duration {
+    pub unit: DurationUnit,
+    pub value: u64,
+}
+
+impl Duration {
+    pub fn to_std(self) -> std::time::Duration {
+        match self.unit {
+            DurationUnit::Seconds => std::time::Duration::from_secs(self.value),
+            DurationUnit::Millis => std::time::Duration::from_millis(self.value),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum DurationUnit {
+    #[serde(rename = "s")]
+    Seconds,
+    #[serde(rename = "ms")]
+    Millis,
+}
+
+/// `VirtualServiceSpec`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct VirtualServiceSpec {
+    pub provider: Option<VirtualServiceProvider>,
+}
+
+/// Who serves a virtual service (a union: one variant).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VirtualServiceProvider {
+    #[serde(rename_all = "camelCase")]
+    VirtualNode { virtual_node_name: String },
+    #[serde(rename_all = "camelCase")]
+    VirtualRouter { virtual_router_name: String },
+}
+
+/// A listener's port and protocol (`http`, `http2`, `grpc`, `tcp`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PortMapping {
+    pub port: u16,
+    pub protocol: String,
+}
+
+/// A listener of a virtual node, router or gateway (health check only on nodes and gateways).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listener {
+    pub port_mapping: PortMapping,
+    pub health_check: Option<HealthCheck>,
+}
+
+/// An active health check of a listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    pub protocol: String,
+    pub path: Option<String>,
+    pub port: Option<u16>,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub interval_millis: u64,
+    pub timeout_millis: u64,
+}
+
+/// `VirtualNodeSpec` (the parts the data plane and supervisor act on).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualNodeSpec {
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    pub service_discovery: Option<ServiceDiscovery>,
+    #[serde(default)]
+    pub backends: Vec<Backend>,
+}
+
+/// How a node's instances are found (a union; only DNS is modelled here).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ServiceDiscovery {
+    pub dns: Option<DnsServiceDiscovery>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DnsServiceDiscovery {
+    pub hostname: String,
+}
+
+/// A virtual service a node may call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backend {
+    pub virtual_service: Option<VirtualServiceBackend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VirtualServiceBackend {
+    pub virtual_service_name: String,
+}
+
+/// `VirtualRouterSpec` and `VirtualGatewaySpec` as far as listeners go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ListenersSpec {
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+}
+
+/// `GatewayRouteSpec`: exactly one route type is set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRouteSpec {
+    pub priority: Option<u32>,
+    pub http_route: Option<HttpGatewayRoute>,
+    pub http2_route: Option<HttpGatewayRoute>,
+    pub grpc_route: Option<GrpcGatewayRoute>,
+}
+
+impl GatewayRouteSpec {
+    /// The target of whichever route type is set.
+    pub fn target(&self) -> Option<&GatewayRouteTarget> {
+        self.http_route
+            .as_ref()
+            .map(|r| &r.action.target)
+            .or(self.http2_route.as_ref().map(|r| &r.action.target))
+            .or(self.grpc_route.as_ref().map(|r| &r.action.target))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGatewayRoute {
+    pub r#match: HttpGatewayRouteMatch,
+    pub action: GatewayRouteAction,
+}
+
+/// What requests an HTTP gateway route matches (hostname and query matches not modelled).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGatewayRouteMatch {
+    pub prefix: Option<String>,
+    pub path: Option<HttpPathMatch>,
+    pub method: Option<String>,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub headers: Vec<HttpRouteHeader>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcGatewayRoute {
+    pub r#match: GrpcRouteMatch,
+    pub action: GatewayRouteAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GatewayRouteAction {
+    pub target: GatewayRouteTarget,
+}
+
+/// The virtual service (and optionally port) a gateway route sends traffic to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRouteTarget {
+    pub virtual_service: GatewayRouteVirtualService,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRouteVirtualService {
+    pub virtual_service_name: String,
+}
+
+#[cfg(test)]
+mod tests;

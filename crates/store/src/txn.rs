@@ -1,0 +1,90 @@
+//! Transaction semantics (compares, puts, deletes, per-key metadata), written once over each backend's tables.
+
+use crate::{Compare, Event, EventKind, KeyValue, Op, StoreError, TxnOutcome};
+
+/// A key's metadata, without its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) create_revision: u64,
+    pub(crate) mod_revision: u64,
+    pub(crate) version: u64,
+}
+
+impl Meta {
+    pub(crate) fn of(kv: &KeyValue) -> Self {
+        Meta {
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+        }
+    }
+}
+
+/// A backend's key-value table, inside whatever makes its writes atomic.
+pub(crate) trait Tables {
+    fn meta(&mut self, key: &str) -> Result<Option<Meta>, StoreError>;
+    fn write(&mut self, kv: &KeyValue) -> Result<(), StoreError>;
+    /// Whether the key existed.
+    fn remove(&mut self, key: &str) -> Result<bool, StoreError>;
+}
+
+/// The outcome for the first compare that does not hold, if any.
+pub(crate) fn check(
+    compares: &[Compare],
+    tables: &mut impl Tables,
+) -> Result<Option<TxnOutcome>, StoreError> {
+    for compare in compares {
+        let Compare::ModRevision(key, expected) = compare;
+        let actual = tables.meta(key)?.map_or(0, |m| m.mod_revision);
+        if actual != *expected {
+            return Ok(Some(TxnOutcome::Failed {
+                key: key.clone(),
+                actual_mod_revision: actual,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Applies `ops` in order as `revision`, returning their events (none for deletes of missing keys).
+pub(crate) fn apply(
+    ops: Vec<Op>,
+    revision: u64,
+    tables: &mut impl Tables,
+) -> Result<Vec<Event>, StoreError> {
+    let mut events = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::Put(key, value) => {
+                let previous = tables.meta(&key)?;
+                let kv = KeyValue {
+                    key,
+                    value,
+                    create_revision: previous.map_or(revision, |p| p.create_revision),
+                    mod_revision: revision,
+                    version: previous.map_or(1, |p| p.version + 1),
+                };
+                tables.write(&kv)?;
+                events.push(Event {
+                    kind: EventKind::Put,
+                    kv,
+                });
+            }
+            Op::Delete(key) => {
+                if tables.remove(&key)? {
+                    events.push(Event {
+                        kind: EventKind::Delete,
+                        kv: KeyValue {
+                            key,
+                            value: Vec::new(),
+                            create_revision: 0,
+                            mod_revision: revision,
+                            version: 0,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    Ok(events)
+}

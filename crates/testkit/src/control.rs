@@ -1,0 +1,230 @@
+//! `aviary control` as a child process: start on an ephemeral port, find its URL, kill or stop it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::wait_bounded;
+
+/// How long a child may take to print its listening line.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a child may take to exit after SIGTERM.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// What `aviary control` prints on stdout once it accepts connections, followed by its URL.
+const LISTENING: &str = "aviary control listening on ";
+
+/// A running `aviary control --listen 127.0.0.1:0 --data-dir DIR`; killed when dropped.
+///
+/// The data directory outlives restarts: [`ControlProcess::restart`] runs a new child on the
+/// same directory, which is how tests check that nothing acknowledged is lost.
+pub struct ControlProcess {
+    bin: PathBuf,
+    data_dir: PathBuf,
+    child: Option<Child>,
+    url: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    // Dropped last, after the child is dead, so the directory is not removed under a live server.
+    _temp: Option<TempDir>,
+}
+
+impl ControlProcess {
+    /// Starts `bin control` on a fresh temporary data directory, removed when this drops.
+    pub fn start(bin: &Path) -> ControlProcess {
+        let temp = crate::temp_dir();
+        let mut control = ControlProcess::start_in(bin, temp.path());
+        control._temp = Some(temp);
+        control
+    }
+
+    /// Starts `bin control` on `data_dir`, which the caller keeps (and may reuse).
+    pub fn start_in(bin: &Path, data_dir: &Path) -> ControlProcess {
+        let mut control = ControlProcess {
+            bin: bin.to_path_buf(),
+            data_dir: data_dir.to_path_buf(),
+            child: None,
+            url: String::new(),
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            _temp: None,
+        };
+        control.spawn();
+        control
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `127.0.0.1:PORT`, for [`crate::http_raw`].
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The running child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .expect("control process is not running")
+            .id()
+    }
+
+    /// Everything the current child has printed on stdout so far.
+    pub fn stdout_text(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Everything the current child has printed on stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: the process gets no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for a graceful exit and returns its status.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("control process is not running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run `kill -TERM {pid}`: {e}"));
+        assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");
+        match wait_bounded(&mut child, STOP_TIMEOUT) {
+            Some(status) => status,
+            None => panic!(
+                "aviary control (pid {pid}) did not exit within {STOP_TIMEOUT:?} of SIGTERM; \
+                 killed it\n--- stderr\n{}",
+                self.stderr_text()
+            ),
+        }
+    }
+
+    /// Starts a new child on the same data directory (stopping the current one first with
+    /// SIGTERM if it still runs). The port, and so [`ControlProcess::url`], changes.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(&self.bin)
+            .arg("control")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&self.data_dir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+
+        self.stdout = Arc::default();
+        self.stderr = Arc::default();
+        let stderr_done = collect(child.stderr.take().expect("piped stderr"), &self.stderr);
+        let (lines_tx, lines) = mpsc::channel();
+        let stdout = Arc::clone(&self.stdout);
+        let out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        // Keeps draining after the listening line, so a chatty child never blocks on a full pipe.
+        thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { break };
+                stdout.lock().unwrap().push_str(&format!("{line}\n"));
+                let _ = lines_tx.send(line);
+            }
+        });
+
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = listening_url(&line) {
+                        break url;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "aviary control did not print `{LISTENING}http://...` within \
+                         {STARTUP_TIMEOUT:?}; killed it\n--- stdout\n{}--- stderr\n{}",
+                        self.stdout_text(),
+                        self.stderr_text()
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = wait_bounded(&mut child, Duration::from_secs(5));
+                    // stderr reaches EOF right after the exit; give the reader a moment to finish.
+                    let _ = stderr_done.recv_timeout(Duration::from_secs(2));
+                    panic!(
+                        "aviary control exited ({}) before listening\n--- stdout\n{}--- stderr\n{}",
+                        status.map_or("still running".to_string(), |s| s.to_string()),
+                        self.stdout_text(),
+                        self.stderr_text()
+                    );
+                }
+            }
+        };
+        self.url = url;
+        self.child = Some(child);
+    }
+}
+
+impl Drop for ControlProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Copies `stream` into `sink` until EOF; the returned channel closes at EOF.
+fn collect(
+    mut stream: impl Read + Send + 'static,
+    sink: &Arc<Mutex<String>>,
+) -> mpsc::Receiver<()> {
+    let sink = Arc::clone(sink);
+    let (done_tx, done) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let _done = done_tx;
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    });
+    done
+}
+
+/// The URL in a listening line, tolerating a log prefix before it and anything after it.
+pub(crate) fn listening_url(line: &str) -> Option<String> {
+    let rest = &line[line.find(LISTENING)? + LISTENING.len()..];
+    let url: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.' | '[' | ']' | '-'))
+        .collect();
+    let url = url.trim_end_matches('/').to_string();
+    url.starts_with("http://").then_some(url)
+}
