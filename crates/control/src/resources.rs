@@ -69,7 +69,12 @@ impl Resources {
         let _writer = self.write_lock.lock().await;
         self.check_scope(id).await?;
         if let Some((existing, _)) = self.read(id).await? {
-            if client_token.is_some() && existing.client_token == client_token {
+            // A retried create (same token, same spec) answers what the first one made; a
+            // token reused for a different spec is a conflict, as the service model says.
+            if client_token.is_some()
+                && existing.client_token == client_token
+                && existing.spec == spec
+            {
                 return Ok(existing.data(id, "ACTIVE"));
             }
             return Err(ApiError::Conflict(format!(
@@ -435,7 +440,7 @@ fn encode_token(last_name: &str) -> String {
 
 fn decode_token(token: &str) -> Result<String, ApiError> {
     let invalid = || ApiError::BadRequest(format!("nextToken: '{token}' is not a valid token"));
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(invalid());
     }
     let bytes = (0..token.len())

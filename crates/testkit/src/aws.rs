@@ -30,6 +30,19 @@ impl AwsOutput {
         Some(&rest[..rest.find(')')?])
     }
 
+    /// The service's message: what follows `... operation: ` (or, when the CLI adds retry
+    /// information, `... operation (reached max retries: 0): `).
+    pub fn error_message(&self) -> Option<&str> {
+        let start = self.stderr.find("An error occurred (")?;
+        let rest = &self.stderr[start..];
+        let rest = &rest[rest.find(" operation")? + " operation".len()..];
+        let rest = match rest.strip_prefix(" (") {
+            Some(note) => &note[note.find(')')? + 1..],
+            None => rest,
+        };
+        Some(rest.strip_prefix(": ")?.trim_end())
+    }
+
     /// Panics unless the command failed with service error `code`; returns stderr.
     pub fn expect_error(&self, code: &str) -> &str {
         assert!(

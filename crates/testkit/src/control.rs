@@ -101,8 +101,9 @@ impl ControlProcess {
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("control process is not running");
         let pid = child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
+        // The shell's builtin `kill`: no libc binding, and no dependency on procps being installed.
+        let sent = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
             .status()
             .unwrap_or_else(|e| panic!("cannot run `kill -TERM {pid}`: {e}"));
         assert!(sent.success(), "`kill -TERM {pid}` failed: {sent}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::control::listening_url;
 use crate::http::{dechunk, parse_response};
 use crate::sse::parse_event;
-use crate::{EventStream, SseEvent, http, http_raw};
+use crate::{AwsOutput, EventStream, SseEvent, http, http_raw};
 
 /// Serves one connection: reads the request head, then runs `answer` on the socket.
 fn serve_once(answer: impl FnOnce(&mut TcpStream, String) + Send + 'static) -> String {
@@ -72,6 +72,27 @@ fn parses_responses_only_once_complete() {
         parse_response(close_delimited, true).unwrap().body,
         b"all of it"
     );
+}
+
+#[test]
+fn reads_service_errors_from_aws_cli_stderr() {
+    let output = |stderr: &str| AwsOutput {
+        status: std::process::Command::new("false").status().unwrap(),
+        stdout: String::new(),
+        stderr: stderr.to_string(),
+    };
+    let plain = output(
+        "\nAn error occurred (NotFoundException) when calling the DescribeMesh operation: mesh x: not found\n",
+    );
+    assert_eq!(plain.error_code(), Some("NotFoundException"));
+    assert_eq!(plain.error_message(), Some("mesh x: not found"));
+    let retried = output(
+        "An error occurred (ResourceInUseException) when calling the DeleteMesh operation (reached max retries: 0): in use\n",
+    );
+    assert_eq!(retried.error_code(), Some("ResourceInUseException"));
+    assert_eq!(retried.error_message(), Some("in use"));
+    let local = output("Parameter validation failed:\nInvalid value for parameter weight\n");
+    assert_eq!((local.error_code(), local.error_message()), (None, None));
 }
 
 #[test]

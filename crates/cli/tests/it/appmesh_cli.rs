@@ -732,12 +732,13 @@ fn deletes_refuse_what_is_in_use_and_report_what_is_missing() {
     ];
     for args in &in_use {
         let out = aws(url, args);
-        let stderr = out.expect_error("ResourceInUseException");
-        let message = stderr.split("operation: ").nth(1).unwrap_or_default();
+        out.expect_error("ResourceInUseException");
+        let message = out.error_message().unwrap_or_default();
         assert!(
-            !message.trim().is_empty(),
-            "{} gave no message: {stderr}",
-            args[0]
+            !message.is_empty(),
+            "{} gave no message: {}",
+            args[0],
+            out.stderr
         );
     }
 
