@@ -77,10 +77,7 @@ impl Resources {
             {
                 return Ok(existing.data(id, "ACTIVE"));
             }
-            return Err(ApiError::Conflict(format!(
-                "{} already exists",
-                id.to_string()
-            )));
+            return Err(ApiError::Conflict(format!("{} already exists", id)));
         }
         self.check_references(id, &spec).await?;
 
@@ -134,7 +131,7 @@ impl Resources {
             };
             return Err(ApiError::ResourceInUse(format!(
                 "{} is in use by {}{more}; delete or change those first",
-                id.to_string(),
+                id,
                 shown.join(", ")
             )));
         }
@@ -209,7 +206,7 @@ impl Resources {
         if record.tags.len() > MAX_TAGS {
             return Err(ApiError::TooManyTags(format!(
                 "{} would have {} tags; at most {MAX_TAGS} are allowed",
-                id.to_string(),
+                id,
                 record.tags.len()
             )));
         }
@@ -308,7 +305,7 @@ impl Resources {
     async fn require(&self, id: &ResourcePath) -> Result<(Record, u64), ApiError> {
         self.read(id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("{} not found", id.to_string())))
+            .ok_or_else(|| ApiError::NotFound(format!("{id} not found")))
     }
 
     async fn read(&self, id: &ResourcePath) -> Result<Option<(Record, u64)>, ApiError> {
