@@ -8,6 +8,7 @@ mod bad_input;
 mod concurrency;
 mod durability;
 mod examples;
+mod observability;
 mod watch;
 
 use std::path::{Path, PathBuf};
