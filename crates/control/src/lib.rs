@@ -8,9 +8,11 @@
 //! proxy's internals or how workloads run.
 
 mod appmesh;
+mod endpoints;
 mod error;
 mod records;
 mod resources;
+mod stats;
 mod telemetry;
 mod v1;
 
@@ -19,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, put};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
@@ -66,6 +68,7 @@ pub enum ControlError {
 pub struct App {
     resources: Resources,
     telemetry: Telemetry,
+    stats: stats::StatsWindow,
     /// Cancelled at shutdown; long-lived streams end on it so shutdown never waits on a peer.
     shutdown: CancellationToken,
 }
@@ -94,6 +97,7 @@ impl Control {
         let app = Arc::new(App {
             resources: Resources::new(store, config.identity),
             telemetry: Telemetry::default(),
+            stats: stats::StatsWindow::default(),
             shutdown,
         });
         Ok(Control { listener, app })
@@ -121,6 +125,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(v1::metrics))
         .route("/v1/meshes/{mesh}/snapshot", get(v1::snapshot))
         .route("/v1/meshes/{mesh}/watch", get(v1::watch))
+        .route("/v1/meshes/{mesh}/endpoints", get(v1::list_endpoints))
+        .route(
+            "/v1/meshes/{mesh}/endpoints/{node}/{id}",
+            put(v1::put_endpoint).delete(v1::delete_endpoint),
+        )
+        .route(
+            "/v1/meshes/{mesh}/stats",
+            get(v1::get_stats).post(v1::post_stats),
+        )
         .route("/v20190125/{*rest}", any(appmesh::handle))
         .fallback(not_found)
         .with_state(app)

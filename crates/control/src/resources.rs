@@ -8,6 +8,7 @@ use model::{Kind, Problem, Problems};
 use serde_json::{Value, json};
 use store::{Compare, Op, Store, Txn, TxnOutcome};
 
+use crate::endpoints;
 use crate::error::ApiError;
 use model::ResourcePath;
 
@@ -31,7 +32,7 @@ pub struct Resources {
     identity: Identity,
     /// Writes are check-then-commit; one writer at a time keeps the checks (parent exists,
     /// nothing refers to what is deleted) true at commit. Reads never take it.
-    write_lock: tokio::sync::Mutex<()>,
+    pub(crate) write_lock: tokio::sync::Mutex<()>,
 }
 
 /// A page of a list operation: App Mesh `*Ref` shapes and the token for the next page.
@@ -135,9 +136,17 @@ impl Resources {
                 shown.join(", ")
             )));
         }
+        let mut ops = vec![Op::Delete(key(id))];
+        if id.kind == Kind::VirtualNode {
+            // Endpoints are runtime registrations of the node: they go with it.
+            let (endpoints, _) = self
+                .range(&endpoints::node_prefix(&id.mesh, &id.name))
+                .await?;
+            ops.extend(endpoints.into_iter().map(|kv| Op::Delete(kv.key)));
+        }
         let txn = Txn {
             compares: vec![Compare::ModRevision(key(id), mod_revision)],
-            ops: vec![Op::Delete(key(id))],
+            ops,
         };
         self.commit(txn).await?;
         Ok(record.data(id, "DELETED"))
@@ -227,7 +236,7 @@ impl Resources {
     }
 
     /// The mesh (and the parent router or gateway) must exist before anything in it is touched.
-    async fn check_scope(&self, id: &ResourcePath) -> Result<(), ApiError> {
+    pub(crate) async fn check_scope(&self, id: &ResourcePath) -> Result<(), ApiError> {
         validate_names(id)?;
         if id.kind == Kind::Mesh {
             return Ok(());
@@ -302,21 +311,28 @@ impl Resources {
         Ok(dependents)
     }
 
-    async fn require(&self, id: &ResourcePath) -> Result<(Record, u64), ApiError> {
+    pub(crate) async fn require(&self, id: &ResourcePath) -> Result<(Record, u64), ApiError> {
         self.read(id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("{id} not found")))
     }
 
     async fn read(&self, id: &ResourcePath) -> Result<Option<(Record, u64)>, ApiError> {
-        let store = self.store.clone();
-        let key = key(id);
-        let kv = blocking(move || store.get(&key)).await??;
+        let kv = self.get_raw(&key(id)).await?;
         kv.map(|kv| Ok((decode(&kv.value)?, kv.mod_revision)))
             .transpose()
     }
 
-    async fn range(&self, prefix: &str) -> Result<(Vec<store::KeyValue>, u64), ApiError> {
+    pub(crate) async fn get_raw(&self, key: &str) -> Result<Option<store::KeyValue>, ApiError> {
+        let store = self.store.clone();
+        let key = key.to_string();
+        Ok(blocking(move || store.get(&key)).await??)
+    }
+
+    pub(crate) async fn range(
+        &self,
+        prefix: &str,
+    ) -> Result<(Vec<store::KeyValue>, u64), ApiError> {
         let store = self.store.clone();
         let prefix = prefix.to_string();
         Ok(blocking(move || store.range(&prefix)).await??)
@@ -337,7 +353,7 @@ impl Resources {
         self.commit(txn).await
     }
 
-    async fn commit(&self, txn: Txn) -> Result<(), ApiError> {
+    pub(crate) async fn commit(&self, txn: Txn) -> Result<(), ApiError> {
         let store = self.store.clone();
         match blocking(move || store.txn(txn)).await?? {
             TxnOutcome::Committed { .. } => Ok(()),

@@ -18,8 +18,11 @@ use crate::App;
 use crate::appmesh::json_response;
 use crate::error::ApiError;
 
+use crate::endpoints;
 use crate::records::{mesh_prefix, path_from_key};
 use crate::resources::decode;
+use crate::stats::{MAX_WINDOW, parse_window};
+use model::wire::StatsReport;
 
 /// Idle streams carry a comment this often, so dead peers are noticed and proxies between
 /// us keep the connection open.
@@ -38,8 +41,16 @@ pub async fn snapshot(
     for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
         snapshot[kind.plural()] = json!([]);
     }
+    snapshot["endpoints"] = json!([]);
     let mut found_mesh = false;
     for kv in kvs {
+        if endpoints::parse_key(&kv.key).is_some() {
+            let endpoint = endpoints::decode(&kv.value)?;
+            if let Some(list) = snapshot["endpoints"].as_array_mut() {
+                list.push(json!(endpoint));
+            }
+            continue;
+        }
         let Some(id) = path_from_key(&kv.key) else {
             continue;
         };
@@ -127,32 +138,113 @@ fn relist(requested: u64, oldest: u64) -> Option<Bytes> {
 fn encode_batch(revision: u64, events: &[store::Event]) -> Bytes {
     let mut out = String::new();
     for event in events {
-        let Some(id) = path_from_key(&event.kv.key) else {
-            continue;
-        };
-        let (kind, resource) = match event.kind {
-            EventKind::Put => (
-                "put",
-                decode(&event.kv.value)
-                    .map(|r| r.data(&id, "ACTIVE"))
-                    .unwrap_or(Value::Null),
-            ),
-            EventKind::Delete => ("delete", Value::Null),
-        };
+        let put = matches!(event.kind, EventKind::Put);
+        let (kind, mesh, parent, name, resource) =
+            if let Some((mesh, node, id)) = endpoints::parse_key(&event.kv.key) {
+                let resource = put
+                    .then(|| endpoints::decode(&event.kv.value).ok().map(|e| json!(e)))
+                    .flatten();
+                let names = (mesh.to_string(), Some(node.to_string()), id.to_string());
+                (endpoints::KIND, names.0, names.1, names.2, resource)
+            } else if let Some(path) = path_from_key(&event.kv.key) {
+                let resource = put
+                    .then(|| {
+                        decode(&event.kv.value)
+                            .ok()
+                            .map(|r| r.data(&path, "ACTIVE"))
+                    })
+                    .flatten();
+                (
+                    path.kind.as_str(),
+                    path.mesh,
+                    path.parent,
+                    path.name,
+                    resource,
+                )
+            } else {
+                continue;
+            };
+        let kind_of_change = if put { "put" } else { "delete" };
         let mut data = json!({
             "revision": revision,
-            "type": kind,
-            "kind": id.kind.as_str(),
-            "mesh": id.mesh,
-            "name": id.name,
-            "resource": resource,
+            "type": kind_of_change,
+            "kind": kind,
+            "mesh": mesh,
+            "name": name,
+            "resource": resource.unwrap_or(Value::Null),
         });
-        if let Some(parent) = &id.parent {
+        if let Some(parent) = parent {
             data["parent"] = json!(parent);
         }
-        out.push_str(&format!("id: {revision}\nevent: {kind}\ndata: {data}\n\n"));
+        out.push_str(&format!(
+            "id: {revision}\nevent: {kind_of_change}\ndata: {data}\n\n"
+        ));
     }
     Bytes::from(out)
+}
+
+pub async fn put_endpoint(
+    State(app): State<Arc<App>>,
+    Path((mesh, node, id)): Path<(String, String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = crate::appmesh::read_body(request).await?;
+    let endpoint = app.resources.put_endpoint(&mesh, &node, &id, &body).await?;
+    Ok(json_response(StatusCode::OK, &json!(endpoint)))
+}
+
+pub async fn delete_endpoint(
+    State(app): State<Arc<App>>,
+    Path((mesh, node, id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    app.resources.delete_endpoint(&mesh, &node, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn list_endpoints(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+) -> Result<Response, ApiError> {
+    let endpoints = app.resources.list_endpoints(&mesh).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "endpoints": endpoints }),
+    ))
+}
+
+/// `POST /v1/meshes/{mesh}/stats`: a proxy's counts since its last report.
+pub async fn post_stats(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = crate::appmesh::read_body(request).await?;
+    let report: StatsReport = serde_json::from_value(body)
+        .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
+    app.stats.record(&mesh, &report.nodes);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /v1/meshes/{mesh}/stats?window=10s`: per-node aggregates over the window.
+pub async fn get_stats(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let window = match query.get("window") {
+        None => Duration::from_secs(10),
+        Some(text) => parse_window(text)
+            .filter(|w| !w.is_zero() && *w <= MAX_WINDOW)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "window: '{text}' is not a duration from 1ms to 60s (e.g. 10s, 500ms)"
+                ))
+            })?,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &app.stats.aggregate(&mesh, window),
+    ))
 }
 
 pub async fn healthz() -> &'static str {

@@ -42,6 +42,7 @@ mod service_model;
 mod spec;
 pub mod typed;
 mod validate;
+pub mod wire;
 
 pub use kind::{Kind, UnknownKind};
 pub use path::ResourcePath;

@@ -9,6 +9,7 @@ mod concurrency;
 mod durability;
 mod examples;
 mod observability;
+mod v1_api;
 mod watch;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,114 @@
+//! Registered endpoints: running instances of a virtual node, kept in the store under
+//! `meshes/{mesh}/Endpoint/{node}/{id}` so that proxies learn them from the same watch stream.
+
+use model::wire::Endpoint;
+use model::{Kind, Problem, Problems, ResourcePath};
+use serde_json::Value;
+use store::{Op, Txn};
+
+use crate::error::ApiError;
+use crate::resources::Resources;
+
+pub const KIND: &str = "Endpoint";
+
+pub fn node_prefix(mesh: &str, node: &str) -> String {
+    format!("meshes/{mesh}/{KIND}/{node}/")
+}
+
+pub fn key(mesh: &str, node: &str, id: &str) -> String {
+    format!("{}{id}", node_prefix(mesh, node))
+}
+
+/// `(mesh, node, id)` of an endpoint key; `None` for any other key.
+pub fn parse_key(key: &str) -> Option<(&str, &str, &str)> {
+    let parts: Vec<&str> = key.strip_prefix("meshes/")?.split('/').collect();
+    match parts.as_slice() {
+        [mesh, KIND, node, id] => Some((mesh, node, id)),
+        _ => None,
+    }
+}
+
+impl Resources {
+    /// Registers (or replaces) one endpoint of an existing virtual node.
+    pub async fn put_endpoint(
+        &self,
+        mesh: &str,
+        node: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<Endpoint, ApiError> {
+        let mut problems = model::validate_name("id", id);
+        let mut body = body.clone();
+        if let Some(fields) = body.as_object_mut() {
+            for (field, from_path) in [("virtualNode", node), ("id", id)] {
+                match fields.get(field).and_then(Value::as_str) {
+                    Some(given) if given != from_path => problems.push(Problem::new(
+                        field,
+                        format!("'{given}' does not match the path's '{from_path}'"),
+                    )),
+                    _ => {
+                        fields.insert(field.into(), from_path.into());
+                    }
+                }
+            }
+        }
+        let endpoint: Option<Endpoint> = match serde_json::from_value(body) {
+            Ok(endpoint) => Some(endpoint),
+            Err(e) => {
+                problems.push(Problem::new("body", e.to_string()));
+                None
+            }
+        };
+        if let Some(endpoint) = &endpoint {
+            if endpoint.address.parse::<std::net::IpAddr>().is_err() {
+                problems.push(Problem::new(
+                    "address",
+                    format!("'{}' is not an IP address", endpoint.address),
+                ));
+            }
+            if endpoint.port == 0 {
+                problems.push(Problem::new("port", "must be from 1 to 65535"));
+            }
+        }
+        let endpoint = match endpoint {
+            Some(endpoint) if problems.is_empty() => endpoint,
+            _ => return Err(ApiError::BadRequest(Problems(problems).to_string())),
+        };
+        let _writer = self.write_lock.lock().await;
+        let node_path = ResourcePath::new(Kind::VirtualNode, mesh, None, node);
+        self.check_scope(&node_path).await?;
+        self.require(&node_path).await?;
+        let value = serde_json::to_vec(&endpoint).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.commit(Txn {
+            compares: Vec::new(),
+            ops: vec![Op::Put(key(mesh, node, id), value)],
+        })
+        .await?;
+        Ok(endpoint)
+    }
+
+    pub async fn delete_endpoint(&self, mesh: &str, node: &str, id: &str) -> Result<(), ApiError> {
+        let _writer = self.write_lock.lock().await;
+        let key = key(mesh, node, id);
+        if self.get_raw(&key).await?.is_none() {
+            return Err(ApiError::NotFound(format!(
+                "endpoint '{id}' of virtual node '{node}' in mesh '{mesh}' not found"
+            )));
+        }
+        self.commit(Txn {
+            compares: Vec::new(),
+            ops: vec![Op::Delete(key)],
+        })
+        .await
+    }
+
+    pub async fn list_endpoints(&self, mesh: &str) -> Result<Vec<Endpoint>, ApiError> {
+        self.require(&ResourcePath::mesh(mesh)).await?;
+        let (kvs, _) = self.range(&format!("meshes/{mesh}/{KIND}/")).await?;
+        kvs.iter().map(|kv| decode(&kv.value)).collect()
+    }
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Endpoint, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("corrupt endpoint: {e}")))
+}

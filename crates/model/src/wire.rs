@@ -1,0 +1,102 @@
+//! aviary's own `/v1` wire types shared by the control plane and the proxy: registered endpoints
+//! and the per-node request statistics proxies push.
+
+use serde::{Deserialize, Serialize};
+
+/// One running instance of a virtual node, registered in the control plane
+/// (`PUT /v1/meshes/{mesh}/endpoints/{virtualNode}/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoint {
+    pub virtual_node: String,
+    /// Unique within the node: a replica name, or `address:port`.
+    pub id: String,
+    /// An IP address (names are not resolved here; DNS discovery is the node's own business).
+    pub address: String,
+    pub port: u16,
+    /// Passing its health check; proxies send traffic only to healthy endpoints.
+    #[serde(default = "yes")]
+    pub healthy: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Upper bounds, in milliseconds, of the latency buckets proxies count into; the last bucket
+/// (not listed) holds everything slower. Roughly 1.5× apart: percentiles read from them are
+/// within about 25% of the truth, enough to tell a 5 ms service from a 50 ms one.
+pub const LATENCY_BUCKETS_MS: [f64; 28] = [
+    0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.5, 4.0, 6.0, 10.0, 15.0, 25.0, 40.0, 60.0, 100.0, 150.0,
+    250.0, 400.0, 600.0, 1000.0, 1500.0, 2500.0, 4000.0, 6000.0, 10000.0, 15000.0, 30000.0,
+];
+
+/// Index of the latency bucket that counts a request of `millis`.
+pub fn latency_bucket(millis: f64) -> usize {
+    LATENCY_BUCKETS_MS
+        .iter()
+        .position(|bound| millis <= *bound)
+        .unwrap_or(LATENCY_BUCKETS_MS.len())
+}
+
+/// What one proxy saw since its previous report (`POST /v1/meshes/{mesh}/stats`): counts are
+/// deltas, so reports from many proxies simply add up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatsReport {
+    /// Who reports, for logs: e.g. `gateway demo-gw` or `node order-vn`.
+    pub proxy: String,
+    pub nodes: Vec<NodeStats>,
+}
+
+/// Requests that one proxy sent to one target node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeStats {
+    pub virtual_node: String,
+    pub requests: u64,
+    pub status_2xx: u64,
+    pub status_4xx: u64,
+    pub status_5xx: u64,
+    /// Requests that got no HTTP answer from the node (refused, reset, timed out).
+    #[serde(default)]
+    pub failures: u64,
+    /// Counts per `LATENCY_BUCKETS_MS` bucket, plus one for slower; may be shorter (trailing
+    /// zeros left out).
+    #[serde(default)]
+    pub latency_buckets: Vec<u64>,
+}
+
+/// The `p`-quantile (0..=1) in milliseconds of a bucket histogram, interpolated within the
+/// bucket; `None` when it counted nothing.
+pub fn quantile_ms(buckets: &[u64], p: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (p.clamp(0.0, 1.0) * total as f64).max(1.0);
+    let mut seen = 0u64;
+    for (i, count) in buckets.iter().enumerate() {
+        if *count == 0 {
+            continue;
+        }
+        if (seen + count) as f64 >= rank {
+            let low = if i == 0 {
+                0.0
+            } else {
+                LATENCY_BUCKETS_MS[i - 1]
+            };
+            let high = LATENCY_BUCKETS_MS
+                .get(i)
+                .copied()
+                .unwrap_or(LATENCY_BUCKETS_MS[LATENCY_BUCKETS_MS.len() - 1] * 2.0);
+            let within = (rank - seen as f64) / *count as f64;
+            return Some(low + (high - low) * within);
+        }
+        seen += count;
+    }
+    LATENCY_BUCKETS_MS.last().copied()
+}
+
+#[cfg(test)]
+mod tests;
