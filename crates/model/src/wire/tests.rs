@@ -4,7 +4,15 @@ use super::*;
 
 #[test]
 fn buckets_count_each_latency_once_in_order() {
-    let cases = [(0.05, 0), (0.1, 0), (0.11, 1), (1.0, 5), (7.0, 10), (30000.0, 27), (31000.0, 28)];
+    let cases = [
+        (0.05, 0),
+        (0.1, 0),
+        (0.11, 1),
+        (1.0, 5),
+        (7.0, 10),
+        (30000.0, 27),
+        (31000.0, 28),
+    ];
     for (millis, expected) in cases {
         assert_eq!(latency_bucket(millis), expected, "{millis} ms");
     }
@@ -33,5 +41,10 @@ fn endpoint_json_is_camel_case_and_healthy_by_default() {
     )
     .unwrap();
     assert!(endpoint.healthy);
-    assert!(serde_json::from_str::<Endpoint>(r#"{"virtualNode":"x","id":"r","address":"a","port":1,"extra":1}"#).is_err());
+    assert!(
+        serde_json::from_str::<Endpoint>(
+            r#"{"virtualNode":"x","id":"r","address":"a","port":1,"extra":1}"#
+        )
+        .is_err()
+    );
 }
