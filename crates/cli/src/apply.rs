@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use client::Client;
 use model::ResourcePath;
 use model::manifest::{Manifest, ManifestKind, parse_manifests};
+use model::wire::Workload;
 use serde_json::{Value, json};
 
 use crate::args::ApplyOpts;
@@ -18,15 +19,49 @@ pub enum Applied {
     Unchanged,
 }
 
+impl Applied {
+    fn verb(&self) -> &'static str {
+        match self {
+            Applied::Created => "created",
+            Applied::Configured => "configured",
+            Applied::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// A `Workload` manifest: its spec plus its name is the `/v1` workload.
+async fn apply_workload(client: &Client, manifest: &Manifest) -> anyhow::Result<Applied> {
+    let (mesh, name) = (&manifest.metadata.mesh, &manifest.metadata.name);
+    let mut body = manifest.spec.clone();
+    body["name"] = json!(name);
+    let wanted: Workload = serde_json::from_value(body.clone())
+        .map_err(|e| anyhow::anyhow!("{}: spec: {e}", manifest.source))?;
+    let existing = client.get_object(mesh, "workloads", name).await?;
+    let applied = match existing.map(serde_json::from_value::<Workload>) {
+        Some(Ok(existing)) if existing == wanted => return Ok(Applied::Unchanged),
+        Some(_) => Applied::Configured,
+        None => Applied::Created,
+    };
+    client.put_object(mesh, "workloads", name, &body).await?;
+    Ok(applied)
+}
+
 pub async fn run(client: &Client, opts: ApplyOpts) -> anyhow::Result<()> {
     let manifests = load(&opts.files)?;
     for manifest in manifests {
-        let ManifestKind::AppMesh(kind) = manifest.kind else {
-            bail!(
-                "{}: kind {} is not supported by this version of aviary yet",
-                manifest.source,
-                manifest.kind
-            );
+        let kind = match &manifest.kind {
+            ManifestKind::AppMesh(kind) => *kind,
+            ManifestKind::Other(other) if other == "Workload" => {
+                let applied = apply_workload(client, &manifest)
+                    .await
+                    .with_context(|| manifest.describe())?;
+                println!("workload/{} {}", manifest.metadata.name, applied.verb());
+                continue;
+            }
+            ManifestKind::Other(other) => bail!(
+                "{}: kind {other} is not supported by this version of aviary yet",
+                manifest.source
+            ),
         };
         let path = ResourcePath {
             kind,
@@ -37,18 +72,19 @@ pub async fn run(client: &Client, opts: ApplyOpts) -> anyhow::Result<()> {
         let applied = apply_one(client, &path, &manifest)
             .await
             .with_context(|| manifest.describe())?;
-        let verb = match applied {
-            Applied::Created => "created",
-            Applied::Configured => "configured",
-            Applied::Unchanged => "unchanged",
-        };
-        println!("{}/{} {verb}", kind.as_str().to_lowercase(), path.name);
+        println!(
+            "{}/{} {}",
+            kind.as_str().to_lowercase(),
+            path.name,
+            applied.verb()
+        );
     }
     Ok(())
 }
 
 /// Every manifest of every file, all validated before anything is sent, in the order that
-/// satisfies references: meshes, nodes, routers, routes, services, gateways, gateway routes.
+/// satisfies references: meshes, nodes, routers, routes, services, gateways, gateway routes,
+/// then workloads.
 pub fn load(files: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
     let mut manifests = Vec::new();
     let mut problems = Vec::new();
@@ -63,9 +99,10 @@ pub fn load(files: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
     if !problems.is_empty() {
         bail!("{}", model::Problems(problems));
     }
+    // aviary's own kinds (workloads) name App Mesh resources, so they come last.
     manifests.sort_by_key(|m| match &m.kind {
-        ManifestKind::AppMesh(kind) => Some(*kind),
-        ManifestKind::Other(_) => None,
+        ManifestKind::AppMesh(kind) => (0, Some(*kind)),
+        ManifestKind::Other(_) => (1, None),
     });
     Ok(manifests)
 }

@@ -14,6 +14,9 @@ use crate::args::{DeleteOpts, GetOpts, Output, Selector};
 type Resources = BTreeMap<(Kind, String, String), Value>;
 
 pub async fn run(client: &Client, opts: GetOpts) -> anyhow::Result<()> {
+    if let Some(collection) = object_collection(&opts.selector.kind) {
+        return get_objects(client, collection, &opts).await;
+    }
     let kind = parse_kind(&opts.selector.kind)?;
     if kind == Kind::Mesh {
         if opts.watch {
@@ -89,8 +92,77 @@ pub async fn selected_path(client: &Client, selector: &Selector) -> anyhow::Resu
 
 pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
     Kind::parse(text).with_context(|| {
-        format!("unknown kind '{text}'; use meshes, virtualnodes (vn), virtualrouters (vr), routes, virtualservices (vs), virtualgateways (vg) or gatewayroutes (gr)")
+        format!("unknown kind '{text}'; use meshes, virtualnodes (vn), virtualrouters (vr), routes, virtualservices (vs), virtualgateways (vg), gatewayroutes (gr), workloads (wl) or endpoints (ep)")
     })
+}
+
+/// aviary's own kinds, listed through `/v1` rather than the App Mesh API.
+fn object_collection(text: &str) -> Option<&'static str> {
+    match text.to_ascii_lowercase().as_str() {
+        "workload" | "workloads" | "wl" => Some("workloads"),
+        "endpoint" | "endpoints" | "ep" => Some("endpoints"),
+        _ => None,
+    }
+}
+
+async fn get_objects(client: &Client, collection: &str, opts: &GetOpts) -> anyhow::Result<()> {
+    if opts.watch {
+        bail!("--watch is not supported for {collection} yet");
+    }
+    let mesh = resolve_mesh(client, opts.selector.mesh.as_deref()).await?;
+    let name_field = if collection == "workloads" {
+        "name"
+    } else {
+        "id"
+    };
+    let items: Vec<Value> = client
+        .list_objects(&mesh, collection)
+        .await?
+        .into_iter()
+        .filter(|item| {
+            opts.selector
+                .name
+                .as_deref()
+                .is_none_or(|n| item[name_field] == n)
+        })
+        .collect();
+    match opts.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+        Output::Yaml => println!("{}", serde_saphyr::to_string(&items)?.trim_end()),
+        Output::Table => {
+            let (header, cells): (&[&str], fn(&Value) -> Vec<String>) = if collection == "workloads"
+            {
+                (&["NAME", "NODE", "REPLICAS", "COMMAND"], |w| {
+                    let argv: Vec<String> = w["command"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(text)
+                        .collect();
+                    vec![
+                        text(&w["name"]),
+                        text(&w["virtualNode"]),
+                        text(&w["replicas"]),
+                        argv.join(" "),
+                    ]
+                })
+            } else {
+                (&["NODE", "ID", "ADDRESS", "HEALTHY"], |e| {
+                    let address = format!("{}:{}", text(&e["address"]), text(&e["port"]));
+                    vec![
+                        text(&e["virtualNode"]),
+                        text(&e["id"]),
+                        address,
+                        text(&e["healthy"]),
+                    ]
+                })
+            };
+            let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
+            rows.extend(items.iter().map(cells));
+            print!("{}", align(rows));
+        }
+    }
+    Ok(())
 }
 
 /// `--mesh`, or the only mesh there is.
@@ -286,6 +358,11 @@ pub fn table(kind: Kind, items: &[Value]) -> String {
         row.push(text(&data["metadata"]["version"]));
         rows.push(row);
     }
+    align(rows)
+}
+
+/// Rows as aligned columns, three spaces apart; the first row is the header.
+fn align(rows: Vec<Vec<String>>) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();

@@ -109,6 +109,60 @@ impl Client {
         }
     }
 
+    /// `PUT /v1/meshes/{mesh}/{collection}/{name}` for aviary's own kinds: `collection` is
+    /// `workloads`, or `endpoints/{virtualNode}`.
+    pub async fn put_object(
+        &self,
+        mesh: &str,
+        collection: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/{collection}/{name}");
+        self.call(reqwest::Method::PUT, &path, Some(body)).await
+    }
+
+    /// `GET` of one object; `Ok(None)` when there is none.
+    pub async fn get_object(
+        &self,
+        mesh: &str,
+        collection: &str,
+        name: &str,
+    ) -> Result<Option<Value>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/{collection}/{name}");
+        match self.call(reqwest::Method::GET, &path, None).await {
+            Ok(object) => Ok(Some(object)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn delete_object(
+        &self,
+        mesh: &str,
+        collection: &str,
+        name: &str,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/v1/meshes/{mesh}/{collection}/{name}", self.base);
+        self.send(self.http.delete(url)).await.map(drop)
+    }
+
+    /// `GET /v1/meshes/{mesh}/{collection}`: `{"<collection>": [...]}`'s list.
+    pub async fn list_objects(
+        &self,
+        mesh: &str,
+        collection: &str,
+    ) -> Result<Vec<Value>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/{collection}");
+        let mut out = self.call(reqwest::Method::GET, &path, None).await?;
+        match out.get_mut(collection).map(Value::take) {
+            Some(Value::Array(items)) => Ok(items),
+            _ => Err(ClientError::Protocol(format!(
+                "answer has no '{collection}' list"
+            ))),
+        }
+    }
+
     /// `/v1/meshes/{mesh}/snapshot`: every resource of the mesh at one store revision.
     pub async fn snapshot(&self, mesh: &str) -> Result<Value, ClientError> {
         self.call(

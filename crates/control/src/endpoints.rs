@@ -7,25 +7,16 @@ use serde_json::Value;
 use store::{Op, Txn};
 
 use crate::error::ApiError;
+use crate::objects::{self, ObjectKind};
 use crate::resources::Resources;
 
-pub const KIND: &str = "Endpoint";
-
+/// Every endpoint of one virtual node.
 pub fn node_prefix(mesh: &str, node: &str) -> String {
-    format!("meshes/{mesh}/{KIND}/{node}/")
+    objects::prefix(ObjectKind::Endpoint, mesh, Some(node))
 }
 
-pub fn key(mesh: &str, node: &str, id: &str) -> String {
-    format!("{}{id}", node_prefix(mesh, node))
-}
-
-/// `(mesh, node, id)` of an endpoint key; `None` for any other key.
-pub fn parse_key(key: &str) -> Option<(&str, &str, &str)> {
-    let parts: Vec<&str> = key.strip_prefix("meshes/")?.split('/').collect();
-    match parts.as_slice() {
-        [mesh, KIND, node, id] => Some((mesh, node, id)),
-        _ => None,
-    }
+fn key(mesh: &str, node: &str, id: &str) -> String {
+    objects::key(ObjectKind::Endpoint, mesh, Some(node), id)
 }
 
 impl Resources {
@@ -104,11 +95,9 @@ impl Resources {
 
     pub async fn list_endpoints(&self, mesh: &str) -> Result<Vec<Endpoint>, ApiError> {
         self.require(&ResourcePath::mesh(mesh)).await?;
-        let (kvs, _) = self.range(&format!("meshes/{mesh}/{KIND}/")).await?;
-        kvs.iter().map(|kv| decode(&kv.value)).collect()
+        let (kvs, _) = self
+            .range(&objects::prefix(ObjectKind::Endpoint, mesh, None))
+            .await?;
+        kvs.iter().map(|kv| objects::decode(&kv.value)).collect()
     }
-}
-
-pub fn decode(bytes: &[u8]) -> Result<Endpoint, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("corrupt endpoint: {e}")))
 }

@@ -10,11 +10,13 @@
 mod appmesh;
 mod endpoints;
 mod error;
+mod objects;
 mod records;
 mod resources;
 mod stats;
 mod telemetry;
 mod v1;
+mod workloads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -129,6 +131,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/meshes/{mesh}/endpoints/{node}/{id}",
             put(v1::put_endpoint).delete(v1::delete_endpoint),
+        )
+        .route("/v1/meshes/{mesh}/workloads", get(v1::list_workloads))
+        .route(
+            "/v1/meshes/{mesh}/workloads/{name}",
+            put(v1::put_workload)
+                .get(v1::get_workload)
+                .delete(v1::delete_workload),
         )
         .route(
             "/v1/meshes/{mesh}/stats",

@@ -10,7 +10,9 @@ use store::{Compare, Op, Store, Txn, TxnOutcome};
 
 use crate::endpoints;
 use crate::error::ApiError;
+use crate::objects::{self, ObjectKind};
 use model::ResourcePath;
+use model::wire::Workload;
 
 use crate::records::{
     Metadata, Record, Tag, arn, key, kind_prefix, mesh_prefix, path_from_arn, path_from_key,
@@ -123,7 +125,7 @@ impl Resources {
         let (record, mod_revision) = self.require(id).await?;
         let dependents = self.dependents(id).await?;
         if !dependents.is_empty() {
-            let shown: Vec<String> = dependents.iter().take(5).map(|d| d.to_string()).collect();
+            let shown: Vec<&str> = dependents.iter().take(5).map(String::as_str).collect();
             let more = dependents.len().saturating_sub(shown.len());
             let more = if more > 0 {
                 format!(" and {more} more")
@@ -285,10 +287,21 @@ impl Resources {
 
     /// What would dangle if `id` went away: its children (routes of a router, gateway routes of
     /// a gateway, everything of a mesh) and every resource whose spec refers to it.
-    async fn dependents(&self, id: &ResourcePath) -> Result<Vec<ResourcePath>, ApiError> {
+    /// Workloads count too: they name the node they run.
+    async fn dependents(&self, id: &ResourcePath) -> Result<Vec<String>, ApiError> {
         let (kvs, _) = self.range(&mesh_prefix(&id.mesh)).await?;
         let mut dependents = Vec::new();
         for kv in kvs {
+            if let Some(object) = objects::parse_key(&kv.key) {
+                let runs_node = || -> Result<bool, ApiError> {
+                    let workload: Workload = objects::decode(&kv.value)?;
+                    Ok(id.kind == Kind::VirtualNode && workload.virtual_node == id.name)
+                };
+                if object.kind == ObjectKind::Workload && (id.kind == Kind::Mesh || runs_node()?) {
+                    dependents.push(format!("workload '{}'", object.name));
+                }
+                continue;
+            }
             let Some(other) = path_from_key(&kv.key) else {
                 continue;
             };
@@ -305,7 +318,7 @@ impl Resources {
                     .any(|(kind, name)| *kind == id.kind && *name == id.name))
             };
             if is_child || refers()? {
-                dependents.push(other);
+                dependents.push(other.to_string());
             }
         }
         Ok(dependents)

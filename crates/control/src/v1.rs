@@ -18,7 +18,7 @@ use crate::App;
 use crate::appmesh::json_response;
 use crate::error::ApiError;
 
-use crate::endpoints;
+use crate::objects::{self, ObjectKind};
 use crate::records::{mesh_prefix, path_from_key};
 use crate::resources::decode;
 use crate::stats::{MAX_WINDOW, parse_window};
@@ -41,13 +41,15 @@ pub async fn snapshot(
     for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
         snapshot[kind.plural()] = json!([]);
     }
-    snapshot["endpoints"] = json!([]);
+    for kind in ObjectKind::ALL {
+        snapshot[kind.plural()] = json!([]);
+    }
     let mut found_mesh = false;
     for kv in kvs {
-        if endpoints::parse_key(&kv.key).is_some() {
-            let endpoint = endpoints::decode(&kv.value)?;
-            if let Some(list) = snapshot["endpoints"].as_array_mut() {
-                list.push(json!(endpoint));
+        if let Some(object) = objects::parse_key(&kv.key) {
+            let value = objects::decode_value(&kv.value)?;
+            if let Some(list) = snapshot[object.kind.plural()].as_array_mut() {
+                list.push(value);
             }
             continue;
         }
@@ -140,12 +142,13 @@ fn encode_batch(revision: u64, events: &[store::Event]) -> Bytes {
     for event in events {
         let put = matches!(event.kind, EventKind::Put);
         let (kind, mesh, parent, name, resource) =
-            if let Some((mesh, node, id)) = endpoints::parse_key(&event.kv.key) {
+            if let Some(object) = objects::parse_key(&event.kv.key) {
                 let resource = put
-                    .then(|| endpoints::decode(&event.kv.value).ok().map(|e| json!(e)))
+                    .then(|| objects::decode_value(&event.kv.value).ok())
                     .flatten();
-                let names = (mesh.to_string(), Some(node.to_string()), id.to_string());
-                (endpoints::KIND, names.0, names.1, names.2, resource)
+                let parent = object.parent.map(str::to_string);
+                let (mesh, name) = (object.mesh.to_string(), object.name.to_string());
+                (object.kind.as_str(), mesh, parent, name, resource)
             } else if let Some(path) = path_from_key(&event.kv.key) {
                 let resource = put
                     .then(|| {
@@ -199,6 +202,43 @@ pub async fn delete_endpoint(
 ) -> Result<Response, ApiError> {
     app.resources.delete_endpoint(&mesh, &node, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn put_workload(
+    State(app): State<Arc<App>>,
+    Path((mesh, name)): Path<(String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = crate::appmesh::read_body(request).await?;
+    let workload = app.resources.put_workload(&mesh, &name, &body).await?;
+    Ok(json_response(StatusCode::OK, &json!(workload)))
+}
+
+pub async fn get_workload(
+    State(app): State<Arc<App>>,
+    Path((mesh, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let workload = app.resources.get_workload(&mesh, &name).await?;
+    Ok(json_response(StatusCode::OK, &json!(workload)))
+}
+
+pub async fn delete_workload(
+    State(app): State<Arc<App>>,
+    Path((mesh, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    app.resources.delete_workload(&mesh, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn list_workloads(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+) -> Result<Response, ApiError> {
+    let workloads = app.resources.list_workloads(&mesh).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "workloads": workloads }),
+    ))
 }
 
 pub async fn list_endpoints(

@@ -23,6 +23,30 @@ fn yes() -> bool {
     true
 }
 
+/// How to run one version of a virtual node (`PUT /v1/meshes/{mesh}/workloads/{name}`, or
+/// `kind: Workload` in a manifest, whose `spec` is this without `name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    /// The virtual node whose endpoints the replicas become.
+    pub virtual_node: String,
+    /// argv: the program and its arguments. Each replica also gets `PORT` (a free loopback
+    /// port it must listen on) and `HTTP_PROXY` (the mesh proxy) in its environment.
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(default = "one")]
+    pub replicas: u32,
+}
+
+/// Most replicas one workload may ask for on one machine.
+pub const MAX_REPLICAS: u32 = 64;
+
+fn one() -> u32 {
+    1
+}
+
 /// Upper bounds, in milliseconds, of the latency buckets proxies count into; the last bucket
 /// (not listed) holds everything slower. Roughly 1.5× apart: percentiles read from them are
 /// within about 25% of the truth, enough to tell a 5 ms service from a 50 ms one.

@@ -176,3 +176,115 @@ fn stats_from_many_proxies_add_up_per_node() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn workloads_are_validated_stored_applied_and_keep_their_node_in_use() {
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+    let workload = format!("{url}/v1/meshes/demomesh/workloads/product-v1");
+    let body = json!({"virtualNode": "product-vn", "command": ["aviary-demo", "product", "--version", "1.0"]});
+    let (status, _, answer) = http_json("PUT", &workload, Some(&body.to_string()));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["replicas"], 1, "one replica by default: {answer}");
+    assert_eq!(answer["env"], json!({}));
+    assert_eq!(snapshot(url, "demomesh")["workloads"], json!([answer]));
+
+    let before = snapshot(url, "demomesh");
+    let cases = [
+        (
+            json!({"virtualNode": "product-vn", "command": []}),
+            400,
+            "command",
+        ),
+        (
+            json!({"virtualNode": "product-vn", "command": ["x"], "replicas": 65}),
+            400,
+            "replicas",
+        ),
+        (
+            json!({"virtualNode": "ghost-vn", "command": ["x"]}),
+            400,
+            "ghost-vn",
+        ),
+        (
+            json!({"virtualNode": "product-vn", "command": ["x"], "name": "other"}),
+            400,
+            "name",
+        ),
+        (
+            json!({"virtualNode": "product-vn", "command": ["x"], "env": {"A=B": "c"}}),
+            400,
+            "env.A=B",
+        ),
+        (
+            json!({"virtualNode": "product-vn", "command": ["x"], "replica": 2}),
+            400,
+            "replica",
+        ),
+    ];
+    for (body, expected, names) in cases {
+        let (status, _, answer) = http("PUT", &workload, Some(&body.to_string()));
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(answer.contains(names), "{body}: '{names}' not in {answer}");
+    }
+    assert_eq!(snapshot(url, "demomesh"), before);
+
+    // The node a workload runs cannot go away under it.
+    let vs = format!("{url}/v20190125/meshes/demomesh/virtualServices/product.demomesh.local");
+    let route =
+        format!("{url}/v20190125/meshes/demomesh/virtualRouter/product-vr/routes/product-r");
+    let spec = crate::route_spec(&[("customer-vn", 1)]);
+    assert_eq!(
+        http("PUT", &route, Some(&json!({"spec": spec}).to_string())).0,
+        200
+    );
+    assert_eq!(http("DELETE", &vs, None).0, 200);
+    let node = format!("{url}/v20190125/meshes/demomesh/virtualNodes/product-vn");
+    let (status, _, answer) = http("DELETE", &node, None);
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("workload 'product-v1'"), "{answer}");
+    assert_eq!(http("DELETE", &workload, None).0, 204);
+    assert_eq!(http("GET", &workload, None).0, 404);
+    assert_eq!(http("DELETE", &node, None).0, 200);
+}
+
+#[test]
+fn aviary_apply_and_get_handle_workload_manifests() {
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+    let dir = testkit::temp_dir();
+    let file = dir.path().join("workload.yaml");
+    let manifest = |replicas: u32| {
+        format!(
+            "kind: Workload\nmetadata: {{name: product-v1, mesh: demomesh}}\nspec:\n  virtualNode: product-vn\n  command: [aviary-demo, product, --version, '1.0']\n  replicas: {replicas}\n"
+        )
+    };
+    let apply = || {
+        let mut cmd = std::process::Command::new(crate::bin());
+        cmd.args(["apply", "-f", &file.display().to_string()])
+            .env("AVIARY_CONTROL", url);
+        testkit::run(&mut cmd, Duration::from_secs(30))
+    };
+    std::fs::write(&file, manifest(2)).unwrap();
+    assert_eq!(apply().stdout.trim(), "workload/product-v1 created");
+    assert_eq!(apply().stdout.trim(), "workload/product-v1 unchanged");
+    std::fs::write(&file, manifest(3)).unwrap();
+    assert_eq!(apply().stdout.trim(), "workload/product-v1 configured");
+
+    let mut cmd = std::process::Command::new(crate::bin());
+    cmd.args(["get", "workloads"]).env("AVIARY_CONTROL", url);
+    let out = testkit::run(&mut cmd, Duration::from_secs(30));
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("product-v1"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        row.contains("product-vn")
+            && row.contains(" 3 ")
+            && row.contains("aviary-demo product --version 1.0"),
+        "{row}"
+    );
+}
