@@ -96,6 +96,9 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
     })
 }
 
+/// Renders one object as a table row.
+type RowCells = fn(&Value) -> Vec<String>;
+
 /// aviary's own kinds, listed through `/v1` rather than the App Mesh API.
 fn object_collection(text: &str) -> Option<&'static str> {
     match text.to_ascii_lowercase().as_str() {
@@ -130,8 +133,7 @@ async fn get_objects(client: &Client, collection: &str, opts: &GetOpts) -> anyho
         Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
         Output::Yaml => println!("{}", serde_saphyr::to_string(&items)?.trim_end()),
         Output::Table => {
-            let (header, cells): (&[&str], fn(&Value) -> Vec<String>) = if collection == "workloads"
-            {
+            let (header, cells): (&[&str], RowCells) = if collection == "workloads" {
                 (&["NAME", "NODE", "REPLICAS", "COMMAND"], |w| {
                     let argv: Vec<String> = w["command"]
                         .as_array()
