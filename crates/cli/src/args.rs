@@ -1,6 +1,6 @@
 //! Command-line arguments: one struct per subcommand.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -37,6 +37,8 @@ pub enum Command {
     /// Change a route's weighted targets.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Run a proxy: a virtual gateway's listeners, or a virtual node's egress listener.
+    Proxy(ProxyOpts),
 }
 
 #[derive(Debug, Parser)]
@@ -119,4 +121,29 @@ pub struct RouteSetOpts {
     /// NODE=WEIGHT pairs.
     #[arg(required = true)]
     pub targets: Vec<String>,
+}
+
+#[derive(Debug, Parser)]
+#[command(group(clap::ArgGroup::new("role").required(true).args(["gateway", "node"])))]
+pub struct ProxyOpts {
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: String,
+    /// Serve this virtual gateway's listeners.
+    #[arg(long)]
+    pub gateway: Option<String>,
+    /// Be the egress proxy of this virtual node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Address the gateway's listener ports are bound on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// The egress listener (with --node).
+    #[arg(long, default_value = "127.0.0.1:15001")]
+    pub egress_listen: SocketAddr,
+    /// Serve /metrics, /healthz and /config here.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Keep the last configuration here, to serve from when the control plane is down.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
 }

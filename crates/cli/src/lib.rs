@@ -7,6 +7,7 @@
 mod apply;
 mod args;
 mod get;
+mod proxy;
 mod route;
 
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Get(opts) => get::run(&client, opts).await,
         Command::Delete(opts) => get::delete(&client, opts).await,
         Command::Route(args::RouteCommand::Set(opts)) => route::set(&client, opts).await,
+        Command::Proxy(opts) => proxy::run(&args.control, opts).await,
     }
 }
 

@@ -1,0 +1,76 @@
+//! Hop-by-hop removal and X-Forwarded-For.
+
+use super::*;
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    map
+}
+
+fn names(map: &HeaderMap) -> Vec<String> {
+    let mut names: Vec<String> = map.keys().map(|k| k.as_str().to_string()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn hop_by_hop_headers_and_those_connection_names_are_removed() {
+    let mut map = headers(&[
+        ("connection", "keep-alive, X-Secret"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("x-secret", "1"),
+        ("te", "trailers"),
+        ("trailer", "x-checksum"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "websocket"),
+        ("proxy-authorization", "Basic x"),
+        ("proxy-authenticate", "Basic"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        ("authorization", "Bearer t"),
+    ]);
+    remove_hop_by_hop(&mut map, false);
+    assert_eq!(
+        names(&map),
+        ["authorization", "traceparent", "x-amzn-trace-id"]
+    );
+}
+
+#[test]
+fn te_trailers_survives_only_for_http2_upstreams() {
+    let mut map = headers(&[("te", "trailers, deflate")]);
+    remove_hop_by_hop(&mut map, true);
+    assert_eq!(map.get("te").unwrap(), "trailers");
+    let mut map = headers(&[("te", "deflate")]);
+    remove_hop_by_hop(&mut map, true);
+    assert!(map.get("te").is_none());
+}
+
+#[test]
+fn forwarded_for_appends_to_earlier_hops() {
+    let mut map = HeaderMap::new();
+    append_forwarded_for(&mut map, "10.0.0.1".parse().unwrap());
+    assert_eq!(map.get("x-forwarded-for").unwrap(), "10.0.0.1");
+    let mut map = headers(&[
+        ("x-forwarded-for", "1.1.1.1"),
+        ("x-forwarded-for", "2.2.2.2"),
+    ]);
+    append_forwarded_for(&mut map, "::1".parse().unwrap());
+    assert_eq!(
+        map.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
+        ["1.1.1.1, 2.2.2.2, ::1"]
+    );
+}

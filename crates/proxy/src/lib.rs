@@ -1,0 +1,330 @@
+//! aviary's data plane: the proxy every request of the mesh goes through. In the gateway role
+//! it serves a virtual gateway's listeners and routes by its gateway routes; in the mesh role
+//! it is a node's egress listener, reached by virtual service name (`HTTP_PROXY` absolute-form
+//! requests or the `Host` header). Either way a request resolves through its virtual service's
+//! provider (router routes by match and priority, or a node) to weighted target nodes and a
+//! healthy endpoint, and is forwarded with keep-alive pools, the route's timeouts and retries.
+//!
+//! It owns request matching, weighted choice, load balancing, outlier detection, forwarding,
+//! its configuration copy (snapshot + watch stream, swapped atomically, saved for static
+//! stability) and its metrics. It speaks to the control plane only through `client` and the
+//! `/v1` wire contract: it never opens the store and never depends on `control` (except as a
+//! dev-dependency, to run a real control plane in tests).
+
+mod admin;
+mod body;
+mod endpoints;
+mod error;
+mod forward;
+mod headers;
+mod matching;
+mod outlier;
+mod server;
+mod snapshot;
+mod sync;
+mod table;
+mod telemetry;
+mod weighted;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use endpoints::{BoxFuture, DnsSource, EndpointSource, RegisteredSource};
+pub use error::{Delivery, Party, ProxyError, StartError};
+pub use snapshot::Snapshot;
+pub use telemetry::{SeriesCounts, SeriesKey};
+pub use weighted::WeightedChoice;
+
+use forward::{Entry, Upstreams};
+use server::Serves;
+use table::RouteTable;
+use telemetry::{ConfigSource, Telemetry};
+
+/// What this proxy is in the mesh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Serves the listeners of this virtual gateway.
+    Gateway(String),
+    /// The egress proxy of this virtual node.
+    Node(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Base URL of the control plane.
+    pub control: String,
+    pub mesh: String,
+    pub role: Role,
+    /// Address the gateway's listener ports are bound on.
+    pub bind: IpAddr,
+    /// The egress listener (mesh role only).
+    pub egress_listen: SocketAddr,
+    pub admin_listen: Option<SocketAddr>,
+    /// Where the last snapshot is saved, to start from when the control plane is down.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// A configuration with the defaults: bind 127.0.0.1, egress on 127.0.0.1:15001, no admin
+    /// listener, no state directory.
+    pub fn new(control: impl Into<String>, mesh: impl Into<String>, role: Role) -> Config {
+        Config {
+            control: control.into(),
+            mesh: mesh.into(),
+            role,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            egress_listen: SocketAddr::from(([127, 0, 0, 1], 15001)),
+            admin_listen: None,
+            state_dir: None,
+        }
+    }
+}
+
+/// What a bound listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Gateway,
+    Egress,
+    Admin,
+}
+
+impl fmt::Display for ListenerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ListenerKind::Gateway => "gateway",
+            ListenerKind::Egress => "egress",
+            ListenerKind::Admin => "admin",
+        })
+    }
+}
+
+/// State every request and task shares.
+pub(crate) struct Shared {
+    mesh: String,
+    role: Role,
+    table: ArcSwap<RouteTable>,
+    /// The revision of the table in use, for whoever waits for a change.
+    applied: watch::Sender<u64>,
+    telemetry: Telemetry,
+    upstreams: Upstreams,
+}
+
+/// A read-only view of a running proxy, for tests and embedding.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// The store revision of the configuration in use (0 before any).
+    pub fn revision(&self) -> u64 {
+        self.shared.table.load().revision
+    }
+
+    /// Changes whenever a new configuration is in use; the value is its revision.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.shared.applied.subscribe()
+    }
+
+    /// Request counters per (virtual service, route, target node).
+    pub fn metrics(&self) -> Vec<(SeriesKey, SeriesCounts)> {
+        self.shared.telemetry.snapshot()
+    }
+}
+
+/// A proxy whose listeners are bound and whose first configuration is loaded; `run` serves.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    config: Config,
+    client: client::Client,
+    /// The first configuration came from the control plane (else: state directory or none).
+    initial: Option<snapshot::Snapshot>,
+    listeners: Vec<(ListenerKind, TcpListener)>,
+    gateway_ports: Vec<u16>,
+    shutdown: CancellationToken,
+}
+
+async fn bind_listener(addr: SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, what, source })
+}
+
+impl Proxy {
+    /// Loads the first configuration (control plane, else state directory) and binds every
+    /// listener it needs; serving starts with [`run`](Proxy::run).
+    pub async fn bind(config: Config, shutdown: CancellationToken) -> Result<Proxy, StartError> {
+        if config.mesh.is_empty() {
+            return Err(StartError::Config("the mesh name is empty".into()));
+        }
+        let client = client::Client::new(&config.control);
+        let shared = Arc::new(Shared {
+            mesh: config.mesh.clone(),
+            role: config.role.clone(),
+            table: ArcSwap::from_pointee(RouteTable::empty(&config.mesh)),
+            applied: watch::Sender::new(0),
+            telemetry: Telemetry::new(&config.mesh),
+            upstreams: Upstreams::new(),
+        });
+        let mut initial = None;
+        if let Some((snapshot, source)) =
+            sync::initial(&client, &shared, config.state_dir.as_ref()).await
+        {
+            let snapshot_arc = Arc::new(snapshot.clone());
+            sync::install(&shared, snapshot_arc.clone(), source);
+            if source == ConfigSource::Control {
+                if let Some(dir) = &config.state_dir {
+                    sync::save(dir.clone(), config.mesh.clone(), snapshot_arc).await;
+                }
+                initial = Some(snapshot);
+            }
+        }
+        let mut listeners = Vec::new();
+        let mut gateway_ports = Vec::new();
+        match &config.role {
+            Role::Node(_) => {
+                let listener = bind_listener(config.egress_listen, "egress").await?;
+                listeners.push((ListenerKind::Egress, listener));
+            }
+            Role::Gateway(_) => {
+                for port in shared.table.load().gateway_ports() {
+                    let addr = SocketAddr::new(config.bind, port);
+                    listeners.push((ListenerKind::Gateway, bind_listener(addr, "gateway").await?));
+                    gateway_ports.push(port);
+                }
+            }
+        }
+        if let Some(addr) = config.admin_listen {
+            listeners.push((ListenerKind::Admin, bind_listener(addr, "admin").await?));
+        }
+        Ok(Proxy {
+            shared,
+            config,
+            client,
+            initial,
+            listeners,
+            gateway_ports,
+            shutdown,
+        })
+    }
+
+    /// Every bound listener and what it serves. A gateway listener added to the virtual
+    /// gateway later is bound while running and logged.
+    pub fn listeners(&self) -> Vec<(ListenerKind, SocketAddr)> {
+        self.listeners
+            .iter()
+            .filter_map(|(kind, l)| l.local_addr().ok().map(|a| (*kind, a)))
+            .collect()
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains connections (bounded).
+    pub async fn run(self) -> Result<(), StartError> {
+        let tracker = TaskTracker::new();
+        let shutdown = self.shutdown.clone();
+        let mut gateway_stops: HashMap<u16, CancellationToken> = HashMap::new();
+        let mut gateway_ports = self.gateway_ports.into_iter();
+        for (kind, listener) in self.listeners {
+            let (serves, stop) = match kind {
+                ListenerKind::Egress => (Serves::Proxy(Entry::Egress), shutdown.clone()),
+                ListenerKind::Admin => (Serves::Admin, shutdown.clone()),
+                ListenerKind::Gateway => {
+                    let port = gateway_ports.next().expect("one port per gateway listener");
+                    let stop = shutdown.child_token();
+                    gateway_stops.insert(port, stop.clone());
+                    (Serves::Proxy(Entry::Gateway { port }), stop)
+                }
+            };
+            tracker.spawn(server::serve(
+                listener,
+                self.shared.clone(),
+                serves,
+                stop,
+                tracker.clone(),
+            ));
+        }
+        let saved = self.config.state_dir.clone().map(|dir| {
+            let (tx, rx) = watch::channel(None);
+            tracker.spawn(sync::saver(
+                dir,
+                self.config.mesh.clone(),
+                rx,
+                shutdown.clone(),
+            ));
+            tx
+        });
+        let syncer = sync::Syncer {
+            shared: self.shared.clone(),
+            client: self.client,
+            saved,
+        };
+        tracker.spawn(syncer.run(self.initial, shutdown.clone()));
+        if matches!(self.config.role, Role::Gateway(_)) {
+            let mut applied = self.shared.applied.subscribe();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    changed = applied.changed() => if changed.is_err() { break },
+                }
+                let wanted = self.shared.table.load().gateway_ports();
+                gateway_stops.retain(|port, stop| {
+                    let keep = wanted.contains(port);
+                    if !keep {
+                        tracing::info!(port, "gateway listener removed");
+                        stop.cancel();
+                    }
+                    keep
+                });
+                for port in wanted {
+                    if gateway_stops.contains_key(&port) {
+                        continue;
+                    }
+                    let addr = SocketAddr::new(self.config.bind, port);
+                    match bind_listener(addr, "gateway").await {
+                        Ok(listener) => {
+                            tracing::info!(%addr, "aviary proxy listening (gateway)");
+                            let stop = shutdown.child_token();
+                            gateway_stops.insert(port, stop.clone());
+                            tracker.spawn(server::serve(
+                                listener,
+                                self.shared.clone(),
+                                Serves::Proxy(Entry::Gateway { port }),
+                                stop,
+                                tracker.clone(),
+                            ));
+                        }
+                        Err(error) => tracing::warn!(%error, "gateway listener not bound"),
+                    }
+                }
+            }
+        }
+        shutdown.cancelled().await;
+        tracker.close();
+        // Requests in flight get a moment to finish; a stuck upstream does not hold shutdown.
+        let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+        Ok(())
+    }
+}
+
+/// Binds and serves until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    Proxy::bind(config, shutdown).await?.run().await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! Parsing, applying watch events, and the saved state file.
+
+use serde_json::json;
+
+use super::*;
+
+fn sample() -> Value {
+    json!({
+        "revision": 7,
+        "mesh": {"meshName": "m", "spec": {}},
+        "virtualNodes": [{"meshName": "m", "virtualNodeName": "a", "spec": {}}],
+        "virtualRouters": [{"meshName": "m", "virtualRouterName": "r", "spec": {}}],
+        "routes": [{"meshName": "m", "virtualRouterName": "r", "routeName": "x", "spec": {}}],
+        "virtualServices": [],
+        "virtualGateways": [],
+        "gatewayRoutes": [],
+        "endpoints": [{"virtualNode": "a", "id": "a-1", "address": "127.0.0.1", "port": 9000,
+            "healthy": true}]
+    })
+}
+
+#[test]
+fn parses_and_renders_the_control_plane_shape() {
+    let snapshot = Snapshot::from_json(&sample()).unwrap();
+    assert_eq!(snapshot.revision, 7);
+    assert!(snapshot.get(Kind::Route, Some("r"), "x").is_some());
+    assert!(snapshot.get(Kind::Route, None, "x").is_none());
+    assert_eq!(snapshot.of_kind(Kind::VirtualNode).count(), 1);
+    assert_eq!(snapshot.to_json(), sample());
+    assert!(Snapshot::from_json(&json!({"mesh": {}})).is_err());
+}
+
+#[test]
+fn watch_events_put_and_delete_resources_and_advance_the_revision() {
+    let mut snapshot = Snapshot::from_json(&sample()).unwrap();
+    let put = json!({"revision": 8, "type": "put", "kind": "VirtualNode", "mesh": "m",
+        "name": "b", "resource": {"meshName": "m", "virtualNodeName": "b", "spec": {}}});
+    assert_eq!(snapshot.apply(&put), Ok(Applied::Changed));
+    assert!(snapshot.get(Kind::VirtualNode, None, "b").is_some());
+    let delete = json!({"revision": 9, "type": "delete", "kind": "Route", "mesh": "m",
+        "name": "x", "parent": "r", "resource": null});
+    assert_eq!(snapshot.apply(&delete), Ok(Applied::Changed));
+    assert!(snapshot.get(Kind::Route, Some("r"), "x").is_none());
+    assert_eq!(snapshot.revision, 9);
+    let mesh_gone = json!({"revision": 10, "type": "delete", "kind": "Mesh", "mesh": "m",
+        "name": "m", "resource": null});
+    snapshot.apply(&mesh_gone).unwrap();
+    assert_eq!(snapshot.mesh, None);
+    let unknown = json!({"revision": 11, "type": "put", "kind": "Workload", "mesh": "m",
+        "name": "e1", "resource": {}});
+    assert_eq!(snapshot.apply(&unknown), Ok(Applied::Ignored));
+    assert_eq!(snapshot.revision, 11);
+    assert!(
+        snapshot
+            .apply(&json!({"revision": 12, "kind": "Route"}))
+            .is_err()
+    );
+}
+
+#[test]
+fn saved_state_loads_back_and_a_missing_file_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(Snapshot::load(dir.path(), "m").unwrap(), None);
+    let snapshot = Snapshot::from_json(&sample()).unwrap();
+    snapshot.save(dir.path(), "m").unwrap();
+    assert_eq!(Snapshot::load(dir.path(), "m").unwrap(), Some(snapshot));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(leftovers, ["snapshot-m.json"], "no temporary file is left");
+    std::fs::write(Snapshot::state_file(dir.path(), "m"), "{").unwrap();
+    assert!(Snapshot::load(dir.path(), "m").is_err());
+}
+
+#[test]
+fn endpoint_events_replace_and_remove_registered_endpoints() {
+    let mut snapshot = Snapshot::from_json(&sample()).unwrap();
+    let endpoint = |port: u16, healthy: bool| {
+        json!({"virtualNode": "a", "id": "a-1", "address": "127.0.0.1", "port": port,
+            "healthy": healthy})
+    };
+    let put = json!({"revision": 8, "type": "put", "kind": "Endpoint", "mesh": "m",
+        "name": "a-1", "parent": "a", "resource": endpoint(9001, false)});
+    assert_eq!(snapshot.apply(&put), Ok(Applied::Changed));
+    assert_eq!(
+        snapshot.endpoints,
+        [endpoint(9001, false)],
+        "replaced, not added"
+    );
+    let other = json!({"revision": 9, "type": "put", "kind": "Endpoint", "mesh": "m",
+        "name": "a-2", "parent": "a", "resource": {"virtualNode": "a", "id": "a-2",
+        "address": "127.0.0.1", "port": 9002, "healthy": true}});
+    snapshot.apply(&other).unwrap();
+    assert_eq!(snapshot.endpoints.len(), 2);
+    let delete = json!({"revision": 10, "type": "delete", "kind": "Endpoint", "mesh": "m",
+        "name": "a-1", "parent": "a", "resource": null});
+    snapshot.apply(&delete).unwrap();
+    assert_eq!(snapshot.endpoints.len(), 1);
+    assert_eq!(snapshot.endpoints[0]["id"], "a-2");
+    assert_eq!(snapshot.revision, 10);
+}

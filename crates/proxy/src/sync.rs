@@ -1,0 +1,262 @@
+//! Configuration from the control plane: fetch a snapshot, follow the watch stream, install
+//! each change as a new `RouteTable` in one atomic swap; re-snapshot on relist or a lost
+//! stream, with bounded backoff while the control plane is down; save every installed snapshot
+//! to the state directory, and start from it when the control plane cannot be reached.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::{Client, WatchEvent};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Shared;
+use crate::snapshot::{Applied, Snapshot};
+use crate::table::RouteTable;
+use crate::telemetry::{ConfigApplied, ConfigSource, ControlUnreachable, SnapshotNotSaved};
+
+/// How long the first snapshot may take before the proxy starts from its state directory.
+pub const INITIAL_TIMEOUT: Duration = Duration::from_secs(3);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Compiles `snapshot` and swaps it in; requests already running keep the table they loaded.
+pub fn install(shared: &Shared, snapshot: Arc<Snapshot>, source: ConfigSource) {
+    let started = Instant::now();
+    let previous = shared.table.load_full();
+    let table = RouteTable::compile(
+        &shared.mesh,
+        snapshot,
+        source,
+        &shared.role,
+        Some(&previous),
+        &shared.telemetry,
+    );
+    let event = ConfigApplied {
+        revision: table.revision,
+        source,
+        virtual_services: table.service_count(),
+        problems: table.problems.len(),
+        elapsed: started.elapsed(),
+    };
+    shared.table.store(Arc::new(table));
+    shared.applied.send_replace(event.revision);
+    event.emit(&shared.telemetry);
+}
+
+/// Fetches one snapshot of the mesh.
+pub async fn fetch(client: &Client, mesh: &str) -> Result<Snapshot, String> {
+    let value = client.snapshot(mesh).await.map_err(|e| e.to_string())?;
+    Snapshot::from_json(&value)
+}
+
+/// The snapshot to start with: the control plane's if it answers in time, else the saved one.
+pub async fn initial(
+    client: &Client,
+    shared: &Shared,
+    state_dir: Option<&PathBuf>,
+) -> Option<(Snapshot, ConfigSource)> {
+    let error = match tokio::time::timeout(INITIAL_TIMEOUT, fetch(client, &shared.mesh)).await {
+        Ok(Ok(snapshot)) => return Some((snapshot, ConfigSource::Control)),
+        Ok(Err(error)) => error,
+        Err(_) => format!("no answer within {INITIAL_TIMEOUT:?}"),
+    };
+    ControlUnreachable {
+        error: &error,
+        retry_in: BACKOFF_MIN,
+    }
+    .emit(&shared.telemetry);
+    let dir = state_dir?;
+    match Snapshot::load(dir, &shared.mesh) {
+        Ok(Some(snapshot)) => Some((snapshot, ConfigSource::StateDir)),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "cannot load the saved snapshot");
+            None
+        }
+    }
+}
+
+/// Saves the snapshot atomically, off the async threads.
+pub async fn save(dir: PathBuf, mesh: String, snapshot: Arc<Snapshot>) {
+    let result = tokio::task::spawn_blocking(move || {
+        let outcome = snapshot.save(&dir, &mesh);
+        (dir, outcome)
+    })
+    .await;
+    if let Ok((dir, Err(error))) = result {
+        SnapshotNotSaved {
+            path: &dir,
+            error: &error,
+        }
+        .emit();
+    }
+}
+
+/// Writes the latest snapshot handed to it, skipping intermediate ones when writes lag; on
+/// shutdown it writes what is pending, then ends.
+pub async fn saver(
+    dir: PathBuf,
+    mesh: String,
+    mut latest: watch::Receiver<Option<Arc<Snapshot>>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            changed = latest.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = shutdown.cancelled() => {
+                if latest.has_changed().unwrap_or(false) {
+                    let pending = latest.borrow_and_update().clone();
+                    if let Some(snapshot) = pending {
+                        save(dir.clone(), mesh.clone(), snapshot).await;
+                    }
+                }
+                return;
+            }
+        }
+        let pending = latest.borrow_and_update().clone();
+        if let Some(snapshot) = pending {
+            save(dir.clone(), mesh.clone(), snapshot).await;
+        }
+    }
+}
+
+/// Keeps the proxy's configuration current until shutdown.
+pub struct Syncer {
+    pub shared: Arc<Shared>,
+    pub client: Client,
+    /// Receives every installed snapshot for the state directory.
+    pub saved: Option<watch::Sender<Option<Arc<Snapshot>>>>,
+}
+
+enum StreamEnd {
+    /// Fetch a new snapshot (relist, stream closed, or an event we cannot apply).
+    Resnapshot(String),
+    Shutdown,
+}
+
+impl Syncer {
+    fn install(&self, snapshot: &Snapshot) {
+        let snapshot = Arc::new(snapshot.clone());
+        install(&self.shared, snapshot.clone(), ConfigSource::Control);
+        if let Some(saved) = &self.saved {
+            saved.send_replace(Some(snapshot));
+        }
+    }
+
+    /// `current` is the control plane's snapshot already installed, if the proxy has one.
+    pub async fn run(self, mut current: Option<Snapshot>, shutdown: CancellationToken) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let snapshot = match current.take() {
+                Some(snapshot) => snapshot,
+                None => {
+                    let fetched = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        fetched = fetch(&self.client, &self.shared.mesh) => fetched,
+                    };
+                    match fetched {
+                        Ok(snapshot) => {
+                            if snapshot.revision != self.shared.table.load().revision
+                                || self.shared.table.load().source != Some(ConfigSource::Control)
+                            {
+                                self.install(&snapshot);
+                            }
+                            snapshot
+                        }
+                        Err(error) => {
+                            let retry_in = jitter(backoff);
+                            ControlUnreachable {
+                                error: &error,
+                                retry_in,
+                            }
+                            .emit(&self.shared.telemetry);
+                            tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                _ = tokio::time::sleep(retry_in) => {}
+                            }
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                            continue;
+                        }
+                    }
+                }
+            };
+            backoff = BACKOFF_MIN;
+            match self.follow(snapshot, &shutdown).await {
+                StreamEnd::Shutdown => return,
+                StreamEnd::Resnapshot(why) => {
+                    tracing::info!(reason = %why, "fetching a new snapshot");
+                }
+            }
+        }
+    }
+
+    /// Applies watch events to `snapshot` until the stream ends. Events already received
+    /// are applied together, so a change that spans several resources of one revision is
+    /// installed whole.
+    async fn follow(&self, mut snapshot: Snapshot, shutdown: &CancellationToken) -> StreamEnd {
+        let mesh = &self.shared.mesh;
+        let opened = tokio::select! {
+            _ = shutdown.cancelled() => return StreamEnd::Shutdown,
+            opened = self.client.watch(mesh, snapshot.revision) => opened,
+        };
+        let mut stream = match opened {
+            Ok(stream) => stream,
+            Err(error) => return StreamEnd::Resnapshot(format!("cannot watch: {error}")),
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return StreamEnd::Shutdown,
+                next = stream.next() => next,
+            };
+            let mut end = None;
+            let mut changed = false;
+            let mut next = Some(next);
+            while let Some(event) = next.take() {
+                match event {
+                    Ok(Some(WatchEvent::Change { data, .. })) => match snapshot.apply(&data) {
+                        Ok(Applied::Changed) => changed = true,
+                        Ok(Applied::Ignored) => {}
+                        Err(error) => {
+                            end = Some(format!("bad watch event: {error}"));
+                            break;
+                        }
+                    },
+                    Ok(Some(WatchEvent::Relist)) => {
+                        end = Some("the control plane asked for a relist".into());
+                        break;
+                    }
+                    Ok(None) => {
+                        end = Some("the watch stream ended".into());
+                        break;
+                    }
+                    Err(error) => {
+                        end = Some(format!("the watch stream failed: {error}"));
+                        break;
+                    }
+                }
+                // Anything already buffered belongs with this change; zero timeout polls once.
+                next = tokio::time::timeout(Duration::ZERO, stream.next())
+                    .await
+                    .ok();
+            }
+            if changed && end.is_none() {
+                self.install(&snapshot);
+            }
+            if let Some(why) = end {
+                return StreamEnd::Resnapshot(why);
+            }
+        }
+    }
+}
+
+/// `base` ± 25%, so many proxies do not retry in lockstep.
+fn jitter(base: Duration) -> Duration {
+    base.mul_f64(0.75 + fastrand::f64() * 0.5)
+}

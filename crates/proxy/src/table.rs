@@ -1,0 +1,847 @@
+//! `RouteTable`: a snapshot compiled for the request path, immutable once built. Virtual
+//! service → provider (router routes in match order, or a node) → weighted targets → a node's
+//! listeners and endpoints; plus the gateway's listeners and routes and the egress filter.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::Kind;
+use model::typed::{self, HttpRetryPolicy, HttpTimeout, RouteAction};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::Role;
+use crate::endpoints::{DnsSource, EndpointSource, NoSource, NodeEndpoints, RegisteredSource};
+use crate::error::ProxyError;
+use crate::matching::{HttpMatch, RequestView};
+use crate::outlier::OutlierConfig;
+use crate::snapshot::Snapshot;
+use crate::telemetry::{ConfigSource, Series, SeriesKey, Telemetry};
+use crate::weighted::WeightedChoice;
+
+/// App Mesh's defaults for a route without `timeout`.
+const DEFAULT_PER_REQUEST: Duration = Duration::from_secs(15);
+const DEFAULT_IDLE: Duration = Duration::from_secs(300);
+/// Routes without a priority come after every route with one (App Mesh allows 0..=1000).
+const NO_PRIORITY: u32 = u32::MAX;
+
+pub struct RouteTable {
+    pub revision: u64,
+    pub snapshot: Arc<Snapshot>,
+    /// Where the snapshot came from; `None` before any configuration.
+    pub source: Option<ConfigSource>,
+    mesh: String,
+    mesh_exists: bool,
+    drop_all: bool,
+    services: HashMap<String, Arc<ServiceEntry>>,
+    nodes: HashMap<String, Arc<NodeEntry>>,
+    local_node: Option<LocalNode>,
+    gateway: Option<GatewayEntry>,
+    /// Resources that could not be compiled (they serve nothing); logged, shown at `/config`.
+    pub problems: Vec<String>,
+}
+
+struct LocalNode {
+    name: String,
+    backends: Option<HashSet<String>>,
+}
+
+pub struct ServiceEntry {
+    /// "virtual router 'r'" or "virtual node 'n'", for messages.
+    pub provider: String,
+    routes: Vec<RouteEntry>,
+    /// Why the service cannot be served (its provider is missing or has no listener).
+    pub unavailable: Option<String>,
+}
+
+pub struct RouteEntry {
+    pub name: String,
+    matcher: HttpMatch,
+    pub targets: Vec<TargetEntry>,
+    pub choice: WeightedChoice,
+    pub retry: RetryPolicy,
+    pub per_request: Option<Duration>,
+    pub idle: Option<Duration>,
+}
+
+pub struct TargetEntry {
+    pub node: Arc<NodeEntry>,
+    pub listener: Option<usize>,
+    pub key: SeriesKey,
+    pub series: Arc<Series>,
+}
+
+impl TargetEntry {
+    pub fn listener(&self) -> Option<&NodeListener> {
+        self.listener.and_then(|i| self.node.listeners.get(i))
+    }
+}
+
+pub struct NodeEntry {
+    pub name: String,
+    pub listeners: Vec<NodeListener>,
+    /// Endpoints when the node has no listener: none, with the reason.
+    pub no_listener: Arc<NodeEndpoints>,
+}
+
+pub struct NodeListener {
+    pub port: u16,
+    /// http2 or grpc: speak HTTP/2 with prior knowledge upstream.
+    pub http2: bool,
+    pub outlier: Option<OutlierConfig>,
+    pub endpoints: Arc<NodeEndpoints>,
+}
+
+impl NodeEntry {
+    /// The endpoints serving `listener`, or the empty set of a node without listeners.
+    pub fn endpoints<'a>(&'a self, listener: Option<&'a NodeListener>) -> &'a Arc<NodeEndpoints> {
+        listener.map(|l| &l.endpoints).unwrap_or(&self.no_listener)
+    }
+}
+
+/// Which failures a route retries, and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub per_try: Option<Duration>,
+    pub server_error: bool,
+    pub gateway_error: bool,
+    pub client_error: bool,
+    pub stream_error: bool,
+    pub connection_error: bool,
+}
+
+impl RetryPolicy {
+    /// App Mesh's default for a route without `retryPolicy`: 2 retries of gateway errors and
+    /// connection errors, 15 s per try.
+    pub fn app_mesh_default() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 2,
+            per_try: Some(Duration::from_secs(15)),
+            server_error: false,
+            gateway_error: true,
+            client_error: false,
+            stream_error: false,
+            connection_error: true,
+        }
+    }
+
+    fn from_model(policy: &HttpRetryPolicy) -> RetryPolicy {
+        let has = |events: &[String], event: &str| events.iter().any(|e| e == event);
+        let http = &policy.http_retry_events;
+        RetryPolicy {
+            max_retries: u32::try_from(policy.max_retries).unwrap_or(u32::MAX),
+            per_try: Some(policy.per_retry_timeout.to_std()).filter(|d| !d.is_zero()),
+            server_error: has(http, "server-error"),
+            gateway_error: has(http, "gateway-error"),
+            client_error: has(http, "client-error"),
+            stream_error: has(http, "stream-error"),
+            connection_error: has(&policy.tcp_retry_events, "connection-error"),
+        }
+    }
+
+    /// Whether an upstream answer with `status` is retried.
+    pub fn retries_status(&self, status: u16) -> bool {
+        (self.server_error && matches!(status, 500..=508 | 510 | 511))
+            || (self.gateway_error && matches!(status, 502..=504))
+            || (self.client_error && status == 409)
+    }
+
+    /// Whether an upstream failure without an answer is retried. Connection errors need
+    /// `connection-error`; a reset or timeout after sending is Envoy's "reset" policy, which
+    /// App Mesh includes in server-error and gateway-error, and `stream-error` covers too.
+    pub fn retries_error(&self, error: &ProxyError) -> bool {
+        match error {
+            ProxyError::Connect { .. } | ProxyError::NoHealthyEndpoint { .. } => {
+                self.connection_error
+            }
+            ProxyError::Stream { .. } => {
+                self.stream_error || self.server_error || self.gateway_error
+            }
+            ProxyError::Timeout { .. } => self.server_error || self.gateway_error,
+            _ => false,
+        }
+    }
+}
+
+pub struct GatewayEntry {
+    pub name: String,
+    /// Listener ports (HTTP/1.1 downstream, whatever the listener protocol).
+    pub listeners: Vec<u16>,
+    routes: Vec<GatewayRouteEntry>,
+}
+
+pub struct GatewayRouteEntry {
+    pub name: String,
+    matcher: HttpMatch,
+    pub service: String,
+    pub target_port: Option<u16>,
+    rewrite: Rewrite,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PrefixRewrite {
+    /// `defaultPrefix` ENABLED (the default): the matched prefix becomes `/`.
+    Default,
+    /// `defaultPrefix` DISABLED: the path is kept.
+    Keep,
+    /// `value`: the matched prefix becomes this.
+    Value(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rewrite {
+    prefix: PrefixRewrite,
+    path: Option<String>,
+    /// `defaultTargetHostname` ENABLED (the default): Host becomes the target service's name.
+    hostname: bool,
+}
+
+impl GatewayRouteEntry {
+    /// The path (with query) the target virtual service sees.
+    pub fn rewrite_path(&self, path: &str, query: Option<&str>) -> String {
+        let mut out = match (&self.rewrite.path, self.matcher.matched_prefix()) {
+            (Some(exact), _) => exact.clone(),
+            (None, Some(prefix)) if !self.matcher.is_exact_path() => {
+                let rest = &path[prefix.len().min(path.len())..];
+                match &self.rewrite.prefix {
+                    PrefixRewrite::Keep => path.to_string(),
+                    PrefixRewrite::Default => join_prefix("/", rest),
+                    PrefixRewrite::Value(value) => join_prefix(value, rest),
+                }
+            }
+            _ => path.to_string(),
+        };
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(query);
+        }
+        out
+    }
+
+    pub fn rewrites_host(&self) -> bool {
+        self.rewrite.hostname
+    }
+}
+
+/// `replacement` followed by what the prefix left, without doubling the slash between them.
+fn join_prefix(replacement: &str, rest: &str) -> String {
+    match (replacement.ends_with('/'), rest.strip_prefix('/')) {
+        (true, Some(stripped)) => format!("{replacement}{stripped}"),
+        _ => format!("{replacement}{rest}"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteJson {
+    priority: Option<u32>,
+    http_route: Option<HttpRouteJson>,
+    http2_route: Option<HttpRouteJson>,
+    grpc_route: Option<HttpRouteJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpRouteJson {
+    r#match: Value,
+    action: RouteAction,
+    retry_policy: Option<HttpRetryPolicy>,
+    timeout: Option<HttpTimeout>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GatewayRouteJson {
+    priority: Option<u32>,
+    http_route: Option<GatewayHttpRouteJson>,
+    http2_route: Option<GatewayHttpRouteJson>,
+    grpc_route: Option<GatewayHttpRouteJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GatewayHttpRouteJson {
+    r#match: Value,
+    action: GatewayActionJson,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GatewayActionJson {
+    target: typed::GatewayRouteTarget,
+    #[serde(default)]
+    rewrite: RewriteJson,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct RewriteJson {
+    prefix: Option<PrefixRewriteJson>,
+    path: Option<PathRewriteJson>,
+    hostname: Option<HostnameRewriteJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PrefixRewriteJson {
+    default_prefix: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PathRewriteJson {
+    exact: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HostnameRewriteJson {
+    default_target_hostname: Option<String>,
+}
+
+/// A gRPC route's match: service and method become a path.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrpcMatchJson {
+    service_name: Option<String>,
+    method_name: Option<String>,
+    port: Option<u16>,
+}
+
+fn grpc_match(value: &Value) -> Result<HttpMatch, String> {
+    let json = GrpcMatchJson::deserialize(value).map_err(|e| e.to_string())?;
+    let matcher = match (json.service_name, json.method_name) {
+        (Some(service), Some(method)) => HttpMatch::exact_path(format!("/{service}/{method}")),
+        (Some(service), None) => HttpMatch::prefix(format!("/{service}/")),
+        _ => HttpMatch::prefix("/"),
+    };
+    Ok(matcher.with_port(json.port))
+}
+
+fn spec_of(item: &Value) -> &Value {
+    &item["spec"]
+}
+
+fn name_of(item: &Value, kind: Kind) -> String {
+    item[kind.name_field()]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Reuses endpoint state of the previous table for sources that did not change.
+struct EndpointReuse<'a> {
+    previous: HashMap<(String, String), &'a Arc<NodeEndpoints>>,
+}
+
+impl<'a> EndpointReuse<'a> {
+    fn new(previous: Option<&'a RouteTable>) -> EndpointReuse<'a> {
+        let mut map = HashMap::new();
+        for node in previous.into_iter().flat_map(|t| t.nodes.values()) {
+            let all = node
+                .listeners
+                .iter()
+                .map(|l| &l.endpoints)
+                .chain([&node.no_listener]);
+            for endpoints in all {
+                map.insert((node.name.clone(), endpoints.source()), endpoints);
+            }
+        }
+        EndpointReuse { previous: map }
+    }
+
+    fn get(&self, node: &str, source: Box<dyn EndpointSource>) -> Arc<NodeEndpoints> {
+        match self.previous.get(&(node.to_string(), source.describe())) {
+            Some(kept) => Arc::clone(kept),
+            None => Arc::new(NodeEndpoints::new(node, source)),
+        }
+    }
+}
+
+impl RouteTable {
+    /// The table of a proxy that has no configuration yet: every request fails clearly.
+    pub fn empty(mesh: &str) -> RouteTable {
+        RouteTable {
+            revision: 0,
+            snapshot: Arc::new(Snapshot::default()),
+            source: None,
+            mesh: mesh.to_string(),
+            mesh_exists: false,
+            drop_all: true,
+            services: HashMap::new(),
+            nodes: HashMap::new(),
+            local_node: None,
+            gateway: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Compiles `snapshot` for `role`, keeping `previous`'s endpoint state where sources match.
+    pub fn compile(
+        mesh: &str,
+        snapshot: Arc<Snapshot>,
+        source: ConfigSource,
+        role: &Role,
+        previous: Option<&RouteTable>,
+        telemetry: &Telemetry,
+    ) -> RouteTable {
+        let mut problems = Vec::new();
+        let reuse = EndpointReuse::new(previous);
+        let registered = registered_endpoints(&snapshot, &mut problems);
+        let mut nodes = HashMap::new();
+        for item in snapshot.of_kind(Kind::VirtualNode) {
+            let name = name_of(item, Kind::VirtualNode);
+            let node = compile_node(&name, spec_of(item), registered.get(&name), &reuse);
+            nodes.insert(name, Arc::new(node));
+        }
+        let mut services = HashMap::new();
+        for item in snapshot.of_kind(Kind::VirtualService) {
+            let name = name_of(item, Kind::VirtualService);
+            let service = compile_service(
+                &name,
+                spec_of(item),
+                &snapshot,
+                &nodes,
+                telemetry,
+                &mut problems,
+            )
+            .unwrap_or_else(|problem| {
+                problems.push(format!("virtual service '{name}': {problem}"));
+                ServiceEntry {
+                    provider: "no provider".into(),
+                    routes: Vec::new(),
+                    unavailable: Some(problem),
+                }
+            });
+            services.insert(name, Arc::new(service));
+        }
+        let mesh_spec = snapshot.mesh.as_ref().map(spec_of);
+        let drop_all = mesh_spec
+            .and_then(|s| s["egressFilter"]["type"].as_str())
+            .is_none_or(|t| t != "ALLOW_ALL");
+        let (local_node, gateway) = match role {
+            Role::Node(name) => {
+                let backends = snapshot
+                    .get(Kind::VirtualNode, None, name)
+                    .and_then(|item| typed::view::<typed::VirtualNodeSpec>(spec_of(item)))
+                    .map(|node| {
+                        node.backends
+                            .iter()
+                            .filter_map(|b| b.virtual_service.as_ref())
+                            .map(|vs| vs.virtual_service_name.clone())
+                            .collect()
+                    });
+                let local = LocalNode {
+                    name: name.clone(),
+                    backends,
+                };
+                (Some(local), None)
+            }
+            Role::Gateway(name) => (
+                None,
+                snapshot
+                    .get(Kind::VirtualGateway, None, name)
+                    .map(|item| compile_gateway(name, spec_of(item), &snapshot, &mut problems)),
+            ),
+        };
+        for problem in &problems {
+            tracing::warn!(%problem, "configuration problem");
+        }
+        RouteTable {
+            revision: snapshot.revision,
+            source: Some(source),
+            mesh: mesh.to_string(),
+            mesh_exists: snapshot.mesh.is_some(),
+            drop_all,
+            services,
+            nodes,
+            local_node,
+            gateway,
+            problems,
+            snapshot,
+        }
+    }
+
+    pub fn mesh(&self) -> &str {
+        &self.mesh
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.mesh_exists
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.services.len()
+    }
+
+    pub fn service(&self, name: &str) -> Result<&Arc<ServiceEntry>, ProxyError> {
+        self.services
+            .get(name)
+            .ok_or_else(|| ProxyError::UnknownService {
+                service: name.to_string(),
+                mesh: self.mesh.clone(),
+            })
+    }
+
+    /// The egress filter: with DROP_ALL a node may call only its backends.
+    pub fn check_backend(&self, service: &str) -> Result<(), ProxyError> {
+        let Some(local) = &self.local_node else {
+            return Ok(());
+        };
+        let allowed = !self.drop_all
+            || local
+                .backends
+                .as_ref()
+                .is_some_and(|backends| backends.contains(service));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ProxyError::NotABackend {
+                node: local.name.clone(),
+                service: service.to_string(),
+                mesh: self.mesh.clone(),
+            })
+        }
+    }
+
+    /// The gateway's listener ports (empty in the mesh role).
+    pub fn gateway_ports(&self) -> Vec<u16> {
+        self.gateway
+            .as_ref()
+            .map(|g| g.listeners.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn gateway_name(&self) -> Option<&str> {
+        self.gateway.as_ref().map(|g| g.name.as_str())
+    }
+
+    /// The first gateway route (in priority order) that matches.
+    pub fn gateway_route(&self, request: &RequestView<'_>) -> Option<&GatewayRouteEntry> {
+        self.gateway
+            .as_ref()?
+            .routes
+            .iter()
+            .find(|r| r.matcher.matches(request))
+    }
+}
+
+impl ServiceEntry {
+    /// The first route (in match order) that matches.
+    pub fn route(&self, request: &RequestView<'_>) -> Option<&RouteEntry> {
+        self.routes.iter().find(|r| r.matcher.matches(request))
+    }
+}
+
+/// The snapshot's registered endpoints by node; an entry marked unhealthy counts as present
+/// (the node then uses registered endpoints) but is not used.
+fn registered_endpoints(
+    snapshot: &Snapshot,
+    problems: &mut Vec<String>,
+) -> HashMap<String, Vec<SocketAddr>> {
+    let mut out: HashMap<String, Vec<SocketAddr>> = HashMap::new();
+    for entry in &snapshot.endpoints {
+        let (Some(node), Some(address), Some(port)) = (
+            entry["virtualNode"].as_str(),
+            entry["address"].as_str(),
+            entry["port"].as_u64(),
+        ) else {
+            problems.push(format!(
+                "registered endpoint {entry} lacks virtualNode, address or port"
+            ));
+            continue;
+        };
+        let addrs = out.entry(node.to_string()).or_default();
+        let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+            problems.push(format!(
+                "registered endpoint of '{node}': '{address}' is not an IP address"
+            ));
+            continue;
+        };
+        if entry["healthy"].as_bool() != Some(false) {
+            addrs.push(SocketAddr::new(ip, u16::try_from(port).unwrap_or(0)));
+        }
+    }
+    for addrs in out.values_mut() {
+        addrs.sort();
+        addrs.dedup();
+    }
+    out
+}
+
+fn compile_node(
+    name: &str,
+    spec: &Value,
+    registered: Option<&Vec<SocketAddr>>,
+    reuse: &EndpointReuse<'_>,
+) -> NodeEntry {
+    let view = typed::view::<typed::VirtualNodeSpec>(spec);
+    let hostname = view
+        .as_ref()
+        .and_then(|v| v.service_discovery.as_ref())
+        .and_then(|sd| sd.dns.as_ref())
+        .map(|dns| dns.hostname.clone());
+    let raw_listeners = spec["listeners"].as_array().cloned().unwrap_or_default();
+    let listeners = view
+        .map(|v| v.listeners)
+        .unwrap_or_default()
+        .into_iter()
+        .zip(raw_listeners)
+        .map(|(listener, raw)| {
+            let port = listener.port_mapping.port;
+            let source: Box<dyn EndpointSource> = match (registered, &hostname) {
+                (Some(addrs), _) => Box::new(RegisteredSource {
+                    addrs: addrs.clone(),
+                }),
+                (None, Some(hostname)) => Box::new(DnsSource {
+                    hostname: hostname.clone(),
+                    port,
+                }),
+                (None, None) => Box::new(NoSource {
+                    reason: "the node has no DNS service discovery and no registered endpoint"
+                        .into(),
+                }),
+            };
+            NodeListener {
+                port,
+                http2: matches!(listener.port_mapping.protocol.as_str(), "http2" | "grpc"),
+                outlier: OutlierConfig::from_listener(&raw),
+                endpoints: reuse.get(name, source),
+            }
+        })
+        .collect();
+    let no_listener = reuse.get(
+        name,
+        Box::new(NoSource {
+            reason: "the node has no listener".into(),
+        }),
+    );
+    NodeEntry {
+        name: name.to_string(),
+        listeners,
+        no_listener,
+    }
+}
+
+fn compile_service(
+    name: &str,
+    spec: &Value,
+    snapshot: &Snapshot,
+    nodes: &HashMap<String, Arc<NodeEntry>>,
+    telemetry: &Telemetry,
+    problems: &mut Vec<String>,
+) -> Result<ServiceEntry, String> {
+    let view =
+        typed::view::<typed::VirtualServiceSpec>(spec).ok_or("spec does not fit the model")?;
+    match view.provider {
+        None => Err("no provider".into()),
+        Some(typed::VirtualServiceProvider::VirtualNode { virtual_node_name }) => {
+            let node = nodes
+                .get(&virtual_node_name)
+                .ok_or_else(|| format!("provider virtual node '{virtual_node_name}' not found"))?;
+            let key = SeriesKey {
+                virtual_service: name.to_string(),
+                route: String::new(),
+                target_node: virtual_node_name.clone(),
+            };
+            let route = RouteEntry {
+                name: String::new(),
+                matcher: HttpMatch::prefix("/"),
+                targets: vec![TargetEntry {
+                    node: node.clone(),
+                    listener: (!node.listeners.is_empty()).then_some(0),
+                    series: telemetry.series(&key),
+                    key,
+                }],
+                choice: WeightedChoice::new([1]),
+                retry: RetryPolicy::app_mesh_default(),
+                per_request: Some(DEFAULT_PER_REQUEST),
+                idle: Some(DEFAULT_IDLE),
+            };
+            Ok(ServiceEntry {
+                provider: format!("virtual node '{virtual_node_name}'"),
+                routes: vec![route],
+                unavailable: None,
+            })
+        }
+        Some(typed::VirtualServiceProvider::VirtualRouter {
+            virtual_router_name: router,
+        }) => {
+            if snapshot.get(Kind::VirtualRouter, None, &router).is_none() {
+                return Err(format!("provider virtual router '{router}' not found"));
+            }
+            let mut routes: Vec<(u32, RouteEntry)> = Vec::new();
+            for item in snapshot.of_kind(Kind::Route) {
+                if item["virtualRouterName"].as_str() != Some(router.as_str()) {
+                    continue;
+                }
+                let route_name = name_of(item, Kind::Route);
+                match compile_route(name, &route_name, spec_of(item), nodes, telemetry) {
+                    Ok(Some(entry)) => routes.push(entry),
+                    Ok(None) => {}
+                    Err(problem) => problems.push(format!(
+                        "route '{route_name}' of virtual router '{router}': {problem}"
+                    )),
+                }
+            }
+            routes.sort_by(|(pa, a), (pb, b)| {
+                pa.cmp(pb)
+                    .then_with(|| b.matcher.specificity().cmp(&a.matcher.specificity()))
+                    .then_with(|| a.name.cmp(&b.name))
+            });
+            Ok(ServiceEntry {
+                provider: format!("virtual router '{router}'"),
+                routes: routes.into_iter().map(|(_, r)| r).collect(),
+                unavailable: None,
+            })
+        }
+    }
+}
+
+/// A route as `(priority, entry)`; `Ok(None)` for TCP routes, which HTTP requests never use.
+fn compile_route(
+    service: &str,
+    name: &str,
+    spec: &Value,
+    nodes: &HashMap<String, Arc<NodeEntry>>,
+    telemetry: &Telemetry,
+) -> Result<Option<(u32, RouteEntry)>, String> {
+    let json = RouteJson::deserialize(spec).map_err(|e| e.to_string())?;
+    let (route, matcher) = match (json.http_route, json.http2_route, json.grpc_route) {
+        (Some(r), _, _) | (None, Some(r), _) => {
+            let matcher = HttpMatch::from_json(&r.r#match)?;
+            (r, matcher)
+        }
+        (None, None, Some(r)) => {
+            let matcher = grpc_match(&r.r#match)?;
+            (r, matcher)
+        }
+        (None, None, None) => return Ok(None),
+    };
+    let mut targets = Vec::new();
+    for target in &route.action.weighted_targets {
+        let node = nodes
+            .get(&target.virtual_node)
+            .ok_or_else(|| format!("target virtual node '{}' not found", target.virtual_node))?;
+        let listener = match target.port {
+            Some(port) => node.listeners.iter().position(|l| l.port == port),
+            None => (!node.listeners.is_empty()).then_some(0),
+        };
+        let key = SeriesKey {
+            virtual_service: service.to_string(),
+            route: name.to_string(),
+            target_node: target.virtual_node.clone(),
+        };
+        targets.push(TargetEntry {
+            node: node.clone(),
+            listener,
+            series: telemetry.series(&key),
+            key,
+        });
+    }
+    let timeout = route.timeout.unwrap_or(HttpTimeout {
+        per_request: None,
+        idle: None,
+    });
+    let nonzero = |d: Option<typed::Duration>, default: Duration| {
+        Some(d.map_or(default, typed::Duration::to_std)).filter(|d| !d.is_zero())
+    };
+    let entry = RouteEntry {
+        name: name.to_string(),
+        matcher,
+        choice: WeightedChoice::new(route.action.weighted_targets.iter().map(|t| t.weight)),
+        targets,
+        retry: route
+            .retry_policy
+            .as_ref()
+            .map_or_else(RetryPolicy::app_mesh_default, RetryPolicy::from_model),
+        per_request: nonzero(timeout.per_request, DEFAULT_PER_REQUEST),
+        idle: nonzero(timeout.idle, DEFAULT_IDLE),
+    };
+    Ok(Some((json.priority.unwrap_or(NO_PRIORITY), entry)))
+}
+
+fn compile_gateway(
+    name: &str,
+    spec: &Value,
+    snapshot: &Snapshot,
+    problems: &mut Vec<String>,
+) -> GatewayEntry {
+    let listeners = typed::view::<typed::ListenersSpec>(spec)
+        .map(|l| l.listeners.iter().map(|l| l.port_mapping.port).collect())
+        .unwrap_or_default();
+    let mut routes: Vec<(u32, GatewayRouteEntry)> = Vec::new();
+    for item in snapshot.of_kind(Kind::GatewayRoute) {
+        if item["virtualGatewayName"].as_str() != Some(name) {
+            continue;
+        }
+        let route_name = name_of(item, Kind::GatewayRoute);
+        match compile_gateway_route(&route_name, spec_of(item)) {
+            Ok(entry) => routes.push(entry),
+            Err(problem) => problems.push(format!("gateway route '{route_name}': {problem}")),
+        }
+    }
+    routes.sort_by(|(pa, a), (pb, b)| {
+        pa.cmp(pb)
+            .then_with(|| b.matcher.specificity().cmp(&a.matcher.specificity()))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    GatewayEntry {
+        name: name.to_string(),
+        listeners,
+        routes: routes.into_iter().map(|(_, r)| r).collect(),
+    }
+}
+
+fn compile_gateway_route(name: &str, spec: &Value) -> Result<(u32, GatewayRouteEntry), String> {
+    let json = GatewayRouteJson::deserialize(spec).map_err(|e| e.to_string())?;
+    let (route, matcher) = match (json.http_route, json.http2_route, json.grpc_route) {
+        (Some(r), _, _) | (None, Some(r), _) => {
+            let matcher = HttpMatch::from_json(&r.r#match)?;
+            (r, matcher)
+        }
+        (None, None, Some(r)) => {
+            let matcher = grpc_match(&r.r#match)?;
+            (r, matcher)
+        }
+        (None, None, None) => return Err("no route type".into()),
+    };
+    let rewrite = &route.action.rewrite;
+    let prefix = match &rewrite.prefix {
+        Some(PrefixRewriteJson {
+            value: Some(value), ..
+        }) => PrefixRewrite::Value(value.clone()),
+        Some(PrefixRewriteJson {
+            default_prefix: Some(d),
+            ..
+        }) if d == "DISABLED" => PrefixRewrite::Keep,
+        _ => PrefixRewrite::Default,
+    };
+    let entry = GatewayRouteEntry {
+        name: name.to_string(),
+        matcher,
+        service: route
+            .action
+            .target
+            .virtual_service
+            .virtual_service_name
+            .clone(),
+        target_port: route.action.target.port,
+        rewrite: Rewrite {
+            prefix,
+            path: rewrite.path.as_ref().and_then(|p| p.exact.clone()),
+            hostname: rewrite
+                .hostname
+                .as_ref()
+                .and_then(|h| h.default_target_hostname.as_deref())
+                != Some("DISABLED"),
+        },
+    };
+    Ok((json.priority.unwrap_or(NO_PRIORITY), entry))
+}
+
+#[cfg(test)]
+mod tests;

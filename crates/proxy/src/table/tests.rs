@@ -1,0 +1,304 @@
+//! Compiling snapshots: resolution through providers, route order, egress filter, gateway
+//! routes and rewrites, endpoint state kept across swaps.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Method};
+use serde_json::{Value, json};
+
+use super::*;
+
+fn snapshot(extra: Value) -> Arc<Snapshot> {
+    let mut base = json!({
+        "revision": 3,
+        "mesh": {"meshName": "m", "spec": {}},
+        "virtualNodes": [
+            node("a", "http"), node("b", "http"), node("grpc-node", "grpc"),
+            {"meshName": "m", "virtualNodeName": "client", "spec": {
+                "backends": [{"virtualService": {"virtualServiceName": "svc.local"}}]}},
+        ],
+        "virtualRouters": [{"meshName": "m", "virtualRouterName": "r", "spec": {
+            "listeners": [{"portMapping": {"port": 80, "protocol": "http"}}]}}],
+        "routes": [
+            route("catch-all", None, json!({"prefix": "/"}), &[("a", 1)]),
+            route("api", None, json!({"prefix": "/api"}), &[("b", 1)]),
+            route("urgent", Some(1), json!({"prefix": "/"}), &[("a", 0), ("b", 5)]),
+        ],
+        "virtualServices": [
+            {"meshName": "m", "virtualServiceName": "svc.local",
+             "spec": {"provider": {"virtualRouter": {"virtualRouterName": "r"}}}},
+            {"meshName": "m", "virtualServiceName": "direct.local",
+             "spec": {"provider": {"virtualNode": {"virtualNodeName": "grpc-node"}}}},
+        ],
+        "virtualGateways": [],
+        "gatewayRoutes": []
+    });
+    if let Value::Object(extra) = extra {
+        for (k, v) in extra {
+            base[k] = v;
+        }
+    }
+    Arc::new(Snapshot::from_json(&base).unwrap())
+}
+
+fn node(name: &str, protocol: &str) -> Value {
+    json!({"meshName": "m", "virtualNodeName": name, "spec": {
+        "listeners": [{"portMapping": {"port": 8080, "protocol": protocol}}],
+        "serviceDiscovery": {"dns": {"hostname": "127.0.0.1"}}}})
+}
+
+fn route(name: &str, priority: Option<u32>, matcher: Value, targets: &[(&str, u32)]) -> Value {
+    let targets: Vec<Value> = targets
+        .iter()
+        .map(|(n, w)| json!({"virtualNode": n, "weight": w}))
+        .collect();
+    let mut spec = json!({"httpRoute": {"match": matcher, "action": {"weightedTargets": targets}}});
+    if let Some(p) = priority {
+        spec["priority"] = json!(p);
+    }
+    json!({"meshName": "m", "virtualRouterName": "r", "routeName": name, "spec": spec})
+}
+
+fn compile(snapshot: Arc<Snapshot>, role: Role) -> RouteTable {
+    RouteTable::compile(
+        "m",
+        snapshot,
+        ConfigSource::Control,
+        &role,
+        None,
+        &Telemetry::new("m"),
+    )
+}
+
+fn view<'a>(path: &'a str, headers: &'a HeaderMap, host: &'a str) -> RequestView<'a> {
+    RequestView {
+        method: &Method::GET,
+        path,
+        query: None,
+        headers,
+        host,
+        port: None,
+    }
+}
+
+#[test]
+fn priority_comes_first_then_the_longest_prefix() {
+    let table = compile(snapshot(json!({})), Role::Node("client".into()));
+    let headers = HeaderMap::new();
+    let service = table.service("svc.local").unwrap();
+    let chosen = service
+        .route(&view("/api/x", &headers, "svc.local"))
+        .unwrap();
+    assert_eq!(
+        chosen.name, "urgent",
+        "priority 1 beats every unprioritised route"
+    );
+    assert_eq!(chosen.choice.weight(0), 0);
+
+    let mut routes = snapshot(json!({})).as_ref().clone();
+    routes
+        .resources
+        .retain(|(kind, _, name), _| *kind != Kind::Route || name != "urgent");
+    let table = compile(Arc::new(routes), Role::Node("client".into()));
+    let service = table.service("svc.local").unwrap();
+    assert_eq!(
+        service
+            .route(&view("/api/x", &headers, "svc.local"))
+            .unwrap()
+            .name,
+        "api"
+    );
+    assert_eq!(
+        service
+            .route(&view("/other", &headers, "svc.local"))
+            .unwrap()
+            .name,
+        "catch-all"
+    );
+}
+
+#[test]
+fn a_node_provider_is_one_target_and_grpc_listeners_speak_http2() {
+    let table = compile(snapshot(json!({})), Role::Node("client".into()));
+    let headers = HeaderMap::new();
+    let service = table.service("direct.local").unwrap();
+    assert_eq!(service.provider, "virtual node 'grpc-node'");
+    let route = service
+        .route(&view("/pkg.Svc/Call", &headers, "direct.local"))
+        .unwrap();
+    assert_eq!(route.targets.len(), 1);
+    assert!(route.targets[0].listener().unwrap().http2);
+    assert_eq!(route.retry, RetryPolicy::app_mesh_default());
+    assert_eq!(route.per_request, Some(Duration::from_secs(15)));
+}
+
+#[test]
+fn unknown_services_and_the_egress_filter() {
+    let table = compile(snapshot(json!({})), Role::Node("client".into()));
+    assert_eq!(
+        table.service("nope.local").err().unwrap().to_string(),
+        "virtual service 'nope.local' not found in mesh 'm'"
+    );
+    assert!(table.check_backend("svc.local").is_ok());
+    let denied = table.check_backend("direct.local").unwrap_err();
+    assert_eq!(denied.status(), http::StatusCode::FORBIDDEN);
+    assert!(denied.to_string().contains("'direct.local'"), "{denied}");
+
+    let allow_all = snapshot(
+        json!({"mesh": {"meshName": "m", "spec": {"egressFilter": {"type": "ALLOW_ALL"}}}}),
+    );
+    let table = compile(allow_all, Role::Node("client".into()));
+    assert!(table.check_backend("direct.local").is_ok());
+    // A node the mesh does not know has no backends.
+    let table = compile(snapshot(json!({})), Role::Node("ghost".into()));
+    assert!(table.check_backend("svc.local").is_err());
+}
+
+#[test]
+fn retry_policy_and_timeouts_come_from_the_route() {
+    let mut spec = route("r1", None, json!({"prefix": "/"}), &[("a", 1)]);
+    spec["spec"]["httpRoute"]["retryPolicy"] = json!({
+        "maxRetries": 3, "perRetryTimeout": {"unit": "ms", "value": 250},
+        "httpRetryEvents": ["server-error", "client-error"], "tcpRetryEvents": ["connection-error"]});
+    spec["spec"]["httpRoute"]["timeout"] = json!({"perRequest": {"unit": "s", "value": 0},
+        "idle": {"unit": "s", "value": 2}});
+    let table = compile(
+        snapshot(json!({"routes": [spec]})),
+        Role::Node("client".into()),
+    );
+    let headers = HeaderMap::new();
+    let service = table.service("svc.local").unwrap();
+    let route = service.route(&view("/", &headers, "svc.local")).unwrap();
+    assert_eq!(route.retry.max_retries, 3);
+    assert_eq!(route.retry.per_try, Some(Duration::from_millis(250)));
+    assert!(route.retry.retries_status(500) && route.retry.retries_status(409));
+    assert!(!route.retry.retries_status(509) && !route.retry.retries_status(404));
+    assert_eq!(route.per_request, None, "0 disables the timeout");
+    assert_eq!(route.idle, Some(Duration::from_secs(2)));
+}
+
+fn gateway_snapshot(routes: Vec<Value>) -> Arc<Snapshot> {
+    snapshot(json!({
+        "virtualGateways": [{"meshName": "m", "virtualGatewayName": "gw", "spec": {
+            "listeners": [{"portMapping": {"port": 9080, "protocol": "http"}}]}}],
+        "gatewayRoutes": routes
+    }))
+}
+
+fn gateway_route(name: &str, priority: Option<u32>, matcher: Value, rewrite: Value) -> Value {
+    let mut spec = json!({"httpRoute": {"match": matcher, "action": {
+        "target": {"virtualService": {"virtualServiceName": "svc.local"}}, "rewrite": rewrite}}});
+    if let Some(p) = priority {
+        spec["priority"] = json!(p);
+    }
+    json!({"meshName": "m", "virtualGatewayName": "gw", "gatewayRouteName": name, "spec": spec})
+}
+
+#[test]
+fn gateway_routes_rewrite_as_app_mesh_does() {
+    let table = compile(
+        gateway_snapshot(vec![
+            gateway_route("default", None, json!({"prefix": "/chapter"}), json!({})),
+            gateway_route(
+                "keep",
+                None,
+                json!({"prefix": "/keep/"}),
+                json!({"prefix": {"defaultPrefix": "DISABLED"}}),
+            ),
+            gateway_route(
+                "value",
+                None,
+                json!({"prefix": "/old/"}),
+                json!({"prefix": {"value": "/new/"}, "hostname": {"defaultTargetHostname": "DISABLED"}}),
+            ),
+            gateway_route(
+                "exact",
+                None,
+                json!({"path": {"exact": "/status"}}),
+                json!({"path": {"exact": "/health"}}),
+            ),
+            gateway_route(
+                "by-host",
+                Some(0),
+                json!({"prefix": "/", "hostname": {"exact": "admin.example"}}),
+                json!({}),
+            ),
+        ]),
+        Role::Gateway("gw".into()),
+    );
+    assert_eq!(table.gateway_ports(), [9080]);
+    let headers = HeaderMap::new();
+    let rewrite = |path: &str, host: &str| {
+        let route = table.gateway_route(&view(path, &headers, host)).unwrap();
+        (
+            route.name.clone(),
+            route.rewrite_path(path, Some("q=1")),
+            route.rewrites_host(),
+        )
+    };
+    assert_eq!(
+        rewrite("/chapter/1", ""),
+        ("default".into(), "/1?q=1".into(), true)
+    );
+    assert_eq!(
+        rewrite("/chapter", ""),
+        ("default".into(), "/?q=1".into(), true)
+    );
+    assert_eq!(
+        rewrite("/keep/x", ""),
+        ("keep".into(), "/keep/x?q=1".into(), true)
+    );
+    assert_eq!(
+        rewrite("/old/a/b", ""),
+        ("value".into(), "/new/a/b?q=1".into(), false)
+    );
+    assert_eq!(
+        rewrite("/status", ""),
+        ("exact".into(), "/health?q=1".into(), true)
+    );
+    assert_eq!(rewrite("/chapter/1", "admin.example").0, "by-host");
+    assert!(
+        table
+            .gateway_route(&view("/nothing", &headers, ""))
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn endpoint_state_survives_a_swap_when_the_source_is_unchanged() {
+    let telemetry = Telemetry::new("m");
+    let role = Role::Node("client".into());
+    let first = RouteTable::compile(
+        "m",
+        snapshot(json!({})),
+        ConfigSource::Control,
+        &role,
+        None,
+        &telemetry,
+    );
+    let second = RouteTable::compile(
+        "m",
+        snapshot(json!({})),
+        ConfigSource::Control,
+        &role,
+        Some(&first),
+        &telemetry,
+    );
+    let endpoints = |t: &RouteTable| t.nodes["a"].listeners[0].endpoints.clone();
+    assert!(Arc::ptr_eq(&endpoints(&first), &endpoints(&second)));
+    let registered = snapshot(json!({"endpoints": [
+        {"virtualNode": "a", "address": "127.0.0.1", "port": 9000, "healthy": true},
+        {"virtualNode": "a", "address": "127.0.0.1", "port": 9001, "healthy": false}]}));
+    let third = RouteTable::compile(
+        "m",
+        registered,
+        ConfigSource::Control,
+        &role,
+        Some(&second),
+        &telemetry,
+    );
+    assert!(!Arc::ptr_eq(&endpoints(&second), &endpoints(&third)));
+    assert_eq!(endpoints(&third).source(), "registered [127.0.0.1:9000]");
+    let picked = endpoints(&third).pick(None).await.unwrap();
+    assert_eq!(picked.endpoint().addr.port(), 9000);
+}

@@ -1,0 +1,429 @@
+//! The proxy's observable events and metrics. Metric names and labels live here and nowhere
+//! else; each event is one struct whose `emit()` both logs (structured `tracing` fields) and
+//! counts.
+//!
+//! Request metrics are kept per series (virtual service, route, target node) in plain atomics,
+//! so the request path never takes a lock and a per-node snapshot ([`Telemetry::snapshot`]) can
+//! be pushed elsewhere. A series counts upstream *attempts*: a request that was retried counts
+//! once per target it tried, so a canary whose failures retries hide still shows its 5xx. A
+//! request that never reached a target counts under empty `route` and `target_node` labels.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::error::{Party, ProxyError};
+
+const REQUESTS: &str = "aviary_proxy_requests";
+const DURATION: &str = "aviary_proxy_request_duration_seconds";
+const RETRIES: &str = "aviary_proxy_retries";
+
+/// Upper bounds of the latency histogram, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Which requests a series counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    pub virtual_service: String,
+    pub route: String,
+    pub target_node: String,
+}
+
+/// The counters of one series.
+#[derive(Debug, Default)]
+pub struct Series {
+    by_class: [AtomicU64; 5],
+    /// Not cumulative; the last one is +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// A copy of one series' counters at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesCounts {
+    /// Requests by status class, 1xx to 5xx.
+    pub by_class: [u64; 5],
+    /// Per bucket (upper bound in seconds, count), not cumulative; the last bound is +Inf.
+    pub latency: Vec<(f64, u64)>,
+    pub latency_sum_seconds: f64,
+    pub retries: u64,
+}
+
+impl SeriesCounts {
+    pub fn requests(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+}
+
+impl Series {
+    fn observe(&self, status: u16, elapsed: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn counts(&self) -> SeriesCounts {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        SeriesCounts {
+            by_class: std::array::from_fn(|i| load(&self.by_class[i])),
+            latency: LATENCY_BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(self.buckets.iter().map(load))
+                .collect(),
+            latency_sum_seconds: load(&self.sum_nanos) as f64 / 1e9,
+            retries: load(&self.retries),
+        }
+    }
+}
+
+/// Every series, copy-on-write: readers load without locking, a new series (rare: one per
+/// route target) copies the map.
+#[derive(Debug, Default)]
+struct SeriesSet {
+    mesh: String,
+    map: ArcSwap<HashMap<SeriesKey, Arc<Series>>>,
+}
+
+#[derive(Debug)]
+struct SeriesCollector(Arc<SeriesSet>);
+
+impl Collector for SeriesCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let map = self.0.map.load();
+        let mut series: Vec<(&SeriesKey, SeriesCounts)> =
+            map.iter().map(|(k, s)| (k, s.counts())).collect();
+        series.sort_by(|a, b| a.0.cmp(b.0));
+        let mesh = self.0.mesh.as_str();
+        let labels = |key: &SeriesKey| {
+            [
+                ("mesh", mesh.to_string()),
+                ("virtual_service", key.virtual_service.clone()),
+                ("route", key.route.clone()),
+                ("target_node", key.target_node.clone()),
+            ]
+        };
+        {
+            let mut metric = encoder.encode_descriptor(
+                REQUESTS,
+                "Requests to target nodes (each attempt), by status class.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (key, counts) in &series {
+                for (class, &count) in CLASSES.iter().zip(&counts.by_class) {
+                    if count == 0 {
+                        continue;
+                    }
+                    let [a, b, c, d] = labels(key);
+                    let set = [a, b, c, d, ("status_class", class.to_string())];
+                    metric
+                        .encode_family(&set)?
+                        .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+                }
+            }
+        }
+        {
+            let mut metric = encoder.encode_descriptor(
+                DURATION,
+                "Time from receiving a request to the target's response headers, per attempt.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (key, counts) in &series {
+                let set = labels(key);
+                metric.encode_family(&set)?.encode_histogram::<NoLabelSet>(
+                    counts.latency_sum_seconds,
+                    counts.requests(),
+                    &counts.latency,
+                    None,
+                )?;
+            }
+        }
+        let mut metric = encoder.encode_descriptor(
+            RETRIES,
+            "Attempts that failed and were followed by a retry.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (key, counts) in &series {
+            let set = labels(key);
+            metric
+                .encode_family(&set)?
+                .encode_counter::<NoLabelSet, _, u64>(&counts.retries, None)?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Telemetry {
+    series: Arc<SeriesSet>,
+    registry: Registry,
+    config_revision: Gauge<i64, AtomicI64>,
+    config_updates: Family<[(&'static str, &'static str); 1], Counter>,
+    control_errors: Counter,
+    ejections: Family<[(&'static str, String); 1], Counter>,
+}
+
+impl Telemetry {
+    pub fn new(mesh: &str) -> Telemetry {
+        let series = Arc::new(SeriesSet {
+            mesh: mesh.to_string(),
+            map: ArcSwap::default(),
+        });
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SeriesCollector(series.clone())));
+        let config_revision = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "aviary_proxy_config_revision",
+            "Store revision of the configuration in use",
+            config_revision.clone(),
+        );
+        let config_updates = Family::default();
+        registry.register(
+            "aviary_proxy_config_updates",
+            "Configurations applied, by where they came from",
+            config_updates.clone(),
+        );
+        let control_errors = Counter::default();
+        registry.register(
+            "aviary_proxy_control_errors",
+            "Failed attempts to reach the control plane",
+            control_errors.clone(),
+        );
+        let ejections = Family::default();
+        registry.register(
+            "aviary_proxy_ejections",
+            "Endpoints ejected by outlier detection, by virtual node",
+            ejections.clone(),
+        );
+        Telemetry {
+            series,
+            registry,
+            config_revision,
+            config_updates,
+            control_errors,
+            ejections,
+        }
+    }
+
+    /// The series for `key`, created on first use.
+    pub fn series(&self, key: &SeriesKey) -> Arc<Series> {
+        if let Some(series) = self.series.map.load().get(key) {
+            return series.clone();
+        }
+        let mut found = None;
+        self.series.map.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            found = Some(map.entry(key.clone()).or_default().clone());
+            map
+        });
+        found.expect("rcu ran at least once")
+    }
+
+    /// Every series' counters now, for pushing to the control plane.
+    pub fn snapshot(&self) -> Vec<(SeriesKey, SeriesCounts)> {
+        let mut out: Vec<_> = self
+            .series
+            .map
+            .load()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.counts()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// One attempt at a target node ended: with a response (its status) or an error.
+pub struct Attempt<'a> {
+    pub series: &'a Series,
+    pub key: &'a SeriesKey,
+    pub endpoint: Option<SocketAddr>,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub error: Option<&'a ProxyError>,
+    /// Another attempt follows this one.
+    pub retried: bool,
+}
+
+impl Attempt<'_> {
+    pub fn emit(&self) {
+        tracing::debug!(
+            virtual_service = %self.key.virtual_service,
+            route = %self.key.route,
+            target_node = %self.key.target_node,
+            endpoint = ?self.endpoint,
+            status = self.status,
+            elapsed_ms = self.elapsed.as_secs_f64() * 1000.0,
+            error = self.error.map(tracing::field::display),
+            retried = self.retried,
+            "upstream attempt"
+        );
+        self.series.observe(self.status, self.elapsed);
+        if self.retried {
+            self.series.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A request answered by the proxy itself before any target was tried.
+pub struct Rejected<'a> {
+    pub virtual_service: &'a str,
+    pub error: &'a ProxyError,
+    pub elapsed: Duration,
+}
+
+impl Rejected<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        match self.error.party() {
+            Party::Client => tracing::debug!(virtual_service = self.virtual_service,
+                error = %self.error, "request rejected"),
+            Party::Upstream | Party::Proxy => tracing::warn!(
+                virtual_service = self.virtual_service, error = %self.error, "request failed"),
+        }
+        let key = SeriesKey {
+            virtual_service: self.virtual_service.to_string(),
+            route: String::new(),
+            target_node: String::new(),
+        };
+        telemetry
+            .series(&key)
+            .observe(self.error.status().as_u16(), self.elapsed);
+    }
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Control,
+    StateDir,
+}
+
+impl ConfigSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigSource::Control => "control",
+            ConfigSource::StateDir => "state-dir",
+        }
+    }
+}
+
+/// A new configuration is in use.
+pub struct ConfigApplied {
+    pub revision: u64,
+    pub source: ConfigSource,
+    pub virtual_services: usize,
+    pub problems: usize,
+    pub elapsed: Duration,
+}
+
+impl ConfigApplied {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::info!(
+            revision = self.revision,
+            source = self.source.as_str(),
+            virtual_services = self.virtual_services,
+            problems = self.problems,
+            compile_us = self.elapsed.as_micros() as u64,
+            "configuration applied"
+        );
+        telemetry
+            .config_revision
+            .set(i64::try_from(self.revision).unwrap_or(i64::MAX));
+        telemetry
+            .config_updates
+            .get_or_create(&[("source", self.source.as_str())])
+            .inc();
+    }
+}
+
+/// The mesh's configuration could not be fetched (control plane down, mesh missing, bad
+/// answer); the proxy keeps the configuration it has.
+pub struct ControlUnreachable<'a> {
+    pub error: &'a str,
+    pub retry_in: Duration,
+}
+
+impl ControlUnreachable<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::warn!(
+            error = self.error,
+            retry_in_ms = self.retry_in.as_millis() as u64,
+            "cannot fetch the mesh's configuration; serving the last one"
+        );
+        telemetry.control_errors.inc();
+    }
+}
+
+/// Outlier detection ejected an endpoint.
+pub struct EndpointEjected<'a> {
+    pub node: &'a str,
+    pub addr: SocketAddr,
+    pub duration: Duration,
+}
+
+impl EndpointEjected<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::warn!(
+            node = self.node,
+            endpoint = %self.addr,
+            ejected_ms = self.duration.as_millis() as u64,
+            "endpoint ejected by outlier detection"
+        );
+        telemetry
+            .ejections
+            .get_or_create(&[("target_node", self.node.to_string())])
+            .inc();
+    }
+}
+
+/// The state directory could not be written; the proxy serves on, without static stability.
+pub struct SnapshotNotSaved<'a> {
+    pub path: &'a std::path::Path,
+    pub error: &'a std::io::Error,
+}
+
+impl SnapshotNotSaved<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(path = %self.path.display(), error = %self.error,
+            "cannot save the snapshot to the state directory");
+    }
+}
+
+#[cfg(test)]
+mod tests;
