@@ -163,6 +163,23 @@ impl Client {
         }
     }
 
+    /// `POST /v1/meshes/{mesh}/stats`: a proxy's request counts since its last report.
+    pub async fn post_stats(
+        &self,
+        mesh: &str,
+        report: &model::wire::StatsReport,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/v1/meshes/{mesh}/stats", self.base);
+        let body =
+            serde_json::to_string(report).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
+        self.send(request).await.map(drop)
+    }
+
     /// `/v1/meshes/{mesh}/snapshot`: every resource of the mesh at one store revision.
     pub async fn snapshot(&self, mesh: &str) -> Result<Value, ClientError> {
         self.call(

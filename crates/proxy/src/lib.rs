@@ -19,6 +19,7 @@ mod forward;
 mod headers;
 mod matching;
 mod outlier;
+mod push;
 mod server;
 mod snapshot;
 mod sync;
@@ -57,6 +58,16 @@ pub enum Role {
     Gateway(String),
     /// The egress proxy of this virtual node.
     Node(String),
+}
+
+/// "gateway demo-gw" / "node order-vn": who reports stats and logs.
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Gateway(name) => write!(f, "gateway {name}"),
+            Role::Node(name) => write!(f, "node {name}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,6 +285,12 @@ impl Proxy {
             saved,
         };
         tracker.spawn(syncer.run(self.initial, shutdown.clone()));
+        tracker.spawn(push::run(
+            self.shared.clone(),
+            client::Client::new(&self.config.control),
+            self.config.role.to_string(),
+            shutdown.clone(),
+        ));
         if matches!(self.config.role, Role::Gateway(_)) {
             let mut applied = self.shared.applied.subscribe();
             loop {

@@ -24,16 +24,17 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use model::wire::{LATENCY_BUCKETS_MS, latency_bucket};
+
 use crate::error::{Party, ProxyError};
 
 const REQUESTS: &str = "aviary_proxy_requests";
 const DURATION: &str = "aviary_proxy_request_duration_seconds";
 const RETRIES: &str = "aviary_proxy_retries";
 
-/// Upper bounds of the latency histogram, in seconds.
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// The latency histogram's buckets are the ones pushed to the control plane
+/// (`model::wire::LATENCY_BUCKETS_MS`), so `/metrics` and canary analysis read the same counts.
+const BUCKETS: usize = LATENCY_BUCKETS_MS.len() + 1;
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -50,7 +51,7 @@ pub struct SeriesKey {
 pub struct Series {
     by_class: [AtomicU64; 5],
     /// Not cumulative; the last one is +Inf.
-    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    buckets: [AtomicU64; BUCKETS],
     sum_nanos: AtomicU64,
     retries: AtomicU64,
 }
@@ -76,11 +77,7 @@ impl Series {
     fn observe(&self, status: u16, elapsed: Duration) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
-        let seconds = elapsed.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
+        let bucket = latency_bucket(elapsed.as_secs_f64() * 1000.0);
         self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         self.sum_nanos
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
@@ -90,9 +87,9 @@ impl Series {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SeriesCounts {
             by_class: std::array::from_fn(|i| load(&self.by_class[i])),
-            latency: LATENCY_BUCKETS
+            latency: LATENCY_BUCKETS_MS
                 .iter()
-                .copied()
+                .map(|ms| ms / 1000.0)
                 .chain([f64::INFINITY])
                 .zip(self.buckets.iter().map(load))
                 .collect(),

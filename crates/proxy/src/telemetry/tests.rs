@@ -38,8 +38,13 @@ fn attempts_count_by_class_and_latency_bucket() {
     let counts = &snapshot[0].1;
     assert_eq!(counts.by_class, [0, 2, 0, 0, 1]);
     assert_eq!(counts.retries, 1);
-    let per_bucket: Vec<u64> = counts.latency.iter().map(|b| b.1).collect();
-    assert_eq!(per_bucket, [0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0]);
+    let filled: Vec<(f64, u64)> = counts.latency.iter().copied().filter(|b| b.1 > 0).collect();
+    // Each latency lands in the first bucket whose bound holds it: 1 ms, 40 ms, 2.5 s.
+    assert_eq!(filled, [(0.001, 1), (0.04, 1), (2.5, 1)]);
+    assert_eq!(
+        counts.latency.len(),
+        model::wire::LATENCY_BUCKETS_MS.len() + 1
+    );
     assert!((counts.latency_sum_seconds - 2.031).abs() < 1e-9);
 }
 
@@ -67,7 +72,13 @@ fn exposition_names_every_label() {
     );
     assert!(
         text.contains(
-            r#"aviary_proxy_request_duration_seconds_bucket{le="0.005",mesh="m",virtual_service="svc.local",route="r",target_node="a"} 1"#
+            r#"aviary_proxy_request_duration_seconds_bucket{le="0.004",mesh="m",virtual_service="svc.local",route="r",target_node="a"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"aviary_proxy_request_duration_seconds_bucket{le="0.0025",mesh="m",virtual_service="svc.local",route="r",target_node="a"} 0"#
         ),
         "{text}"
     );

@@ -57,3 +57,61 @@ async fn admin_serves_metrics_health_and_config() {
     proxy.stop().await;
     cp.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_reach_the_control_plane_stats() {
+    let cp = ControlPlane::start().await;
+    let a = Upstream::start("a", Behaviour::ok()).await;
+    let b = Upstream::start("b", Behaviour::status(500)).await;
+    // No retry policy: b's 500s reach the caller and the stats alike.
+    mesh_with_router(
+        &cp,
+        &[("a", &a), ("b", &b)],
+        &[("a", 1), ("b", 1)],
+        json!({}),
+    )
+    .await;
+    let proxy = RunningProxy::node(&cp, None).await;
+    let caller = Caller::new();
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        statuses.push(
+            caller
+                .get(proxy.egress(), "svc.local", "/", &[])
+                .await
+                .status,
+        );
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count() as u64;
+    let sent = tokio::time::Instant::now();
+    let mut seen = Value::Null;
+    while sent.elapsed() < std::time::Duration::from_secs(5) {
+        let answer = caller
+            .get(cp.addr, "control", "/v1/meshes/m/stats?window=10s", &[])
+            .await;
+        seen = serde_json::from_str(&answer.body).unwrap();
+        let total: u64 = seen["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| n["requests"].as_u64().unwrap())
+            .sum();
+        if total == 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let node = |name: &str| {
+        seen["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["virtualNode"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(node("a")["status2xx"].as_u64(), Some(ok), "{seen}");
+    assert_eq!(node("b")["status5xx"].as_u64(), Some(40 - ok), "{seen}");
+    assert_eq!(node("b")["errorRate"], 1.0);
+    assert!(node("a")["p99Ms"].as_f64().is_some(), "{seen}");
+}

@@ -1,0 +1,105 @@
+//! Pushes per-node request counts to the control plane every `PUSH_INTERVAL`, as deltas, so that
+//! canary analysis sees what this proxy saw within a quarter of a second.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use model::wire::{NodeStats, StatsReport};
+use tokio_util::sync::CancellationToken;
+
+use crate::Shared;
+use crate::telemetry::SeriesCounts;
+
+pub const PUSH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Totals per target node since the proxy started.
+type Totals = BTreeMap<String, NodeStats>;
+
+pub async fn run(
+    shared: Arc<Shared>,
+    client: client::Client,
+    who: String,
+    shutdown: CancellationToken,
+) {
+    // What the control plane has acknowledged; a failed push is carried into the next one.
+    let mut pushed = Totals::new();
+    let mut tick = tokio::time::interval(PUSH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = totals(&shared.telemetry.snapshot());
+        let nodes = deltas(&now, &pushed);
+        if nodes.is_empty() {
+            continue;
+        }
+        let report = StatsReport {
+            proxy: who.clone(),
+            nodes,
+        };
+        match client.post_stats(&shared.mesh, &report).await {
+            Ok(()) => pushed = now,
+            Err(error) => tracing::debug!(%error, "stats push failed; retrying with the next"),
+        }
+    }
+}
+
+/// Sums every series by target node; requests that never got a node (no route) are left out.
+pub fn totals(series: &[(crate::SeriesKey, SeriesCounts)]) -> Totals {
+    let mut totals = Totals::new();
+    for (key, counts) in series {
+        if key.target_node.is_empty() {
+            continue;
+        }
+        let node = totals
+            .entry(key.target_node.clone())
+            .or_insert_with(|| NodeStats {
+                virtual_node: key.target_node.clone(),
+                ..NodeStats::default()
+            });
+        node.requests += counts.requests();
+        node.status_2xx += counts.by_class[1];
+        node.status_4xx += counts.by_class[3];
+        node.status_5xx += counts.by_class[4];
+        if node.latency_buckets.len() < counts.latency.len() {
+            node.latency_buckets.resize(counts.latency.len(), 0);
+        }
+        for (into, (_, count)) in node.latency_buckets.iter_mut().zip(&counts.latency) {
+            *into += count;
+        }
+    }
+    totals
+}
+
+/// What `now` counted beyond `before`, for nodes with new requests.
+pub fn deltas(now: &Totals, before: &Totals) -> Vec<NodeStats> {
+    now.values()
+        .filter_map(|node| {
+            let zero = NodeStats::default();
+            let old = before.get(&node.virtual_node).unwrap_or(&zero);
+            let requests = node.requests.saturating_sub(old.requests);
+            (requests > 0).then(|| NodeStats {
+                virtual_node: node.virtual_node.clone(),
+                requests,
+                status_2xx: node.status_2xx.saturating_sub(old.status_2xx),
+                status_4xx: node.status_4xx.saturating_sub(old.status_4xx),
+                status_5xx: node.status_5xx.saturating_sub(old.status_5xx),
+                failures: 0,
+                latency_buckets: node
+                    .latency_buckets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        n.saturating_sub(old.latency_buckets.get(i).copied().unwrap_or(0))
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
