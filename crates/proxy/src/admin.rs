@@ -33,6 +33,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Res
                 "mesh": table.mesh(),
                 "role": role,
                 "revision": table.revision,
+                "appliedAtUnixMicros": shared.applied_at.load(std::sync::atomic::Ordering::Relaxed),
                 "source": table.source.map(|s| s.as_str()),
                 "problems": table.problems,
                 "snapshot": table.snapshot.to_json(),

@@ -126,6 +126,8 @@ pub(crate) struct Shared {
     table: ArcSwap<RouteTable>,
     /// The revision of the table in use, for whoever waits for a change.
     applied: watch::Sender<u64>,
+    /// When the table in use was installed, in microseconds since the Unix epoch.
+    applied_at: std::sync::atomic::AtomicU64,
     telemetry: Telemetry,
     upstreams: Upstreams,
 }
@@ -184,6 +186,7 @@ impl Proxy {
             role: config.role.clone(),
             table: ArcSwap::from_pointee(RouteTable::empty(&config.mesh)),
             applied: watch::Sender::new(0),
+            applied_at: Default::default(),
             telemetry: Telemetry::new(&config.mesh),
             upstreams: Upstreams::new(),
         });

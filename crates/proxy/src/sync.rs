@@ -42,8 +42,20 @@ pub fn install(shared: &Shared, snapshot: Arc<Snapshot>, source: ConfigSource) {
         elapsed: started.elapsed(),
     };
     shared.table.store(Arc::new(table));
+    shared
+        .applied_at
+        .store(unix_micros(), std::sync::atomic::Ordering::Relaxed);
     shared.applied.send_replace(event.revision);
     event.emit(&shared.telemetry);
+}
+
+/// Wall-clock time, for `/config`'s `appliedAtUnixMicros`: benchmarks compare it with the time
+/// the control plane acknowledged a change, across processes.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Fetches one snapshot of the mesh.
