@@ -39,6 +39,8 @@ pub enum Command {
     Route(RouteCommand),
     /// Run a proxy: a virtual gateway's listeners, or a virtual node's egress listener.
     Proxy(ProxyOpts),
+    /// Print the output of a workload's replicas (DATA_DIR/logs/<workload>-<n>.log).
+    Logs(LogsOpts),
 }
 
 #[derive(Debug, Parser)]
@@ -54,6 +56,21 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+}
+
+#[derive(Debug, Parser)]
+pub struct LogsOpts {
+    /// The workload whose replicas' output to print.
+    pub workload: String,
+    /// Only this replica (0-based); default: every replica, lines prefixed `<workload>-<n> | `.
+    #[arg(short = 'r', long)]
+    pub replica: Option<u32>,
+    /// Keep printing new output until Ctrl-C.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The data directory of `aviary up` / `aviary demo`.
+    #[arg(long, default_value = ".aviary")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Parser)]

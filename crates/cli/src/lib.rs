@@ -7,6 +7,7 @@
 mod apply;
 mod args;
 mod get;
+mod logs;
 mod proxy;
 mod route;
 
@@ -52,6 +53,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Get(opts) => get::run(&client, opts).await,
         Command::Delete(opts) => get::delete(&client, opts).await,
         Command::Route(args::RouteCommand::Set(opts)) => route::set(&client, opts).await,
+        Command::Logs(opts) => {
+            logs::run(&opts.data_dir, &opts.workload, opts.replica, opts.follow).await
+        }
         Command::Proxy(opts) => proxy::run(&args.control, opts).await,
     }
 }

@@ -1,0 +1,149 @@
+//! Unit tests of finding and following log files.
+
+use std::io::Write;
+
+use super::*;
+
+fn write(path: &Path, text: &str) {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn find_logs_matches_replica_files_of_exactly_this_workload() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(log_dir(data.path())).unwrap();
+    for name in [
+        "web-0.log",
+        "web-10.log",
+        "web-2.log",
+        "web-1-0.log",
+        "web-x.log",
+        "web-.log",
+        "webby-0.log",
+    ] {
+        write(&log_dir(data.path()).join(name), "x\n");
+    }
+    let found: Vec<u32> = find_logs(data.path(), "web", None)
+        .unwrap()
+        .iter()
+        .map(|l| l.replica)
+        .collect();
+    assert_eq!(found, [0, 2, 10]);
+    let one = find_logs(data.path(), "web", Some(2)).unwrap();
+    assert_eq!(
+        one,
+        [ReplicaLog {
+            replica: 2,
+            path: log_path(data.path(), "web", 2)
+        }]
+    );
+    let nested: Vec<u32> = find_logs(data.path(), "web-1", None)
+        .unwrap()
+        .iter()
+        .map(|l| l.replica)
+        .collect();
+    assert_eq!(nested, [0]);
+}
+
+#[test]
+fn no_logs_names_the_workload_and_the_directory() {
+    let data = tempfile::tempdir().unwrap();
+    for replica in [None, Some(3)] {
+        let error = find_logs(data.path(), "web", replica)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("'web'"), "{error}");
+        assert!(
+            error.contains(&log_dir(data.path()).display().to_string()),
+            "{error}"
+        );
+    }
+    std::fs::create_dir_all(log_dir(data.path())).unwrap();
+    write(&log_path(data.path(), "web", 0), "x\n");
+    assert!(matches!(
+        find_logs(data.path(), "web", Some(1)),
+        Err(WorkloadsError::NoLogs { .. })
+    ));
+}
+
+#[test]
+fn the_follower_returns_whole_lines_as_they_come_and_new_files_too() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(log_dir(data.path())).unwrap();
+    let web0 = log_path(data.path(), "web", 0);
+    write(&web0, "one\ntw");
+    let mut follower = LogFollower::new(data.path(), "web", None).unwrap();
+    assert_eq!(follower.files(), 1);
+    let lines = |batch: Vec<LogLine>| -> Vec<(u32, String)> {
+        batch.into_iter().map(|l| (l.replica, l.line)).collect()
+    };
+    assert_eq!(
+        lines(follower.poll(false).unwrap()),
+        [(0, "one".to_string())]
+    );
+    assert!(follower.poll(false).unwrap().is_empty());
+    write(&web0, "o\nthree\n");
+    write(&log_path(data.path(), "web", 1), "other\n");
+    assert_eq!(
+        lines(follower.poll(false).unwrap()),
+        [
+            (0, "two".to_string()),
+            (0, "three".to_string()),
+            (1, "other".to_string())
+        ]
+    );
+    assert_eq!(follower.files(), 2);
+    write(&web0, "no newline");
+    assert!(follower.poll(false).unwrap().is_empty());
+    assert_eq!(lines(follower.finish()), [(0, "no newline".to_string())]);
+}
+
+#[test]
+fn reading_to_the_end_returns_a_last_line_without_newline_in_its_place() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(log_dir(data.path())).unwrap();
+    write(&log_path(data.path(), "web", 0), "a\nb");
+    write(&log_path(data.path(), "web", 1), "c\n");
+    let mut follower = LogFollower::new(data.path(), "web", None).unwrap();
+    let lines: Vec<(u32, String)> = follower
+        .poll(true)
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.replica, l.line))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (0, "a".to_string()),
+            (0, "b".to_string()),
+            (1, "c".to_string())
+        ]
+    );
+    assert!(follower.poll(true).unwrap().is_empty());
+    assert!(follower.finish().is_empty());
+}
+
+#[test]
+fn a_truncated_file_is_read_again_from_its_start() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(log_dir(data.path())).unwrap();
+    let web0 = log_path(data.path(), "web", 0);
+    write(&web0, "a long first line\n");
+    let mut follower = LogFollower::new(data.path(), "web", Some(0)).unwrap();
+    assert_eq!(follower.poll(false).unwrap().len(), 1);
+    std::fs::write(&web0, "new\n").unwrap();
+    let again = follower.poll(false).unwrap();
+    assert_eq!(
+        again,
+        [LogLine {
+            replica: 0,
+            line: "new".into()
+        }]
+    );
+}
