@@ -47,7 +47,12 @@ async fn apply_workload(client: &Client, manifest: &Manifest) -> anyhow::Result<
 }
 
 pub async fn run(client: &Client, opts: ApplyOpts) -> anyhow::Result<()> {
-    let manifests = load(&opts.files)?;
+    apply_all(client, load(&opts.files)?).await
+}
+
+/// Creates or updates each manifest in order, printing one line per resource; stops at the
+/// first server error.
+pub async fn apply_all(client: &Client, manifests: Vec<Manifest>) -> anyhow::Result<()> {
     for manifest in manifests {
         let kind = match &manifest.kind {
             ManifestKind::AppMesh(kind) => *kind,
@@ -86,12 +91,22 @@ pub async fn run(client: &Client, opts: ApplyOpts) -> anyhow::Result<()> {
 /// satisfies references: meshes, nodes, routers, routes, services, gateways, gateway routes,
 /// then workloads.
 pub fn load(files: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
-    let mut manifests = Vec::new();
-    let mut problems = Vec::new();
+    let mut texts = Vec::new();
     for file in expand(files)? {
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read {}", file.display()))?;
-        match parse_manifests(&text, &file.display().to_string()) {
+        texts.push((file.display().to_string(), text));
+    }
+    parse_all(&texts)
+}
+
+/// Parses `(source, text)` pairs: every problem of every document at once, or the manifests
+/// in apply order.
+pub fn parse_all(texts: &[(String, String)]) -> anyhow::Result<Vec<Manifest>> {
+    let mut manifests = Vec::new();
+    let mut problems = Vec::new();
+    for (source, text) in texts {
+        match parse_manifests(text, source) {
             Ok(found) => manifests.extend(found),
             Err(found) => problems.extend(found.0),
         }

@@ -41,6 +41,13 @@ pub enum Command {
     Proxy(ProxyOpts),
     /// Print the output of a workload's replicas (DATA_DIR/logs/<workload>-<n>.log).
     Logs(LogsOpts),
+    /// Run everything in one process: control plane, gateway proxies, the mesh's egress proxy
+    /// and the workload supervisor, from manifests.
+    Up(UpOpts),
+    /// `aviary up` with the built-in demo mesh (order, product, customer) and its v1 workloads.
+    Demo(DemoOpts),
+    /// Live requests/s, success rate and latency per virtual node.
+    Top(TopOpts),
 }
 
 #[derive(Debug, Parser)]
@@ -56,6 +63,73 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+}
+
+/// What `aviary up` and `aviary demo` share.
+#[derive(Debug, Parser)]
+pub struct RunOpts {
+    /// Directory of the embedded store, workload logs and proxy state (created if missing).
+    #[arg(long, default_value = ".aviary")]
+    pub data_dir: PathBuf,
+    /// The control plane's address (the CLI's default, so other commands need no flags).
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// The mesh's egress proxy, which workloads reach as HTTP_PROXY.
+    #[arg(long, default_value = "127.0.0.1:15001")]
+    pub egress_listen: SocketAddr,
+    /// Health-check interval for local workloads, instead of each node's `intervalMillis`
+    /// (App Mesh's minimum, 5 s, makes a local start slow).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub health_interval: std::time::Duration,
+}
+
+#[derive(Debug, Parser)]
+pub struct UpOpts {
+    /// Manifest files or directories (YAML or JSON).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub run: RunOpts,
+}
+
+#[derive(Debug, Parser)]
+pub struct DemoOpts {
+    #[command(flatten)]
+    pub run: RunOpts,
+}
+
+#[derive(Debug, Parser)]
+pub struct TopOpts {
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: Option<String>,
+    /// The window each figure covers.
+    #[arg(long, default_value = "5s")]
+    pub window: String,
+    /// Redraw this often.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Print this many times, then exit (default: until Ctrl-C).
+    #[arg(short = 'n', long)]
+    pub iterations: Option<u64>,
+}
+
+/// `500ms`, `2s`, `1m`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 2s or 1m"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(number)),
+        "s" => Ok(std::time::Duration::from_secs(number)),
+        "m" => Ok(std::time::Duration::from_secs(number * 60)),
+        _ => Err(format!(
+            "'{text}' is not a duration such as 500ms, 2s or 1m"
+        )),
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -133,8 +207,9 @@ pub struct RouteSetOpts {
     pub route: String,
     #[arg(long)]
     pub router: String,
+    /// Needed only when there is more than one mesh.
     #[arg(long, env = "AVIARY_MESH")]
-    pub mesh: String,
+    pub mesh: Option<String>,
     /// NODE=WEIGHT pairs.
     #[arg(required = true)]
     pub targets: Vec<String>,

@@ -10,6 +10,8 @@ mod get;
 mod logs;
 mod proxy;
 mod route;
+mod top;
+mod up;
 
 use std::process::ExitCode;
 
@@ -17,6 +19,20 @@ use tokio_util::sync::CancellationToken;
 
 pub use args::Args;
 use args::Command;
+
+/// The `aviary` program. Invoked under the name `aviary-demo` (the link `aviary demo` makes when
+/// no `aviary-demo` binary is around) it is the demo services instead, so one build of one
+/// binary runs the whole demo.
+pub fn main() -> ExitCode {
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+    if invoked_as.as_deref() == Some(up::DEMO_BINARY) {
+        return demo::main();
+    }
+    run(<Args as clap::Parser>::parse())
+}
 
 pub fn run(args: Args) -> ExitCode {
     init_logging();
@@ -57,6 +73,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             logs::run(&opts.data_dir, &opts.workload, opts.replica, opts.follow).await
         }
         Command::Proxy(opts) => proxy::run(&args.control, opts).await,
+        Command::Up(opts) => up::up(opts).await,
+        Command::Demo(opts) => up::demo(opts).await,
+        Command::Top(opts) => top::run(&client, opts).await,
     }
 }
 

@@ -1,7 +1,5 @@
-//! The `aviary` binary: parses arguments and hands them to `cli::run`.
-
-use clap::Parser;
+//! The `aviary` binary: hands the command line to `cli::main`.
 
 fn main() -> std::process::ExitCode {
-    cli::run(cli::Args::parse())
+    cli::main()
 }

@@ -9,16 +9,17 @@ use crate::args::RouteSetOpts;
 
 pub async fn set(client: &Client, opts: RouteSetOpts) -> anyhow::Result<()> {
     let targets = parse_targets(&opts.targets)?;
+    let mesh = crate::get::resolve_mesh(client, opts.mesh.as_deref()).await?;
     let path = ResourcePath {
         kind: Kind::Route,
-        mesh: opts.mesh.clone(),
+        mesh: mesh.clone(),
         parent: Some(opts.router.clone()),
         name: opts.route.clone(),
     };
     let route = client.describe(&path).await?.with_context(|| {
         format!(
             "route '{}' of router '{}' not found in mesh '{}'",
-            opts.route, opts.router, opts.mesh
+            opts.route, opts.router, mesh
         )
     })?;
     let spec = with_targets(&route["spec"], &targets)?;

@@ -163,6 +163,12 @@ impl Client {
         }
     }
 
+    /// `GET /v1/meshes/{mesh}/stats?window=W`: per-node aggregates over the window.
+    pub async fn stats(&self, mesh: &str, window: &str) -> Result<Value, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/stats?window={window}");
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
     /// `POST /v1/meshes/{mesh}/stats`: a proxy's request counts since its last report.
     pub async fn post_stats(
         &self,

@@ -57,7 +57,7 @@ impl Default for Config {
 pub enum ControlError {
     #[error("cannot open the store: {0}")]
     Store(#[from] store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

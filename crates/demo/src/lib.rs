@@ -10,6 +10,7 @@
 
 mod args;
 mod config;
+mod entry;
 mod error;
 mod faults;
 mod order;
@@ -23,6 +24,7 @@ pub use args::Args;
 pub use config::{
     Backends, Config, DEFAULT_CUSTOMER_URL, DEFAULT_LISTEN, DEFAULT_PRODUCT_URL, Service,
 };
+pub use entry::main;
 pub use error::DemoError;
 pub use faults::{ErrorRate, Faults, parse_duration};
 pub use server::Server;

@@ -28,6 +28,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Res
             let role = match &shared.role {
                 Role::Gateway(name) => json!({ "virtualGateway": name }),
                 Role::Node(name) => json!({ "virtualNode": name }),
+                Role::Mesh => json!({ "mesh": true }),
             };
             let body = json!({
                 "mesh": table.mesh(),

@@ -138,10 +138,46 @@ pub enum ResponseBody {
     Full(Option<Bytes>),
     Upstream {
         body: Incoming,
-        idle: Option<(Duration, Pin<Box<Sleep>>)>,
+        idle: Option<IdleTimeout>,
         /// Counts toward the endpoint's outstanding requests until the body is done.
         in_flight: Option<InFlight>,
     },
+}
+
+/// The route's idle timeout on an upstream body: it runs out `after` the last frame (or the
+/// response head). The timer is only armed when the body actually has to wait: most bodies
+/// are complete by the time they are polled, and a timer per response would cost more than
+/// forwarding it.
+pub struct IdleTimeout {
+    after: Duration,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimeout {
+    fn new(after: Duration) -> IdleTimeout {
+        IdleTimeout {
+            after,
+            deadline: Instant::now() + after,
+            sleep: None,
+        }
+    }
+
+    fn activity(&mut self) {
+        self.deadline = Instant::now() + self.after;
+    }
+
+    /// Ready when the body has been idle for `after`.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        sleep.as_mut().poll(cx)
+    }
 }
 
 impl ResponseBody {
@@ -152,7 +188,7 @@ impl ResponseBody {
     pub fn upstream(body: Incoming, idle: Option<Duration>, in_flight: InFlight) -> ResponseBody {
         ResponseBody::Upstream {
             body,
-            idle: idle.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
+            idle: idle.map(IdleTimeout::new),
             in_flight: Some(in_flight),
         }
     }
@@ -176,20 +212,20 @@ impl Body for ResponseBody {
                 Poll::Ready(frame) => {
                     if frame.is_none() {
                         in_flight.take();
-                    } else if let Some((after, sleep)) = idle {
-                        sleep.as_mut().reset(Instant::now() + *after);
+                    } else if let Some(idle) = idle {
+                        idle.activity();
                     }
                     Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
                 }
                 Poll::Pending => {
-                    let Some((after, sleep)) = idle else {
+                    let Some(idle) = idle else {
                         return Poll::Pending;
                     };
-                    if sleep.as_mut().poll(cx).is_pending() {
+                    if idle.poll_expired(cx).is_pending() {
                         return Poll::Pending;
                     }
                     in_flight.take();
-                    let message = format!("upstream response body idle for {after:?}");
+                    let message = format!("upstream response body idle for {:?}", idle.after);
                     Poll::Ready(Some(Err(message.into())))
                 }
             },

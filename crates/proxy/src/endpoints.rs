@@ -10,15 +10,17 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use http::uri::Authority;
 use tokio::time::Instant;
 
 use crate::error::ProxyError;
 use crate::outlier::{OutlierConfig, OutlierState};
+use crate::pool::{Http1Pools, Pool};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -120,6 +122,10 @@ impl EndpointSource for NoSource {
 #[derive(Debug)]
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// `addr` as a URI authority, formatted once rather than for every request.
+    authority: Option<Authority>,
+    /// The keep-alive connections to `addr`, found on the first request.
+    http1_pool: OnceLock<Arc<Pool>>,
     outstanding: AtomicUsize,
     outlier: OutlierState,
 }
@@ -128,9 +134,21 @@ impl Endpoint {
     fn new(addr: SocketAddr) -> Endpoint {
         Endpoint {
             addr,
+            authority: Authority::try_from(addr.to_string()).ok(),
+            http1_pool: OnceLock::new(),
             outstanding: AtomicUsize::new(0),
             outlier: OutlierState::default(),
         }
+    }
+
+    /// `None` for an address that is no valid authority (an IPv6 zone); requests to it fail.
+    pub fn authority(&self) -> Option<&Authority> {
+        self.authority.as_ref()
+    }
+
+    /// The pool of keep-alive HTTP/1.1 connections to `addr`.
+    pub fn http1_pool(&self, pools: &Http1Pools) -> &Arc<Pool> {
+        self.http1_pool.get_or_init(|| pools.pool(self.addr))
     }
 
     pub fn outstanding(&self) -> usize {

@@ -103,7 +103,7 @@ impl ProxyError {
 /// Why `Proxy::bind` or `Proxy::run` could not start or keep serving.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr} ({what}): {source}")]
+    #[error("cannot listen on {addr} ({what})")]
     Bind {
         addr: SocketAddr,
         what: &'static str,

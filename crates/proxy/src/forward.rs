@@ -2,6 +2,8 @@
 //! route, then try weighted targets under the route's timeout and retry policy, streaming the
 //! answer back. It reads one immutable `RouteTable` per request and takes no lock.
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
+use http::uri::{self, PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -18,10 +21,11 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::body::{self, Prepared, RequestBody, ResponseBody};
-use crate::endpoints::InFlight;
+use crate::endpoints::{Endpoint, InFlight};
 use crate::error::{Delivery, ProxyError};
 use crate::headers::{append_forwarded_for, remove_hop_by_hop};
 use crate::matching::RequestView;
+use crate::pool::{CONNECT_TIMEOUT, Http1Pools, IDLE_TIMEOUT};
 use crate::table::{RouteEntry, RouteTable};
 use crate::telemetry::{Attempt, EndpointEjected, Rejected};
 
@@ -34,9 +38,10 @@ pub enum Entry {
     Egress,
 }
 
-/// Keep-alive connection pools to upstreams: HTTP/1.1, and HTTP/2 with prior knowledge.
+/// Keep-alive connection pools to upstreams: HTTP/1.1 (the proxy's own, per endpoint), and
+/// HTTP/2 with prior knowledge (hyper-util's, one multiplexed connection per address).
 pub struct Upstreams {
-    http1: Client<HttpConnector, RequestBody>,
+    pub http1: Http1Pools,
     http2: Client<HttpConnector, RequestBody>,
 }
 
@@ -44,13 +49,8 @@ impl Upstreams {
     pub fn new() -> Upstreams {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let idle = Some(Duration::from_secs(60));
-        let http1 = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(idle)
-            .set_host(false)
-            .build(connector.clone());
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let idle = Some(IDLE_TIMEOUT);
         let http2 = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
@@ -58,7 +58,10 @@ impl Upstreams {
             .http2_only(true)
             .set_host(false)
             .build(connector);
-        Upstreams { http1, http2 }
+        Upstreams {
+            http1: Http1Pools::default(),
+            http2,
+        }
     }
 }
 
@@ -80,15 +83,16 @@ impl Failure {
 }
 
 /// Serves one request; every failure becomes a short text answer naming what failed.
+/// `forwarded_for` is the caller's `X-Forwarded-For` entry ([`headers::forwarded_for`]).
 pub async fn handle(
     shared: &Shared,
     entry: Entry,
-    remote: SocketAddr,
+    forwarded_for: &HeaderValue,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
     let table = shared.table.load_full();
-    match serve(shared, &table, entry, remote, request, start).await {
+    match serve(shared, &table, entry, forwarded_for, request, start).await {
         Ok(response) => response,
         Err(failure) => {
             if !failure.counted {
@@ -135,7 +139,7 @@ async fn serve(
     shared: &Shared,
     table: &Arc<RouteTable>,
     entry: Entry,
-    remote: SocketAddr,
+    forwarded_for: &HeaderValue,
     request: Request<Incoming>,
     start: Instant,
 ) -> Result<Response<ResponseBody>, Failure> {
@@ -156,17 +160,20 @@ async fn serve(
     }
     let path = parts.uri.path();
     let query = parts.uri.query();
-    let (service_name, port, path_and_query, host) = match entry {
+    let original = parts.uri.path_and_query();
+    let (service_name, port, path_and_query, host): (Cow<'_, str>, _, _, _) = match entry {
         Entry::Egress => {
             let (host, port) = requested_host(&parts).map_err(|e| Failure::new("", e))?;
-            let path_and_query = parts
-                .uri
-                .path_and_query()
-                .map_or_else(|| "/".to_string(), |pq| pq.as_str().to_string());
-            (host, port, path_and_query, None)
+            let path_and_query = original.map_or("/", PathAndQuery::as_str).to_string();
+            (Cow::Owned(host), port, path_and_query, None)
         }
         Entry::Gateway { port } => {
-            let host = requested_host(&parts).map(|h| h.0).unwrap_or_default();
+            // Only a hostname match reads the host; most gateways have none.
+            let host = if table.gateway_matches_hostnames() {
+                requested_host(&parts).map(|h| h.0).unwrap_or_default()
+            } else {
+                String::new()
+            };
             let view = RequestView {
                 method: &parts.method,
                 path,
@@ -189,9 +196,20 @@ async fn serve(
                 )
             })?;
             let rewritten = route.rewrite_path(path, query);
-            let host = route.rewrites_host().then(|| route.service.clone());
-            (route.service.clone(), route.target_port, rewritten, host)
+            let host = route.host_rewrite().cloned();
+            (
+                Cow::Borrowed(route.service.as_str()),
+                route.target_port,
+                rewritten,
+                host,
+            )
         }
+    };
+    // The upstream request's target: the caller's own, parsed once already, when unchanged.
+    let target = match original {
+        Some(original) if original.as_str() == path_and_query => Some(original.clone()),
+        None if path_and_query == "/" => Some(PathAndQuery::from_static("/")),
+        _ => PathAndQuery::try_from(path_and_query.as_str()).ok(),
     };
     let fail = |error| Failure::new(&service_name, error);
     let service = table.service(&service_name).map_err(fail)?;
@@ -223,8 +241,9 @@ async fn serve(
         shared,
         service: &service_name,
         route,
-        remote,
+        forwarded_for,
         path_and_query: &path_and_query,
+        target,
         host,
         start,
     };
@@ -236,10 +255,12 @@ struct Forward<'a> {
     shared: &'a Shared,
     service: &'a str,
     route: &'a RouteEntry,
-    remote: SocketAddr,
+    forwarded_for: &'a HeaderValue,
     path_and_query: &'a str,
+    /// `path_and_query` parsed; `None` when it does not parse (the attempt then fails).
+    target: Option<PathAndQuery>,
     /// Replaces `Host` (a gateway's hostname rewrite).
-    host: Option<String>,
+    host: Option<HeaderValue>,
     start: Instant,
 }
 
@@ -284,11 +305,9 @@ impl Forward<'_> {
             .any(|v| v.to_str().is_ok_and(|v| v.contains("trailers")));
         let mut headers = parts.headers;
         remove_hop_by_hop(&mut headers, false);
-        append_forwarded_for(&mut headers, self.remote.ip());
-        if let Some(host) = &self.host
-            && let Ok(value) = HeaderValue::from_str(host)
-        {
-            headers.insert(header::HOST, value);
+        append_forwarded_for(&mut headers, self.forwarded_for);
+        if let Some(host) = &self.host {
+            headers.insert(header::HOST, host.clone());
         } else if !headers.contains_key(header::HOST)
             && let Some(authority) = parts.uri.authority()
             && let Ok(value) = HeaderValue::from_str(authority.as_str())
@@ -338,6 +357,7 @@ impl Forward<'_> {
                         method: &parts.method,
                         headers,
                         path_and_query: self.path_and_query,
+                        target: self.target.as_ref(),
                         http2,
                         body,
                     };
@@ -419,43 +439,56 @@ impl Forward<'_> {
         node: &str,
         timeout: Option<(Duration, Duration)>,
     ) -> Result<(Response<Incoming>, InFlight), ProxyError> {
-        let addr = in_flight.endpoint().addr;
+        let endpoint = in_flight.endpoint();
+        let addr = endpoint.addr;
         let http2 = request.http2;
         let request = request
-            .build(addr)
+            .build(endpoint)
             .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let upstreams = &self.shared.upstreams;
-        let client = if http2 {
-            &upstreams.http2
+        // Either way: (whether no connection could be made, what went wrong).
+        let result = if http2 {
+            within(timeout, node, upstreams.http2.request(request))
+                .await?
+                .map_err(|e| (e.is_connect(), error_chain(&e)))
         } else {
-            &upstreams.http1
-        };
-        let call = client.request(request);
-        let result = match timeout {
-            Some((wait, limit)) => match tokio::time::timeout(wait, call).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Err(ProxyError::Timeout {
-                        node: node.to_string(),
-                        after: limit,
-                    });
-                }
-            },
-            None => call.await,
+            let pool = endpoint.http1_pool(&upstreams.http1);
+            within(timeout, node, pool.send(request))
+                .await?
+                .map_err(|e| (e.is_connect(), error_chain(&e)))
         };
         match result {
             Ok(response) => Ok((response, in_flight)),
-            Err(error) if error.is_connect() => Err(ProxyError::Connect {
+            Err((true, detail)) => Err(ProxyError::Connect {
                 node: node.to_string(),
                 addr,
-                detail: error_chain(&error),
+                detail,
             }),
-            Err(error) => Err(ProxyError::Stream {
+            Err((false, detail)) => Err(ProxyError::Stream {
                 node: node.to_string(),
                 addr,
-                detail: error_chain(&error),
+                detail,
             }),
         }
+    }
+}
+
+/// `call`, given up with [`ProxyError::Timeout`] after the attempt's timeout.
+async fn within<T>(
+    timeout: Option<(Duration, Duration)>,
+    node: &str,
+    call: impl Future<Output = T>,
+) -> Result<T, ProxyError> {
+    match timeout {
+        Some((wait, limit)) => {
+            tokio::time::timeout(wait, call)
+                .await
+                .map_err(|_| ProxyError::Timeout {
+                    node: node.to_string(),
+                    after: limit,
+                })
+        }
+        None => Ok(call.await),
     }
 }
 
@@ -482,26 +515,47 @@ struct UpstreamRequest<'a> {
     method: &'a Method,
     headers: HeaderMap,
     path_and_query: &'a str,
+    /// `path_and_query`, already parsed.
+    target: Option<&'a PathAndQuery>,
     http2: bool,
     body: RequestBody,
 }
 
 impl UpstreamRequest<'_> {
-    fn build(self, addr: SocketAddr) -> Result<Request<RequestBody>, http::Error> {
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(addr.to_string())
-            .path_and_query(self.path_and_query)
-            .build()?;
-        let mut request = Request::builder()
-            .method(self.method.clone())
-            .uri(uri)
-            .version(if self.http2 {
-                Version::HTTP_2
-            } else {
-                Version::HTTP_11
-            })
-            .body(self.body)?;
+    /// HTTP/1.1 requests go in origin-form (`/path?query`) on a connection to the endpoint;
+    /// HTTP/2 ones in absolute form, which hyper-util's client routes by.
+    fn build(self, endpoint: &Endpoint) -> Result<Request<RequestBody>, http::Error> {
+        let (authority, target) = match (endpoint.authority(), self.target) {
+            (Some(authority), Some(target)) => (authority.clone(), target.clone()),
+            // Whatever does not parse fails here, with the builder's error.
+            _ => {
+                let uri = Uri::builder()
+                    .scheme("http")
+                    .authority(endpoint.addr.to_string())
+                    .path_and_query(self.path_and_query)
+                    .build()?
+                    .into_parts();
+                let (Some(authority), Some(target)) = (uri.authority, uri.path_and_query) else {
+                    unreachable!("the builder was given an authority and a path");
+                };
+                (authority, target)
+            }
+        };
+        let mut parts = uri::Parts::default();
+        if self.http2 {
+            parts.scheme = Some(Scheme::HTTP);
+            parts.authority = Some(authority);
+        }
+        parts.path_and_query = Some(target);
+        let uri = Uri::from_parts(parts)?;
+        let mut request = Request::new(self.body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = if self.http2 {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
         *request.headers_mut() = self.headers;
         Ok(request)
     }

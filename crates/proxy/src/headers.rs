@@ -3,30 +3,39 @@
 
 use std::net::IpAddr;
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
-/// Headers that describe one connection, not the message; never forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Headers that describe one connection, not the message; never forwarded. `keep-alive` and
+/// `proxy-connection` are not registered with IANA but sent by old clients and proxies;
+/// hop-by-hop in practice.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "keep-alive",
+    "proxy-connection",
 ];
 
-/// Not registered with IANA but sent by old clients and proxies; hop-by-hop in practice.
-const LEGACY_HOP_BY_HOP: [&str; 2] = ["keep-alive", "proxy-connection"];
-
-pub fn x_forwarded_for() -> HeaderName {
-    HeaderName::from_static("x-forwarded-for")
+/// Compared as text: cheaper than building and comparing `HeaderName`s, and every message
+/// passes through here twice.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// Removes the hop-by-hop headers and every header `Connection` names. `TE: trailers` is kept
 /// when `keep_te_trailers` (an HTTP/2 upstream: gRPC needs it, and it is the only TE value
 /// HTTP/2 allows).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // Most messages have none, or only `Connection: keep-alive`.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let te_trailers = keep_te_trailers
         && headers
             .get_all(header::TE)
@@ -34,20 +43,23 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    let named: Vec<HeaderName> = headers
+    // What `Connection` names beyond the hop-by-hop headers (`keep-alive`, `close`, ...).
+    let named: Vec<&str> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|token| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(token)))
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-    for name in LEGACY_HOP_BY_HOP {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name.as_str()))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
     if te_trailers {
@@ -55,21 +67,33 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
     }
 }
 
-/// Appends the caller's address to `X-Forwarded-For`, joining earlier values into one field.
-pub fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
-    let name = x_forwarded_for();
-    let mut value = headers
-        .get_all(&name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(", ");
-    if !value.is_empty() {
-        value.push_str(", ");
-    }
-    value.push_str(&client.to_string());
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(name, value);
+/// The caller's address as an `X-Forwarded-For` entry: formatted once per connection, not
+/// once per request.
+pub fn forwarded_for(client: IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&client.to_string()).expect("an IP address is a valid header value")
+}
+
+/// Appends the caller's entry ([`forwarded_for`]) to `X-Forwarded-For`, joining earlier values
+/// into one field.
+pub fn append_forwarded_for(headers: &mut HeaderMap, client: &HeaderValue) {
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Vacant(entry) => {
+            entry.insert(client.clone());
+        }
+        Entry::Occupied(mut entry) => {
+            let mut value = entry
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if !value.is_empty() {
+                value.push_str(", ");
+            }
+            value.push_str(client.to_str().unwrap_or_default());
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                entry.insert(value);
+            }
+        }
     }
 }
 

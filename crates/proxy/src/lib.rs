@@ -19,6 +19,7 @@ mod forward;
 mod headers;
 mod matching;
 mod outlier;
+mod pool;
 mod push;
 mod server;
 mod snapshot;
@@ -58,6 +59,10 @@ pub enum Role {
     Gateway(String),
     /// The egress proxy of this virtual node.
     Node(String),
+    /// An egress proxy shared by every local workload of the mesh (`aviary up`): it reaches
+    /// every virtual service, since it cannot tell which node a caller is, so no node's
+    /// `backends` list is enforced.
+    Mesh,
 }
 
 /// "gateway demo-gw" / "node order-vn": who reports stats and logs.
@@ -66,6 +71,7 @@ impl fmt::Display for Role {
         match self {
             Role::Gateway(name) => write!(f, "gateway {name}"),
             Role::Node(name) => write!(f, "node {name}"),
+            Role::Mesh => f.write_str("mesh egress"),
         }
     }
 }
@@ -206,7 +212,7 @@ impl Proxy {
         let mut listeners = Vec::new();
         let mut gateway_ports = Vec::new();
         match &config.role {
-            Role::Node(_) => {
+            Role::Node(_) | Role::Mesh => {
                 let listener = bind_listener(config.egress_listen, "egress").await?;
                 listeners.push((ListenerKind::Egress, listener));
             }
@@ -288,6 +294,9 @@ impl Proxy {
             saved,
         };
         tracker.spawn(syncer.run(self.initial, shutdown.clone()));
+        let shared = self.shared.clone();
+        let stop = shutdown.clone();
+        tracker.spawn(async move { shared.upstreams.http1.expire_idle(stop).await });
         tracker.spawn(push::run(
             self.shared.clone(),
             client::Client::new(&self.config.control),

@@ -203,6 +203,11 @@ impl HttpMatch {
         self.prefix.as_deref()
     }
 
+    /// Whether the match looks at the request's hostname.
+    pub fn matches_hostname(&self) -> bool {
+        self.hostname.is_some()
+    }
+
     pub fn is_exact_path(&self) -> bool {
         matches!(self.path, Some(PathMatch::Exact(_)))
     }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::forward::{self, Entry};
-use crate::{Shared, admin};
+use crate::{Shared, admin, headers};
 
 /// What a listener serves.
 #[derive(Debug, Clone, Copy)]
@@ -61,11 +61,15 @@ async fn connection(
     serves: Serves,
     stop: CancellationToken,
 ) {
+    let forwarded_for = headers::forwarded_for(remote.ip());
     let service = service_fn(move |request| {
         let shared = shared.clone();
+        let forwarded_for = forwarded_for.clone();
         async move {
             let response = match serves {
-                Serves::Proxy(entry) => forward::handle(&shared, entry, remote, request).await,
+                Serves::Proxy(entry) => {
+                    forward::handle(&shared, entry, &forwarded_for, request).await
+                }
                 Serves::Admin => admin::handle(&shared, request).await,
             };
             Ok::<_, Infallible>(response)

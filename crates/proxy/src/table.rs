@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use model::Kind;
 use model::typed::{self, HttpRetryPolicy, HttpTimeout, RouteAction};
 use serde::Deserialize;
@@ -171,6 +172,8 @@ pub struct GatewayEntry {
     /// Listener ports (HTTP/1.1 downstream, whatever the listener protocol).
     pub listeners: Vec<u16>,
     routes: Vec<GatewayRouteEntry>,
+    /// Some route matches on the hostname (else the request's host need not be parsed).
+    matches_hostnames: bool,
 }
 
 pub struct GatewayRouteEntry {
@@ -179,6 +182,8 @@ pub struct GatewayRouteEntry {
     pub service: String,
     pub target_port: Option<u16>,
     rewrite: Rewrite,
+    /// The `Host` of a hostname rewrite: `service`, when it is a valid header value.
+    host: Option<HeaderValue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,18 +207,20 @@ struct Rewrite {
 impl GatewayRouteEntry {
     /// The path (with query) the target virtual service sees.
     pub fn rewrite_path(&self, path: &str, query: Option<&str>) -> String {
-        let mut out = match (&self.rewrite.path, self.matcher.matched_prefix()) {
-            (Some(exact), _) => exact.clone(),
+        let query_len = query.map_or(0, |q| q.len() + 1);
+        let mut out = String::with_capacity(path.len() + query_len + 16);
+        match (&self.rewrite.path, self.matcher.matched_prefix()) {
+            (Some(exact), _) => out.push_str(exact),
             (None, Some(prefix)) if !self.matcher.is_exact_path() => {
                 let rest = &path[prefix.len().min(path.len())..];
                 match &self.rewrite.prefix {
-                    PrefixRewrite::Keep => path.to_string(),
-                    PrefixRewrite::Default => join_prefix("/", rest),
-                    PrefixRewrite::Value(value) => join_prefix(value, rest),
+                    PrefixRewrite::Keep => out.push_str(path),
+                    PrefixRewrite::Default => join_prefix(&mut out, "/", rest),
+                    PrefixRewrite::Value(value) => join_prefix(&mut out, value, rest),
                 }
             }
-            _ => path.to_string(),
-        };
+            _ => out.push_str(path),
+        }
         if let Some(query) = query {
             out.push('?');
             out.push_str(query);
@@ -221,16 +228,18 @@ impl GatewayRouteEntry {
         out
     }
 
-    pub fn rewrites_host(&self) -> bool {
-        self.rewrite.hostname
+    /// The `Host` the target service sees, when the route rewrites it.
+    pub fn host_rewrite(&self) -> Option<&HeaderValue> {
+        self.host.as_ref()
     }
 }
 
 /// `replacement` followed by what the prefix left, without doubling the slash between them.
-fn join_prefix(replacement: &str, rest: &str) -> String {
+fn join_prefix(out: &mut String, replacement: &str, rest: &str) {
+    out.push_str(replacement);
     match (replacement.ends_with('/'), rest.strip_prefix('/')) {
-        (true, Some(stripped)) => format!("{replacement}{stripped}"),
-        _ => format!("{replacement}{rest}"),
+        (true, Some(stripped)) => out.push_str(stripped),
+        _ => out.push_str(rest),
     }
 }
 
@@ -440,6 +449,7 @@ impl RouteTable {
                 };
                 (Some(local), None)
             }
+            Role::Mesh => (None, None),
             Role::Gateway(name) => (
                 None,
                 snapshot
@@ -513,6 +523,11 @@ impl RouteTable {
             .as_ref()
             .map(|g| g.listeners.clone())
             .unwrap_or_default()
+    }
+
+    /// Whether any gateway route matches on the request's hostname.
+    pub fn gateway_matches_hostnames(&self) -> bool {
+        self.gateway.as_ref().is_some_and(|g| g.matches_hostnames)
     }
 
     pub fn gateway_name(&self) -> Option<&str> {
@@ -792,6 +807,7 @@ fn compile_gateway(
     GatewayEntry {
         name: name.to_string(),
         listeners,
+        matches_hostnames: routes.iter().any(|(_, r)| r.matcher.matches_hostname()),
         routes: routes.into_iter().map(|(_, r)| r).collect(),
     }
 }
@@ -820,25 +836,26 @@ fn compile_gateway_route(name: &str, spec: &Value) -> Result<(u32, GatewayRouteE
         }) if d == "DISABLED" => PrefixRewrite::Keep,
         _ => PrefixRewrite::Default,
     };
+    let service = &route.action.target.virtual_service.virtual_service_name;
+    let rewrite = Rewrite {
+        prefix,
+        path: rewrite.path.as_ref().and_then(|p| p.exact.clone()),
+        hostname: rewrite
+            .hostname
+            .as_ref()
+            .and_then(|h| h.default_target_hostname.as_deref())
+            != Some("DISABLED"),
+    };
     let entry = GatewayRouteEntry {
         name: name.to_string(),
         matcher,
-        service: route
-            .action
-            .target
-            .virtual_service
-            .virtual_service_name
-            .clone(),
+        service: service.clone(),
         target_port: route.action.target.port,
-        rewrite: Rewrite {
-            prefix,
-            path: rewrite.path.as_ref().and_then(|p| p.exact.clone()),
-            hostname: rewrite
-                .hostname
-                .as_ref()
-                .and_then(|h| h.default_target_hostname.as_deref())
-                != Some("DISABLED"),
-        },
+        host: rewrite
+            .hostname
+            .then(|| HeaderValue::from_str(service).ok())
+            .flatten(),
+        rewrite,
     };
     Ok((json.priority.unwrap_or(NO_PRIORITY), entry))
 }

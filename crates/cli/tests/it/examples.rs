@@ -74,7 +74,11 @@ fn manifest(file: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let docs: Vec<Value> =
         serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-    docs.iter().map(as_cli_input).collect()
+    // Workloads (how to run a node locally) have no App Mesh twin.
+    docs.iter()
+        .filter(|doc| doc["kind"] != "Workload")
+        .map(as_cli_input)
+        .collect()
 }
 
 #[track_caller]

@@ -10,6 +10,7 @@ mod durability;
 mod examples;
 mod observability;
 mod v1_api;
+mod walkthrough;
 mod watch;
 
 use std::path::{Path, PathBuf};

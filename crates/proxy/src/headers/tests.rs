@@ -62,13 +62,13 @@ fn te_trailers_survives_only_for_http2_upstreams() {
 #[test]
 fn forwarded_for_appends_to_earlier_hops() {
     let mut map = HeaderMap::new();
-    append_forwarded_for(&mut map, "10.0.0.1".parse().unwrap());
+    append_forwarded_for(&mut map, &forwarded_for("10.0.0.1".parse().unwrap()));
     assert_eq!(map.get("x-forwarded-for").unwrap(), "10.0.0.1");
     let mut map = headers(&[
         ("x-forwarded-for", "1.1.1.1"),
         ("x-forwarded-for", "2.2.2.2"),
     ]);
-    append_forwarded_for(&mut map, "::1".parse().unwrap());
+    append_forwarded_for(&mut map, &forwarded_for("::1".parse().unwrap()));
     assert_eq!(
         map.get_all("x-forwarded-for").iter().collect::<Vec<_>>(),
         ["1.1.1.1, 2.2.2.2, ::1"]

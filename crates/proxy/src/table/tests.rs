@@ -233,7 +233,7 @@ fn gateway_routes_rewrite_as_app_mesh_does() {
         (
             route.name.clone(),
             route.rewrite_path(path, Some("q=1")),
-            route.rewrites_host(),
+            route.host_rewrite().is_some(),
         )
     };
     assert_eq!(

@@ -1,11 +1,15 @@
 //! Timeouts and retries per the route: a canary that fails every request is invisible to
-//! idempotent callers with a retry policy, bodies too large to replay are not retried, and a
-//! slow upstream meets the route's timeout.
+//! idempotent callers with a retry policy, bodies too large to replay are not retried, a slow
+//! upstream meets the route's timeout, and a stalled response body its idle timeout.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use model::Kind;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 use crate::*;
 
@@ -163,6 +167,121 @@ async fn a_slow_upstream_meets_the_route_timeout_with_504() {
         "virtual node 'slow' did not answer within 300ms\n"
     );
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    proxy.stop().await;
+    cp.stop().await;
+}
+
+/// An upstream that answers every request with a chunked body: one `x` after each of `gaps`,
+/// then the end of the body.
+async fn trickling_upstream(gaps: Vec<Duration>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let gaps = gaps.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                for gap in gaps {
+                    tokio::time::sleep(gap).await;
+                    if stream.write_all(b"1\r\nx\r\n").await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    port
+}
+
+/// Sends `raw` and reads until the proxy closes, keeping what came if the close is abrupt.
+async fn read_answer(addr: SocketAddr, raw: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            Ok(_) => break,
+            Err(_) => panic!("no end of the answer within 10 s"),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_body_idle_longer_than_the_route_allows_is_cut() {
+    let cp = ControlPlane::start().await;
+    // Each gap is under the idle timeout though the whole body takes longer than it.
+    let trickle = trickling_upstream(vec![Duration::from_millis(150); 4]).await;
+    let stall = trickling_upstream(vec![Duration::ZERO, Duration::from_secs(4)]).await;
+    cp.create(Kind::Mesh, None, MESH, json!({})).await;
+    for (name, port) in [("trickle", trickle), ("stall", stall)] {
+        cp.create(Kind::VirtualNode, None, name, node_spec(port, "http", &[]))
+            .await;
+    }
+    cp.create(
+        Kind::VirtualNode,
+        None,
+        "client",
+        json!({"backends": [{"virtualService": {"virtualServiceName": "svc.local"}}]}),
+    )
+    .await;
+    cp.create(
+        Kind::VirtualRouter,
+        None,
+        "svc-router",
+        json!({"listeners": [{"portMapping": {"port": 80, "protocol": "http"}}]}),
+    )
+    .await;
+    for node in ["trickle", "stall"] {
+        let route = json!({"httpRoute": {
+            "match": {"prefix": format!("/{node}")},
+            "action": {"weightedTargets": weighted(&[(node, 1)])},
+            "timeout": {"idle": {"unit": "ms", "value": 500}},
+        }});
+        cp.create(Kind::Route, Some("svc-router"), node, route)
+            .await;
+    }
+    cp.create(
+        Kind::VirtualService,
+        None,
+        "svc.local",
+        json!({"provider": {"virtualRouter": {"virtualRouterName": "svc-router"}}}),
+    )
+    .await;
+    let proxy = RunningProxy::node(&cp, None).await;
+    let request =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nHost: svc.local\r\nConnection: close\r\n\r\n");
+
+    let answer = read_answer(proxy.egress(), &request("/trickle")).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("\r\nx\r\n").count(), 4, "{answer}");
+    assert!(answer.ends_with("0\r\n\r\n"), "the whole body: {answer}");
+
+    let started = Instant::now();
+    let answer = read_answer(proxy.egress(), &request("/stall")).await;
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(answer.matches("\r\nx\r\n").count(), 1, "{answer}");
+    assert!(!answer.ends_with("0\r\n\r\n"), "a cut body: {answer}");
+    assert!(
+        (Duration::from_millis(400)..Duration::from_secs(3)).contains(&took),
+        "cut after {took:?}"
+    );
     proxy.stop().await;
     cp.stop().await;
 }

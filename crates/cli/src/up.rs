@@ -1,0 +1,209 @@
+//! `aviary up` and `aviary demo`: the control plane, a gateway proxy per virtual gateway, the
+//! mesh's egress proxy and the workload supervisor, in one process, on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use client::Client;
+use model::Kind;
+use model::manifest::{Manifest, ManifestKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::apply;
+use crate::args::{DemoOpts, RunOpts, UpOpts};
+
+/// The name the demo services' binary goes by in workload commands.
+pub const DEMO_BINARY: &str = "aviary-demo";
+
+/// The walkthrough's mesh (DESIGN.md step 1) and its v1 workloads, built in.
+const DEMO_MANIFESTS: [(&str, &str); 2] = [
+    (
+        "demomesh/mesh.yaml",
+        include_str!("../../../examples/demomesh/mesh.yaml"),
+    ),
+    (
+        "demomesh/workloads-v1.yaml",
+        include_str!("../../../examples/demomesh/workloads-v1.yaml"),
+    ),
+];
+
+/// How long shutdown waits for proxies and the control plane after the workloads stopped.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub async fn up(opts: UpOpts) -> anyhow::Result<()> {
+    let manifests = apply::load(&opts.files)?;
+    run(manifests, opts.run, None).await
+}
+
+pub async fn demo(opts: DemoOpts) -> anyhow::Result<()> {
+    let texts: Vec<(String, String)> = DEMO_MANIFESTS
+        .iter()
+        .map(|(source, text)| (source.to_string(), text.to_string()))
+        .collect();
+    let manifests = apply::parse_all(&texts)?;
+    run(manifests, opts.run, Some(DEMO_NEXT_STEPS)).await
+}
+
+async fn run(
+    manifests: Vec<Manifest>,
+    opts: RunOpts,
+    next_steps: Option<&str>,
+) -> anyhow::Result<()> {
+    let meshes = meshes_of(&manifests);
+    anyhow::ensure!(!meshes.is_empty(), "the manifests declare no Mesh");
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
+
+    // Workloads stop first (they deregister through the control plane), then the rest.
+    let stop = CancellationToken::new();
+    let services = CancellationToken::new();
+    tokio::spawn(crate::stop_on_signal(stop.clone()));
+
+    let control = control::Control::bind(
+        control::Config {
+            listen: opts.listen,
+            data_dir: Some(opts.data_dir.join("store")),
+            ..control::Config::default()
+        },
+        services.clone(),
+    )
+    .await
+    .context("cannot start the control plane (is another aviary running?)")?;
+    let url = format!("http://{}", control.local_addr());
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move { control.run().await.map_err(anyhow::Error::from) });
+
+    let client = Client::new(&url);
+    apply::apply_all(&client, manifests).await?;
+
+    println!();
+    println!("aviary is up; data in {}", opts.data_dir.display());
+    println!("  control plane      {url}");
+    let extra_path = demo_binary_dir(&opts.data_dir)?;
+    let mut supervisors = Vec::new();
+    for (i, mesh) in meshes.iter().enumerate() {
+        let snapshot = client.snapshot(mesh).await?;
+        let gateways = snapshot["virtualGateways"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for gateway in gateways {
+            let name = gateway["virtualGatewayName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let mut config = proxy::Config::new(&url, mesh, proxy::Role::Gateway(name.clone()));
+            config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-{name}")));
+            let proxy = proxy::Proxy::bind(config, services.clone())
+                .await
+                .with_context(|| format!("cannot start the proxy of virtual gateway '{name}'"))?;
+            for (_, addr) in proxy.listeners() {
+                println!("  gateway {name:<10} http://{addr}");
+            }
+            tasks.spawn(async move { proxy.run().await.map_err(anyhow::Error::from) });
+        }
+        let mut config = proxy::Config::new(&url, mesh, proxy::Role::Mesh);
+        config.egress_listen = egress_addr(opts.egress_listen, i);
+        config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-egress")));
+        let proxy = proxy::Proxy::bind(config, services.clone())
+            .await
+            .with_context(|| format!("cannot start the egress proxy of mesh '{mesh}'"))?;
+        let egress = proxy
+            .listeners()
+            .into_iter()
+            .find(|(kind, _)| *kind == proxy::ListenerKind::Egress)
+            .map(|(_, addr)| addr)
+            .context("the egress proxy bound no listener")?;
+        println!("  egress  {mesh:<10} http://{egress}   (every workload's HTTP_PROXY)");
+        tasks.spawn(async move { proxy.run().await.map_err(anyhow::Error::from) });
+
+        let mut config = workloads::SupervisorConfig::new(&url, mesh, opts.data_dir.clone());
+        config.http_proxy = Some(format!("http://{egress}"));
+        config.extra_path = extra_path.clone();
+        config.health_interval = Some(opts.health_interval);
+        supervisors.push(workloads::Supervisor::start(config)?);
+    }
+    println!(
+        "  logs               aviary logs WORKLOAD --data-dir {}",
+        opts.data_dir.display()
+    );
+    println!();
+    if let Some(next) = next_steps {
+        print!("{next}");
+    }
+    println!("Ctrl-C stops everything.");
+
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        Some(result) = tasks.join_next() => {
+            // A server stopped on its own: bring the rest down and say why.
+            stop.cancel();
+            if let Ok(Err(error)) = result {
+                eprintln!("error: {error:#}");
+            }
+        }
+    }
+    eprintln!("stopping workloads...");
+    for supervisor in supervisors {
+        if let Err(error) = supervisor.shutdown().await {
+            eprintln!("error: stopping workloads: {error}");
+        }
+    }
+    services.cancel();
+    let _ = tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// The meshes the manifests declare, in order.
+fn meshes_of(manifests: &[Manifest]) -> Vec<String> {
+    manifests
+        .iter()
+        .filter(|m| m.kind == ManifestKind::AppMesh(Kind::Mesh))
+        .map(|m| m.metadata.name.clone())
+        .collect()
+}
+
+/// The first mesh's egress listens where asked; further meshes on the following ports.
+fn egress_addr(first: SocketAddr, index: usize) -> SocketAddr {
+    let mut addr = first;
+    if first.port() != 0 {
+        addr.set_port(first.port() + index as u16);
+    }
+    addr
+}
+
+/// Where workloads find `aviary-demo`: next to this executable, on PATH, or else a link to
+/// this very executable (which acts as `aviary-demo` under that name) in `DATA_DIR/bin`.
+fn demo_binary_dir(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    if let Some(dir) = exe.parent().filter(|dir| dir.join(DEMO_BINARY).is_file()) {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(DEMO_BINARY).is_file()))
+        .unwrap_or(false);
+    if on_path {
+        return Ok(Vec::new());
+    }
+    let bin = data_dir.join("bin");
+    std::fs::create_dir_all(&bin).with_context(|| format!("cannot create {}", bin.display()))?;
+    let link = bin.join(DEMO_BINARY);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&exe, &link)
+        .with_context(|| format!("cannot link {} to {}", link.display(), exe.display()))?;
+    Ok(vec![std::fs::canonicalize(&bin).unwrap_or(bin)])
+}
+
+const DEMO_NEXT_STEPS: &str = "\
+Try next (in another terminal):
+  curl 127.0.0.1:9080/                                  order 1.0, product 1.0, customer 1.0
+  aviary get routes --watch                             live weighted targets
+  aviary top                                            live requests/s, success rate, p99
+  aviary apply -f examples/demomesh/product-v15.yaml    product 1.5: node + workload
+  aviary route set product-r --router product-vr product-vn=75 product-v15-vn=25
+  aviary route set product-r --router product-vr product-vn=100   roll back
+
+";
