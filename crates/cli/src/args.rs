@@ -48,6 +48,12 @@ pub enum Command {
     Demo(DemoOpts),
     /// Live requests/s, success rate and latency per virtual node.
     Top(TopOpts),
+    /// Automated canary releases: start, watch, steer.
+    #[command(subcommand)]
+    Canary(CanaryCommand),
+    /// The App Mesh canary pipeline's deploy.json: a new version as `<svc>-<N>`, rolled out as
+    /// a canary, the old or the new one removed at the end.
+    Deploy(DeployOpts),
 }
 
 #[derive(Debug, Parser)]
@@ -130,6 +136,123 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
             "'{text}' is not a duration such as 500ms, 2s or 1m"
         )),
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// Start a canary on a route: from --stable to --canary, step by step.
+    Start(Box<CanaryStartOpts>),
+    /// Where a canary is, with live stable and canary traffic.
+    Status {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH")]
+        mesh: Option<String>,
+        /// Redraw until the canary ends.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
+    List {
+        #[arg(long, env = "AVIARY_MESH")]
+        mesh: Option<String>,
+    },
+    /// Hold the current weight (failure checks go on).
+    Pause {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH")]
+        mesh: Option<String>,
+    },
+    /// Continue after a pause or a gate.
+    Resume {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH")]
+        mesh: Option<String>,
+    },
+    /// All traffic to the canary now.
+    Promote {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH")]
+        mesh: Option<String>,
+    },
+    /// All traffic back to stable now.
+    Abort {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH")]
+        mesh: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Every step and decision, with reasons and times.
+    History {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH")]
+        mesh: Option<String>,
+    },
+}
+
+#[derive(Debug, Parser)]
+pub struct CanaryStartOpts {
+    pub name: String,
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: Option<String>,
+    #[arg(long)]
+    pub router: String,
+    #[arg(long)]
+    pub route: String,
+    /// The node that carries the route's traffic now.
+    #[arg(long)]
+    pub stable: String,
+    /// The new version's node.
+    #[arg(long)]
+    pub canary: String,
+    /// Fixed steps: this much more canary weight every --interval (default 10).
+    #[arg(long)]
+    pub step_weight: Option<u32>,
+    #[arg(long, default_value_t = 100)]
+    pub max_weight: u32,
+    /// An explicit list of weights, e.g. 1,5,25,gate,50 ("gate" waits for resume).
+    #[arg(long)]
+    pub weights: Option<String>,
+    /// This weight for --interval, then all.
+    #[arg(long)]
+    pub initial: Option<u32>,
+    /// How long each step holds (and the analysis window of a step).
+    #[arg(long, default_value = "30s")]
+    pub interval: String,
+    /// Roll back when the canary's 5xx in --failure-window exceed this (0: any 5xx).
+    #[arg(long)]
+    pub max_5xx: Option<u64>,
+    #[arg(long, default_value = "60s")]
+    pub failure_window: String,
+    /// Roll back when the canary's error rate (0..1) in a step exceeds this.
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Roll back when the canary's p99 (milliseconds) in a step exceeds this.
+    #[arg(long)]
+    pub max_p99_ms: Option<f64>,
+    /// Canary requests a step needs before it may pass.
+    #[arg(long, default_value_t = 1)]
+    pub min_requests: u64,
+    /// Fail when no step passed for this long.
+    #[arg(long, default_value = "10m")]
+    pub progress_deadline: String,
+    /// NAME=URL: POSTed the canary's state each step; non-2xx or no answer fails it.
+    #[arg(long = "webhook")]
+    pub webhooks: Vec<String>,
+    /// After promotion, remove the old version's workloads and node.
+    #[arg(long)]
+    pub remove_stable: bool,
+    /// After a rollback, remove the canary's workloads and node.
+    #[arg(long)]
+    pub remove_canary: bool,
+}
+
+#[derive(Debug, Parser)]
+pub struct DeployOpts {
+    /// The pipeline's deploy.json.
+    pub file: PathBuf,
+    /// How long the new version may take to pass its health check before it is removed.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub health_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Parser)]

@@ -6,6 +6,8 @@
 
 mod apply;
 mod args;
+mod canary;
+mod deploy;
 mod get;
 mod logs;
 mod proxy;
@@ -76,6 +78,8 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Up(opts) => up::up(opts).await,
         Command::Demo(opts) => up::demo(opts).await,
         Command::Top(opts) => top::run(&client, opts).await,
+        Command::Canary(command) => canary::run(&client, command).await,
+        Command::Deploy(opts) => deploy::run(&client, opts).await,
     }
 }
 

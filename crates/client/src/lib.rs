@@ -122,6 +122,18 @@ impl Client {
         self.call(reqwest::Method::PUT, &path, Some(body)).await
     }
 
+    /// `POST /v1/meshes/{mesh}/{path}`: create a canary (`canaries`) or command one
+    /// (`canaries/{name}/pause`).
+    pub async fn post_object(
+        &self,
+        mesh: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/{path}");
+        self.call(reqwest::Method::POST, &path, Some(body)).await
+    }
+
     /// `GET` of one object; `Ok(None)` when there is none.
     pub async fn get_object(
         &self,

@@ -8,6 +8,7 @@
 //! proxy's internals or how workloads run.
 
 mod appmesh;
+mod canaries;
 mod endpoints;
 mod error;
 mod objects;
@@ -71,6 +72,10 @@ pub struct App {
     resources: Resources,
     telemetry: Telemetry,
     stats: stats::StatsWindow,
+    /// Held across read, step, store and act of one canary, so API commands and the driver
+    /// never interleave on it.
+    canary_lock: tokio::sync::Mutex<()>,
+    webhooks: Arc<canaries::WebhookResults>,
     /// Cancelled at shutdown; long-lived streams end on it so shutdown never waits on a peer.
     shutdown: CancellationToken,
 }
@@ -100,6 +105,8 @@ impl Control {
             resources: Resources::new(store, config.identity),
             telemetry: Telemetry::default(),
             stats: stats::StatsWindow::default(),
+            canary_lock: tokio::sync::Mutex::new(()),
+            webhooks: Arc::default(),
             shutdown,
         });
         Ok(Control { listener, app })
@@ -114,6 +121,7 @@ impl Control {
     /// Serves until the shutdown token passed to `bind` is cancelled.
     pub async fn run(self) -> Result<(), ControlError> {
         let shutdown = self.app.shutdown.clone();
+        tokio::spawn(canaries::drive(self.app.clone(), shutdown.clone()));
         axum::serve(self.listener, router(self.app))
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await
@@ -131,6 +139,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/meshes/{mesh}/endpoints/{node}/{id}",
             put(v1::put_endpoint).delete(v1::delete_endpoint),
+        )
+        .route(
+            "/v1/meshes/{mesh}/canaries",
+            get(v1::list_canaries).post(v1::create_canary),
+        )
+        .route("/v1/meshes/{mesh}/canaries/{name}", get(v1::get_canary))
+        .route(
+            "/v1/meshes/{mesh}/canaries/{name}/{command}",
+            axum::routing::post(v1::command_canary),
         )
         .route("/v1/meshes/{mesh}/workloads", get(v1::list_workloads))
         .route(

@@ -1,6 +1,6 @@
 //! aviary's own kinds, kept in the store beside the App Mesh resources of their mesh so that
-//! snapshots and watch streams carry them too: `Endpoint` (under its virtual node) and
-//! `Workload`.
+//! snapshots and watch streams carry them too: `Endpoint` (under its virtual node), `Workload`
+//! and `Canary`.
 
 use serde_json::Value;
 
@@ -10,15 +10,21 @@ use crate::error::ApiError;
 pub enum ObjectKind {
     Endpoint,
     Workload,
+    Canary,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 2] = [ObjectKind::Endpoint, ObjectKind::Workload];
+    pub const ALL: [ObjectKind; 3] = [
+        ObjectKind::Endpoint,
+        ObjectKind::Workload,
+        ObjectKind::Canary,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectKind::Endpoint => "Endpoint",
             ObjectKind::Workload => "Workload",
+            ObjectKind::Canary => "Canary",
         }
     }
 
@@ -27,6 +33,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Endpoint => "endpoints",
             ObjectKind::Workload => "workloads",
+            ObjectKind::Canary => "canaries",
         }
     }
 

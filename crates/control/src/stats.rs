@@ -11,9 +11,10 @@ use tokio::time::Instant;
 
 /// Slot length: fine enough that a one-second window moves in quarter seconds.
 const SLOT: Duration = Duration::from_millis(250);
-/// Slots kept: 240 × 250 ms = the last 60 s.
-const SLOTS: usize = 240;
-pub const MAX_WINDOW: Duration = Duration::from_secs(60);
+/// Slots kept: 2400 × 250 ms = the last 10 minutes, the App Mesh canary pipeline's default
+/// `failure_threshold_time`. A slot holds counts only once requests arrive (about 300 bytes).
+const SLOTS: usize = 2400;
+pub const MAX_WINDOW: Duration = Duration::from_secs(600);
 
 #[derive(Default, Clone)]
 struct Slot {
@@ -99,6 +100,25 @@ impl StatsWindow {
                 .or_insert_with(Ring::new)
                 .add(now, sample);
         }
+    }
+
+    /// Drops everything counted for `node`: a canary judges only what its own version answered,
+    /// even when a node of the same name ran before.
+    pub fn forget(&self, mesh: &str, node: &str) {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        nodes.remove(&(mesh.to_string(), node.to_string()));
+    }
+
+    /// One node's counts summed over `window` (clamped to 250 ms..=10 min).
+    pub fn node(&self, mesh: &str, node: &str, window: Duration) -> NodeStats {
+        let window = window.clamp(SLOT, MAX_WINDOW);
+        let slots = window.as_millis().div_ceil(SLOT.as_millis()) as u64;
+        let now = self.slot_now();
+        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        nodes
+            .get(&(mesh.to_string(), node.to_string()))
+            .map(|ring| ring.sum(now, slots))
+            .unwrap_or_default()
     }
 
     /// Aggregates of every node of `mesh` that reported within `window`.

@@ -204,6 +204,47 @@ pub async fn delete_endpoint(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+pub async fn create_canary(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = crate::appmesh::read_body(request).await?;
+    let canary = app.create_canary(&mesh, &body).await?;
+    Ok(json_response(StatusCode::CREATED, &json!(canary)))
+}
+
+pub async fn list_canaries(
+    State(app): State<Arc<App>>,
+    Path(mesh): Path<String>,
+) -> Result<Response, ApiError> {
+    let canaries = app.list_canaries(&mesh).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "canaries": canaries }),
+    ))
+}
+
+pub async fn get_canary(
+    State(app): State<Arc<App>>,
+    Path((mesh, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let canary = app.get_canary(&mesh, &name).await?;
+    Ok(json_response(StatusCode::OK, &json!(canary)))
+}
+
+/// `POST .../canaries/{name}/pause|resume|promote|abort`, optional body `{"reason": "..."}`.
+pub async fn command_canary(
+    State(app): State<Arc<App>>,
+    Path((mesh, name, command)): Path<(String, String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = crate::appmesh::read_body(request).await?;
+    let reason = body["reason"].as_str().map(str::to_string);
+    let canary = app.command_canary(&mesh, &name, &command, reason).await?;
+    Ok(json_response(StatusCode::OK, &json!(canary)))
+}
+
 pub async fn put_workload(
     State(app): State<Arc<App>>,
     Path((mesh, name)): Path<(String, String)>,
@@ -277,7 +318,7 @@ pub async fn get_stats(
             .filter(|w| !w.is_zero() && *w <= MAX_WINDOW)
             .ok_or_else(|| {
                 ApiError::BadRequest(format!(
-                    "window: '{text}' is not a duration from 1ms to 60s (e.g. 10s, 500ms)"
+                    "window: '{text}' is not a duration from 1ms to 10m (e.g. 10s, 500ms)"
                 ))
             })?,
     };

@@ -22,18 +22,56 @@ const HOP_BY_HOP: [&str; 9] = [
     "proxy-connection",
 ];
 
-/// Compared as text: cheaper than building and comparing `HeaderName`s, and every message
-/// passes through here twice.
+/// By length first, then text: cheaper than comparing `HeaderName`s, and every message passes
+/// through here twice. The same names as [`HOP_BY_HOP`].
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
+    matches!(
+        name.as_str(),
+        "connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+            | "keep-alive"
+            | "proxy-connection"
+    )
+}
+
+/// A `Connection` token that names a header [`is_hop_by_hop`] already removes (`keep-alive`),
+/// or none.
+fn names_hop_by_hop(token: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(token))
+}
+
+/// The tokens of the `Connection` header.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
 }
 
 /// Removes the hop-by-hop headers and every header `Connection` names. `TE: trailers` is kept
 /// when `keep_te_trailers` (an HTTP/2 upstream: gRPC needs it, and it is the only TE value
 /// HTTP/2 allows).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
-    // Most messages have none, or only `Connection: keep-alive`.
-    if !headers.keys().any(is_hop_by_hop) {
+    // Most messages have none, or only `Connection: keep-alive` (or `close`): found without
+    // allocating.
+    let mut present = headers.keys().filter(|name| is_hop_by_hop(name));
+    let Some(first) = present.next() else {
+        return;
+    };
+    let only = present.next().is_none();
+    if only
+        && !keep_te_trailers
+        && (first != header::CONNECTION || connection_tokens(headers).all(names_hop_by_hop))
+    {
+        let first = first.clone();
+        headers.remove(first);
         return;
     }
     let te_trailers = keep_te_trailers
@@ -43,14 +81,9 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
-    // What `Connection` names beyond the hop-by-hop headers (`keep-alive`, `close`, ...).
-    let named: Vec<&str> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|token| !HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(token)))
+    // What `Connection` names beyond the hop-by-hop headers.
+    let named: Vec<&str> = connection_tokens(headers)
+        .filter(|token| !names_hop_by_hop(token))
         .collect();
     let doomed: Vec<HeaderName> = headers
         .keys()

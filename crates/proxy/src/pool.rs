@@ -159,6 +159,7 @@ impl Pool {
     async fn connect(&self) -> Result<http1::SendRequest<RequestBody>, ClientError> {
         let stream = connect_tcp(self.addr).await?;
         let (mut sender, connection) = http1::Builder::new()
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(ClientError::send_request)?;

@@ -79,6 +79,7 @@ async fn connection(
         http1::Builder::new()
             .timer(TokioTimer::new())
             .keep_alive(true)
+            .writev(false)
             .serve_connection(io, service)
     );
     tokio::select! {

@@ -34,6 +34,16 @@ pub struct ControlProcess {
 }
 
 impl ControlProcess {
+    /// Starts a new child on the same data directory and the same port, so that proxies and
+    /// clients holding the URL find it again (after [`ControlProcess::kill9`], say).
+    pub fn restart_on_same_port(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let listen = self.addr().to_string();
+        self.spawn_on(&listen);
+    }
+
     /// Starts `bin control` on a fresh temporary data directory, removed when this drops.
     pub fn start(bin: &Path) -> ControlProcess {
         let temp = crate::temp_dir();
@@ -127,9 +137,13 @@ impl ControlProcess {
     }
 
     fn spawn(&mut self) {
+        self.spawn_on("127.0.0.1:0");
+    }
+
+    fn spawn_on(&mut self, listen: &str) {
         let mut child = Command::new(&self.bin)
             .arg("control")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", listen, "--data-dir"])
             .arg(&self.data_dir)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

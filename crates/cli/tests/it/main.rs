@@ -5,6 +5,7 @@
 mod appmesh_cli;
 mod aviary_cli;
 mod bad_input;
+mod canary;
 mod concurrency;
 mod durability;
 mod examples;

@@ -286,7 +286,10 @@ fn the_walkthrough_runs_end_to_end_through_the_gateway() {
     // The workloads' output is there to read.
     let data_dir = demo._data.path().display().to_string();
     let logs = demo.aviary(&["logs", "product-v15", "--data-dir", &data_dir]);
-    assert!(logs.contains("aviary-demo product 1.5 listening on"), "{logs}");
+    assert!(
+        logs.contains("aviary-demo product 1.5 listening on"),
+        "{logs}"
+    );
 
     // 6. Ctrl-C stops everything: five services and aviary itself, nothing left behind.
     let services = children(demo.child.id());

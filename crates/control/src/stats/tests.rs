@@ -55,6 +55,16 @@ async fn reports_from_many_proxies_add_up_and_age_out() {
         window.aggregate("m", Duration::from_secs(60))["nodes"],
         serde_json::json!([])
     );
+    // Ten minutes are kept: the canary pipeline's default failure_threshold_time.
+    assert_eq!(
+        window.aggregate("m", Duration::from_secs(120))["nodes"][0]["requests"],
+        107
+    );
+    tokio::time::advance(Duration::from_secs(600)).await;
+    assert_eq!(
+        window.aggregate("m", Duration::from_secs(600))["nodes"],
+        serde_json::json!([])
+    );
 }
 
 #[test]

@@ -74,3 +74,41 @@ fn forwarded_for_appends_to_earlier_hops() {
         ["1.1.1.1, 2.2.2.2, ::1"]
     );
 }
+
+#[test]
+fn the_name_check_and_the_list_agree() {
+    for name in HOP_BY_HOP {
+        assert!(is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        assert!(names_hop_by_hop(&name.to_ascii_uppercase()), "{name}");
+    }
+    for name in [
+        "host",
+        "content-length",
+        "trailers",
+        "x-connection",
+        "keep-alive-x",
+    ] {
+        assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+    }
+}
+
+#[test]
+fn a_lone_hop_by_hop_header_goes_and_the_rest_stays() {
+    let check = |pairs: &[(&str, &str)], expected: &[&str]| {
+        let mut map = headers(pairs);
+        remove_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), expected, "{pairs:?}");
+    };
+    check(&[("host", "a"), ("x-b", "1")], &["host", "x-b"]);
+    check(&[("connection", "keep-alive"), ("x-b", "1")], &["x-b"]);
+    check(
+        &[("Connection", "Keep-Alive, close"), ("x-b", "1")],
+        &["x-b"],
+    );
+    check(
+        &[("connection", " X-B "), ("x-b", "1"), ("x-c", "2")],
+        &["x-c"],
+    );
+    check(&[("transfer-encoding", "chunked"), ("x-b", "1")], &["x-b"]);
+    check(&[("upgrade", "h2c"), ("connection", "upgrade")], &[]);
+}

@@ -1,0 +1,556 @@
+//! Canaries: the stored `Canary` (its spec and the rollout state machine's state), its `/v1`
+//! API, and the driver that feeds `rollout` fresh stats every tick and carries out its actions.
+//!
+//! Durability: every transition is stored before it is acted on. A record counts how many of its
+//! history entries have been acted on (`acted`); after a crash between storing and acting, the
+//! driver's first pass finishes the job. Acting is idempotent (weights are written only when the
+//! route differs), so no step is applied twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use model::wire::{NodeStats, quantile_ms};
+use model::{Kind, Problem, Problems, ResourcePath};
+use rollout::{
+    Action, CanarySpec, CanaryState, Input, Millis, NodeWindow, Observation, WebhookResult,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use store::{Compare, Op, Txn};
+use tokio_util::sync::CancellationToken;
+
+use crate::App;
+use crate::error::ApiError;
+use crate::objects::{self, ObjectKind};
+
+/// How often the driver looks at every active canary: the bound on how late a broken canary
+/// is noticed after its stats arrive.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// One stored canary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryRecord {
+    pub name: String,
+    pub spec: CanarySpec,
+    pub state: CanaryState,
+    /// How many entries of `state.history` have been acted on.
+    pub acted: usize,
+    /// What happened while acting that the state machine does not know (cleanup left undone).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+impl CanaryRecord {
+    fn is_active(&self) -> bool {
+        !self.state.phase.is_terminal()
+    }
+}
+
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+fn key(mesh: &str, name: &str) -> String {
+    objects::key(ObjectKind::Canary, mesh, None, name)
+}
+
+/// Webhook answers for a canary's current step, filled in by background calls.
+#[derive(Default)]
+pub struct WebhookResults {
+    results: std::sync::Mutex<HashMap<(String, String, usize), Vec<WebhookResult>>>,
+}
+
+impl App {
+    /// `POST /v1/meshes/{mesh}/canaries`: validates, stores the first state, acts on it.
+    pub async fn create_canary(&self, mesh: &str, body: &Value) -> Result<CanaryRecord, ApiError> {
+        let mut problems = Vec::new();
+        let name = body["name"].as_str().unwrap_or_default().to_string();
+        problems.extend(model::validate_name("name", &name));
+        let mut spec_json = body.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(fields) = spec_json.as_object_mut() {
+            match fields.get("mesh").and_then(Value::as_str) {
+                Some(given) if given != mesh => problems.push(Problem::new(
+                    "spec.mesh",
+                    format!("'{given}' does not match the path's '{mesh}'"),
+                )),
+                _ => {
+                    fields.insert("mesh".into(), mesh.into());
+                }
+            }
+        }
+        if let Some(extra) = body
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "name" && *k != "spec"))
+        {
+            problems.push(Problem::new(
+                extra.as_str(),
+                "unknown field; expected name and spec",
+            ));
+        }
+        let spec = match serde_json::from_value::<CanarySpec>(spec_json) {
+            Ok(spec) => {
+                problems.extend(
+                    rollout::validate(&spec)
+                        .into_iter()
+                        .map(|p| Problem::new(format!("spec.{}", p.path), p.message)),
+                );
+                Some(spec)
+            }
+            Err(e) => {
+                problems.push(Problem::new("spec", e.to_string()));
+                None
+            }
+        };
+        let spec = match spec {
+            Some(spec) if problems.is_empty() => spec,
+            _ => return Err(ApiError::BadRequest(Problems(problems).to_string())),
+        };
+
+        let _canaries = self.canary_lock.lock().await;
+        self.resources.require(&ResourcePath::mesh(mesh)).await?;
+        self.check_canary_targets(&spec).await?;
+        if self.resources.get_raw(&key(mesh, &name)).await?.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "canary '{name}' already exists in mesh '{mesh}'"
+            )));
+        }
+        if let Some(other) =
+            self.list_canaries(mesh).await?.into_iter().find(|c| {
+                c.is_active() && c.spec.router == spec.router && c.spec.route == spec.route
+            })
+        {
+            return Err(ApiError::Conflict(format!(
+                "route '{}' of router '{}' already has an active canary, '{}'; abort or finish it first",
+                spec.route, spec.router, other.name
+            )));
+        }
+        self.stats.forget(&spec.mesh, &spec.canary_node);
+        let (state, actions) = rollout::start(&spec, now_millis());
+        let record = CanaryRecord {
+            name,
+            spec,
+            state,
+            acted: 0,
+            notes: Vec::new(),
+        };
+        self.store_canary(&record, 0).await?;
+        Ok(self.act(record, actions).await)
+    }
+
+    /// References a canary needs: its router and route, both nodes, and traffic on the stable one.
+    async fn check_canary_targets(&self, spec: &CanarySpec) -> Result<(), ApiError> {
+        let mut problems = Vec::new();
+        let route_path = ResourcePath::new(
+            Kind::Route,
+            &spec.mesh,
+            Some(spec.router.clone()),
+            &spec.route,
+        );
+        let route = match self.resources.require(&route_path).await {
+            Ok((route, _)) => Some(route),
+            Err(_) => {
+                problems.push(Problem::new(
+                    "spec.route",
+                    format!("{route_path} does not exist"),
+                ));
+                None
+            }
+        };
+        for (field, node) in [
+            ("spec.stableNode", &spec.stable_node),
+            ("spec.canaryNode", &spec.canary_node),
+        ] {
+            let path = ResourcePath::new(Kind::VirtualNode, &spec.mesh, None, node);
+            if self.resources.require(&path).await.is_err() {
+                problems.push(Problem::new(field, format!("{path} does not exist")));
+            }
+        }
+        if let Some(route) = route {
+            let targets = model::typed::route_targets(&route.spec);
+            let serving = targets
+                .iter()
+                .any(|t| t.virtual_node == spec.stable_node && t.weight > 0);
+            if !serving {
+                let shown: Vec<String> = targets
+                    .iter()
+                    .map(|t| format!("{}:{}", t.virtual_node, t.weight))
+                    .collect();
+                problems.push(Problem::new(
+                    "spec.stableNode",
+                    format!(
+                        "route '{}' sends no traffic to '{}' (its targets: {})",
+                        spec.route,
+                        spec.stable_node,
+                        shown.join(" ")
+                    ),
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::BadRequest(Problems(problems).to_string()))
+        }
+    }
+
+    pub async fn get_canary(&self, mesh: &str, name: &str) -> Result<CanaryRecord, ApiError> {
+        Ok(self.read_canary(mesh, name).await?.0)
+    }
+
+    pub async fn list_canaries(&self, mesh: &str) -> Result<Vec<CanaryRecord>, ApiError> {
+        let (kvs, _) = self
+            .resources
+            .range(&objects::prefix(ObjectKind::Canary, mesh, None))
+            .await?;
+        kvs.iter().map(|kv| objects::decode(&kv.value)).collect()
+    }
+
+    /// Pause, resume, promote or abort: one input to the state machine, stored, then acted on.
+    pub async fn command_canary(
+        &self,
+        mesh: &str,
+        name: &str,
+        command: &str,
+        reason: Option<String>,
+    ) -> Result<CanaryRecord, ApiError> {
+        let now = now_millis();
+        let input = match command {
+            "pause" => Input::Pause { now },
+            "resume" => Input::Resume { now },
+            "promote" => Input::Promote { now },
+            "abort" => Input::Abort {
+                now,
+                reason: reason.unwrap_or_else(|| "aborted by request".into()),
+            },
+            other => {
+                return Err(ApiError::NotFound(format!(
+                    "no canary command '{other}'; use pause, resume, promote or abort"
+                )));
+            }
+        };
+        let _canaries = self.canary_lock.lock().await;
+        let (record, mod_revision) = self.read_canary(mesh, name).await?;
+        if record.state.phase.is_terminal() {
+            return Err(ApiError::Conflict(format!(
+                "canary '{name}' has already ended ({}); nothing to {command}",
+                record.state.phase
+            )));
+        }
+        self.advance(record, mod_revision, input).await
+    }
+
+    async fn read_canary(&self, mesh: &str, name: &str) -> Result<(CanaryRecord, u64), ApiError> {
+        match self.resources.get_raw(&key(mesh, name)).await? {
+            Some(kv) => Ok((objects::decode(&kv.value)?, kv.mod_revision)),
+            None => Err(ApiError::NotFound(format!(
+                "canary '{name}' not found in mesh '{mesh}'"
+            ))),
+        }
+    }
+
+    /// Stores `record` if its key is still at `expected` (0: absent); returns the new revision.
+    async fn store_canary(&self, record: &CanaryRecord, expected: u64) -> Result<u64, ApiError> {
+        let key = key(&record.spec.mesh, &record.name);
+        let value = serde_json::to_vec(record).map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.resources
+            .commit(Txn {
+                compares: vec![Compare::ModRevision(key.clone(), expected)],
+                ops: vec![Op::Put(key.clone(), value)],
+            })
+            .await?;
+        Ok(self
+            .resources
+            .get_raw(&key)
+            .await?
+            .map(|kv| kv.mod_revision)
+            .unwrap_or(0))
+    }
+
+    /// Feeds one input; stores the new state before acting on it. Call with `canary_lock` held.
+    async fn advance(
+        &self,
+        record: CanaryRecord,
+        mod_revision: u64,
+        input: Input,
+    ) -> Result<CanaryRecord, ApiError> {
+        let (state, actions) = rollout::step(&record.spec, &record.state, input);
+        if state == record.state && actions.is_empty() {
+            return Ok(record);
+        }
+        let next = CanaryRecord { state, ..record };
+        self.store_canary(&next, mod_revision).await?;
+        Ok(self.act(next, actions).await)
+    }
+
+    /// Carries out `actions`, then records that the history so far has been acted on.
+    async fn act(&self, mut record: CanaryRecord, actions: Vec<Action>) -> CanaryRecord {
+        for action in actions {
+            let outcome = match action {
+                Action::SetWeights { stable, canary } => {
+                    self.set_weights(&record.spec, stable, canary, false).await
+                }
+                Action::CallWebhooks => {
+                    self.call_webhooks(&record);
+                    Ok(())
+                }
+                Action::RemoveStable => {
+                    self.remove_version(
+                        &record.spec,
+                        &record.spec.stable_node,
+                        &record.spec.canary_node,
+                    )
+                    .await
+                }
+                Action::RemoveCanary => {
+                    self.remove_version(
+                        &record.spec,
+                        &record.spec.canary_node,
+                        &record.spec.stable_node,
+                    )
+                    .await
+                }
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(canary = %record.name, %error, "canary action failed");
+                record
+                    .notes
+                    .push(format!("at {} ms: {error}", now_millis()));
+            }
+        }
+        record.acted = record.state.history.len();
+        match self.read_canary(&record.spec.mesh, &record.name).await {
+            Ok((_, mod_revision)) => {
+                if let Err(error) = self.store_canary(&record, mod_revision).await {
+                    tracing::warn!(canary = %record.name, %error, "cannot record the canary's actions as done");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(canary = %record.name, %error, "canary vanished while acting")
+            }
+        }
+        record
+    }
+
+    /// Writes the route's weights for the two nodes (others keep theirs), unless they are
+    /// already so. With `only_survivor` the node at weight 0 leaves the route entirely.
+    async fn set_weights(
+        &self,
+        spec: &CanarySpec,
+        stable: u32,
+        canary: u32,
+        only_survivor: bool,
+    ) -> Result<(), ApiError> {
+        let path = ResourcePath::new(
+            Kind::Route,
+            &spec.mesh,
+            Some(spec.router.clone()),
+            &spec.route,
+        );
+        let (route, _) = self.resources.require(&path).await?;
+        let mut route_spec = route.spec.clone();
+        let body = ["httpRoute", "http2Route", "grpcRoute", "tcpRoute"]
+            .into_iter()
+            .find(|k| route_spec.get(*k).is_some())
+            .ok_or_else(|| ApiError::BadRequest(format!("{path} has no route body")))?;
+        let wanted = [(&spec.stable_node, stable), (&spec.canary_node, canary)];
+        let mut targets: Vec<Value> = route_spec[body]["action"]["weightedTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !wanted.iter().any(|(node, _)| t["virtualNode"] == ***node))
+            .collect();
+        for (node, weight) in wanted {
+            if !(only_survivor && weight == 0) {
+                targets.push(json!({ "virtualNode": node, "weight": weight }));
+            }
+        }
+        let current = route_spec[body]["action"]["weightedTargets"].clone();
+        let same = current.as_array().is_some_and(|list| {
+            list.len() == targets.len() && targets.iter().all(|t| list.contains(t))
+        });
+        if same {
+            return Ok(());
+        }
+        route_spec[body]["action"]["weightedTargets"] = Value::Array(targets);
+        self.resources
+            .update(&path, &json!({ "spec": route_spec }))
+            .await
+            .map(drop)
+    }
+
+    /// After a promotion or a rollback: the route names only the survivor, then the loser's
+    /// workloads and node go.
+    async fn remove_version(
+        &self,
+        spec: &CanarySpec,
+        loser: &str,
+        survivor: &str,
+    ) -> Result<(), ApiError> {
+        let (stable, canary) = if survivor == spec.stable_node {
+            (100, 0)
+        } else {
+            (0, 100)
+        };
+        self.set_weights(spec, stable, canary, true).await?;
+        for workload in self.resources.list_workloads(&spec.mesh).await? {
+            if workload.virtual_node == loser {
+                self.resources
+                    .delete_workload(&spec.mesh, &workload.name)
+                    .await?;
+            }
+        }
+        let node = ResourcePath::new(Kind::VirtualNode, &spec.mesh, None, loser);
+        self.resources.delete(&node).await.map(drop)
+    }
+
+    fn call_webhooks(&self, record: &CanaryRecord) {
+        let key = (
+            record.spec.mesh.clone(),
+            record.name.clone(),
+            record.state.step,
+        );
+        if let Ok(mut results) = self.webhooks.results.lock() {
+            results.insert(key.clone(), Vec::new());
+        }
+        let payload = json!({
+            "name": record.name,
+            "mesh": record.spec.mesh,
+            "route": record.spec.route,
+            "stableNode": record.spec.stable_node,
+            "canaryNode": record.spec.canary_node,
+            "canaryWeight": record.state.canary_weight,
+            "step": record.state.step,
+            "phase": record.state.phase,
+        });
+        for hook in record.spec.analysis.webhooks.clone() {
+            let results = self.webhooks.clone();
+            let key = key.clone();
+            let payload = payload.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let sent = client
+                    .post(&hook.url)
+                    .timeout(hook.timeout)
+                    .json(&payload)
+                    .send()
+                    .await;
+                let outcome = match sent {
+                    Ok(answer) if answer.status().is_success() => Ok(()),
+                    Ok(answer) => Err(format!("answered {}", answer.status())),
+                    Err(e) if e.is_timeout() => Err(format!("no answer within {:?}", hook.timeout)),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Ok(mut results) = results.results.lock() {
+                    results.entry(key).or_default().push(WebhookResult {
+                        name: hook.name.clone(),
+                        outcome,
+                    });
+                }
+            });
+        }
+    }
+
+    /// What the stats say about one canary now.
+    fn observe(&self, record: &CanaryRecord, now: Millis) -> Observation {
+        let spec = &record.spec;
+        let step_window = Duration::from_millis(now.saturating_sub(record.state.step_started_at));
+        let window = |node: &str| node_window(&self.stats.node(&spec.mesh, node, step_window));
+        // Nothing from before the canary started counts against it.
+        let started = record.state.history.first().map_or(now, |entry| entry.at);
+        let age = Duration::from_millis(now.saturating_sub(started));
+        let failure_window = spec.analysis.failure_window.min(age);
+        let failure = self
+            .stats
+            .node(&spec.mesh, &spec.canary_node, failure_window);
+        let webhooks = self
+            .webhooks
+            .results
+            .lock()
+            .ok()
+            .and_then(|r| {
+                r.get(&(spec.mesh.clone(), record.name.clone(), record.state.step))
+                    .cloned()
+            })
+            .unwrap_or_default();
+        Observation {
+            canary: window(&spec.canary_node),
+            stable: window(&spec.stable_node),
+            canary_5xx_in_failure_window: failure.status_5xx + failure.failures,
+            webhooks,
+        }
+    }
+
+    /// One pass over every canary of every mesh: finish what a crash left undone, then tick the
+    /// active ones.
+    async fn drive_once(&self, first_pass: bool) -> Result<(), ApiError> {
+        let (kvs, _) = self.resources.range("meshes/").await?;
+        for kv in kvs {
+            let Some(object) = objects::parse_key(&kv.key) else {
+                continue;
+            };
+            if object.kind != ObjectKind::Canary {
+                continue;
+            }
+            let (mesh, name) = (object.mesh.to_string(), object.name.to_string());
+            let _canaries = self.canary_lock.lock().await;
+            let (record, mod_revision) = match self.read_canary(&mesh, &name).await {
+                Ok(found) => found,
+                Err(_) => continue,
+            };
+            // After a restart: finish what was stored but not acted on, and re-ask webhooks
+            // (their answers lived in memory) for every canary still running.
+            if first_pass && (record.is_active() || record.acted < record.state.history.len()) {
+                let actions = rollout::reconcile(&record.spec, &record.state);
+                tracing::info!(canary = %name, ?actions, "reconciling after start");
+                self.act(record, actions).await;
+                continue;
+            }
+            if !record.is_active() {
+                continue;
+            }
+            let now = now_millis();
+            let observation = self.observe(&record, now);
+            self.advance(record, mod_revision, Input::Tick { now, observation })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn node_window(stats: &NodeStats) -> NodeWindow {
+    let errors = stats.status_5xx + stats.failures;
+    NodeWindow {
+        requests: stats.requests,
+        status_5xx: errors,
+        error_rate: if stats.requests == 0 {
+            0.0
+        } else {
+            errors as f64 / stats.requests as f64
+        },
+        p99_ms: quantile_ms(&stats.latency_buckets, 0.99),
+    }
+}
+
+/// The driver: ticks every canary every `TICK` until shutdown.
+pub async fn drive(app: Arc<App>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first_pass = true;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(error) = app.drive_once(first_pass).await {
+            tracing::warn!(%error, "canary driver pass failed");
+        } else {
+            first_pass = false;
+        }
+    }
+}

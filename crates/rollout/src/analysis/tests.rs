@@ -1,0 +1,177 @@
+//! Unit tests of the analysis: which checks fail, in what order, with what words.
+
+use std::time::Duration;
+
+use crate::observe::{NodeWindow, Observation, WebhookResult};
+use crate::spec::{Analysis, CanarySpec, Strategy, Webhook};
+use crate::state::{CanaryState, Phase};
+
+use super::{blockers, failures, number, percent};
+
+fn spec(analysis: Analysis) -> CanarySpec {
+    CanarySpec {
+        mesh: "m".into(),
+        router: "r".into(),
+        route: "rt".into(),
+        stable_node: "product-vn".into(),
+        canary_node: "product-2-vn".into(),
+        strategy: Strategy::Steps {
+            step_weight: 10,
+            interval: Duration::from_secs(30),
+            max_weight: 100,
+        },
+        analysis,
+        on_success: Default::default(),
+        on_failure: Default::default(),
+    }
+}
+
+fn state(step_started_at: u64) -> CanaryState {
+    CanaryState {
+        phase: Phase::Progressing,
+        step: 1,
+        steps: vec![],
+        canary_weight: 20,
+        step_started_at,
+        last_progress_at: step_started_at,
+        paused_at: None,
+        reason: None,
+        history: vec![],
+    }
+}
+
+fn window(requests: u64, error_rate: f64, p99_ms: Option<f64>) -> NodeWindow {
+    NodeWindow {
+        requests,
+        status_5xx: 0,
+        error_rate,
+        p99_ms,
+    }
+}
+
+#[test]
+fn numbers_read_like_people_write_them() {
+    assert_eq!(percent(0.05), "5%");
+    assert_eq!(percent(0.125), "12.5%");
+    assert_eq!(percent(0.0004), "0.04%");
+    assert_eq!(percent(1.0), "100%");
+    assert_eq!(number(812.456), "812.46");
+    assert_eq!(number(3.0), "3");
+    assert_eq!(number(f64::NAN), "NaN");
+}
+
+#[test]
+fn every_failing_check_is_named_in_order() {
+    let spec = spec(Analysis {
+        max_5xx: Some(0),
+        max_error_rate: Some(0.05),
+        max_p99_ms: Some(500.0),
+        webhooks: vec![Webhook {
+            name: "smoke".into(),
+            url: "http://x/".into(),
+            timeout: Duration::from_secs(1),
+        }],
+        ..Analysis::default()
+    });
+    let seen = Observation {
+        canary: window(40, 0.25, Some(812.456)),
+        stable: window(400, 0.0, Some(20.0)),
+        canary_5xx_in_failure_window: 10,
+        webhooks: vec![WebhookResult {
+            name: "smoke".into(),
+            outcome: Err("HTTP 503".into()),
+        }],
+    };
+    assert_eq!(
+        failures(&spec, &state(1_000), 13_500, &seen),
+        vec![
+            "canary product-2-vn answered 10 5xx in the last 1m; the limit is 0",
+            "canary product-2-vn error rate is 25% over 40 requests in this step (the last \
+             12s500ms); the limit is 5% (stable: 0% over 400 requests)",
+            "canary product-2-vn p99 latency is 812.46 ms in this step (the last 12s500ms); \
+             the limit is 500 ms (stable: 20 ms)",
+            "webhook \"smoke\" failed in step 2: HTTP 503",
+        ]
+    );
+}
+
+#[test]
+fn rates_and_latency_need_a_request_and_a_number() {
+    let spec = spec(Analysis {
+        max_error_rate: Some(0.0),
+        max_p99_ms: Some(1.0),
+        ..Analysis::default()
+    });
+    let judged = |canary| {
+        let seen = Observation {
+            canary,
+            ..Observation::default()
+        };
+        failures(&spec, &state(0), 1_000, &seen).len()
+    };
+    assert_eq!(judged(window(0, 1.0, Some(900.0))), 0);
+    assert_eq!(judged(window(1, f64::NAN, Some(f64::NAN))), 0);
+    assert_eq!(judged(window(1, 0.0, None)), 0);
+    assert_eq!(judged(window(1, 0.01, Some(2.0))), 2);
+}
+
+#[test]
+fn at_the_limit_passes_above_it_fails() {
+    let spec = spec(Analysis {
+        max_5xx: Some(3),
+        ..Analysis::default()
+    });
+    let with = |n| Observation {
+        canary_5xx_in_failure_window: n,
+        ..Observation::default()
+    };
+    assert!(failures(&spec, &state(0), 0, &with(3)).is_empty());
+    assert_eq!(failures(&spec, &state(0), 0, &with(4)).len(), 1);
+}
+
+#[test]
+fn a_step_waits_for_requests_and_every_webhook() {
+    let hook = |name: &str| Webhook {
+        name: name.into(),
+        url: "http://x/".into(),
+        timeout: Duration::from_secs(1),
+    };
+    let spec = spec(Analysis {
+        min_requests: 20,
+        webhooks: vec![hook("a"), hook("b")],
+        ..Analysis::default()
+    });
+    let seen = Observation {
+        canary: window(3, 0.0, None),
+        webhooks: vec![
+            WebhookResult {
+                name: "a".into(),
+                outcome: Ok(()),
+            },
+            WebhookResult {
+                name: "unknown".into(),
+                outcome: Ok(()),
+            },
+        ],
+        ..Observation::default()
+    };
+    assert_eq!(
+        blockers(&spec, &state(0), 120_000, &seen),
+        vec![
+            "only 3 canary requests in 2m; need 20 per step",
+            "webhook \"b\" has not passed step 2 yet",
+        ]
+    );
+    let enough = Observation {
+        canary: window(20, 0.0, None),
+        webhooks: vec!["b", "a"]
+            .into_iter()
+            .map(|name| WebhookResult {
+                name: name.into(),
+                outcome: Ok(()),
+            })
+            .collect(),
+        ..Observation::default()
+    };
+    assert!(blockers(&spec, &state(0), 120_000, &enough).is_empty());
+}

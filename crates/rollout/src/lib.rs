@@ -1,0 +1,61 @@
+//! aviary's canary release controller core: the canary state machine and its analysis, sans-IO.
+//! It owns what a canary spec means (strategies, analysis thresholds, clean-up), whether one is
+//! valid ([`validate`]), and every decision: when a step passes, when the canary fails and why,
+//! what pause, resume, promote and abort do. It is pure functions of data: [`start`] and
+//! [`step`] take a spec, a state and an input carrying the caller's time and observations, and
+//! return the next state and the [`Action`]s to carry out. It never reads a clock, a socket, a
+//! file or the environment, has no async and no tokio, and knows nothing of the store, HTTP,
+//! the proxy or the route's shape; the control plane's driver feeds it and acts for it, and
+//! the CLI only shows its JSON.
+//!
+//! # The driver's loop
+//!
+//! 1. Create: [`validate`] the spec (answer 4xx with every [`Problem`]), then [`start`]; store the
+//!    state, then carry out the actions.
+//! 2. About every 250 ms per live canary: read the canary's and stable node's stats over
+//!    [`analysis_window`] and the canary's 5xx over `analysis.failureWindow`, add the current
+//!    step's webhook results, call [`step`] with [`Input::Tick`]; if the state changed, store
+//!    it, then carry out the actions. Commands (pause, resume, promote, abort) are inputs too.
+//! 3. After a restart: for every stored canary, carry out [`reconcile`] (idempotent), then tick.
+//!    [`next_deadline`] says when the current step is due at the latest.
+//!
+//! # Decisions
+//!
+//! - Failure checks run on every tick, in every live phase, paused and at a gate included: a
+//!   held canary that breaks is still rolled back, because a person holding it does not mean
+//!   they want broken answers served meanwhile. The 5xx count is judged over `failureWindow`
+//!   (over the limit fails; a limit of 0 fails on any 5xx); error rate and p99 over the
+//!   current step, and only once the canary had at least one request in it; a webhook result
+//!   that failed fails. Rollback is one action: 100% stable (plus removal of the canary if
+//!   asked).
+//! - A step passes on a tick at or after `step_started_at + interval` whose observation passes
+//!   every check, shows at least `minRequests` canary requests in the step, and has a passing
+//!   result for every webhook. At most one step passes per tick, so a driver that was away long
+//!   never skips a step's observation. If a step cannot pass and no step has passed for longer
+//!   than `progressDeadline` (time paused or at a gate not counted), the canary fails. Time the
+//!   driver was down does count.
+//! - Reaching 100 promotes: `steps` never holds a weight of 100 (see [`Strategy::expand`]).
+//! - Pause holds a progressing canary; resume gives back the rest of the step's interval.
+//!   Pause at a gate changes nothing (it is already held); resume at a gate passes it and
+//!   applies the next step at once. Promote and abort work in every live phase. Inputs that
+//!   do not apply change nothing and record nothing.
+//! - Every transition appends one [`HistoryEntry`] (resuming at a gate appends "resumed" and
+//!   then what the next step did).
+
+pub mod duration;
+
+mod analysis;
+mod machine;
+mod observe;
+mod spec;
+mod state;
+mod validate;
+
+pub use machine::{Action, Input, analysis_window, next_deadline, reconcile, start, step};
+pub use observe::{NodeWindow, Observation, WebhookResult};
+pub use spec::{Analysis, CanarySpec, OnFailure, OnSuccess, StepSpec, Strategy, Webhook};
+pub use state::{CanaryState, Event, HistoryEntry, Phase};
+pub use validate::{MAX_INTERVAL, Problem, validate};
+
+/// Milliseconds since the Unix epoch, supplied by the caller.
+pub type Millis = u64;

@@ -1,0 +1,272 @@
+//! What a canary is asked to do: the route it drives, its strategy, its analysis, and what to clean up after.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Millis;
+use crate::duration::to_millis;
+
+/// One canary release: shift `route` of `router` in `mesh` from `stable_node` to `canary_node`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanarySpec {
+    pub mesh: String,
+    pub router: String,
+    pub route: String,
+    /// The node that carries the route's traffic now: the old version.
+    pub stable_node: String,
+    /// The node of the new version.
+    pub canary_node: String,
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub analysis: Analysis,
+    #[serde(default)]
+    pub on_success: OnSuccess,
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+/// How the canary's weight grows. JSON is tagged by `type`:
+/// `{"type": "steps", "stepWeight": 10, "interval": "30s", "maxWeight": 100}`,
+/// `{"type": "weights", "weights": [1, 5, 25, 50, "gate", 100], "interval": "1m"}`,
+/// `{"type": "initial", "weight": 10, "duration": "5m"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
+pub enum Strategy {
+    /// `step_weight`, 2×`step_weight`, … while below `max_weight`, then `max_weight` itself
+    /// (unless it is 100), each held for `interval`; then promote.
+    Steps {
+        step_weight: u32,
+        #[serde(with = "crate::duration")]
+        interval: Duration,
+        /// Defaults to 100.
+        #[serde(default = "hundred")]
+        max_weight: u32,
+    },
+    /// An explicit list: each weight held for `interval`; a gate waits for a resume command;
+    /// reaching 100, or the end of the list, promotes.
+    Weights {
+        weights: Vec<StepSpec>,
+        #[serde(with = "crate::duration")]
+        interval: Duration,
+    },
+    /// `weight` for `duration`, then all.
+    Initial {
+        weight: u32,
+        #[serde(with = "crate::duration")]
+        duration: Duration,
+    },
+}
+
+fn hundred() -> u32 {
+    100
+}
+
+impl Strategy {
+    /// How long each weight is held: `interval`, or `duration` for [`Strategy::Initial`].
+    pub fn interval(&self) -> Duration {
+        match self {
+            Strategy::Steps { interval, .. } | Strategy::Weights { interval, .. } => *interval,
+            Strategy::Initial { duration, .. } => *duration,
+        }
+    }
+
+    /// The steps before promotion, expanded once when a canary starts: `Steps` gives
+    /// `[step, 2×step, …, max]` without a final 100; `Weights` gives its list up to (without)
+    /// the first weight of 100 or more; `Initial` gives `[weight]`. Promotion to 100% follows
+    /// the last step. Weights are clamped to 100 and the list to 100 entries, so even an
+    /// unvalidated spec expands to something small.
+    pub fn expand(&self) -> Vec<StepSpec> {
+        match *self {
+            Strategy::Steps {
+                step_weight,
+                max_weight,
+                ..
+            } => {
+                let max = max_weight.min(100);
+                let step = step_weight.max(1);
+                let mut steps = Vec::new();
+                let mut weight = step;
+                while weight < max && steps.len() < 100 {
+                    steps.push(StepSpec::Weight(weight));
+                    weight = weight.saturating_add(step);
+                }
+                if max < 100 && max > 0 {
+                    steps.push(StepSpec::Weight(max));
+                }
+                steps
+            }
+            Strategy::Weights { ref weights, .. } => weights
+                .iter()
+                .take_while(|s| !matches!(s, StepSpec::Weight(w) if *w >= 100))
+                .take(100)
+                .copied()
+                .collect(),
+            Strategy::Initial { weight, .. } if weight < 100 => vec![StepSpec::Weight(weight)],
+            Strategy::Initial { .. } => Vec::new(),
+        }
+    }
+}
+
+/// One entry of [`Strategy::Weights`]: a canary weight in percent, or a gate that waits for a
+/// resume command. JSON: a number, or the string `"gate"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepSpec {
+    Weight(u32),
+    Gate,
+}
+
+impl Serialize for StepSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            StepSpec::Weight(w) => serializer.serialize_u32(*w),
+            StepSpec::Gate => serializer.serialize_str("gate"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StepSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+        impl Visitor<'_> for StepVisitor {
+            type Value = StepSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a weight from 1 to 100 or \"gate\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<StepSpec, E> {
+                u32::try_from(v)
+                    .map(StepSpec::Weight)
+                    .map_err(|_| E::custom(format!("weight {v} is not between 1 and 100")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<StepSpec, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!("weight {v} is not between 1 and 100"))),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StepSpec, E> {
+                if v == "gate" {
+                    Ok(StepSpec::Gate)
+                } else {
+                    Err(E::custom(format!(
+                        "{v:?} is not a step: expected a weight from 1 to 100 or \"gate\""
+                    )))
+                }
+            }
+        }
+        deserializer.deserialize_any(StepVisitor)
+    }
+}
+
+impl fmt::Display for StepSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepSpec::Weight(w) => write!(f, "{w}%"),
+            StepSpec::Gate => f.write_str("gate"),
+        }
+    }
+}
+
+/// What decides whether the canary is healthy (checked on every tick) and whether a step may
+/// pass (checked when its interval is over).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Analysis {
+    /// Failure if the canary's 5xx count within `failure_window` exceeds this (the App Mesh
+    /// pipeline's `failure_threshold_value`; 0 = any 5xx fails). `None` = not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_5xx: Option<u64>,
+    /// The window of `max_5xx` (the pipeline's `failure_threshold_time`). Default 60s.
+    #[serde(default = "sixty_seconds", with = "crate::duration")]
+    pub failure_window: Duration,
+    /// Failure if the canary's error rate (0..=1) in the current step exceeds this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
+    /// Failure if the canary's p99 latency in the current step exceeds this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_p99_ms: Option<f64>,
+    /// A step may pass only with at least this many canary requests during it (no traffic, no
+    /// progress). Default 1.
+    #[serde(default = "one")]
+    pub min_requests: u64,
+    /// Fail if no step has passed for this long. Default 10m.
+    #[serde(default = "ten_minutes", with = "crate::duration")]
+    pub progress_deadline: Duration,
+    /// Called at the start of every step; each must have passed before the step may pass, and
+    /// any failure fails the canary.
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+}
+
+fn sixty_seconds() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn ten_minutes() -> Duration {
+    Duration::from_secs(600)
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            max_5xx: None,
+            failure_window: sixty_seconds(),
+            max_error_rate: None,
+            max_p99_ms: None,
+            min_requests: one(),
+            progress_deadline: ten_minutes(),
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// The custom health check: an HTTP POST of the canary's state; 2xx passes, anything else or
+/// no answer within `timeout` fails. The driver makes the call; this crate only judges results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Webhook {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "five_seconds", with = "crate::duration")]
+    pub timeout: Duration,
+}
+
+fn five_seconds() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// What to clean up after promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OnSuccess {
+    /// Remove the old version's workloads, then its node (once the route no longer names it).
+    #[serde(default)]
+    pub remove_stable: bool,
+}
+
+/// What to clean up after a rollback (failure or abort).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OnFailure {
+    /// Remove the canary's workloads, then its node (once the route no longer names it).
+    #[serde(default)]
+    pub remove_canary: bool,
+}
+
+impl CanarySpec {
+    pub(crate) fn interval_ms(&self) -> Millis {
+        to_millis(self.strategy.interval())
+    }
+}

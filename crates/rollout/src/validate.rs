@@ -1,0 +1,238 @@
+//! `validate`: every problem with a [`CanarySpec`] at once, each naming its JSON path.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::format;
+use crate::spec::{CanarySpec, StepSpec, Strategy};
+
+/// The longest interval, failure window or webhook timeout that makes sense.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// One thing wrong with a spec: where (a JSON path such as `strategy.weights[2]`) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem with `spec`, in field order; empty when it may start.
+pub fn validate(spec: &CanarySpec) -> Vec<Problem> {
+    let mut problems = Problems::default();
+    let p = &mut problems;
+    for (path, value) in [
+        ("mesh", &spec.mesh),
+        ("router", &spec.router),
+        ("route", &spec.route),
+        ("stableNode", &spec.stable_node),
+        ("canaryNode", &spec.canary_node),
+    ] {
+        if value.is_empty() {
+            p.add(path, "must not be empty");
+        }
+    }
+    if !spec.stable_node.is_empty() && spec.stable_node == spec.canary_node {
+        p.add(
+            "canaryNode",
+            format!(
+                "must differ from stableNode (both are {:?})",
+                spec.canary_node
+            ),
+        );
+    }
+    strategy(p, &spec.strategy);
+    analysis(p, spec);
+    problems.0
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn strategy(p: &mut Problems, strategy: &Strategy) {
+    match strategy {
+        Strategy::Steps {
+            step_weight,
+            interval,
+            max_weight,
+        } => {
+            if *step_weight == 0 {
+                p.add("strategy.stepWeight", "must be at least 1");
+            } else if *step_weight > 100 {
+                p.add(
+                    "strategy.stepWeight",
+                    format!("must be at most 100, got {step_weight}"),
+                );
+            }
+            if *max_weight == 0 || *max_weight > 100 {
+                p.add(
+                    "strategy.maxWeight",
+                    format!("must be between 1 and 100, got {max_weight}"),
+                );
+            } else if *step_weight > *max_weight && *step_weight <= 100 {
+                p.add(
+                    "strategy.stepWeight",
+                    format!("must not exceed maxWeight ({max_weight}), got {step_weight}"),
+                );
+            }
+            period(p, "strategy.interval", *interval);
+        }
+        Strategy::Weights { weights, interval } => {
+            if weights.is_empty() {
+                p.add(
+                    "strategy.weights",
+                    "must list at least one weight, e.g. [10, 50, 100]",
+                );
+            } else if !weights
+                .iter()
+                .any(|s| matches!(s, StepSpec::Weight(w) if (1..100).contains(w)))
+            {
+                p.add(
+                    "strategy.weights",
+                    "must hold at least one weight between 1 and 99 before the promotion",
+                );
+            }
+            let mut previous: Option<u32> = None;
+            let mut promoted_at: Option<usize> = None;
+            for (i, step) in weights.iter().enumerate() {
+                let path = format!("strategy.weights[{i}]");
+                if let Some(at) = promoted_at {
+                    p.add(
+                        path,
+                        format!("nothing may follow the 100 at [{at}]: reaching 100 promotes"),
+                    );
+                    continue;
+                }
+                let StepSpec::Weight(w) = *step else { continue };
+                if w == 0 || w > 100 {
+                    p.add(path, format!("must be between 1 and 100, got {w}"));
+                    continue;
+                }
+                if let Some(before) = previous
+                    && w <= before
+                {
+                    p.add(path, format!("weights must increase: {w} follows {before}"));
+                }
+                previous = Some(w);
+                if w == 100 {
+                    promoted_at = Some(i);
+                }
+            }
+            period(p, "strategy.interval", *interval);
+        }
+        Strategy::Initial { weight, duration } => {
+            if *weight == 0 || *weight >= 100 {
+                p.add(
+                    "strategy.weight",
+                    format!("must be between 1 and 99 (100 is the promotion), got {weight}"),
+                );
+            }
+            period(p, "strategy.duration", *duration);
+        }
+    }
+}
+
+fn period(p: &mut Problems, path: &str, d: Duration) {
+    if d.is_zero() {
+        p.add(path, "must be longer than 0s");
+    } else if d > MAX_INTERVAL {
+        p.add(
+            path,
+            format!(
+                "must be at most {}, got {}",
+                format(MAX_INTERVAL),
+                format(d)
+            ),
+        );
+    }
+}
+
+fn analysis(p: &mut Problems, spec: &CanarySpec) {
+    let a = &spec.analysis;
+    period(p, "analysis.failureWindow", a.failure_window);
+    if let Some(rate) = a.max_error_rate
+        && !(0.0..=1.0).contains(&rate)
+    {
+        p.add(
+            "analysis.maxErrorRate",
+            format!("must be a fraction between 0 and 1 (0.05 is 5%), got {rate}"),
+        );
+    }
+    if let Some(ms) = a.max_p99_ms
+        && !(ms.is_finite() && ms > 0.0)
+    {
+        p.add(
+            "analysis.maxP99Ms",
+            format!("must be a positive number of milliseconds, got {ms}"),
+        );
+    }
+    let interval = spec.strategy.interval();
+    if a.progress_deadline < interval {
+        let field = match spec.strategy {
+            Strategy::Initial { .. } => "strategy.duration",
+            _ => "strategy.interval",
+        };
+        p.add(
+            "analysis.progressDeadline",
+            format!(
+                "must be at least {field} ({}), got {}",
+                format(interval),
+                format(a.progress_deadline)
+            ),
+        );
+    }
+    let mut names = BTreeSet::new();
+    for (i, hook) in a.webhooks.iter().enumerate() {
+        let path = format!("analysis.webhooks[{i}]");
+        if hook.name.is_empty() {
+            p.add(format!("{path}.name"), "must not be empty");
+        } else if !names.insert(hook.name.as_str()) {
+            p.add(
+                format!("{path}.name"),
+                format!(
+                    "{:?} is used by an earlier webhook; names must be unique",
+                    hook.name
+                ),
+            );
+        }
+        let host = hook
+            .url
+            .strip_prefix("http://")
+            .or_else(|| hook.url.strip_prefix("https://"));
+        match host {
+            Some(rest)
+                if !rest.is_empty()
+                    && !rest.starts_with('/')
+                    && !rest.contains(char::is_whitespace) => {}
+            _ => p.add(
+                format!("{path}.url"),
+                format!(
+                    "must be an http:// or https:// URL with a host, got {:?}",
+                    hook.url
+                ),
+            ),
+        }
+        period(p, &format!("{path}.timeout"), hook.timeout);
+    }
+}
+
+#[cfg(test)]
+mod tests;

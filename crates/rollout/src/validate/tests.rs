@@ -1,0 +1,286 @@
+//! Unit tests of spec validation: one rule at a time, by path and message.
+
+use std::time::Duration;
+
+use crate::spec::{Analysis, CanarySpec, OnFailure, OnSuccess, StepSpec, Strategy, Webhook};
+
+use super::validate;
+
+fn good() -> CanarySpec {
+    CanarySpec {
+        mesh: "demomesh".into(),
+        router: "product-vr".into(),
+        route: "product-route".into(),
+        stable_node: "product-vn".into(),
+        canary_node: "product-2-vn".into(),
+        strategy: Strategy::Steps {
+            step_weight: 10,
+            interval: Duration::from_secs(30),
+            max_weight: 100,
+        },
+        analysis: Analysis {
+            webhooks: vec![Webhook {
+                name: "smoke".into(),
+                url: "http://127.0.0.1:9000/check".into(),
+                timeout: Duration::from_secs(5),
+            }],
+            ..Analysis::default()
+        },
+        on_success: OnSuccess::default(),
+        on_failure: OnFailure::default(),
+    }
+}
+
+/// Applies `change` to a good spec and expects exactly one problem, at `path`, whose message
+/// contains `message`.
+fn check(change: impl FnOnce(&mut CanarySpec), path: &str, message: &str) {
+    let mut spec = good();
+    change(&mut spec);
+    let problems = validate(&spec);
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0].path, path, "{problems:#?}");
+    assert!(
+        problems[0].message.contains(message),
+        "{:?} lacks {message:?}",
+        problems[0].message
+    );
+}
+
+fn weights(list: &[StepSpec]) -> impl FnOnce(&mut CanarySpec) {
+    let list = list.to_vec();
+    move |s| {
+        s.strategy = Strategy::Weights {
+            weights: list,
+            interval: Duration::from_secs(30),
+        }
+    }
+}
+
+use StepSpec::{Gate, Weight as W};
+
+#[test]
+fn a_good_spec_has_no_problems() {
+    assert_eq!(validate(&good()), vec![]);
+    let mut spec = good();
+    weights(&[W(1), W(5), Gate, W(50), W(100)])(&mut spec);
+    assert_eq!(validate(&spec), vec![]);
+    spec.strategy = Strategy::Initial {
+        weight: 10,
+        duration: Duration::from_secs(300),
+    };
+    assert_eq!(validate(&spec), vec![]);
+}
+
+#[test]
+fn names_and_nodes() {
+    check(|s| s.mesh.clear(), "mesh", "must not be empty");
+    check(|s| s.route.clear(), "route", "must not be empty");
+    check(
+        |s| s.canary_node = s.stable_node.clone(),
+        "canaryNode",
+        "must differ from stableNode (both are \"product-vn\")",
+    );
+}
+
+#[test]
+fn steps_strategy() {
+    let steps = |step_weight, max_weight, secs| {
+        move |s: &mut CanarySpec| {
+            s.strategy = Strategy::Steps {
+                step_weight,
+                interval: Duration::from_secs(secs),
+                max_weight,
+            };
+            // Keep the deadline out of it: only the strategy is under test here.
+            s.analysis.progress_deadline = Duration::from_secs(secs.max(600));
+        }
+    };
+    check(
+        steps(0, 100, 30),
+        "strategy.stepWeight",
+        "must be at least 1",
+    );
+    check(
+        steps(101, 100, 30),
+        "strategy.stepWeight",
+        "at most 100, got 101",
+    );
+    check(
+        steps(10, 0, 30),
+        "strategy.maxWeight",
+        "between 1 and 100, got 0",
+    );
+    check(
+        steps(10, 101, 30),
+        "strategy.maxWeight",
+        "between 1 and 100, got 101",
+    );
+    check(
+        steps(60, 50, 30),
+        "strategy.stepWeight",
+        "must not exceed maxWeight (50)",
+    );
+    check(steps(10, 100, 0), "strategy.interval", "longer than 0s");
+    check(
+        steps(10, 100, 86_401),
+        "strategy.interval",
+        "at most 24h, got 24h1s",
+    );
+    assert_eq!(
+        validate(&{
+            let mut s = good();
+            steps(10, 100, 86_400)(&mut s);
+            s.analysis.progress_deadline = Duration::from_secs(86_400);
+            s
+        }),
+        vec![]
+    );
+}
+
+#[test]
+fn weights_strategy() {
+    check(weights(&[]), "strategy.weights", "at least one weight");
+    check(
+        weights(&[W(100)]),
+        "strategy.weights",
+        "between 1 and 99 before the promotion",
+    );
+    check(
+        weights(&[Gate]),
+        "strategy.weights",
+        "between 1 and 99 before the promotion",
+    );
+    check(
+        weights(&[W(0), W(50)]),
+        "strategy.weights[0]",
+        "between 1 and 100, got 0",
+    );
+    check(
+        weights(&[W(10), W(101)]),
+        "strategy.weights[1]",
+        "between 1 and 100, got 101",
+    );
+    check(
+        weights(&[W(10), W(10)]),
+        "strategy.weights[1]",
+        "must increase: 10 follows 10",
+    );
+    check(
+        weights(&[W(50), Gate, W(20)]),
+        "strategy.weights[2]",
+        "must increase: 20 follows 50",
+    );
+    check(
+        weights(&[W(50), W(100), Gate]),
+        "strategy.weights[2]",
+        "nothing may follow the 100 at [1]",
+    );
+}
+
+#[test]
+fn initial_strategy() {
+    let initial = |weight, secs| {
+        move |s: &mut CanarySpec| {
+            s.strategy = Strategy::Initial {
+                weight,
+                duration: Duration::from_secs(secs),
+            }
+        }
+    };
+    check(initial(0, 60), "strategy.weight", "between 1 and 99");
+    check(
+        initial(100, 60),
+        "strategy.weight",
+        "(100 is the promotion), got 100",
+    );
+    check(initial(10, 0), "strategy.duration", "longer than 0s");
+    check(
+        initial(10, 3600),
+        "analysis.progressDeadline",
+        "must be at least strategy.duration (1h), got 10m",
+    );
+}
+
+#[test]
+fn analysis_thresholds() {
+    check(
+        |s| s.analysis.max_error_rate = Some(5.0),
+        "analysis.maxErrorRate",
+        "between 0 and 1 (0.05 is 5%), got 5",
+    );
+    check(
+        |s| s.analysis.max_error_rate = Some(-0.1),
+        "analysis.maxErrorRate",
+        "got -0.1",
+    );
+    check(
+        |s| s.analysis.max_error_rate = Some(f64::NAN),
+        "analysis.maxErrorRate",
+        "got NaN",
+    );
+    check(
+        |s| s.analysis.max_p99_ms = Some(-1.0),
+        "analysis.maxP99Ms",
+        "positive number of milliseconds, got -1",
+    );
+    check(
+        |s| s.analysis.max_p99_ms = Some(f64::NAN),
+        "analysis.maxP99Ms",
+        "got NaN",
+    );
+    check(
+        |s| s.analysis.max_p99_ms = Some(0.0),
+        "analysis.maxP99Ms",
+        "got 0",
+    );
+    check(
+        |s| s.analysis.failure_window = Duration::ZERO,
+        "analysis.failureWindow",
+        "longer than 0s",
+    );
+    check(
+        |s| s.analysis.progress_deadline = Duration::from_secs(29),
+        "analysis.progressDeadline",
+        "must be at least strategy.interval (30s), got 29s",
+    );
+}
+
+#[test]
+fn webhooks() {
+    let hook = |name: &str, url: &str| Webhook {
+        name: name.into(),
+        url: url.into(),
+        timeout: Duration::from_secs(1),
+    };
+    check(
+        |s| s.analysis.webhooks.push(hook("smoke", "http://b/")),
+        "analysis.webhooks[1].name",
+        "\"smoke\" is used by an earlier webhook",
+    );
+    check(
+        |s| s.analysis.webhooks[0].name.clear(),
+        "analysis.webhooks[0].name",
+        "must not be empty",
+    );
+    for url in [
+        "ftp://a/b",
+        "localhost:9000",
+        "http://",
+        "https:///x",
+        "http://a b/",
+    ] {
+        check(
+            |s| s.analysis.webhooks[0].url = url.into(),
+            "analysis.webhooks[0].url",
+            "must be an http:// or https:// URL with a host",
+        );
+    }
+    check(
+        |s| s.analysis.webhooks[0].timeout = Duration::ZERO,
+        "analysis.webhooks[0].timeout",
+        "longer than 0s",
+    );
+    let mut spec = good();
+    spec.analysis.webhooks[0].url = "https://checks.example:8443/x".into();
+    assert_eq!(validate(&spec), vec![]);
+}
