@@ -378,19 +378,43 @@ async fn follow(
             );
         }
         shown = history.len();
-        match record["state"]["phase"].as_str() {
-            Some("succeeded") => {
-                println!("{new} serves all traffic; {old} removed");
-                return Ok(());
-            }
-            Some(phase @ ("failed" | "aborted")) => bail!(
-                "rolled back ({phase}): {}; {new} removed, {old} serves all traffic",
-                record["state"]["reason"]
-                    .as_str()
-                    .unwrap_or("no reason recorded")
-            ),
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        // The controller stores a decision before it acts on it: report once the removal of
+        // the losing version is done too.
+        let acted = record["acted"].as_u64().unwrap_or(0) as usize == history.len();
+        let phase = record["state"]["phase"].as_str().unwrap_or("");
+        if !acted || !matches!(phase, "succeeded" | "failed" | "aborted") {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
         }
+        let notes: Vec<&str> = record["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        for note in &notes {
+            eprintln!("warning: {note}");
+        }
+        let (loser, winner) = if phase == "succeeded" {
+            (old, new)
+        } else {
+            (new, old)
+        };
+        let removal = if notes.is_empty() {
+            format!("{loser} removed")
+        } else {
+            format!("{loser} may not be fully removed (see warnings)")
+        };
+        if phase == "succeeded" {
+            println!("{winner} serves all traffic; {removal}");
+            return Ok(());
+        }
+        bail!(
+            "rolled back ({phase}): {}; {removal}, {winner} serves all traffic",
+            record["state"]["reason"]
+                .as_str()
+                .unwrap_or("no reason recorded")
+        );
     }
 }
 

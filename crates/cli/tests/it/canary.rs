@@ -141,7 +141,14 @@ impl Bench {
         let deadline = Instant::now() + limit;
         loop {
             let canary = self.canary(name);
-            if phases.contains(&canary["state"]["phase"].as_str().unwrap_or("")) {
+            // The controller stores a decision, then acts on it: wait for both.
+            let acted = canary["acted"].as_u64()
+                == Some(
+                    canary["state"]["history"]
+                        .as_array()
+                        .map_or(0, |h| h.len() as u64),
+                );
+            if acted && phases.contains(&canary["state"]["phase"].as_str().unwrap_or("")) {
                 return canary;
             }
             assert!(
