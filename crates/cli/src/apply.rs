@@ -29,6 +29,30 @@ impl Applied {
     }
 }
 
+/// A `Canary` manifest starts a canary. A canary cannot be changed once started: the same spec
+/// again is unchanged, another one is refused (abort it, then start a new one).
+async fn apply_canary(client: &Client, manifest: &Manifest) -> anyhow::Result<Applied> {
+    let (mesh, name) = (&manifest.metadata.mesh, &manifest.metadata.name);
+    let mut spec = manifest.spec.clone();
+    spec["mesh"] = json!(mesh);
+    if let Some(existing) = client.get_object(mesh, "canaries", name).await? {
+        let started: Value = existing["spec"].clone();
+        let wanted: rollout::CanarySpec = serde_json::from_value(spec)
+            .map_err(|e| anyhow::anyhow!("{}: spec: {e}", manifest.source))?;
+        let running: rollout::CanarySpec = serde_json::from_value(started)?;
+        if wanted == running {
+            return Ok(Applied::Unchanged);
+        }
+        anyhow::bail!(
+            "canary '{name}' already exists with another spec; a canary cannot change: abort it and start a new one"
+        );
+    }
+    client
+        .post_object(mesh, "canaries", &json!({ "name": name, "spec": spec }))
+        .await?;
+    Ok(Applied::Created)
+}
+
 /// A `Workload` manifest: its spec plus its name is the `/v1` workload.
 async fn apply_workload(client: &Client, manifest: &Manifest) -> anyhow::Result<Applied> {
     let (mesh, name) = (&manifest.metadata.mesh, &manifest.metadata.name);
@@ -61,6 +85,13 @@ pub async fn apply_all(client: &Client, manifests: Vec<Manifest>) -> anyhow::Res
                     .await
                     .with_context(|| manifest.describe())?;
                 println!("workload/{} {}", manifest.metadata.name, applied.verb());
+                continue;
+            }
+            ManifestKind::Other(other) if other == "Canary" => {
+                let applied = apply_canary(client, &manifest)
+                    .await
+                    .with_context(|| manifest.describe())?;
+                println!("canary/{} {}", manifest.metadata.name, applied.verb());
                 continue;
             }
             ManifestKind::Other(other) => bail!(

@@ -702,3 +702,52 @@ fn deploy_json_rolls_out_rolls_back_and_refuses_what_never_gets_healthy() {
     }
     assert_eq!(node_names(&url), before);
 }
+
+/// A webhook that answers 503 to everything, on a thread; returns its URL.
+fn failing_webhook() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/check", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    url
+}
+
+#[test]
+fn a_failing_webhook_fails_the_canary_and_a_canary_manifest_starts_one() {
+    let bench = Bench::start(&[]);
+    let _load = Load::start(bench.gateway, 50);
+    let hook = failing_webhook();
+    let dir = testkit::temp_dir();
+    let file = dir.path().join("canary.yaml");
+    let manifest = format!(
+        "kind: Canary\nmetadata: {{name: c1, mesh: m}}\nspec:\n  router: r\n  route: rt\n  stableNode: stable-vn\n  canaryNode: canary-vn\n  strategy: {{type: steps, stepWeight: 50, interval: 1s}}\n  analysis:\n    webhooks: [{{name: smoke, url: \"{hook}\", timeout: 2s}}]\n"
+    );
+    std::fs::write(&file, manifest).unwrap();
+    let path = file.display().to_string();
+    assert_eq!(
+        aviary(bench.control.url(), &["apply", "-f", &path]).trim(),
+        "canary/c1 created"
+    );
+    let canary = bench.wait_phase("c1", &["failed"], Duration::from_secs(20));
+    let reason = canary["state"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("smoke") && reason.contains("503"),
+        "{reason}"
+    );
+    assert_eq!(
+        targets(&bench.route()),
+        [("stable-vn".to_string(), 100), ("canary-vn".to_string(), 0)]
+    );
+    // The same manifest again changes nothing.
+    assert_eq!(
+        aviary(bench.control.url(), &["apply", "-f", &path]).trim(),
+        "canary/c1 unchanged"
+    );
+}
