@@ -63,3 +63,16 @@ fn drain(stream: Option<impl Read + Send + 'static>) -> JoinHandle<String> {
         String::from_utf8_lossy(&bytes).into_owned()
     })
 }
+
+/// Ctrl-C for a child: SIGINT, then its exit status once it stops on its own within `limit`;
+/// `None` (after SIGKILL) if it did not. A child that already exited gives its status.
+pub fn interrupt(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Some(status);
+    }
+    // The shell's builtin `kill`: no libc binding needed.
+    let _ = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status();
+    wait_bounded(child, limit)
+}

@@ -24,17 +24,7 @@ struct Demo {
 /// A failed test must not leave the demo holding port 9080 for the next one.
 impl Drop for Demo {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        testkit::interrupt(&mut self.child, Duration::from_secs(15));
     }
 }
 
@@ -298,22 +288,8 @@ fn the_walkthrough_runs_end_to_end_through_the_gateway() {
         5,
         "expected 5 demo services under aviary: {services:?}"
     );
-    let status = Command::new("kill")
-        .args(["-INT", &demo.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = demo.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "aviary demo did not stop within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit = testkit::interrupt(&mut demo.child, Duration::from_secs(20))
+        .expect("aviary demo did not stop within 20 s of SIGINT");
     assert!(exit.success(), "aviary demo exited with {exit}");
     let left: Vec<u32> = services.into_iter().filter(|pid| alive(*pid)).collect();
     assert!(left.is_empty(), "demo services left running: {left:?}");
