@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,12 +161,15 @@ async fn serve(
     }
     let path = parts.uri.path();
     let query = parts.uri.query();
-    let original = parts.uri.path_and_query();
-    let (service_name, port, path_and_query, host): (Cow<'_, str>, _, _, _) = match entry {
+    // Owned (a reference count), so the path can be borrowed while `parts` moves on.
+    let original = parts.uri.path_and_query().cloned();
+    let original = original.as_ref();
+    let (service_name, port, path_and_query, host): (Cow<'_, str>, _, Cow<'_, str>, _) = match entry
+    {
         Entry::Egress => {
             let (host, port) = requested_host(&parts).map_err(|e| Failure::new("", e))?;
-            let path_and_query = original.map_or("/", PathAndQuery::as_str).to_string();
-            (Cow::Owned(host), port, path_and_query, None)
+            let path_and_query = original.map_or("/", PathAndQuery::as_str);
+            (Cow::Owned(host), port, Cow::Borrowed(path_and_query), None)
         }
         Entry::Gateway { port } => {
             // Only a hostname match reads the host; most gateways have none.
@@ -195,7 +199,14 @@ async fn serve(
                     },
                 )
             })?;
-            let rewritten = route.rewrite_path(path, query);
+            let rewritten = match original {
+                Some(original)
+                    if route.keeps_path(path) && is_path_and_query(original, path, query) =>
+                {
+                    Cow::Borrowed(original.as_str())
+                }
+                _ => Cow::Owned(route.rewrite_path(path, query)),
+            };
             let host = route.host_rewrite().cloned();
             (
                 Cow::Borrowed(route.service.as_str()),
@@ -209,14 +220,14 @@ async fn serve(
     let target = match original {
         Some(original) if original.as_str() == path_and_query => Some(original.clone()),
         None if path_and_query == "/" => Some(PathAndQuery::from_static("/")),
-        _ => PathAndQuery::try_from(path_and_query.as_str()).ok(),
+        _ => PathAndQuery::try_from(&*path_and_query).ok(),
     };
     let fail = |error| Failure::new(&service_name, error);
     let service = table.service(&service_name).map_err(fail)?;
     table.check_backend(&service_name).map_err(fail)?;
     let (route_path, route_query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
-        None => (path_and_query.as_str(), None),
+        None => (&*path_and_query, None),
     };
     let view = RequestView {
         method: &parts.method,
@@ -248,6 +259,20 @@ async fn serve(
         start,
     };
     forward.run(parts, body).await
+}
+
+/// Whether `original` is exactly `path`, then `?query` if there is one.
+fn is_path_and_query(original: &PathAndQuery, path: &str, query: Option<&str>) -> bool {
+    let original = original.as_str();
+    match query {
+        None => original == path,
+        Some(query) => {
+            original.len() == path.len() + 1 + query.len()
+                && original.starts_with(path)
+                && original[path.len()..].starts_with('?')
+                && original.ends_with(query)
+        }
+    }
 }
 
 /// One request on its way to a route's targets.
@@ -446,14 +471,17 @@ impl Forward<'_> {
             .build(endpoint)
             .map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let upstreams = &self.shared.upstreams;
-        // Either way: (whether no connection could be made, what went wrong).
+        // Either way: (whether no connection could be made, what went wrong). The calls are
+        // pinned here and passed on by reference: they are large, and every move copies.
         let result = if http2 {
-            within(timeout, node, upstreams.http2.request(request))
+            let call = pin!(upstreams.http2.request(request));
+            within(timeout, node, call)
                 .await?
                 .map_err(|e| (e.is_connect(), error_chain(&e)))
         } else {
             let pool = endpoint.http1_pool(&upstreams.http1);
-            within(timeout, node, pool.send(request))
+            let call = pin!(pool.send(request));
+            within(timeout, node, call)
                 .await?
                 .map_err(|e| (e.is_connect(), error_chain(&e)))
         };
@@ -525,28 +553,30 @@ impl UpstreamRequest<'_> {
     /// HTTP/1.1 requests go in origin-form (`/path?query`) on a connection to the endpoint;
     /// HTTP/2 ones in absolute form, which hyper-util's client routes by.
     fn build(self, endpoint: &Endpoint) -> Result<Request<RequestBody>, http::Error> {
-        let (authority, target) = match (endpoint.authority(), self.target) {
-            (Some(authority), Some(target)) => (authority.clone(), target.clone()),
+        let mut parts = uri::Parts::default();
+        match (endpoint.authority(), self.target) {
+            (Some(authority), Some(target)) => {
+                if self.http2 {
+                    parts.scheme = Some(Scheme::HTTP);
+                    parts.authority = Some(authority.clone());
+                }
+                parts.path_and_query = Some(target.clone());
+            }
             // Whatever does not parse fails here, with the builder's error.
             _ => {
-                let uri = Uri::builder()
+                let built = Uri::builder()
                     .scheme("http")
                     .authority(endpoint.addr.to_string())
                     .path_and_query(self.path_and_query)
                     .build()?
                     .into_parts();
-                let (Some(authority), Some(target)) = (uri.authority, uri.path_and_query) else {
-                    unreachable!("the builder was given an authority and a path");
-                };
-                (authority, target)
+                if self.http2 {
+                    parts.scheme = built.scheme;
+                    parts.authority = built.authority;
+                }
+                parts.path_and_query = built.path_and_query;
             }
-        };
-        let mut parts = uri::Parts::default();
-        if self.http2 {
-            parts.scheme = Some(Scheme::HTTP);
-            parts.authority = Some(authority);
         }
-        parts.path_and_query = Some(target);
         let uri = Uri::from_parts(parts)?;
         let mut request = Request::new(self.body);
         *request.method_mut() = self.method.clone();

@@ -45,6 +45,16 @@ fn names_hop_by_hop(token: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(token))
 }
 
+/// Whether a `Connection` value names no header beyond the hop-by-hop ones (a value that is
+/// not text names none).
+fn names_only_hop_by_hop(value: &HeaderValue) -> bool {
+    // By far the most common value, checked before splitting.
+    value.as_bytes().eq_ignore_ascii_case(b"keep-alive")
+        || value
+            .to_str()
+            .map_or(true, |v| v.split(',').map(str::trim).all(names_hop_by_hop))
+}
+
 /// The tokens of the `Connection` header.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
@@ -59,19 +69,29 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// when `keep_te_trailers` (an HTTP/2 upstream: gRPC needs it, and it is the only TE value
 /// HTTP/2 allows).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
-    // Most messages have none, or only `Connection: keep-alive` (or `close`): found without
+    // Most messages have none, or only `Connection: keep-alive`: found in one pass, without
     // allocating.
-    let mut present = headers.keys().filter(|name| is_hop_by_hop(name));
-    let Some(first) = present.next() else {
+    let mut found: Option<&HeaderName> = None;
+    let mut lone = !keep_te_trailers;
+    for (name, value) in &*headers {
+        if !is_hop_by_hop(name) {
+            continue;
+        }
+        match found {
+            None => found = Some(name),
+            Some(first) if first != name => lone = false,
+            Some(_) => {}
+        }
+        if name == header::CONNECTION && !names_only_hop_by_hop(value) {
+            lone = false;
+        }
+    }
+    let Some(found) = found else {
         return;
     };
-    let only = present.next().is_none();
-    if only
-        && !keep_te_trailers
-        && (first != header::CONNECTION || connection_tokens(headers).all(names_hop_by_hop))
-    {
-        let first = first.clone();
-        headers.remove(first);
+    if lone {
+        let found = found.clone();
+        headers.remove(found);
         return;
     }
     let te_trailers = keep_te_trailers

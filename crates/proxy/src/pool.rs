@@ -159,7 +159,6 @@ impl Pool {
     async fn connect(&self) -> Result<http1::SendRequest<RequestBody>, ClientError> {
         let stream = connect_tcp(self.addr).await?;
         let (mut sender, connection) = http1::Builder::new()
-            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(ClientError::send_request)?;
@@ -191,7 +190,9 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+                // Boxed: the connect future is large and rarely needed, and this one is moved
+                // through every level of the request's future.
+                None => (Box::pin(self.connect()).await?, false),
             };
             match sender.try_send_request(request).await {
                 Ok(response) => {

@@ -79,7 +79,6 @@ async fn connection(
         http1::Builder::new()
             .timer(TokioTimer::new())
             .keep_alive(true)
-            .writev(false)
             .serve_connection(io, service)
     );
     tokio::select! {

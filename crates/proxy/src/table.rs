@@ -3,6 +3,7 @@
 //! listeners and endpoints; plus the gateway's listeners and routes and the egress filter.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,29 @@ use crate::snapshot::Snapshot;
 use crate::telemetry::{ConfigSource, Series, SeriesKey, Telemetry};
 use crate::weighted::WeightedChoice;
 
+/// FNV-1a, for the map every request looks its service up in: its keys come from the
+/// configuration, not from callers, so a hash that resists chosen collisions (std's SipHash,
+/// several times slower on short names) buys nothing there.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// App Mesh's defaults for a route without `timeout`.
 const DEFAULT_PER_REQUEST: Duration = Duration::from_secs(15);
 const DEFAULT_IDLE: Duration = Duration::from_secs(300);
@@ -36,7 +60,7 @@ pub struct RouteTable {
     mesh: String,
     mesh_exists: bool,
     drop_all: bool,
-    services: HashMap<String, Arc<ServiceEntry>>,
+    services: HashMap<String, Arc<ServiceEntry>, BuildHasherDefault<Fnv>>,
     nodes: HashMap<String, Arc<NodeEntry>>,
     local_node: Option<LocalNode>,
     gateway: Option<GatewayEntry>,
@@ -205,27 +229,41 @@ struct Rewrite {
 }
 
 impl GatewayRouteEntry {
-    /// The path (with query) the target virtual service sees.
-    pub fn rewrite_path(&self, path: &str, query: Option<&str>) -> String {
-        let query_len = query.map_or(0, |q| q.len() + 1);
-        let mut out = String::with_capacity(path.len() + query_len + 16);
+    /// The path the target virtual service sees, as two pieces to join.
+    fn rewritten<'a>(&'a self, path: &'a str) -> (&'a str, &'a str) {
         match (&self.rewrite.path, self.matcher.matched_prefix()) {
-            (Some(exact), _) => out.push_str(exact),
+            (Some(exact), _) => (exact, ""),
             (None, Some(prefix)) if !self.matcher.is_exact_path() => {
                 let rest = &path[prefix.len().min(path.len())..];
                 match &self.rewrite.prefix {
-                    PrefixRewrite::Keep => out.push_str(path),
-                    PrefixRewrite::Default => join_prefix(&mut out, "/", rest),
-                    PrefixRewrite::Value(value) => join_prefix(&mut out, value, rest),
+                    PrefixRewrite::Keep => (path, ""),
+                    PrefixRewrite::Default => join_prefix("/", rest),
+                    PrefixRewrite::Value(value) => join_prefix(value, rest),
                 }
             }
-            _ => out.push_str(path),
+            _ => (path, ""),
         }
+    }
+
+    /// The path (with query) the target virtual service sees.
+    pub fn rewrite_path(&self, path: &str, query: Option<&str>) -> String {
+        let (head, tail) = self.rewritten(path);
+        let query_len = query.map_or(0, |q| q.len() + 1);
+        let mut out = String::with_capacity(head.len() + tail.len() + query_len);
+        out.push_str(head);
+        out.push_str(tail);
         if let Some(query) = query {
             out.push('?');
             out.push_str(query);
         }
         out
+    }
+
+    /// Whether [`rewrite_path`](Self::rewrite_path) leaves `path` as it is (the common
+    /// `prefix: /` route), so the request's own path can be forwarded without a copy.
+    pub fn keeps_path(&self, path: &str) -> bool {
+        let (head, tail) = self.rewritten(path);
+        head.len() + tail.len() == path.len() && path.starts_with(head) && path.ends_with(tail)
     }
 
     /// The `Host` the target service sees, when the route rewrites it.
@@ -235,11 +273,10 @@ impl GatewayRouteEntry {
 }
 
 /// `replacement` followed by what the prefix left, without doubling the slash between them.
-fn join_prefix(out: &mut String, replacement: &str, rest: &str) {
-    out.push_str(replacement);
+fn join_prefix<'a>(replacement: &'a str, rest: &'a str) -> (&'a str, &'a str) {
     match (replacement.ends_with('/'), rest.strip_prefix('/')) {
-        (true, Some(stripped)) => out.push_str(stripped),
-        _ => out.push_str(rest),
+        (true, Some(stripped)) => (replacement, stripped),
+        _ => (replacement, rest),
     }
 }
 
@@ -380,7 +417,7 @@ impl RouteTable {
             mesh: mesh.to_string(),
             mesh_exists: false,
             drop_all: true,
-            services: HashMap::new(),
+            services: HashMap::default(),
             nodes: HashMap::new(),
             local_node: None,
             gateway: None,
@@ -406,7 +443,7 @@ impl RouteTable {
             let node = compile_node(&name, spec_of(item), registered.get(&name), &reuse);
             nodes.insert(name, Arc::new(node));
         }
-        let mut services = HashMap::new();
+        let mut services = HashMap::default();
         for item in snapshot.of_kind(Kind::VirtualService) {
             let name = name_of(item, Kind::VirtualService);
             let service = compile_service(

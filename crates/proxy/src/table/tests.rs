@@ -262,6 +262,30 @@ fn gateway_routes_rewrite_as_app_mesh_does() {
             .gateway_route(&view("/nothing", &headers, ""))
             .is_none()
     );
+    // `keeps_path` says exactly when the rewrite is the identity (the request's own path is
+    // then forwarded as it came).
+    let mut kept = Vec::new();
+    for (path, host) in [
+        ("/chapter/1", ""),
+        ("/chapter", ""),
+        ("/keep/x", ""),
+        ("/old/a/b", ""),
+        ("/status", ""),
+        ("/x", "admin.example"),
+        ("//x", "admin.example"),
+        ("/", "admin.example"),
+    ] {
+        let route = table.gateway_route(&view(path, &headers, host)).unwrap();
+        assert_eq!(
+            route.keeps_path(path),
+            route.rewrite_path(path, None) == path,
+            "{path}"
+        );
+        if route.keeps_path(path) {
+            kept.push(path);
+        }
+    }
+    assert_eq!(kept, ["/keep/x", "/x", "/"]);
 }
 
 #[tokio::test]

@@ -100,9 +100,14 @@ async fn gateway_routes_pick_a_service_and_rewrite_the_request() {
         "svc.local"
     );
 
-    let answer = caller.get(gateway, "www.example", "/keep/this", &[]).await;
+    let answer = caller
+        .get(gateway, "www.example", "/keep/this?y=2", &[])
+        .await;
     assert_eq!(answer.body, "a");
-    assert_eq!(a.last_uri.lock().unwrap().as_deref(), Some("/keep/this"));
+    assert_eq!(
+        a.last_uri.lock().unwrap().as_deref(),
+        Some("/keep/this?y=2")
+    );
     assert_eq!(
         a.last_headers.lock().unwrap().as_ref().unwrap()["host"],
         "www.example"
