@@ -354,6 +354,3 @@ impl Proxy {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
     Proxy::bind(config, shutdown).await?.run().await
 }
-
-#[cfg(test)]
-mod tests;

@@ -219,16 +219,54 @@ fn event_stream_times_out_without_events() {
     assert!(!events.is_closed());
 }
 
-#[test]
-fn every_source_file_explains_itself() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-    for entry in std::fs::read_dir(dir).unwrap() {
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
         let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.starts_with("//!"),
-            "{} does not open with a //! line",
-            path.display()
-        );
+        if path.is_dir() {
+            rust_files(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
     }
+}
+
+/// The workspace's one tidy check (STYLE.md, "Every file explains itself"): every source and
+/// test file of every crate opens with a `//!` line, and every `lib.rs` with a paragraph.
+#[test]
+fn every_file_of_every_crate_explains_itself() {
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    let mut libs = 0;
+    for krate in std::fs::read_dir(&crates).unwrap() {
+        let krate = krate.unwrap().path();
+        rust_files(&krate.join("src"), &mut files);
+        rust_files(&krate.join("tests"), &mut files);
+        if let Ok(lib) = std::fs::read_to_string(krate.join("src/lib.rs")) {
+            libs += 1;
+            let paragraph = lib.lines().take_while(|l| l.starts_with("//!")).count();
+            assert!(
+                paragraph >= 3,
+                "{}: lib.rs opens with {paragraph} doc lines, not a paragraph (what it is, owns, must never know)",
+                krate.display()
+            );
+        }
+    }
+    assert!(
+        libs >= 10,
+        "found only {libs} crates under {}",
+        crates.display()
+    );
+    assert!(files.len() > 100, "found only {} files", files.len());
+    let undocumented: Vec<_> = files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "files without a `//!` first line: {undocumented:?}"
+    );
 }

@@ -145,6 +145,3 @@ pub async fn run(
     shutdown.cancelled().await;
     supervisor.shutdown().await
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,4 +1,4 @@
-//! Checks on the crate's own sources: every file explains itself, and the crate stays sans-IO with few dependencies.
+//! Checks on the crate's own sources: it stays sans-IO with few dependencies, and says so.
 
 use std::path::{Path, PathBuf};
 
@@ -30,22 +30,10 @@ fn sources(under: &str) -> Vec<(PathBuf, String)> {
 }
 
 #[test]
-fn every_file_opens_with_a_module_doc_line() {
-    let files: Vec<_> = sources("src").into_iter().chain(sources("tests")).collect();
-    assert!(files.len() >= 15, "found only {}", files.len());
-    let undocumented: Vec<_> = files
-        .iter()
-        .filter(|(_, text)| !text.starts_with("//! "))
-        .map(|(f, _)| f)
-        .collect();
-    assert!(
-        undocumented.is_empty(),
-        "without a `//!` first line: {undocumented:?}"
-    );
+fn the_crate_doc_says_what_it_must_never_know() {
     let lib =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
     let paragraph: Vec<&str> = lib.lines().take_while(|l| l.starts_with("//!")).collect();
-    assert!(paragraph.len() >= 5, "lib.rs needs a paragraph, not a line");
     for word in ["owns", "never", "clock", "socket", "tokio", "store"] {
         assert!(
             paragraph.join(" ").contains(word),

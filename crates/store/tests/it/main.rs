@@ -27,6 +27,5 @@ mod concurrency;
 mod durable;
 mod kv;
 mod support;
-mod tidy;
 mod txn;
 mod watch;
