@@ -497,29 +497,43 @@ impl App {
             if object.kind != ObjectKind::Canary {
                 continue;
             }
+            // Finished canaries need nothing, except after a restart if their last decision
+            // was stored but not acted on: skip them without the lock or a second read.
+            let seen: CanaryRecord = objects::decode(&kv.value)?;
+            let unfinished_business = first_pass && seen.acted < seen.state.history.len();
+            if !seen.is_active() && !unfinished_business {
+                continue;
+            }
             let (mesh, name) = (object.mesh.to_string(), object.name.to_string());
-            let _canaries = self.canary_lock.lock().await;
-            let (record, mod_revision) = match self.read_canary(&mesh, &name).await {
-                Ok(found) => found,
-                Err(_) => continue,
-            };
-            // After a restart: finish what was stored but not acted on, and re-ask webhooks
-            // (their answers lived in memory) for every canary still running.
-            if first_pass && (record.is_active() || record.acted < record.state.history.len()) {
-                let actions = rollout::reconcile(&record.spec, &record.state);
-                tracing::info!(canary = %name, ?actions, "reconciling after start");
-                self.act(record, actions).await;
-                continue;
+            if let Err(error) = self.drive_one(&mesh, &name, first_pass).await {
+                // One canary's trouble (say a conflicting write) must not stop the others.
+                tracing::warn!(canary = %name, %error, "canary tick failed; retrying next tick");
             }
-            if !record.is_active() {
-                continue;
-            }
-            let now = now_millis();
-            let observation = self.observe(&record, now);
-            self.advance(record, mod_revision, Input::Tick { now, observation })
-                .await?;
         }
         Ok(())
+    }
+
+    /// One canary's tick, under the canary lock, from a fresh read (an API command may have
+    /// changed it since the pass's range).
+    async fn drive_one(&self, mesh: &str, name: &str, first_pass: bool) -> Result<(), ApiError> {
+        let _canaries = self.canary_lock.lock().await;
+        let (record, mod_revision) = self.read_canary(mesh, name).await?;
+        // After a restart: finish what was stored but not acted on, and re-ask webhooks
+        // (their answers lived in memory) for every canary still running.
+        if first_pass && (record.is_active() || record.acted < record.state.history.len()) {
+            let actions = rollout::reconcile(&record.spec, &record.state);
+            tracing::info!(canary = %name, ?actions, "reconciling after start");
+            self.act(record, actions).await;
+            return Ok(());
+        }
+        if !record.is_active() {
+            return Ok(());
+        }
+        let now = now_millis();
+        let observation = self.observe(&record, now);
+        self.advance(record, mod_revision, Input::Tick { now, observation })
+            .await
+            .map(drop)
     }
 }
 
