@@ -169,15 +169,23 @@ async fn status(client: &Client, mesh: &str, name: &str, watch: bool) -> anyhow:
         }
         print!("{}", status_view(&canary, &stats, now_millis()));
         std::io::stdout().flush()?;
-        let ended = matches!(
-            canary["state"]["phase"].as_str(),
-            Some("succeeded" | "failed" | "aborted")
-        );
-        if !watch || ended {
+        if !watch || settled(&canary) {
             return Ok(());
         }
         println!();
     }
+}
+
+/// The canary has ended and the controller has acted on its last decision (the route and any
+/// removal are done): it stores a decision before acting on it, so the phase alone is early.
+pub fn settled(canary: &Value) -> bool {
+    let history = canary["state"]["history"].as_array().map_or(0, Vec::len);
+    let acted = canary["acted"].as_u64().unwrap_or(0) as usize == history;
+    let ended = matches!(
+        canary["state"]["phase"].as_str(),
+        Some("succeeded" | "failed" | "aborted")
+    );
+    acted && ended
 }
 
 fn now_millis() -> u64 {

@@ -378,14 +378,11 @@ async fn follow(
             );
         }
         shown = history.len();
-        // The controller stores a decision before it acts on it: report once the removal of
-        // the losing version is done too.
-        let acted = record["acted"].as_u64().unwrap_or(0) as usize == history.len();
-        let phase = record["state"]["phase"].as_str().unwrap_or("");
-        if !acted || !matches!(phase, "succeeded" | "failed" | "aborted") {
+        if !crate::canary::settled(&record) {
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         }
+        let phase = record["state"]["phase"].as_str().unwrap_or("");
         let notes: Vec<&str> = record["notes"]
             .as_array()
             .into_iter()
