@@ -50,10 +50,7 @@ pub fn key(kind: ObjectKind, mesh: &str, parent: Option<&str>, name: &str) -> St
 
 /// All objects of `kind` in a mesh, or under one parent.
 pub fn prefix(kind: ObjectKind, mesh: &str, parent: Option<&str>) -> String {
-    match parent {
-        Some(parent) => format!("meshes/{mesh}/{}/{parent}/", kind.as_str()),
-        None => format!("meshes/{mesh}/{}/", kind.as_str()),
-    }
+    crate::records::scoped_prefix(mesh, kind.as_str(), parent)
 }
 
 /// One parsed object key.

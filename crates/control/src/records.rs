@@ -13,9 +13,15 @@ pub fn mesh_prefix(mesh: &str) -> String {
 
 /// The prefix under which all resources of `kind` in one scope (mesh, or mesh + parent) live.
 pub fn kind_prefix(mesh: &str, kind: Kind, parent: Option<&str>) -> String {
+    scoped_prefix(mesh, kind.as_str(), parent)
+}
+
+/// The one key layout of everything in a mesh, App Mesh kinds and aviary's own alike:
+/// `meshes/{mesh}/{Kind}/[{parent}/]`.
+pub fn scoped_prefix(mesh: &str, kind: &str, parent: Option<&str>) -> String {
     match parent {
-        Some(parent) => format!("meshes/{mesh}/{}/{parent}/", kind.as_str()),
-        None => format!("meshes/{mesh}/{}/", kind.as_str()),
+        Some(parent) => format!("meshes/{mesh}/{kind}/{parent}/"),
+        None => format!("meshes/{mesh}/{kind}/"),
     }
 }
 
