@@ -216,9 +216,12 @@ fn operation_name(method: &Method, target: &Target) -> String {
 }
 
 /// Reads at most `MAX_BODY_BYTES`; an empty body is `{}` (GET and DELETE carry none).
-pub async fn read_body(request: Request) -> Result<Value, ApiError> {
-    let declared = request
-        .headers()
+/// The body's bytes, refused past [`MAX_BODY_BYTES`].
+pub async fn read_bytes(
+    headers: &axum::http::HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
@@ -227,11 +230,16 @@ pub async fn read_body(request: Request) -> Result<Value, ApiError> {
             limit: MAX_BODY_BYTES,
         });
     }
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| ApiError::PayloadTooLarge {
             limit: MAX_BODY_BYTES,
-        })?;
+        })
+}
+
+pub async fn read_body(request: Request) -> Result<Value, ApiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = read_bytes(&parts.headers, body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }

@@ -24,6 +24,18 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// No valid bearer token on aviary's API.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A SigV4 signature that is missing, of an unknown key, wrong or expired.
+    #[error("{0}")]
+    Signature(crate::auth::sigv4::SigError),
+    /// Authenticated, but the role (or the mesh of a proxy token) does not allow it; also a
+    /// request addressed by a foreign `Host`.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -39,6 +51,10 @@ impl ApiError {
             ApiError::ResourceInUse(_) => "ResourceInUseException",
             ApiError::TooManyTags(_) => "TooManyTagsException",
             ApiError::LimitExceeded(_) => "LimitExceededException",
+            ApiError::Unauthenticated(_) => "UnauthorizedException",
+            ApiError::Signature(err) => err.error_type(),
+            ApiError::Forbidden(_) => "ForbiddenException",
+            ApiError::UnsupportedMediaType(_) => "BadRequestException",
             ApiError::Internal(_) => "InternalServerErrorException",
         }
     }
@@ -51,6 +67,10 @@ impl ApiError {
             ApiError::LimitExceeded(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            // AWS answers every signature problem 403.
+            ApiError::Signature(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,6 +94,12 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "message": message }).to_string();
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
+        if matches!(self, ApiError::Unauthenticated(_)) {
+            headers.insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
         headers.insert(
             "x-amzn-ErrorType",
             HeaderValue::from_static(self.error_type()),

@@ -8,6 +8,7 @@
 //! proxy's internals or how workloads run.
 
 mod appmesh;
+pub mod auth;
 mod canaries;
 mod endpoints;
 mod error;
@@ -39,6 +40,7 @@ pub struct Config {
     /// Where the redb store lives; `None` keeps everything in memory (tests only).
     pub data_dir: Option<PathBuf>,
     pub identity: Identity,
+    pub auth: auth::AuthConfig,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
                 account: "000000000000".into(),
                 region: "local".into(),
             },
+            auth: auth::AuthConfig::default(),
         }
     }
 }
@@ -63,6 +66,12 @@ pub enum ControlError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot set up authentication: {0}")]
+    Secrets(#[from] auth::SecretsError),
+    #[error(
+        "refusing to listen on {0} with authentication off: --no-auth is for loopback addresses only"
+    )]
+    OpenWithoutAuth(SocketAddr),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -76,6 +85,7 @@ pub struct App {
     /// never interleave on it.
     canary_lock: tokio::sync::Mutex<()>,
     webhooks: Arc<canaries::WebhookResults>,
+    auth: auth::Auth,
     /// Cancelled at shutdown; long-lived streams end on it so shutdown never waits on a peer.
     shutdown: CancellationToken,
 }
@@ -91,6 +101,9 @@ impl Control {
         config: Config,
         shutdown: CancellationToken,
     ) -> Result<Control, ControlError> {
+        if !config.auth.enabled && !config.listen.ip().is_loopback() {
+            return Err(ControlError::OpenWithoutAuth(config.listen));
+        }
         let store: Arc<dyn store::Store> = match &config.data_dir {
             Some(dir) => Arc::new(store::open_dir(dir)?),
             None => Arc::new(store::MemoryStore::new()),
@@ -101,7 +114,9 @@ impl Control {
                 addr: config.listen,
                 source,
             })?;
+        let auth = auth::Auth::load(config.auth, &store)?;
         let app = Arc::new(App {
+            auth,
             resources: Resources::new(store, config.identity),
             telemetry: Telemetry::default(),
             stats: stats::StatsWindow::default(),
@@ -116,6 +131,29 @@ impl Control {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The bootstrap admin token (`admin.token`), for callers in the same process.
+    pub fn admin_token(&self) -> &str {
+        &self.app.auth.admin_token
+    }
+
+    /// A new token of `role` (a `proxy` token for `mesh`), as `aviary up` gives its proxies.
+    pub fn issue_token(
+        &self,
+        name: &str,
+        role: auth::Role,
+        mesh: Option<&str>,
+    ) -> Result<String, ApiError> {
+        auth::tokens::validate_request(name, role, mesh)?;
+        let issued = auth::tokens::store_record(
+            self.app.resources.store(),
+            &auth::tokens::generate(),
+            name,
+            role,
+            mesh.map(str::to_string),
+        )?;
+        Ok(issued.token)
     }
 
     /// Serves until the shutdown token passed to `bind` is cancelled.
@@ -160,8 +198,14 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/meshes/{mesh}/stats",
             get(v1::get_stats).post(v1::post_stats),
         )
+        .route("/v1/tokens", get(v1::list_tokens).post(v1::create_token))
+        .route("/v1/tokens/{id}", axum::routing::delete(v1::revoke_token))
         .route("/v20190125/{*rest}", any(appmesh::handle))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::guard,
+        ))
         .with_state(app)
 }
 

@@ -476,7 +476,7 @@ fn decode_token(token: &str) -> Result<String, ApiError> {
     String::from_utf8(bytes).map_err(|_| invalid())
 }
 
-fn now_seconds() -> f64 {
+pub(crate) fn now_seconds() -> f64 {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

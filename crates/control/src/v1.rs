@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -16,6 +17,7 @@ use store::{EventKind, StoreError};
 
 use crate::App;
 use crate::appmesh::json_response;
+use crate::auth::{Caller, Role, tokens};
 use crate::error::ApiError;
 
 use crate::objects::{self, ObjectKind};
@@ -30,6 +32,7 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub async fn snapshot(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path(mesh): Path<String>,
 ) -> Result<Response, ApiError> {
     let store = app.resources.store().clone();
@@ -47,7 +50,10 @@ pub async fn snapshot(
     let mut found_mesh = false;
     for kv in kvs {
         if let Some(object) = objects::parse_key(&kv.key) {
-            let value = objects::decode_value(&kv.value)?;
+            let mut value = objects::decode_value(&kv.value)?;
+            if object.kind == ObjectKind::Workload {
+                hide_env(caller.role, &mut value);
+            }
             if let Some(list) = snapshot[object.kind.plural()].as_array_mut() {
                 list.push(value);
             }
@@ -75,6 +81,7 @@ pub async fn snapshot(
 /// and the stream ends: it must fetch a new snapshot. Nothing is ever skipped silently.
 pub async fn watch(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path(mesh): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -87,6 +94,7 @@ pub async fn watch(
         })?,
         None => store.revision(),
     };
+    let role = caller.role;
     let guard = app.telemetry.watch_opened();
     let shutdown = app.shutdown.clone();
     let first = match store.watch(&mesh_prefix(&mesh), from) {
@@ -96,7 +104,7 @@ pub async fn watch(
     };
     let stream = futures_util::stream::unfold(
         (first, guard, shutdown),
-        |(state, guard, shutdown)| async move {
+        move |(state, guard, shutdown)| async move {
             let mut watcher = match state {
                 Ok(watcher) => watcher,
                 // The relist event was sent; end the stream.
@@ -108,7 +116,7 @@ pub async fn watch(
                 _ = tokio::time::sleep(KEEPALIVE) => Bytes::from_static(b": keepalive\n\n"),
                 next = watcher.next() => match next {
                     None => return None,
-                    Some(Ok((revision, events))) => encode_batch(revision, &events),
+                    Some(Ok((revision, events))) => encode_batch(revision, &events, role),
                     Some(Err(StoreError::Compacted { requested, oldest })) => {
                         return Some((Ok(relist(requested, oldest).unwrap_or_default()), (Err(None), guard, shutdown)));
                     }
@@ -137,15 +145,18 @@ fn relist(requested: u64, oldest: u64) -> Option<Bytes> {
     Some(Bytes::from(format!("event: relist\ndata: {data}\n\n")))
 }
 
-fn encode_batch(revision: u64, events: &[store::Event]) -> Bytes {
+fn encode_batch(revision: u64, events: &[store::Event], role: Role) -> Bytes {
     let mut out = String::new();
     for event in events {
         let put = matches!(event.kind, EventKind::Put);
         let (kind, mesh, parent, name, resource) =
             if let Some(object) = objects::parse_key(&event.kv.key) {
-                let resource = put
+                let mut resource = put
                     .then(|| objects::decode_value(&event.kv.value).ok())
                     .flatten();
+                if let (Some(value), ObjectKind::Workload) = (resource.as_mut(), object.kind) {
+                    hide_env(role, value);
+                }
                 let parent = object.parent.map(str::to_string);
                 let (mesh, name) = (object.mesh.to_string(), object.name.to_string());
                 (object.kind.as_str(), mesh, parent, name, resource)
@@ -257,10 +268,12 @@ pub async fn put_workload(
 
 pub async fn get_workload(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path((mesh, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let workload = app.resources.get_workload(&mesh, &name).await?;
-    Ok(json_response(StatusCode::OK, &json!(workload)))
+    let mut workload = json!(app.resources.get_workload(&mesh, &name).await?);
+    hide_env(caller.role, &mut workload);
+    Ok(json_response(StatusCode::OK, &workload))
 }
 
 pub async fn delete_workload(
@@ -273,13 +286,79 @@ pub async fn delete_workload(
 
 pub async fn list_workloads(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Path(mesh): Path<String>,
 ) -> Result<Response, ApiError> {
-    let workloads = app.resources.list_workloads(&mesh).await?;
+    let mut workloads = json!(app.resources.list_workloads(&mesh).await?);
+    for workload in workloads.as_array_mut().into_iter().flatten() {
+        hide_env(caller.role, workload);
+    }
     Ok(json_response(
         StatusCode::OK,
         &json!({ "workloads": workloads }),
     ))
+}
+
+/// A workload's `env` may hold passwords: roles that do not run workloads see only its keys.
+fn hide_env(role: Role, workload: &mut Value) {
+    if role.sees_secrets() {
+        return;
+    }
+    if let Some(env) = workload.get_mut("env").and_then(Value::as_object_mut) {
+        for value in env.values_mut() {
+            *value = json!("(hidden)");
+        }
+    }
+}
+
+/// `POST /v1/tokens` `{"name", "role", "mesh"?}`: a new token, whose text is shown only here.
+pub async fn create_token(
+    State(app): State<Arc<App>>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = crate::appmesh::read_body(request).await?;
+    let name = body["name"].as_str().unwrap_or_default().to_string();
+    let role_text = body["role"].as_str().unwrap_or_default();
+    let role = Role::parse(role_text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "role: '{role_text}' is not one of admin, operator, proxy, viewer"
+        ))
+    })?;
+    let mesh = body["mesh"].as_str().map(str::to_string);
+    tokens::validate_request(&name, role, mesh.as_deref())?;
+    let store = app.resources.store().clone();
+    let issued = tokio::task::spawn_blocking(move || {
+        tokens::store_record(&store, &tokens::generate(), &name, role, mesh)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let mut out = json!(issued.record.public());
+    out["token"] = json!(issued.token);
+    Ok(json_response(StatusCode::CREATED, &out))
+}
+
+pub async fn list_tokens(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let store = app.resources.store().clone();
+    let list = tokio::task::spawn_blocking(move || tokens::list(&store))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(json_response(StatusCode::OK, &json!({ "tokens": list })))
+}
+
+pub async fn revoke_token(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = app.resources.store().clone();
+    let key = id.clone();
+    let found = tokio::task::spawn_blocking(move || tokens::revoke(&store, &key))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    if found {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound(format!("token '{id}' not found")))
+    }
 }
 
 pub async fn list_endpoints(

@@ -1,0 +1,164 @@
+//! The one table of who may call what: every route of the control plane, the methods it takes,
+//! and the roles it admits. A request that matches no row is refused, so a route added to the
+//! router without a row here is unreachable, never open by accident. A test walks every row
+//! with every role.
+
+use super::tokens::Role;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication: liveness and Prometheus scraping, which show no resource data.
+    Open,
+    /// Callers with one of these roles. A mesh-scoped caller (a `proxy` token) only where the
+    /// path's `{mesh}` is its mesh.
+    Roles(&'static [Role]),
+}
+
+/// One row: a method, a path pattern (`{x}` is one non-empty segment, `{*x}` one or more),
+/// and who may call it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+use Role::{Admin as A, Operator as O, Proxy as P, Viewer as V};
+
+const READERS: Access = Access::Roles(&[A, O, V]);
+const READERS_AND_PROXIES: Access = Access::Roles(&[A, O, V, P]);
+const OPERATORS: Access = Access::Roles(&[A, O]);
+const ADMINS: Access = Access::Roles(&[A]);
+const ADMINS_AND_PROXIES: Access = Access::Roles(&[A, P]);
+const PROXIES: Access = Access::Roles(&[P]);
+
+const fn rule(method: &'static str, path: &'static str, access: Access) -> Rule {
+    Rule {
+        method,
+        path,
+        access,
+    }
+}
+
+/// First match wins. App Mesh API callers signed with SigV4 are admins (an AWS key is the
+/// account's); App Mesh routes may also be changed by operators, as canaries and deploys do.
+pub const RULES: &[Rule] = &[
+    rule("GET", "/healthz", Access::Open),
+    rule("GET", "/metrics", Access::Open),
+    // aviary's own API.
+    rule("GET", "/v1/meshes/{mesh}/snapshot", READERS_AND_PROXIES),
+    rule("GET", "/v1/meshes/{mesh}/watch", READERS_AND_PROXIES),
+    rule("GET", "/v1/meshes/{mesh}/endpoints", READERS_AND_PROXIES),
+    rule(
+        "PUT",
+        "/v1/meshes/{mesh}/endpoints/{node}/{id}",
+        ADMINS_AND_PROXIES,
+    ),
+    rule(
+        "DELETE",
+        "/v1/meshes/{mesh}/endpoints/{node}/{id}",
+        ADMINS_AND_PROXIES,
+    ),
+    rule("GET", "/v1/meshes/{mesh}/canaries", READERS),
+    rule("POST", "/v1/meshes/{mesh}/canaries", OPERATORS),
+    rule("GET", "/v1/meshes/{mesh}/canaries/{name}", READERS),
+    rule(
+        "POST",
+        "/v1/meshes/{mesh}/canaries/{name}/{command}",
+        OPERATORS,
+    ),
+    rule("GET", "/v1/meshes/{mesh}/workloads", READERS_AND_PROXIES),
+    rule(
+        "GET",
+        "/v1/meshes/{mesh}/workloads/{name}",
+        READERS_AND_PROXIES,
+    ),
+    // A workload's command runs as the supervisor's user: only admins say what runs.
+    rule("PUT", "/v1/meshes/{mesh}/workloads/{name}", ADMINS),
+    rule("DELETE", "/v1/meshes/{mesh}/workloads/{name}", ADMINS),
+    rule("GET", "/v1/meshes/{mesh}/stats", READERS),
+    // Canaries are judged on these counts: only the mesh's own proxies may report them.
+    rule("POST", "/v1/meshes/{mesh}/stats", PROXIES),
+    rule("GET", "/v1/tokens", ADMINS),
+    rule("POST", "/v1/tokens", ADMINS),
+    rule("DELETE", "/v1/tokens/{id}", ADMINS),
+    // The App Mesh API (reads, then route writes, then every other write).
+    rule("GET", "/v20190125/{*rest}", READERS),
+    rule(
+        "PUT",
+        "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes",
+        OPERATORS,
+    ),
+    rule(
+        "PUT",
+        "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes/{route}",
+        OPERATORS,
+    ),
+    rule(
+        "DELETE",
+        "/v20190125/meshes/{mesh}/virtualRouter/{router}/routes/{route}",
+        OPERATORS,
+    ),
+    rule("PUT", "/v20190125/{*rest}", ADMINS),
+    rule("POST", "/v20190125/{*rest}", ADMINS),
+    rule("DELETE", "/v20190125/{*rest}", ADMINS),
+    rule("PATCH", "/v20190125/{*rest}", ADMINS),
+];
+
+/// What matching a request against [`RULES`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Matched<'a> {
+    Rule {
+        rule: &'static Rule,
+        /// The path's `{mesh}` segment, if the pattern has one.
+        mesh: Option<&'a str>,
+    },
+    /// The path is known, but not with this method.
+    WrongMethod,
+    None,
+}
+
+pub fn find<'a>(method: &str, path: &'a str) -> Matched<'a> {
+    let mut path_known = false;
+    for rule in RULES {
+        if let Some(mesh) = matches(rule.path, path) {
+            if rule.method == method {
+                return Matched::Rule { rule, mesh };
+            }
+            path_known = true;
+        }
+    }
+    if path_known {
+        Matched::WrongMethod
+    } else {
+        Matched::None
+    }
+}
+
+/// `Some(mesh segment)` when `path` fits `pattern`.
+fn matches<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
+    let mut want = pattern.split('/');
+    let mut have = path.split('/');
+    let mut mesh = None;
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return Some(mesh),
+            (Some(w), Some(h)) if w.starts_with("{*") => {
+                // One or more non-empty segments, to the end.
+                let rest_ok = !h.is_empty() && have.all(|s| !s.is_empty());
+                return rest_ok.then_some(mesh);
+            }
+            (Some(w), Some(h)) if w.starts_with('{') => {
+                if h.is_empty() {
+                    return None;
+                }
+                if w == "{mesh}" {
+                    mesh = Some(h);
+                }
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return None,
+        }
+    }
+}
