@@ -20,6 +20,10 @@ pub struct Args {
         default_value = "http://127.0.0.1:7070"
     )]
     pub control: String,
+    /// Bearer token for the control plane. Without it, the admin token of the default data
+    /// directory (`$AVIARY_DATA_DIR`, else `.aviary`: `admin.token`) is used when it exists.
+    #[arg(long, global = true, env = "AVIARY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,6 +55,9 @@ pub enum Command {
     /// Automated canary releases: start, watch, steer.
     #[command(subcommand)]
     Canary(CanaryCommand),
+    /// Bearer tokens of the control plane: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The App Mesh canary pipeline's deploy.json: a new version as `<svc>-<N>`, rolled out as
     /// a canary, the old or the new one removed at the end.
     Deploy(DeployOpts),
@@ -69,6 +76,37 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+    /// Accept requests without authentication (every caller is admin). Refused unless
+    /// --listen is a loopback address.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// A host name clients address this control plane by, besides IP addresses and localhost
+    /// (requests naming any other Host are refused: DNS rebinding). Repeatable.
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (it is stored hashed and never shown again).
+    Create(TokenCreateOpts),
+    /// List tokens (id, name, role, mesh), never their secrets.
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Parser)]
+pub struct TokenCreateOpts {
+    /// A name for the token (letters, digits, '.', '_', '-').
+    #[arg(long)]
+    pub name: String,
+    /// admin, operator, proxy or viewer.
+    #[arg(long)]
+    pub role: String,
+    /// The mesh a proxy token is valid for.
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: Option<String>,
 }
 
 /// What `aviary up` and `aviary demo` share.

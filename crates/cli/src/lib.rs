@@ -12,6 +12,7 @@ mod get;
 mod logs;
 mod proxy;
 mod route;
+mod token;
 mod top;
 mod up;
 
@@ -64,7 +65,8 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 async fn dispatch(args: Args) -> anyhow::Result<()> {
-    let client = client::Client::new(&args.control);
+    let token = args.token.clone().or_else(default_token);
+    let client = client::Client::new(&args.control).with_token(token.clone());
     match args.command {
         Command::Control(opts) => serve_control(opts).await,
         Command::Apply(opts) => apply::run(&client, opts).await,
@@ -74,7 +76,8 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Logs(opts) => {
             logs::run(&opts.data_dir, &opts.workload, opts.replica, opts.follow).await
         }
-        Command::Proxy(opts) => proxy::run(&args.control, opts).await,
+        Command::Proxy(opts) => proxy::run(&args.control, token, opts).await,
+        Command::Token(command) => token::run(&client, command).await,
         Command::Up(opts) => up::up(opts).await,
         Command::Demo(opts) => up::demo(opts).await,
         Command::Top(opts) => top::run(&client, opts).await,
@@ -87,18 +90,48 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let config = control::Config {
         listen: opts.listen,
-        data_dir: Some(opts.data_dir),
+        data_dir: Some(opts.data_dir.clone()),
         identity: control::Identity {
             account: opts.account,
             region: opts.region,
         },
+        auth: control::auth::AuthConfig {
+            enabled: !opts.no_auth,
+            secrets_dir: Some(opts.data_dir.clone()),
+            allowed_hosts: opts.allowed_hosts,
+        },
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
+    if !opts.no_auth {
+        print_secrets(&opts.data_dir);
+    }
     // Tests and scripts read this line to learn the port when listening on :0.
     println!("aviary control listening on http://{}", server.local_addr());
     tokio::spawn(stop_on_signal(shutdown));
     server.run().await?;
     Ok(())
+}
+
+/// Where the first start put the secrets, so the user knows what to point clients at.
+pub fn print_secrets(dir: &std::path::Path) {
+    let token = dir.join(control::auth::ADMIN_TOKEN_FILE);
+    let credentials = dir.join(control::auth::CREDENTIALS_FILE);
+    println!("admin token:     {} (aviary finds it there by itself)", token.display());
+    println!(
+        "AWS credentials: {} (AWS_SHARED_CREDENTIALS_FILE={} aws --endpoint-url ...)",
+        credentials.display(),
+        credentials.display()
+    );
+}
+
+/// The admin token of the default data directory, when there is one: `aviary` run next to
+/// `aviary demo` or `aviary control` needs no flag.
+fn default_token() -> Option<String> {
+    let dir = std::env::var_os("AVIARY_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(".aviary"));
+    let text = std::fs::read_to_string(dir.join(control::auth::ADMIN_TOKEN_FILE)).ok()?;
+    Some(text.trim().to_string())
 }
 
 /// Cancels `shutdown` on Ctrl-C or SIGTERM.

@@ -4,7 +4,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::args::ProxyOpts;
 
-pub async fn run(control: &str, opts: ProxyOpts) -> anyhow::Result<()> {
+pub async fn run(control: &str, token: Option<String>, opts: ProxyOpts) -> anyhow::Result<()> {
     let role = match (opts.gateway, opts.node) {
         (Some(gateway), None) => proxy::Role::Gateway(gateway),
         (None, Some(node)) => proxy::Role::Node(node),
@@ -18,6 +18,7 @@ pub async fn run(control: &str, opts: ProxyOpts) -> anyhow::Result<()> {
         egress_listen: opts.egress_listen,
         admin_listen: opts.admin_listen,
         state_dir: opts.state_dir,
+        token,
     };
     let shutdown = CancellationToken::new();
     let server = proxy::Proxy::bind(config, shutdown.clone()).await?;

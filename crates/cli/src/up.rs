@@ -65,6 +65,10 @@ async fn run(
         control::Config {
             listen: opts.listen,
             data_dir: Some(opts.data_dir.join("store")),
+            auth: control::auth::AuthConfig {
+                secrets_dir: Some(opts.data_dir.clone()),
+                ..control::auth::AuthConfig::default()
+            },
             ..control::Config::default()
         },
         services.clone(),
@@ -72,14 +76,25 @@ async fn run(
     .await
     .context("cannot start the control plane (is another aviary running?)")?;
     let url = format!("http://{}", control.local_addr());
+    // Each mesh's proxies and supervisor get a proxy token of that mesh, replaced at each start.
+    let mut proxy_tokens = std::collections::HashMap::new();
+    for mesh in &meshes {
+        let token = control.issue_token(
+            &format!("aviary-up.{mesh}"),
+            control::auth::Role::Proxy,
+            Some(mesh),
+        )?;
+        proxy_tokens.insert(mesh.clone(), token);
+    }
+    let client = Client::new(&url).with_token(Some(control.admin_token().to_string()));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move { control.run().await.map_err(anyhow::Error::from) });
 
-    let client = Client::new(&url);
     apply::apply_all(&client, manifests).await?;
 
     println!();
     println!("aviary is up; data in {}", opts.data_dir.display());
+    crate::print_secrets(&opts.data_dir);
     println!("  control plane      {url}");
     let extra_path = demo_binary_dir(&opts.data_dir)?;
     let mut supervisors = Vec::new();
@@ -96,6 +111,7 @@ async fn run(
                 .to_string();
             let mut config = proxy::Config::new(&url, mesh, proxy::Role::Gateway(name.clone()));
             config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-{name}")));
+            config.token = proxy_tokens.get(mesh).cloned();
             let proxy = proxy::Proxy::bind(config, services.clone())
                 .await
                 .with_context(|| format!("cannot start the proxy of virtual gateway '{name}'"))?;
@@ -107,6 +123,7 @@ async fn run(
         let mut config = proxy::Config::new(&url, mesh, proxy::Role::Mesh);
         config.egress_listen = egress_addr(opts.egress_listen, i);
         config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-egress")));
+        config.token = proxy_tokens.get(mesh).cloned();
         let proxy = proxy::Proxy::bind(config, services.clone())
             .await
             .with_context(|| format!("cannot start the egress proxy of mesh '{mesh}'"))?;
@@ -120,6 +137,7 @@ async fn run(
         tasks.spawn(async move { proxy.run().await.map_err(anyhow::Error::from) });
 
         let mut config = workloads::SupervisorConfig::new(&url, mesh, opts.data_dir.clone());
+        config.token = proxy_tokens.get(mesh).cloned();
         config.http_proxy = Some(format!("http://{egress}"));
         config.extra_path = extra_path.clone();
         config.health_interval = Some(opts.health_interval);

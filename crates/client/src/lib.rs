@@ -36,6 +36,8 @@ impl ClientError {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// Sent as `Authorization: Bearer` on every request.
+    token: Option<String>,
 }
 
 impl Client {
@@ -43,7 +45,14 @@ impl Client {
         Client {
             http: reqwest::Client::new(),
             base: base_url.trim_end_matches('/').to_string(),
+            token: None,
         }
+    }
+
+    /// The same client, authenticating with `token` (none: anonymous).
+    pub fn with_token(mut self, token: Option<String>) -> Client {
+        self.token = token.filter(|t| !t.is_empty());
+        self
     }
 
     pub fn base_url(&self) -> &str {
@@ -238,7 +247,38 @@ impl Client {
                 url: self.base.clone(),
                 source,
             })?;
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// `POST /v1/tokens`: a new token (its text is in `token`, shown only once).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: &str,
+        mesh: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let mut body = json!({ "name": name, "role": role });
+        if let Some(mesh) = mesh {
+            body["mesh"] = json!(mesh);
+        }
+        self.call(reqwest::Method::POST, "/v1/tokens", Some(&body))
+            .await
+    }
+
+    /// `GET /v1/tokens`: every token's record, without secrets.
+    pub async fn list_tokens(&self) -> Result<Vec<Value>, ClientError> {
+        let out = self.call(reqwest::Method::GET, "/v1/tokens", None).await?;
+        Ok(out["tokens"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `DELETE /v1/tokens/{id}`.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        self.call(reqwest::Method::DELETE, &format!("/v1/tokens/{id}"), None)
+            .await
+            .map(drop)
     }
 
     /// Sends, and turns a non-2xx answer into `ClientError::Api`.
@@ -246,6 +286,10 @@ impl Client {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
         let response = request
             .send()
             .await

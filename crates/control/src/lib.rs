@@ -138,7 +138,8 @@ impl Control {
         &self.app.auth.admin_token
     }
 
-    /// A new token of `role` (a `proxy` token for `mesh`), as `aviary up` gives its proxies.
+    /// A new token of `role` (a `proxy` token for `mesh`), as `aviary up` gives its proxies;
+    /// tokens of the same name are revoked, so restarts do not pile tokens up.
     pub fn issue_token(
         &self,
         name: &str,
@@ -146,6 +147,10 @@ impl Control {
         mesh: Option<&str>,
     ) -> Result<String, ApiError> {
         auth::tokens::validate_request(name, role, mesh)?;
+        let store = self.app.resources.store();
+        for old in auth::tokens::list(store)?.iter().filter(|t| t.name == name) {
+            auth::tokens::revoke(store, &old.id)?;
+        }
         let issued = auth::tokens::store_record(
             self.app.resources.store(),
             &auth::tokens::generate(),

@@ -328,6 +328,11 @@ pub async fn create_token(
     tokens::validate_request(&name, role, mesh.as_deref())?;
     let store = app.resources.store().clone();
     let issued = tokio::task::spawn_blocking(move || {
+        if tokens::list(&store)?.iter().any(|t| t.name == name) {
+            return Err(ApiError::Conflict(format!(
+                "name: a token named '{name}' exists; revoke it first"
+            )));
+        }
         tokens::store_record(&store, &tokens::generate(), &name, role, mesh)
     })
     .await

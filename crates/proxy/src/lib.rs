@@ -89,6 +89,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Where the last snapshot is saved, to start from when the control plane is down.
     pub state_dir: Option<PathBuf>,
+    /// A `proxy` token of the mesh (or an admin token), for the control plane.
+    pub token: Option<String>,
 }
 
 impl Config {
@@ -103,6 +105,7 @@ impl Config {
             egress_listen: SocketAddr::from(([127, 0, 0, 1], 15001)),
             admin_listen: None,
             state_dir: None,
+            token: None,
         }
     }
 }
@@ -186,7 +189,7 @@ impl Proxy {
         if config.mesh.is_empty() {
             return Err(StartError::Config("the mesh name is empty".into()));
         }
-        let client = client::Client::new(&config.control);
+        let client = client::Client::new(&config.control).with_token(config.token.clone());
         let shared = Arc::new(Shared {
             mesh: config.mesh.clone(),
             role: config.role.clone(),
@@ -299,7 +302,7 @@ impl Proxy {
         tracker.spawn(async move { shared.upstreams.http1.expire_idle(stop).await });
         tracker.spawn(push::run(
             self.shared.clone(),
-            client::Client::new(&self.config.control),
+            client::Client::new(&self.config.control).with_token(self.config.token.clone()),
             self.config.role.to_string(),
             shutdown.clone(),
         ));

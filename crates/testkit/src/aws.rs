@@ -65,8 +65,8 @@ impl AwsOutput {
     }
 }
 
-/// A `Command` for `aws` with a fixed, isolated environment: dummy credentials (aviary does not
-/// check signatures, the CLI just refuses to send unsigned requests), region us-west-2, no pager,
+/// A `Command` for `aws` with a fixed, isolated environment: the test keys every
+/// [`crate::ControlProcess`] is seeded with, region us-west-2, no pager,
 /// no instance metadata lookups, no profile or config file from the machine, and no retries so a
 /// failure shows on the first attempt. Useful for scripts such as `examples/demomesh/create.sh`.
 pub fn aws_command(program: &str) -> Command {
@@ -80,8 +80,8 @@ pub fn aws_command(program: &str) -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+    cmd.env("AWS_ACCESS_KEY_ID", crate::TEST_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", crate::TEST_SECRET_KEY)
         .env("AWS_DEFAULT_REGION", "us-west-2")
         .env("AWS_PAGER", "")
         .env("AWS_EC2_METADATA_DISABLED", "true")

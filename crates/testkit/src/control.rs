@@ -41,6 +41,7 @@ impl ControlProcess {
             self.stop();
         }
         let listen = self.addr().to_string();
+        self.seed();
         self.spawn_on(&listen);
     }
 
@@ -79,6 +80,15 @@ impl ControlProcess {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The admin token the child uses (seeded, or written by itself when unseeded).
+    pub fn admin_token(&self) -> String {
+        let path = self.data_dir.join("admin.token");
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_string()
     }
 
     /// The running child's process id.
@@ -137,7 +147,29 @@ impl ControlProcess {
     }
 
     fn spawn(&mut self) {
+        self.seed();
         self.spawn_on("127.0.0.1:0");
+    }
+
+    /// Starts `bin control` on a fresh temporary directory without seeding it, so the child
+    /// writes its own secrets as on a user's first start.
+    pub fn start_unseeded(bin: &Path) -> ControlProcess {
+        let temp = crate::temp_dir();
+        let mut control = ControlProcess {
+            bin: bin.to_path_buf(),
+            data_dir: temp.path().to_path_buf(),
+            child: None,
+            url: String::new(),
+            stdout: Arc::default(),
+            stderr: Arc::default(),
+            _temp: Some(temp),
+        };
+        control.spawn_on("127.0.0.1:0");
+        control
+    }
+
+    fn seed(&self) {
+        crate::seed_secrets(&self.data_dir);
     }
 
     fn spawn_on(&mut self, listen: &str) {

@@ -26,17 +26,40 @@ impl Headers {
     }
 }
 
-/// Sends one request with `Connection: close` and returns status, headers and body text.
-/// A body is sent as `application/json` with its `Content-Length`, whatever it contains.
+/// Sends one request with `Connection: close` as the seeded admin ([`crate::TEST_ADMIN_TOKEN`])
+/// and returns status, headers and body text. A body is sent as `application/json` with its
+/// `Content-Length`, whatever it contains.
 pub fn http(method: &str, url: &str, body: Option<&str>) -> (u16, Headers, String) {
+    let auth = format!("Bearer {}", crate::TEST_ADMIN_TOKEN);
+    http_as(method, url, body, &[("Authorization", &auth)])
+}
+
+/// Like [`http`], with exactly the extra `headers` given (no token unless one is among them;
+/// a `Content-Type` among them replaces the JSON one).
+pub fn http_as(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (u16, Headers, String) {
     let (host, path) = split_url(url);
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {host}\r\n"));
+    }
+    request.push_str("Connection: close\r\n");
     request.push_str("Accept: application/json\r\nUser-Agent: aviary-testkit\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(body) = body {
-        request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     request.push_str("\r\n");
     let mut bytes = request.into_bytes();

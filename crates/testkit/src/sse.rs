@@ -41,8 +41,14 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    /// Sends `GET url` with `Accept: text/event-stream` and reads the response head.
+    /// Sends `GET url` with `Accept: text/event-stream`, as the seeded admin, and reads the
+    /// response head.
     pub fn open(url: &str) -> EventStream {
+        EventStream::open_as(url, crate::TEST_ADMIN_TOKEN)
+    }
+
+    /// Like [`EventStream::open`], with `token`.
+    pub fn open_as(url: &str, token: &str) -> EventStream {
         let rest = url
             .strip_prefix("http://")
             .unwrap_or_else(|| panic!("testkit speaks plain http only, not {url}"));
@@ -51,6 +57,7 @@ impl EventStream {
         let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\
+             Authorization: Bearer {token}\r\n\
              Cache-Control: no-cache\r\nUser-Agent: aviary-testkit\r\n\r\n"
         );
         stream

@@ -49,6 +49,8 @@ pub struct SupervisorConfig {
     /// Replaces every health check's interval (and caps its timeout at the same value). `None`
     /// honours the node's spec, whose App Mesh minimum is 5 s; tests use a few hundred ms.
     pub health_interval: Option<Duration>,
+    /// A `proxy` token of the mesh (or an admin token), for the control plane.
+    pub token: Option<String>,
 }
 
 impl SupervisorConfig {
@@ -64,6 +66,7 @@ impl SupervisorConfig {
             extra_path: Vec::new(),
             grace: Self::DEFAULT_GRACE,
             health_interval: None,
+            token: None,
         }
     }
 }

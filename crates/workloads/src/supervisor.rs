@@ -62,7 +62,7 @@ impl Supervisor {
             .map_err(|e| WorkloadsError::HttpClient(e.to_string()))?;
         let (desired_tx, desired_rx) = watch::channel(Arc::new(Desired::default()));
         let ctx = Arc::new(Context {
-            control: client::Client::new(&config.control),
+            control: client::Client::new(&config.control).with_token(config.token.clone()),
             config,
             probes,
             desired: desired_rx,

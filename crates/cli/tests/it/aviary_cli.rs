@@ -3,18 +3,18 @@
 //! every mistake is one clear line with a non-zero exit that changes nothing.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use testkit::{AwsOutput, aws, run};
 
-use crate::{bin, cli_input, create_with_script, demomesh_dir, snapshot, start};
+use crate::{cli_input, create_with_script, demomesh_dir, snapshot, start};
 
 /// Runs `aviary ARGS` against the control plane at `url`.
 fn aviary(url: &str, args: &[&str]) -> AwsOutput {
-    let mut cmd = Command::new(bin());
+    let mut cmd = crate::aviary_cmd();
     cmd.args(args)
         .env("AVIARY_CONTROL", url)
         .env_remove("AVIARY_MESH");
@@ -376,7 +376,7 @@ fn get_watch_redraws_when_a_route_changes() {
             &example_file("product-v15.yaml"),
         ],
     );
-    let mut child = Command::new(bin())
+    let mut child = crate::aviary_cmd()
         .args(["get", "routes", "--mesh", "demomesh", "--watch"])
         .env("AVIARY_CONTROL", control.url())
         .stdout(Stdio::piped())

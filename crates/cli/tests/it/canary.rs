@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use testkit::{ControlProcess, http, http_json, run};
 
-use crate::{bin, demomesh_dir, start};
+use crate::{demomesh_dir, start};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -57,7 +57,7 @@ fn spawn_until(cmd: &mut Command, ready: &str) -> (Proc, String) {
 
 /// One demo service version (the aviary binary under the name `aviary-demo`).
 fn demo_service(version: &str, extra: &[&str]) -> (Proc, u16) {
-    let mut cmd = Command::new(bin());
+    let mut cmd = crate::aviary_cmd();
     cmd.arg0("aviary-demo")
         .args(["product", "--version", version, "--listen", "127.0.0.1:0"])
         .args(extra);
@@ -101,9 +101,12 @@ impl Bench {
             let body = json!({"address": "127.0.0.1", "port": port}).to_string();
             assert_eq!(http("PUT", &url, Some(&body)).0, 200);
         }
-        let mut cmd = Command::new(bin());
+        let token = crate::proxy_token(control.url(), "m", "gateway-proxy");
+        let mut cmd = crate::aviary_cmd();
         cmd.args([
             "proxy",
+            "--token",
+            &token,
             "--control",
             control.url(),
             "--mesh",
@@ -161,7 +164,7 @@ impl Bench {
 }
 
 fn aviary(url: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(bin());
+    let mut cmd = crate::aviary_cmd();
     cmd.args(args).env("AVIARY_CONTROL", url);
     let out = run(&mut cmd, Duration::from_secs(60));
     assert!(
@@ -535,7 +538,8 @@ fn up_demo() -> (Proc, String, u16, testkit::TempDir) {
         data.path().join("workloads-v1.yaml"),
     )
     .unwrap();
-    let mut cmd = Command::new(bin());
+    testkit::seed_secrets(&data.path().join("state"));
+    let mut cmd = crate::aviary_cmd();
     cmd.args(["up", "-f"])
         .arg(data.path().join("mesh.yaml"))
         .arg("-f")
@@ -570,7 +574,7 @@ fn up_demo() -> (Proc, String, u16, testkit::TempDir) {
 fn deploy(url: &str, dir: &std::path::Path, file: &Value, extra: &[&str]) -> testkit::AwsOutput {
     let path = dir.join("deploy.json");
     std::fs::write(&path, file.to_string()).unwrap();
-    let mut cmd = Command::new(bin());
+    let mut cmd = crate::aviary_cmd();
     cmd.arg("deploy")
         .arg(&path)
         .args(extra)

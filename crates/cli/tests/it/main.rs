@@ -25,6 +25,34 @@ pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_aviary"))
 }
 
+/// `aviary` as the tests run it: as the seeded admin of testkit's control planes (never the
+/// admin token of a `.aviary` that happens to be in the working directory).
+pub fn aviary_cmd() -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.env("AVIARY_TOKEN", testkit::TEST_ADMIN_TOKEN)
+        .env_remove("AVIARY_DATA_DIR");
+    cmd
+}
+
+/// A new `proxy` token for `mesh` (named `name`), created by the seeded admin.
+pub fn proxy_token(url: &str, mesh: &str, name: &str) -> String {
+    let body = json!({"name": name, "role": "proxy", "mesh": mesh}).to_string();
+    let (status, _, out) = http_json("POST", &format!("{url}/v1/tokens"), Some(&body));
+    assert_eq!(status, 201, "{out}");
+    out["token"].as_str().expect("a token").to_string()
+}
+
+/// [`testkit::http`] with `token` instead of the seeded admin's.
+pub fn http_with(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    token: &str,
+) -> (u16, testkit::Headers, String) {
+    let auth = format!("Bearer {token}");
+    testkit::http_as(method, url, body, &[("Authorization", &auth)])
+}
+
 /// A fresh control plane on its own temporary data directory.
 pub fn start() -> ControlProcess {
     ControlProcess::start(bin())

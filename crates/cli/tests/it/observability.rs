@@ -50,7 +50,8 @@ fn metrics_count_operations_by_status_and_show_the_store_revision() {
         sample(r#"aviary_control_api_requests_total{operation="CreateRoute",code="404"}"#),
         1.0
     );
-    assert_eq!(sample("aviary_control_store_revision "), 2.0);
+    // Three writes: the seeded admin token's record at start, then the two meshes.
+    assert_eq!(sample("aviary_control_store_revision "), 3.0);
     assert_eq!(
         sample("aviary_control_api_request_duration_seconds_count "),
         4.0

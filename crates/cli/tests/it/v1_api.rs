@@ -123,21 +123,23 @@ fn stats_from_many_proxies_add_up_per_node() {
     let control = start();
     let url = control.url();
     let stats = format!("{url}/v1/meshes/demomesh/stats");
+    let token = crate::proxy_token(url, "demomesh", "test-proxies");
+    let push = |body: &str| crate::http_with("POST", &stats, Some(body), &token).0;
     let report = |proxy: &str, node: &str, ok: u64, errors: u64| {
         json!({"proxy": proxy, "nodes": [{"virtualNode": node, "requests": ok + errors,
             "status2xx": ok, "status4xx": 0, "status5xx": errors, "latencyBuckets": [0, 0, 0, 0, 0, 0, 0, 0, ok + errors]}]})
         .to_string()
     };
     assert_eq!(
-        http("POST", &stats, Some(&report("gw", "product-vn", 90, 0))).0,
+        push(&report("gw", "product-vn", 90, 0)),
         204
     );
     assert_eq!(
-        http("POST", &stats, Some(&report("order", "product-vn", 10, 0))).0,
+        push(&report("order", "product-vn", 10, 0)),
         204
     );
     assert_eq!(
-        http("POST", &stats, Some(&report("gw", "product-v2-vn", 5, 5))).0,
+        push(&report("gw", "product-v2-vn", 5, 5)),
         204
     );
 
@@ -169,10 +171,11 @@ fn stats_from_many_proxies_add_up_per_node() {
         assert_eq!(status, 400, "{bad}: {body}");
         assert!(body.contains("window"), "{body}");
     }
-    let (status, _, body) = http(
+    let (status, _, body) = crate::http_with(
         "POST",
         &stats,
         Some(r#"{"proxy":"x","nodes":[{"virtualNode":"a","requests":"many"}]}"#),
+        &token,
     );
     assert_eq!(status, 400, "{body}");
 }
@@ -262,7 +265,7 @@ fn aviary_apply_and_get_handle_workload_manifests() {
         )
     };
     let apply = || {
-        let mut cmd = std::process::Command::new(crate::bin());
+        let mut cmd = crate::aviary_cmd();
         cmd.args(["apply", "-f", &file.display().to_string()])
             .env("AVIARY_CONTROL", url);
         testkit::run(&mut cmd, Duration::from_secs(30))
@@ -273,7 +276,7 @@ fn aviary_apply_and_get_handle_workload_manifests() {
     std::fs::write(&file, manifest(3)).unwrap();
     assert_eq!(apply().stdout.trim(), "workload/product-v1 configured");
 
-    let mut cmd = std::process::Command::new(crate::bin());
+    let mut cmd = crate::aviary_cmd();
     cmd.args(["get", "workloads"]).env("AVIARY_CONTROL", url);
     let out = testkit::run(&mut cmd, Duration::from_secs(30));
     let row = out

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::{aws, http, run};
+use testkit::{http, run};
 
 use crate::{bin, cli_input, demomesh_dir};
 
@@ -66,9 +66,13 @@ impl Demo {
     }
 
     fn aviary(&self, args: &[&str]) -> String {
+        // As a user next to `aviary demo` would: no token given, the CLI finds the demo's own
+        // admin token in its data directory (AVIARY_DATA_DIR standing for `./.aviary`).
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .env("AVIARY_CONTROL", &self.control)
+            .env("AVIARY_DATA_DIR", self._data.path())
+            .env_remove("AVIARY_TOKEN")
             .current_dir(demomesh_dir());
         let out = run(&mut cmd, Duration::from_secs(30));
         assert!(
@@ -80,11 +84,19 @@ impl Demo {
         out.stdout
     }
 
+    /// The AWS CLI with the credentials file the demo wrote on its first start, as the README's
+    /// `AWS_SHARED_CREDENTIALS_FILE=.aviary/credentials` has it.
     fn aws(&self, file: &str) {
-        let out = aws(
-            &self.control,
-            &["update-route", "--cli-input-json", &cli_input(file)],
-        );
+        let mut cmd = testkit::aws_command("aws");
+        cmd.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self._data.path().join("credentials"),
+            )
+            .args(["--endpoint-url", &self.control, "appmesh", "update-route"])
+            .args(["--cli-input-json", &cli_input(file)]);
+        let out = run(&mut cmd, Duration::from_secs(60));
         assert!(out.success(), "update-route {file}: {}", out.stderr);
     }
 

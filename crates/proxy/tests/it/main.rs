@@ -61,6 +61,12 @@ impl ControlPlane {
                 account: "000000000000".into(),
                 region: "local".into(),
             },
+            // The data plane is what these tests are about; authentication has its own tests
+            // (crates/cli/tests/it/auth.rs), and `aviary up` runs proxies with proxy tokens.
+            auth: control::auth::AuthConfig {
+                enabled: false,
+                ..Default::default()
+            },
         };
         let control = control::Control::bind(config, token.clone())
             .await
