@@ -116,7 +116,10 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
 pub fn print_secrets(dir: &std::path::Path) {
     let token = dir.join(control::auth::ADMIN_TOKEN_FILE);
     let credentials = dir.join(control::auth::CREDENTIALS_FILE);
-    println!("admin token:     {} (aviary finds it there by itself)", token.display());
+    println!(
+        "admin token:     {} (aviary finds it there by itself)",
+        token.display()
+    );
     println!(
         "AWS credentials: {} (AWS_SHARED_CREDENTIALS_FILE={} aws --endpoint-url ...)",
         credentials.display(),

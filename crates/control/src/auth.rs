@@ -189,11 +189,11 @@ async fn admit(app: &App, request: &mut Request) -> Result<(), ApiError> {
         }
         Matched::None => return Err(ApiError::NotFound(format!("no API at path {path}"))),
     };
-    check_content_type(&method, request.headers())?;
     let Access::Roles(roles) = rule.access else {
-        return Ok(());
+        return check_content_type(&method, request.headers());
     };
     let caller = authenticate(app, request).await?;
+    check_content_type(&method, request.headers())?;
     if !roles.contains(&caller.role) {
         let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         return Err(ApiError::Forbidden(format!(

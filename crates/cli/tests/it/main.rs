@@ -3,6 +3,7 @@
 //! aviary's own `/v1` snapshot and watch API. Shared helpers live here; each module is one area.
 
 mod appmesh_cli;
+mod auth;
 mod aviary_cli;
 mod bad_input;
 mod canary;

@@ -130,18 +130,9 @@ fn stats_from_many_proxies_add_up_per_node() {
             "status2xx": ok, "status4xx": 0, "status5xx": errors, "latencyBuckets": [0, 0, 0, 0, 0, 0, 0, 0, ok + errors]}]})
         .to_string()
     };
-    assert_eq!(
-        push(&report("gw", "product-vn", 90, 0)),
-        204
-    );
-    assert_eq!(
-        push(&report("order", "product-vn", 10, 0)),
-        204
-    );
-    assert_eq!(
-        push(&report("gw", "product-v2-vn", 5, 5)),
-        204
-    );
+    assert_eq!(push(&report("gw", "product-vn", 90, 0)), 204);
+    assert_eq!(push(&report("order", "product-vn", 10, 0)), 204);
+    assert_eq!(push(&report("gw", "product-v2-vn", 5, 5)), 204);
 
     let (status, _, out) = http_json("GET", &format!("{stats}?window=5s"), None);
     assert_eq!(status, 200, "{out}");

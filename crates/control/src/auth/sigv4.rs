@@ -182,12 +182,26 @@ pub fn verify(request: &Signed<'_>, keys: &Keys, now: SystemTime) -> Result<Stri
     } else {
         request.path_and_query.to_string()
     };
-    let body = if presigned {
-        SignableBody::UnsignedPayload
-    } else {
-        SignableBody::Bytes(request.body)
-    };
-    let expected = compute(&claim, secret, request.method, &uri, &headers, body)?;
+    // Header signatures cover the body's hash. Presigned URLs cover it too in botocore's
+    // generic signer, but `UNSIGNED-PAYLOAD` in S3-style signers: try both for those.
+    let mut expected = compute(
+        &claim,
+        secret,
+        request.method,
+        &uri,
+        &headers,
+        SignableBody::Bytes(request.body),
+    )?;
+    if presigned && !constant_time_eq(expected.as_bytes(), claim.signature.as_bytes()) {
+        expected = compute(
+            &claim,
+            secret,
+            request.method,
+            &uri,
+            &headers,
+            SignableBody::UnsignedPayload,
+        )?;
+    }
     if constant_time_eq(expected.as_bytes(), claim.signature.as_bytes()) {
         Ok(claim.access_key)
     } else {
