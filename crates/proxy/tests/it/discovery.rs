@@ -14,7 +14,7 @@ async fn register(cp: &ControlPlane, node: &str, id: &str, port: u16, healthy: b
         .send(
             "PUT",
             cp.addr,
-            "control",
+            "127.0.0.1",
             &path,
             &[("content-type", "application/json")],
             Bytes::from(body.to_string()),

@@ -87,7 +87,7 @@ async fn counts_reach_the_control_plane_stats() {
     let mut seen = Value::Null;
     while sent.elapsed() < std::time::Duration::from_secs(5) {
         let answer = caller
-            .get(cp.addr, "control", "/v1/meshes/m/stats?window=10s", &[])
+            .get(cp.addr, "127.0.0.1", "/v1/meshes/m/stats?window=10s", &[])
             .await;
         seen = serde_json::from_str(&answer.body).unwrap();
         let total: u64 = seen["nodes"]
