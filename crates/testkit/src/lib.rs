@@ -13,7 +13,7 @@ mod process;
 mod sse;
 
 pub use aws::{AwsOutput, aws, aws_command, aws_json, aws_ok, run};
-pub use control::ControlProcess;
+pub use control::{ControlProcess, Memory};
 pub use http::{Headers, http, http_json, http_raw};
 pub use process::interrupt;
 pub use sse::{EventStream, SseEvent};
