@@ -69,6 +69,10 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+    /// Bytes of recent changes kept for watchers that fall behind; one further behind re-lists.
+    /// Hidden: the default suits real use, tests shrink it to see the re-list.
+    #[arg(long, hide = true, default_value_t = store::DEFAULT_HISTORY_BYTES)]
+    pub watch_history_bytes: usize,
 }
 
 /// What `aviary up` and `aviary demo` share.

@@ -92,6 +92,10 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             account: opts.account,
             region: opts.region,
         },
+        watch_history: store::HistoryLimits {
+            bytes: opts.watch_history_bytes,
+            ..store::HistoryLimits::default()
+        },
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     // Tests and scripts read this line to learn the port when listening on :0.

@@ -39,6 +39,9 @@ pub struct Config {
     /// Where the redb store lives; `None` keeps everything in memory (tests only).
     pub data_dir: Option<PathBuf>,
     pub identity: Identity,
+    /// How much watch history the store keeps for `/v1` watchers; a watcher further behind is
+    /// told to re-list.
+    pub watch_history: store::HistoryLimits,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
                 account: "000000000000".into(),
                 region: "local".into(),
             },
+            watch_history: store::HistoryLimits::default(),
         }
     }
 }
@@ -92,8 +96,8 @@ impl Control {
         shutdown: CancellationToken,
     ) -> Result<Control, ControlError> {
         let store: Arc<dyn store::Store> = match &config.data_dir {
-            Some(dir) => Arc::new(store::open_dir(dir)?),
-            None => Arc::new(store::MemoryStore::new()),
+            Some(dir) => Arc::new(store::open_dir_with_history(dir, config.watch_history)?),
+            None => Arc::new(store::MemoryStore::with_history(config.watch_history)),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

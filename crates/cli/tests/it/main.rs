@@ -5,6 +5,7 @@
 mod appmesh_cli;
 mod aviary_cli;
 mod bad_input;
+mod bounds;
 mod canary;
 mod concurrency;
 mod durability;
