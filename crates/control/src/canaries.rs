@@ -72,6 +72,10 @@ impl App {
         let name = body["name"].as_str().unwrap_or_default().to_string();
         problems.extend(model::validate_name("name", &name));
         let mut spec_json = body.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(too_big) = model::size_problem("spec", &spec_json) {
+            problems.push(too_big);
+            return Err(ApiError::BadRequest(Problems(problems).to_string()));
+        }
         if let Some(fields) = spec_json.as_object_mut() {
             match fields.get("mesh").and_then(Value::as_str) {
                 Some(given) if given != mesh => problems.push(Problem::new(
