@@ -8,6 +8,7 @@
 //! proxy's internals or how workloads run.
 
 mod appmesh;
+mod body;
 mod canaries;
 mod endpoints;
 mod error;

@@ -16,6 +16,7 @@ use store::{EventKind, StoreError};
 
 use crate::App;
 use crate::appmesh::json_response;
+use crate::body::{MAX_BODY_BYTES, read_json};
 use crate::error::ApiError;
 
 use crate::objects::{self, ObjectKind};
@@ -191,7 +192,7 @@ pub async fn put_endpoint(
     Path((mesh, node, id)): Path<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let endpoint = app.resources.put_endpoint(&mesh, &node, &id, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(endpoint)))
 }
@@ -209,7 +210,7 @@ pub async fn create_canary(
     Path(mesh): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let canary = app.create_canary(&mesh, &body).await?;
     Ok(json_response(StatusCode::CREATED, &json!(canary)))
 }
@@ -239,7 +240,7 @@ pub async fn command_canary(
     Path((mesh, name, command)): Path<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let reason = body["reason"].as_str().map(str::to_string);
     let canary = app.command_canary(&mesh, &name, &command, reason).await?;
     Ok(json_response(StatusCode::OK, &json!(canary)))
@@ -250,7 +251,7 @@ pub async fn put_workload(
     Path((mesh, name)): Path<(String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let workload = app.resources.put_workload(&mesh, &name, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(workload)))
 }
@@ -299,7 +300,7 @@ pub async fn post_stats(
     Path(mesh): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let report: StatsReport = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
     app.stats.record(&mesh, &report.nodes);

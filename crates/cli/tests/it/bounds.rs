@@ -13,6 +13,197 @@ use testkit::{ControlProcess, EventStream, http, http_json, http_raw, run};
 use crate::{bin, create_step1_raw, example, snapshot, snapshot_revision, start};
 
 const NODES: &str = "/v20190125/meshes/demomesh/virtualNodes";
+/// `control::body::MAX_BODY_BYTES`, as the 413's message must say it.
+const BODY_LIMIT: &str = "1048576";
+
+/// A create-virtual-node body for `name`, padded with a tag value to about `len` bytes.
+fn padded_node_body(name: &str, len: usize) -> String {
+    let mut body = example("product-vn");
+    body.as_object_mut().unwrap().remove("meshName");
+    body["virtualNodeName"] = json!(name);
+    body["tags"] = json!([{"key": "padding", "value": "x".repeat(len)}]);
+    body.to_string()
+}
+
+fn request(path: &str, host: &str, body: &str, extra: &str) -> Vec<u8> {
+    let mut bytes = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{extra}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(body.as_bytes());
+    bytes
+}
+
+/// Status, the `x-amzn-ErrorType` header and the JSON body of a raw response.
+fn parse(raw: &str) -> (u16, Option<String>, Value) {
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response head in {raw:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let error_type = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("x-amzn-ErrorType"))
+        .map(|(_, value)| value.trim().to_string());
+    let body = serde_json::from_str(body.trim())
+        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {body:?}"));
+    (status, error_type, body)
+}
+
+#[track_caller]
+fn assert_too_large(what: &str, (status, error_type, body): (u16, Option<String>, Value)) {
+    assert_eq!(status, 413, "{what}: {body}");
+    assert_eq!(
+        error_type.as_deref(),
+        Some("BadRequestException"),
+        "{what}: {body}"
+    );
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(BODY_LIMIT),
+        "{what}: message does not name the limit: {body}"
+    );
+}
+
+/// Writes the whole request before reading a byte, as urllib and most SDKs do: the head, then
+/// the body in blocks. A server that answers and closes without reading the body makes a write
+/// fail (broken pipe, reset) or destroys the answer: either way this panics.
+fn write_then_read(addr: &str, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let head = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a request head")
+        + 4;
+    stream.write_all(&bytes[..head]).expect("write the head");
+    for (i, block) in bytes[head..].chunks(64 * 1024).enumerate() {
+        stream.write_all(block).unwrap_or_else(|e| {
+            panic!(
+                "the server stopped reading the body after {} KiB: {e}",
+                i * 64
+            )
+        });
+    }
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("reading the answer after the whole body: {e}"));
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+/// `python3 -c URLLIB_PUT FILE URL`: PUTs the file with urllib, which sends the whole body
+/// before it reads, and prints `[status, x-amzn-ErrorType, body]` of the error it gets.
+const URLLIB_PUT: &str = r#"
+import json, os, sys, urllib.request, urllib.error
+# A file, not bytes: http.client then sends the head, then the body in blocks.
+size = os.path.getsize(sys.argv[1])
+req = urllib.request.Request(sys.argv[2], data=open(sys.argv[1], 'rb'), method='PUT',
+                             headers={'Content-Type': 'application/json',
+                                      'Content-Length': str(size)})
+try:
+    urllib.request.urlopen(req, timeout=30)
+    print('no error')
+except urllib.error.HTTPError as e:
+    print(json.dumps([e.code, e.headers.get('x-amzn-ErrorType'), e.read().decode()]))
+"#;
+
+#[test]
+fn an_oversize_body_is_answered_413_after_the_client_has_written_it_all() {
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+    let before = snapshot(url, "demomesh");
+    let body = padded_node_body("big-vn", 2 << 20);
+    let addr = control.addr();
+
+    let sequential = request(NODES, addr, &body, "Connection: close\r\n");
+    assert_too_large(
+        "write, then read",
+        parse(&write_then_read(addr, &sequential)),
+    );
+    assert_too_large(
+        "write and read at once",
+        parse(&http_raw(addr, &request(NODES, addr, &body, ""))),
+    );
+
+    // The same through real clients that write everything before they read.
+    let file = testkit::temp_dir();
+    let path = file.path().join("body.json");
+    std::fs::write(&path, &body).unwrap();
+    let out = run(
+        Command::new("python3")
+            .args(["-c", URLLIB_PUT])
+            .arg(&path)
+            .arg(format!("{url}{NODES}")),
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "urllib failed: {}{}", out.stdout, out.stderr);
+    let (code, error_type, text): (u16, Option<String>, String) =
+        serde_json::from_str(out.stdout.trim())
+            .unwrap_or_else(|e| panic!("urllib printed {:?} ({e})", out.stdout));
+    assert_too_large(
+        "urllib",
+        (code, error_type, serde_json::from_str(&text).unwrap()),
+    );
+
+    // curl reads while it writes, so it copes even with a server that does not drain; it is
+    // here for `Expect: 100-continue` (curl's default for big bodies), which the server
+    // answers without asking for the body, and to show the plain case stays well-formed.
+    for expect in ["Expect:", "Expect: 100-continue"] {
+        let out = run(
+            Command::new("curl")
+                .args(["-sS", "-i", "-X", "PUT", "--max-time", "30"])
+                .args(["-H", "Content-Type: application/json", "-H", expect])
+                .arg("--data-binary")
+                .arg(format!("@{}", path.display()))
+                .arg(format!("{url}{NODES}")),
+            Duration::from_secs(60),
+        );
+        assert!(
+            out.success(),
+            "curl ({expect}) failed: {}{}",
+            out.stdout,
+            out.stderr
+        );
+        // With 100-continue a `100 Continue` head could come first; take the last response.
+        let last = out
+            .stdout
+            .rfind("HTTP/1.1 ")
+            .map_or(out.stdout.as_str(), |at| &out.stdout[at..]);
+        assert_too_large(&format!("curl, {expect}"), parse(last));
+    }
+
+    // Past what the server drains it answers at once and closes; a client that reads while it
+    // writes still gets the answer.
+    let huge = padded_node_body("huge-vn", 9 << 20);
+    let raw = http_raw(addr, &request(NODES, addr, &huge, ""));
+    assert_too_large("a 9 MiB body", parse(&raw));
+    assert!(
+        raw.to_ascii_lowercase().contains("connection: close"),
+        "the undrained connection is closed: {raw}"
+    );
+
+    assert_eq!(
+        snapshot(url, "demomesh"),
+        before,
+        "a refused body changed something"
+    );
+    let (status, _, _) = http("GET", &format!("{url}{NODES}/product-vn"), None);
+    assert_eq!(status, 200, "the server still serves");
+}
+
 #[test]
 fn a_watcher_behind_the_byte_bounded_history_is_told_to_relist() {
     let control = ControlProcess::start_with_args(bin(), &["--watch-history-bytes", "65536"]);
