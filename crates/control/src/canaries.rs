@@ -485,7 +485,7 @@ impl App {
         Observation {
             canary: window(&spec.canary_node),
             stable: window(&spec.stable_node),
-            canary_5xx_in_failure_window: failure.status_5xx + failure.failures,
+            canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
             webhooks,
         }
     }
@@ -542,7 +542,7 @@ impl App {
 }
 
 fn node_window(stats: &NodeStats) -> NodeWindow {
-    let errors = stats.status_5xx + stats.failures;
+    let errors = stats.status_5xx.saturating_add(stats.failures);
     NodeWindow {
         requests: stats.requests,
         status_5xx: errors,

@@ -77,6 +77,8 @@ pub struct App {
     resources: Resources,
     telemetry: Telemetry,
     stats: stats::StatsWindow,
+    /// Which nodes each mesh has, for checking stats pushes without a store read each.
+    known_nodes: stats::KnownNodes,
     /// Held across read, step, store and act of one canary, so API commands and the driver
     /// never interleave on it.
     canary_lock: tokio::sync::Mutex<()>,
@@ -110,6 +112,7 @@ impl Control {
             resources: Resources::new(store, config.identity),
             telemetry: Telemetry::default(),
             stats: stats::StatsWindow::default(),
+            known_nodes: stats::KnownNodes::default(),
             canary_lock: tokio::sync::Mutex::new(()),
             webhooks: Arc::default(),
             shutdown,

@@ -22,8 +22,9 @@ use crate::error::ApiError;
 use crate::objects::{self, ObjectKind};
 use crate::records::{mesh_prefix, path_from_key};
 use crate::resources::decode;
-use crate::stats::{MAX_WINDOW, parse_window};
-use model::wire::StatsReport;
+use crate::stats::{MAX_WINDOW, check_known, check_report, parse_window};
+use model::wire::{MAX_REPORT_BYTES, StatsReport};
+use model::{Problems, ResourcePath};
 
 /// Idle streams carry a comment this often, so dead peers are noticed and proxies between
 /// us keep the connection open.
@@ -294,15 +295,29 @@ pub async fn list_endpoints(
     ))
 }
 
-/// `POST /v1/meshes/{mesh}/stats`: a proxy's counts since its last report.
+/// `POST /v1/meshes/{mesh}/stats`: a proxy's counts since its last report. Counted only whole,
+/// and only for virtual nodes the mesh has, so what callers send cannot grow the window beyond
+/// one ring per existing node.
 pub async fn post_stats(
     State(app): State<Arc<App>>,
     Path(mesh): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = read_json(request, MAX_BODY_BYTES).await?;
+    let body = read_json(request, MAX_REPORT_BYTES).await?;
+    let mesh_problems = model::validate_name("meshName", &mesh);
+    if !mesh_problems.is_empty() {
+        return Err(ApiError::BadRequest(Problems(mesh_problems).to_string()));
+    }
     let report: StatsReport = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
+    check_report(&report)?;
+    let Some(known) = app.known_nodes.of(app.resources.store(), &mesh).await? else {
+        return Err(ApiError::NotFound(format!(
+            "{} not found",
+            ResourcePath::mesh(&mesh)
+        )));
+    };
+    check_known(&mesh, &report, &known)?;
     app.stats.record(&mesh, &report.nodes);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

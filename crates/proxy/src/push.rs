@@ -42,6 +42,14 @@ pub async fn run(
         };
         match client.post_stats(&shared.mesh, &report).await {
             Ok(()) => pushed = now,
+            Err(client::ClientError::Api {
+                status, message, ..
+            }) if (400..500).contains(&status) => {
+                // Refused for good (a node deleted since it was counted, say): carried into the
+                // next push it would be refused again, and so would every push after it.
+                tracing::warn!(status, %message, "stats report refused; its counts are dropped");
+                pushed = now;
+            }
             Err(error) => tracing::debug!(%error, "stats push failed; retrying with the next"),
         }
     }

@@ -204,6 +204,218 @@ fn an_oversize_body_is_answered_413_after_the_client_has_written_it_all() {
     assert_eq!(status, 200, "the server still serves");
 }
 
+fn stats_url(url: &str, mesh: &str) -> String {
+    format!("{url}/v1/meshes/{mesh}/stats")
+}
+
+/// One entry of a stats report: `ok` 2xx answers, all in the first latency bucket.
+fn entry(node: &str, ok: u64) -> Value {
+    json!({"virtualNode": node, "requests": ok, "status2xx": ok, "status4xx": 0,
+           "status5xx": 0, "latencyBuckets": [ok]})
+}
+
+fn push(url: &str, mesh: &str, nodes: Vec<Value>) -> (u16, Value) {
+    let report = json!({"proxy": "test", "nodes": nodes}).to_string();
+    let (status, headers, body) = http("POST", &stats_url(url, mesh), Some(&report));
+    if status == 204 {
+        return (status, Value::Null);
+    }
+    assert!(
+        headers.get("x-amzn-ErrorType").is_some(),
+        "{status} without an error type: {body}"
+    );
+    (
+        status,
+        serde_json::from_str(&body).expect("JSON error body"),
+    )
+}
+
+/// Requests per node in the last minute, as `GET .../stats` reports them.
+fn counted(url: &str) -> Vec<(String, u64)> {
+    let (status, _, out) = http_json(
+        "GET",
+        &format!("{}?window=60s", stats_url(url, "demomesh")),
+        None,
+    );
+    assert_eq!(status, 200, "{out}");
+    out["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["virtualNode"].as_str().unwrap().to_string(),
+                n["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_refused(what: &str, (status, body): (u16, Value), want: u16, words: &[&str]) {
+    assert_eq!(status, want, "{what}: {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    for word in words {
+        assert!(message.contains(word), "{what}: no `{word}` in {message}");
+    }
+}
+
+#[test]
+fn stats_are_counted_only_whole_for_nodes_of_the_mesh_with_counts_that_add_up() {
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+
+    assert_eq!(push(url, "demomesh", vec![entry("product-vn", 7)]).0, 204);
+    assert_refused(
+        "an unknown node",
+        push(url, "demomesh", vec![entry("ghost-vn", 1)]),
+        400,
+        &["ghost-vn", "does not exist in mesh 'demomesh'"],
+    );
+    assert_refused(
+        "a known and an unknown node",
+        push(
+            url,
+            "demomesh",
+            vec![entry("product-vn", 100), entry("ghost-vn", 1)],
+        ),
+        400,
+        &["'ghost-vn'", "nothing in this report was counted"],
+    );
+    assert_refused(
+        "a mesh that does not exist",
+        push(url, "ghostmesh", vec![entry("product-vn", 1)]),
+        404,
+        &["ghostmesh"],
+    );
+    assert_refused(
+        "a mesh name with a slash",
+        push(url, "a%2Fb", vec![entry("product-vn", 1)]),
+        400,
+        &["meshName"],
+    );
+    let mut over = entry("product-vn", 3);
+    over["status5xx"] = json!(4);
+    assert_refused(
+        "more 5xx than requests",
+        push(url, "demomesh", vec![over]),
+        400,
+        &["nodes[0].status5xx", "more than requests"],
+    );
+    let many: Vec<Value> = (0..501).map(|i| entry(&format!("n{i}"), 1)).collect();
+    assert_refused(
+        "501 entries",
+        push(url, "demomesh", many),
+        400,
+        &["nodes", "at most 500"],
+    );
+    let long = format!(r#"{{"proxy": "{}", "nodes": []}}"#, "p".repeat(300 * 1024));
+    let (status, _, body) = http("POST", &stats_url(url, "demomesh"), Some(&long));
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("262144"), "names the stats limit: {body}");
+
+    // A node created is known at once, and forgotten as soon as it is deleted.
+    let node = format!("{url}{NODES}");
+    let mut body = example("customer-vn");
+    body.as_object_mut().unwrap().remove("meshName");
+    body["virtualNodeName"] = json!("temp-vn");
+    assert_eq!(http("PUT", &node, Some(&body.to_string())).0, 200);
+    assert_eq!(push(url, "demomesh", vec![entry("temp-vn", 2)]).0, 204);
+    assert_eq!(http("DELETE", &format!("{node}/temp-vn"), None).0, 200);
+    assert_refused(
+        "a deleted node",
+        push(url, "demomesh", vec![entry("temp-vn", 2)]),
+        400,
+        &["temp-vn"],
+    );
+
+    assert_eq!(
+        counted(url),
+        [("product-vn".to_string(), 7), ("temp-vn".to_string(), 2)],
+        "only the accepted reports were counted"
+    );
+}
+
+/// The incident: twelve ~90 KB pushes naming made-up nodes took the control plane to 23.9 GB.
+/// Hundreds of them now cost nothing that stays, and real pushes of many nodes cost a ring per
+/// real node.
+#[test]
+fn a_flood_of_bogus_and_busy_stats_pushes_leaves_memory_bounded() {
+    const LIMIT: u64 = 150 << 20;
+    const REAL: usize = 40;
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+    let mut node = example("customer-vn");
+    node.as_object_mut().unwrap().remove("meshName");
+    for i in 0..REAL {
+        node["virtualNodeName"] = json!(format!("load-{i}-vn"));
+        let (status, _, body) = http("PUT", &format!("{url}{NODES}"), Some(&node.to_string()));
+        assert_eq!(status, 200, "{body}");
+    }
+    let before = control.memory();
+    let started = Instant::now();
+
+    for push_no in 0..300 {
+        // ~90 KB of entries, each a node nobody created, new names every push.
+        let nodes: Vec<Value> = (0..400)
+            .map(|i| {
+                let mut e = entry(&format!("made-up-{push_no}-{i}-{}", "x".repeat(40)), 1000);
+                e["latencyBuckets"] = json!(vec![30; 29]);
+                e
+            })
+            .collect();
+        let (status, body) = push(url, "demomesh", nodes);
+        if push_no % 50 == 0 {
+            let first = format!("made-up-{push_no}-0-");
+            assert_refused(
+                "made-up nodes",
+                (status, body),
+                400,
+                &[&first, "and 380 more"],
+            );
+        } else {
+            assert_eq!(status, 400, "{body}");
+        }
+    }
+    for _ in 0..50 {
+        let nodes: Vec<Value> = (0..2000).map(|i| entry(&format!("m{i}"), 1)).collect();
+        assert_refused(
+            "3000 entries",
+            push(url, "demomesh", nodes),
+            400,
+            &["at most 500"],
+        );
+    }
+    let real: Vec<String> = (0..REAL)
+        .map(|i| format!("load-{i}-vn"))
+        .chain(["product-vn", "customer-vn", "order-vn"].map(String::from))
+        .collect();
+    for _ in 0..200 {
+        let nodes = real.iter().map(|n| entry(n, 5)).collect();
+        assert_eq!(push(url, "demomesh", nodes).0, 204);
+    }
+    let elapsed = started.elapsed();
+
+    let after = control.memory();
+    eprintln!(
+        "stats flood: RSS {} MiB before, {} MiB after, peak {} MiB, in {elapsed:?}",
+        before.rss >> 20,
+        after.rss >> 20,
+        after.peak >> 20
+    );
+    assert!(
+        after.peak < LIMIT,
+        "peak RSS {} MiB (was {} MiB before the flood; {elapsed:?})",
+        after.peak >> 20,
+        before.rss >> 20
+    );
+    let counted = counted(url);
+    assert_eq!(counted.len(), real.len(), "{counted:?}");
+    assert!(counted.iter().all(|(_, n)| *n == 1000), "{counted:?}");
+}
+
 #[test]
 fn a_watcher_behind_the_byte_bounded_history_is_told_to_relist() {
     let control = ControlProcess::start_with_args(bin(), &["--watch-history-bytes", "65536"]);

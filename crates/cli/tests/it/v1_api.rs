@@ -122,6 +122,7 @@ fn endpoints_register_show_in_snapshot_and_watch_and_go_with_their_node() {
 fn stats_from_many_proxies_add_up_per_node() {
     let control = start();
     let url = control.url();
+    create_step1_raw(url);
     let stats = format!("{url}/v1/meshes/demomesh/stats");
     let report = |proxy: &str, node: &str, ok: u64, errors: u64| {
         json!({"proxy": proxy, "nodes": [{"virtualNode": node, "requests": ok + errors,
@@ -137,7 +138,7 @@ fn stats_from_many_proxies_add_up_per_node() {
         204
     );
     assert_eq!(
-        http("POST", &stats, Some(&report("gw", "product-v2-vn", 5, 5))).0,
+        http("POST", &stats, Some(&report("gw", "customer-vn", 5, 5))).0,
         204
     );
 
@@ -151,7 +152,7 @@ fn stats_from_many_proxies_add_up_per_node() {
             nodes[0]["virtualNode"].as_str(),
             nodes[0]["requests"].as_u64()
         ),
-        (Some("product-v2-vn"), Some(10))
+        (Some("customer-vn"), Some(10))
     );
     assert_eq!(nodes[0]["errorRate"], 0.5);
     assert_eq!(
