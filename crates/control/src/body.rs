@@ -40,14 +40,13 @@ pub async fn read_json(request: Request, limit: usize) -> Result<Value, ApiError
 /// what the client sends up to `MAX_DRAIN_BYTES`.
 async fn read_bounded(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = |drained| ApiError::PayloadTooLarge { limit, drained };
-    let declared = declared_length(request.headers());
-    if declared.is_some_and(|len| len > limit)
-        && (expects_continue(request.headers()) || declared > Some(MAX_DRAIN_BYTES))
-    {
+    if let Some(declared) = declared_length(request.headers()).filter(|len| *len > limit) {
         // A client waiting for `100 Continue` sends nothing until we read, and hyper sends it
         // only then: answering now costs it nothing. A declared body beyond the drain is not
         // worth reading at all.
-        return Err(too_large(false));
+        if expects_continue(request.headers()) || declared > MAX_DRAIN_BYTES {
+            return Err(too_large(false));
+        }
     }
     let mut body = request.into_body().into_data_stream();
     let mut kept = Vec::new();

@@ -40,19 +40,23 @@ struct Counts {
 }
 
 impl Counts {
-    /// Adds a validated sample (`check_report`: at most `BUCKETS` latency buckets). Saturating,
-    /// so no sequence of reports can wrap a counter around.
-    fn add(&mut self, sample: &NodeStats) {
-        self.requests = self.requests.saturating_add(sample.requests);
-        self.status_2xx = self.status_2xx.saturating_add(sample.status_2xx);
-        self.status_4xx = self.status_4xx.saturating_add(sample.status_4xx);
-        self.status_5xx = self.status_5xx.saturating_add(sample.status_5xx);
-        self.failures = self.failures.saturating_add(sample.failures);
-        for (into, add) in self.latency.iter_mut().zip(&sample.latency_buckets) {
-            *into = into.saturating_add(*add);
+    /// A validated sample (`check_report`: at most `BUCKETS` latency buckets) as counts.
+    fn of(sample: &NodeStats) -> Counts {
+        let mut latency = [0; BUCKETS];
+        for (into, count) in latency.iter_mut().zip(&sample.latency_buckets) {
+            *into = *count;
+        }
+        Counts {
+            requests: sample.requests,
+            status_2xx: sample.status_2xx,
+            status_4xx: sample.status_4xx,
+            status_5xx: sample.status_5xx,
+            failures: sample.failures,
+            latency,
         }
     }
 
+    /// Saturating, so no sequence of reports can wrap a counter around.
     fn merge(&mut self, other: &Counts) {
         self.requests = self.requests.saturating_add(other.requests);
         self.status_2xx = self.status_2xx.saturating_add(other.status_2xx);
@@ -94,13 +98,12 @@ impl Ring {
     /// `now` never decreases between calls (it is read under the window's lock).
     fn add(&mut self, now: u64, sample: &NodeStats) {
         self.expire(now);
+        let counts = Counts::of(sample);
         if let Some(slot) = self.slots.back_mut().filter(|slot| slot.index == now) {
-            slot.counts.add(sample);
+            slot.counts.merge(&counts);
             return;
         }
         self.grow_for_one();
-        let mut counts = Counts::default();
-        counts.add(sample);
         self.slots.push_back(Slot { index: now, counts });
     }
 
