@@ -3,9 +3,9 @@
 //!
 //! A report is taken whole or not at all: one that names a node the mesh does not have is
 //! refused naming its unknown nodes (the first 20, and how many more), and nothing in it is
-//! counted. Counting the known part would
-//! answer 2xx to a request that was partly wrong; proxies drop a refused report (see
-//! `proxy::push`) instead of resending it, so a node deleted under a proxy costs one report.
+//! counted. Counting the known part would answer 2xx to a request that was partly wrong;
+//! proxies drop a refused report (see `proxy::push`) instead of resending it, so a node deleted
+//! under a proxy costs one report.
 
 use std::collections::HashSet;
 
