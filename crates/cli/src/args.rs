@@ -76,6 +76,10 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+    /// Bytes of recent changes kept for watchers that fall behind; one further behind re-lists.
+    /// Hidden: the default suits real use, tests shrink it to see the re-list.
+    #[arg(long, hide = true, default_value_t = store::DEFAULT_HISTORY_BYTES)]
+    pub watch_history_bytes: usize,
     /// Accept requests without authentication (every caller is admin). Refused unless
     /// --listen is a loopback address.
     #[arg(long)]

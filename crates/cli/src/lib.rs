@@ -100,6 +100,10 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             secrets_dir: Some(opts.data_dir.clone()),
             allowed_hosts: opts.allowed_hosts,
         },
+        watch_history: store::HistoryLimits {
+            bytes: opts.watch_history_bytes,
+            ..store::HistoryLimits::default()
+        },
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     if !opts.no_auth {

@@ -12,12 +12,10 @@ use model::Kind;
 use serde_json::{Value, json};
 
 use crate::App;
+use crate::body;
 use crate::error::ApiError;
 use crate::telemetry::ApiRequest;
 use model::ResourcePath;
-
-/// Bodies larger than this are refused before parsing; the largest App Mesh spec is a few KiB.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub const PREFIX: &str = "/v20190125/";
 
@@ -37,7 +35,7 @@ pub async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     let (operation, result) = match parse_target(uri.path()) {
         Some(target) => {
             let operation = operation_name(&method, &target);
-            let result = match read_body(request).await {
+            let result = match body::read_json(request, body::MAX_BODY_BYTES).await {
                 Ok(body) => dispatch(&app, &method, &uri, target, body).await,
                 Err(err) => Err(err),
             };
@@ -213,44 +211,6 @@ fn operation_name(method: &Method, target: &Target) -> String {
         _ => unreachable!("tag targets returned above"),
     };
     kind.operation(verb)
-}
-
-/// Reads at most `MAX_BODY_BYTES`; an empty body is `{}` (GET and DELETE carry none).
-/// The body's bytes, refused past [`MAX_BODY_BYTES`].
-pub async fn read_bytes(
-    headers: &axum::http::HeaderMap,
-    body: Body,
-) -> Result<axum::body::Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(ApiError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        })
-}
-
-pub async fn read_body(request: Request) -> Result<Value, ApiError> {
-    let (parts, body) = request.into_parts();
-    let bytes = read_bytes(&parts.headers, body).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-    if !body.is_object() {
-        return Err(ApiError::BadRequest(
-            "request body must be a JSON object".into(),
-        ));
-    }
-    Ok(body)
 }
 
 fn query_of(uri: &Uri) -> Result<HashMap<String, String>, ApiError> {

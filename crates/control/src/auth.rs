@@ -261,7 +261,8 @@ async fn bearer(app: &App, token: &str) -> Result<Caller, ApiError> {
 /// SigV4 needs the body's hash, so the body is read here (bounded) and put back.
 async fn signed(app: &App, request: &mut Request) -> Result<Caller, ApiError> {
     let body = std::mem::replace(request.body_mut(), Body::empty());
-    let bytes = crate::appmesh::read_bytes(request.headers(), body).await?;
+    let bytes =
+        crate::body::read_bounded(request.headers(), body, crate::body::MAX_BODY_BYTES).await?;
     let path_and_query = request
         .uri()
         .path_and_query()

@@ -72,6 +72,10 @@ impl App {
         let name = body["name"].as_str().unwrap_or_default().to_string();
         problems.extend(model::validate_name("name", &name));
         let mut spec_json = body.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(too_big) = model::size_problem("spec", &spec_json) {
+            problems.push(too_big);
+            return Err(ApiError::BadRequest(Problems(problems).to_string()));
+        }
         if let Some(fields) = spec_json.as_object_mut() {
             match fields.get("mesh").and_then(Value::as_str) {
                 Some(given) if given != mesh => problems.push(Problem::new(
@@ -481,7 +485,7 @@ impl App {
         Observation {
             canary: window(&spec.canary_node),
             stable: window(&spec.stable_node),
-            canary_5xx_in_failure_window: failure.status_5xx + failure.failures,
+            canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
             webhooks,
         }
     }
@@ -538,7 +542,7 @@ impl App {
 }
 
 fn node_window(stats: &NodeStats) -> NodeWindow {
-    let errors = stats.status_5xx + stats.failures;
+    let errors = stats.status_5xx.saturating_add(stats.failures);
     NodeWindow {
         requests: stats.requests,
         status_5xx: errors,

@@ -22,8 +22,16 @@ pub enum ApiError {
     LimitExceeded(String),
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
-    #[error("request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    /// Answered 413 but typed `BadRequestException`: App Mesh's model has no 413 error, and a
+    /// modeled type is one the AWS CLI and SDKs turn into their typed exception for a client
+    /// mistake, where an unknown name would surface as a bare generic error. The status says
+    /// which mistake.
+    #[error("request body is larger than {limit} bytes, the most this API accepts")]
+    PayloadTooLarge {
+        limit: usize,
+        /// The whole body was read, so the connection can serve the next request.
+        drained: bool,
+    },
     /// No valid bearer token on aviary's API.
     #[error("{0}")]
     Unauthenticated(String),
@@ -98,6 +106,14 @@ impl IntoResponse for ApiError {
             headers.insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
+            );
+        }
+        if matches!(self, ApiError::PayloadTooLarge { drained: false, .. }) {
+            // Unread bytes of the body are still on the wire: this connection cannot carry
+            // another request, and saying so lets the client stop sending.
+            headers.insert(
+                axum::http::header::CONNECTION,
+                HeaderValue::from_static("close"),
             );
         }
         headers.insert(

@@ -9,6 +9,7 @@
 
 mod appmesh;
 pub mod auth;
+mod body;
 mod canaries;
 mod endpoints;
 mod error;
@@ -41,6 +42,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     pub identity: Identity,
     pub auth: auth::AuthConfig,
+    /// How much watch history the store keeps for `/v1` watchers; a watcher further behind is
+    /// told to re-list.
+    pub watch_history: store::HistoryLimits,
 }
 
 impl Default for Config {
@@ -53,6 +57,7 @@ impl Default for Config {
                 region: "local".into(),
             },
             auth: auth::AuthConfig::default(),
+            watch_history: store::HistoryLimits::default(),
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct App {
     resources: Resources,
     telemetry: Telemetry,
     stats: stats::StatsWindow,
+    /// Which nodes each mesh has, for checking stats pushes without a store read each.
+    known_nodes: stats::KnownNodes,
     /// Held across read, step, store and act of one canary, so API commands and the driver
     /// never interleave on it.
     canary_lock: tokio::sync::Mutex<()>,
@@ -105,8 +112,8 @@ impl Control {
             return Err(ControlError::OpenWithoutAuth(config.listen));
         }
         let store: Arc<dyn store::Store> = match &config.data_dir {
-            Some(dir) => Arc::new(store::open_dir(dir)?),
-            None => Arc::new(store::MemoryStore::new()),
+            Some(dir) => Arc::new(store::open_dir_with_history(dir, config.watch_history)?),
+            None => Arc::new(store::MemoryStore::with_history(config.watch_history)),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -120,6 +127,7 @@ impl Control {
             resources: Resources::new(store, config.identity),
             telemetry: Telemetry::default(),
             stats: stats::StatsWindow::default(),
+            known_nodes: stats::KnownNodes::default(),
             canary_lock: tokio::sync::Mutex::new(()),
             webhooks: Arc::default(),
             shutdown,

@@ -413,6 +413,15 @@ fn validate_body(operation: &str, body: &Value) -> Result<(), ApiError> {
 /// all reported at once.
 fn validate_request(operation: &str, id: &ResourcePath, body: &Value) -> Result<(), ApiError> {
     let mut problems = name_problems(id);
+    if let Some(too_big) = body
+        .get("spec")
+        .and_then(|spec| model::size_problem("spec", spec))
+    {
+        // Checked first and alone: walking an oversize spec against the model is the cost the
+        // limit avoids.
+        problems.push(too_big);
+        return into_result(problems);
+    }
     problems.extend(model::validate_input_body(operation, body));
     if let Some(spec) = body.get("spec") {
         for problem in model::validate_spec(id.kind, spec) {

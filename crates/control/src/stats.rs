@@ -1,103 +1,204 @@
 //! `StatsWindow`: per-node request statistics pushed by proxies, kept in memory over a sliding
-//! window of short slots, and read back as aggregates for canary analysis.
+//! window of short slots, and read back as aggregates for canary analysis; `check_report` and
+//! `KnownNodes` decide what may be counted.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use model::wire::{LATENCY_BUCKETS_MS, NodeStats, quantile_ms};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+mod known;
+mod report;
+
+pub use known::KnownNodes;
+pub use report::{check_known, check_report};
+
 /// Slot length: fine enough that a one-second window moves in quarter seconds.
 const SLOT: Duration = Duration::from_millis(250);
 /// Slots kept: 2400 × 250 ms = the last 10 minutes, the App Mesh canary pipeline's default
-/// `failure_threshold_time`. A slot holds counts only once requests arrive (about 300 bytes).
+/// `failure_threshold_time`.
 const SLOTS: usize = 2400;
+/// How often, in slots (one minute), rings with nothing left in the window are dropped, so a
+/// deleted node's counts are forgotten ten to eleven minutes after its last report.
+const SWEEP_EVERY: u64 = 240;
 pub const MAX_WINDOW: Duration = Duration::from_secs(600);
+/// Latency buckets a slot keeps: `LATENCY_BUCKETS_MS` and one for slower.
+const BUCKETS: usize = LATENCY_BUCKETS_MS.len() + 1;
 
-#[derive(Default, Clone)]
-struct Slot {
-    /// Which slot number (since start) this holds; stale slots are reset before reuse.
-    index: u64,
-    stats: NodeStats,
+/// One slot's counts, fixed-size so that a slot costs no allocation (280 bytes with its index).
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    requests: u64,
+    status_2xx: u64,
+    status_4xx: u64,
+    status_5xx: u64,
+    failures: u64,
+    latency: [u64; BUCKETS],
 }
 
+impl Counts {
+    /// A validated sample (`check_report`: at most `BUCKETS` latency buckets) as counts.
+    fn of(sample: &NodeStats) -> Counts {
+        let mut latency = [0; BUCKETS];
+        for (into, count) in latency.iter_mut().zip(&sample.latency_buckets) {
+            *into = *count;
+        }
+        Counts {
+            requests: sample.requests,
+            status_2xx: sample.status_2xx,
+            status_4xx: sample.status_4xx,
+            status_5xx: sample.status_5xx,
+            failures: sample.failures,
+            latency,
+        }
+    }
+
+    /// Saturating, so no sequence of reports can wrap a counter around.
+    fn merge(&mut self, other: &Counts) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.status_2xx = self.status_2xx.saturating_add(other.status_2xx);
+        self.status_4xx = self.status_4xx.saturating_add(other.status_4xx);
+        self.status_5xx = self.status_5xx.saturating_add(other.status_5xx);
+        self.failures = self.failures.saturating_add(other.failures);
+        for (into, add) in self.latency.iter_mut().zip(&other.latency) {
+            *into = into.saturating_add(*add);
+        }
+    }
+
+    fn to_stats(self, node: &str) -> NodeStats {
+        NodeStats {
+            virtual_node: node.to_string(),
+            requests: self.requests,
+            status_2xx: self.status_2xx,
+            status_4xx: self.status_4xx,
+            status_5xx: self.status_5xx,
+            failures: self.failures,
+            latency_buckets: self.latency.to_vec(),
+        }
+    }
+}
+
+struct Slot {
+    /// Which slot number (since start) this holds.
+    index: u64,
+    counts: Counts,
+}
+
+/// One node's slots that counted something, oldest first, none older than `SLOTS`: a node
+/// that reported once costs one slot, one that reports every 250 ms at most `SLOTS`.
+#[derive(Default)]
 struct Ring {
-    slots: Vec<Slot>,
+    slots: VecDeque<Slot>,
 }
 
 impl Ring {
-    fn new() -> Ring {
-        Ring {
-            slots: vec![Slot::default(); SLOTS],
+    /// `now` never decreases between calls (it is read under the window's lock).
+    fn add(&mut self, now: u64, sample: &NodeStats) {
+        self.expire(now);
+        let counts = Counts::of(sample);
+        if let Some(slot) = self.slots.back_mut().filter(|slot| slot.index == now) {
+            slot.counts.merge(&counts);
+            return;
+        }
+        self.grow_for_one();
+        self.slots.push_back(Slot { index: now, counts });
+    }
+
+    /// Drops slots that fell out of the longest window.
+    fn expire(&mut self, now: u64) {
+        while self
+            .slots
+            .front()
+            .is_some_and(|slot| slot.index + SLOTS as u64 <= now)
+        {
+            self.slots.pop_front();
         }
     }
 
-    fn add(&mut self, index: u64, sample: &NodeStats) {
-        let slot = &mut self.slots[(index % SLOTS as u64) as usize];
-        if slot.index != index {
-            *slot = Slot {
-                index,
-                stats: NodeStats::default(),
-            };
+    /// Doubles capacity as a `VecDeque` would, but never past `SLOTS`, the most it can hold.
+    fn grow_for_one(&mut self) {
+        let len = self.slots.len();
+        if len == self.slots.capacity() {
+            let target = (len * 2).clamp(8, SLOTS.max(len + 1));
+            self.slots.reserve_exact(target - len);
         }
-        merge(&mut slot.stats, sample);
     }
 
     /// Sum of the slots in `(now - slots, now]`.
-    fn sum(&self, now: u64, slots: u64) -> NodeStats {
-        let mut total = NodeStats::default();
-        for slot in &self.slots {
-            if slot.index <= now && now - slot.index < slots {
-                merge(&mut total, &slot.stats);
+    fn sum(&self, now: u64, slots: u64) -> Counts {
+        let mut total = Counts::default();
+        for slot in self.slots.iter().rev() {
+            if slot.index > now {
+                continue;
             }
+            if now - slot.index >= slots {
+                break;
+            }
+            total.merge(&slot.counts);
         }
         total
     }
-}
 
-fn merge(into: &mut NodeStats, sample: &NodeStats) {
-    into.requests += sample.requests;
-    into.status_2xx += sample.status_2xx;
-    into.status_4xx += sample.status_4xx;
-    into.status_5xx += sample.status_5xx;
-    into.failures += sample.failures;
-    if into.latency_buckets.len() < sample.latency_buckets.len() {
-        into.latency_buckets.resize(sample.latency_buckets.len(), 0);
-    }
-    for (into, add) in into.latency_buckets.iter_mut().zip(&sample.latency_buckets) {
-        *into += add;
+    /// Nothing in it is within the longest window any more.
+    fn is_stale(&self, now: u64) -> bool {
+        self.slots
+            .back()
+            .is_none_or(|slot| slot.index + SLOTS as u64 <= now)
     }
 }
 
+#[derive(Default)]
+struct Nodes {
+    rings: HashMap<(String, String), Ring>,
+    /// The slot of the last sweep of stale rings.
+    swept: u64,
+}
+
+/// Per-node counts of the last ten minutes. Memory is bounded by the nodes that reported in
+/// that time (at most `SLOTS` slots each), and only nodes that exist are reported
+/// (`v1::post_stats` checks with [`KnownNodes`] first).
 pub struct StatsWindow {
     started: Instant,
-    nodes: Mutex<HashMap<(String, String), Ring>>,
+    nodes: Mutex<Nodes>,
 }
 
 impl Default for StatsWindow {
     fn default() -> Self {
         StatsWindow {
             started: Instant::now(),
-            nodes: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(Nodes::default()),
         }
     }
 }
 
 impl StatsWindow {
     fn slot_now(&self) -> u64 {
-        // Slot 0 is never "now", so a default (zeroed) slot never counts as current.
+        // Slot 0 is never "now", so nothing counts as current before the first slot passes.
         (self.started.elapsed().as_millis() / SLOT.as_millis()) as u64 + 1
     }
 
+    /// Every operation leaves `Nodes` consistent between statements, so a poisoned lock is safe.
+    fn lock(&self) -> MutexGuard<'_, Nodes> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts samples of `check_report`ed reports of nodes known to exist.
     pub fn record(&self, mesh: &str, samples: &[NodeStats]) {
+        let mut nodes = self.lock();
+        // Read under the lock, so each ring sees slots in order.
         let now = self.slot_now();
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if now >= nodes.swept + SWEEP_EVERY {
+            nodes.rings.retain(|_, ring| !ring.is_stale(now));
+            nodes.swept = now;
+        }
         for sample in samples {
             nodes
+                .rings
                 .entry((mesh.to_string(), sample.virtual_node.clone()))
-                .or_insert_with(Ring::new)
+                .or_default()
                 .add(now, sample);
         }
     }
@@ -105,8 +206,19 @@ impl StatsWindow {
     /// Drops everything counted for `node`: a canary judges only what its own version answered,
     /// even when a node of the same name ran before.
     pub fn forget(&self, mesh: &str, node: &str) {
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        nodes.remove(&(mesh.to_string(), node.to_string()));
+        self.lock()
+            .rings
+            .remove(&(mesh.to_string(), node.to_string()));
+    }
+
+    /// Nodes held, and the most slots and slot capacity of any one, for tests of the bound.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize, usize) {
+        let nodes = self.lock();
+        let rings = nodes.rings.values();
+        let slots = rings.clone().map(|ring| ring.slots.len()).max();
+        let capacity = rings.map(|ring| ring.slots.capacity()).max();
+        (nodes.rings.len(), slots.unwrap_or(0), capacity.unwrap_or(0))
     }
 
     /// One node's counts summed over `window` (clamped to 250 ms..=10 min).
@@ -114,11 +226,13 @@ impl StatsWindow {
         let window = window.clamp(SLOT, MAX_WINDOW);
         let slots = window.as_millis().div_ceil(SLOT.as_millis()) as u64;
         let now = self.slot_now();
-        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = self.lock();
         nodes
+            .rings
             .get(&(mesh.to_string(), node.to_string()))
             .map(|ring| ring.sum(now, slots))
             .unwrap_or_default()
+            .to_stats(node)
     }
 
     /// Aggregates of every node of `mesh` that reported within `window`.
@@ -126,15 +240,16 @@ impl StatsWindow {
         let window = window.clamp(SLOT, MAX_WINDOW);
         let slots = window.as_millis().div_ceil(SLOT.as_millis()) as u64;
         let now = self.slot_now();
-        let nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let nodes = self.lock();
         let mut out: Vec<Value> = nodes
+            .rings
             .iter()
             .filter(|((m, _), _)| m == mesh)
             .map(|((_, node), ring)| (node, ring.sum(now, slots)))
             .filter(|(_, s)| s.requests > 0)
             .map(|(node, s)| {
                 let seconds = (slots * SLOT.as_millis() as u64) as f64 / 1000.0;
-                let errors = s.status_5xx + s.failures;
+                let errors = s.status_5xx.saturating_add(s.failures);
                 json!({
                     "virtualNode": node,
                     "requests": s.requests,
@@ -144,8 +259,8 @@ impl StatsWindow {
                     "status5xx": s.status_5xx,
                     "failures": s.failures,
                     "errorRate": errors as f64 / s.requests as f64,
-                    "p50Ms": quantile_ms(&s.latency_buckets, 0.50),
-                    "p99Ms": quantile_ms(&s.latency_buckets, 0.99),
+                    "p50Ms": quantile_ms(&s.latency, 0.50),
+                    "p99Ms": quantile_ms(&s.latency, 0.99),
                 })
             })
             .collect();

@@ -18,13 +18,15 @@ use store::{EventKind, StoreError};
 use crate::App;
 use crate::appmesh::json_response;
 use crate::auth::{Caller, Role, tokens};
+use crate::body::{MAX_BODY_BYTES, read_json};
 use crate::error::ApiError;
 
 use crate::objects::{self, ObjectKind};
 use crate::records::{mesh_prefix, path_from_key};
 use crate::resources::decode;
-use crate::stats::{MAX_WINDOW, parse_window};
-use model::wire::StatsReport;
+use crate::stats::{MAX_WINDOW, check_known, check_report, parse_window};
+use model::wire::{MAX_REPORT_BYTES, StatsReport};
+use model::{Problems, ResourcePath};
 
 /// Idle streams carry a comment this often, so dead peers are noticed and proxies between
 /// us keep the connection open.
@@ -202,7 +204,7 @@ pub async fn put_endpoint(
     Path((mesh, node, id)): Path<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let endpoint = app.resources.put_endpoint(&mesh, &node, &id, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(endpoint)))
 }
@@ -220,7 +222,7 @@ pub async fn create_canary(
     Path(mesh): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let canary = app.create_canary(&mesh, &body).await?;
     Ok(json_response(StatusCode::CREATED, &json!(canary)))
 }
@@ -250,7 +252,7 @@ pub async fn command_canary(
     Path((mesh, name, command)): Path<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let reason = body["reason"].as_str().map(str::to_string);
     let canary = app.command_canary(&mesh, &name, &command, reason).await?;
     Ok(json_response(StatusCode::OK, &json!(canary)))
@@ -261,7 +263,7 @@ pub async fn put_workload(
     Path((mesh, name)): Path<(String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let workload = app.resources.put_workload(&mesh, &name, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(workload)))
 }
@@ -316,7 +318,7 @@ pub async fn create_token(
     State(app): State<Arc<App>>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
     let name = body["name"].as_str().unwrap_or_default().to_string();
     let role_text = body["role"].as_str().unwrap_or_default();
     let role = Role::parse(role_text).ok_or_else(|| {
@@ -377,15 +379,29 @@ pub async fn list_endpoints(
     ))
 }
 
-/// `POST /v1/meshes/{mesh}/stats`: a proxy's counts since its last report.
+/// `POST /v1/meshes/{mesh}/stats`: a proxy's counts since its last report. Counted only whole,
+/// and only for virtual nodes the mesh has, so what callers send cannot grow the window beyond
+/// one ring per existing node.
 pub async fn post_stats(
     State(app): State<Arc<App>>,
     Path(mesh): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    let body = crate::appmesh::read_body(request).await?;
+    let body = read_json(request, MAX_REPORT_BYTES).await?;
+    let mesh_problems = model::validate_name("meshName", &mesh);
+    if !mesh_problems.is_empty() {
+        return Err(ApiError::BadRequest(Problems(mesh_problems).to_string()));
+    }
     let report: StatsReport = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
+    check_report(&report)?;
+    let Some(known) = app.known_nodes.of(app.resources.store(), &mesh).await? else {
+        return Err(ApiError::NotFound(format!(
+            "{} not found",
+            ResourcePath::mesh(&mesh)
+        )));
+    };
+    check_known(&mesh, &report, &known)?;
     app.stats.record(&mesh, &report.nodes);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -18,6 +18,10 @@ impl Resources {
         body: &Value,
     ) -> Result<Workload, ApiError> {
         let mut problems = model::validate_name("name", name);
+        if let Some(too_big) = model::size_problem("workload", body) {
+            problems.push(too_big);
+            return Err(ApiError::BadRequest(Problems(problems).to_string()));
+        }
         let mut body = body.clone();
         if let Some(fields) = body.as_object_mut() {
             match fields.get("name").and_then(Value::as_str) {

@@ -33,6 +33,7 @@
 //! | route type of a `RouteSpec` | exactly one (not expressed in the model) | exactly one of grpcRoute, http2Route, httpRoute, tcpRoute | same rule, now checked |
 //! | route type of a `GatewayRouteSpec` | exactly one (not expressed in the model) | exactly one of grpcRoute, http2Route, httpRoute | same rule, now checked |
 //! | resource names (metadata and names a spec refers to, backends included) | 1..=255 characters | also `^[A-Za-z0-9][A-Za-z0-9._-]*$` | names go into URL paths and DNS-like service names |
+//! | size of one resource's `spec` (serialized JSON; also `/v1` workloads and canary specs) | no documented limit | at most 65536 bytes (64 KiB) ([`MAX_SPEC_BYTES`]) | bounds what one write costs the store, its watch history and every watcher |
 
 mod kind;
 pub mod manifest;
@@ -51,7 +52,7 @@ pub use service_model::{
     ErrorInfo, Location, Member, Metadata, Operation, Retryable, ServiceModel, Shape, ShapeRef,
     ShapeType, service_model,
 };
-pub use spec::{references, validate_name, validate_spec};
+pub use spec::{MAX_SPEC_BYTES, references, size_problem, validate_name, validate_spec};
 pub use validate::{OverrideTarget, RELAXATIONS, Relaxation, validate_input_body, validate_shape};
 
 #[cfg(test)]

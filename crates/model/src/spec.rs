@@ -8,6 +8,11 @@ use crate::kind::Kind;
 use crate::problem::Problem;
 use crate::validate::{exactly_one_message, join, validate_shape};
 
+/// Largest serialized JSON of one resource's spec (and of one `/v1` workload or canary spec).
+/// App Mesh's largest real specs are a few KiB; the bound keeps what one write costs the store,
+/// its watch history and every proxy that follows it small and known.
+pub const MAX_SPEC_BYTES: usize = 64 * 1024;
+
 /// Route types of a `RouteSpec`, exactly one of which must be set.
 const ROUTE_TYPES: [&str; 4] = ["grpcRoute", "http2Route", "httpRoute", "tcpRoute"];
 /// Route types of a `GatewayRouteSpec`, exactly one of which must be set.
@@ -39,6 +44,11 @@ pub fn validate_name(path: &str, name: &str) -> Vec<Problem> {
 /// aviary's semantic rules (one route type per route, distinct weighted targets, not every
 /// weight zero, well-formed referenced names). Returns all problems, paths starting at `spec`.
 pub fn validate_spec(kind: Kind, spec: &Value) -> Vec<Problem> {
+    if let Some(too_big) = size_problem("spec", spec) {
+        // Walking a huge spec would cost what the limit is there to avoid, and could name
+        // thousands of problems in it; its size is the one that matters.
+        return vec![too_big];
+    }
     let mut problems = validate_shape(kind.spec_shape(), spec, "spec");
     let Value::Object(object) = spec else {
         return problems;
@@ -66,6 +76,36 @@ pub fn validate_spec(kind: Kind, spec: &Value) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// A problem at `path` if `value` serialized as JSON is over [`MAX_SPEC_BYTES`].
+pub fn size_problem(path: &str, value: &impl serde::Serialize) -> Option<Problem> {
+    let size = json_size(value);
+    (size > MAX_SPEC_BYTES).then(|| {
+        Problem::new(
+            path,
+            format!("is {size} bytes as JSON; at most {MAX_SPEC_BYTES} bytes (64 KiB) are allowed"),
+        )
+    })
+}
+
+/// Bytes of `value` serialized as compact JSON, counted without building the text.
+fn json_size(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Serializing into a counter fails only for values JSON cannot hold (non-string map keys),
+    // which nothing here has; such a value would count as what was written before the error.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Names of resources this spec refers to, deduplicated, in order of first appearance:

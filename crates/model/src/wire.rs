@@ -63,6 +63,17 @@ pub fn latency_bucket(millis: f64) -> usize {
         .unwrap_or(LATENCY_BUCKETS_MS.len())
 }
 
+/// Most node entries one stats report may carry. A proxy sends one entry per node it sent
+/// requests to, so this is also the most nodes one proxy can report on at once.
+pub const MAX_REPORT_NODES: usize = 500;
+
+/// Largest stats report body: 500 entries of a long node name and every latency bucket fit.
+pub const MAX_REPORT_BYTES: usize = 256 * 1024;
+
+/// Most requests one entry may count. A proxy reports every 250 ms, so this is far beyond any
+/// real traffic; it keeps sums over the ten-minute window from ever nearing `u64::MAX`.
+pub const MAX_REPORT_REQUESTS: u64 = 1 << 32;
+
 /// What one proxy saw since its previous report (`POST /v1/meshes/{mesh}/stats`): counts are
 /// deltas, so reports from many proxies simply add up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +105,8 @@ pub struct NodeStats {
 /// The `p`-quantile (0..=1) in milliseconds of a bucket histogram, interpolated within the
 /// bucket; `None` when it counted nothing.
 pub fn quantile_ms(buckets: &[u64], p: f64) -> Option<f64> {
-    let total: u64 = buckets.iter().sum();
+    // Saturating: buckets come from reports, and a bad sum must not panic or wrap.
+    let total = buckets.iter().fold(0u64, |sum, n| sum.saturating_add(*n));
     if total == 0 {
         return None;
     }
@@ -104,7 +116,7 @@ pub fn quantile_ms(buckets: &[u64], p: f64) -> Option<f64> {
         if *count == 0 {
             continue;
         }
-        if (seen + count) as f64 >= rank {
+        if seen.saturating_add(*count) as f64 >= rank {
             let low = if i == 0 {
                 0.0
             } else {
@@ -117,7 +129,7 @@ pub fn quantile_ms(buckets: &[u64], p: f64) -> Option<f64> {
             let within = (rank - seen as f64) / *count as f64;
             return Some(low + (high - low) * within);
         }
-        seen += count;
+        seen = seen.saturating_add(*count);
     }
     LATENCY_BUCKETS_MS.last().copied()
 }

@@ -22,7 +22,8 @@ pub async fn run(
     who: String,
     shutdown: CancellationToken,
 ) {
-    // What the control plane has acknowledged; a failed push is carried into the next one.
+    // What the control plane has acknowledged (or refused for good); a failed push is carried
+    // into the next one.
     let mut pushed = Totals::new();
     let mut tick = tokio::time::interval(PUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -40,10 +41,38 @@ pub async fn run(
             proxy: who.clone(),
             nodes,
         };
-        match client.post_stats(&shared.mesh, &report).await {
-            Ok(()) => pushed = now,
-            Err(error) => tracing::debug!(%error, "stats push failed; retrying with the next"),
+        let result = client.post_stats(&shared.mesh, &report).await;
+        match settle(&result) {
+            Settled::Counted => pushed = now,
+            Settled::Refused => {
+                tracing::warn!(error = ?result.err(), "stats report refused; its counts are dropped");
+                pushed = now;
+            }
+            Settled::Retry => {
+                tracing::debug!(error = ?result.err(), "stats push failed; retrying with the next")
+            }
         }
+    }
+}
+
+/// What a push's answer means for the deltas it carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Counted,
+    /// Refused for good (a 4xx: a node deleted since it was counted, say). Carried into the
+    /// next push it would be refused again, and so would every push after it: dropped.
+    Refused,
+    /// Not reached, or failed on the server's side: carried into the next push.
+    Retry,
+}
+
+pub fn settle(result: &Result<(), client::ClientError>) -> Settled {
+    match result {
+        Ok(()) => Settled::Counted,
+        Err(client::ClientError::Api { status, .. }) if (400..500).contains(status) => {
+            Settled::Refused
+        }
+        Err(_) => Settled::Retry,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The bounded ring of recent revisions' events that every backend publishes to and watchers read.
+//! The ring of recent revisions' events, bounded by count and by bytes, that every backend
+//! publishes to and watchers read.
 
 #[cfg(test)]
 mod tests;
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::{Event, StoreError};
+use crate::{Event, HistoryLimits, HistoryUsage, StoreError};
 
 /// The publishing side, owned by one store. Dropping it closes its watchers once they have read
 /// what was published.
@@ -20,18 +21,43 @@ pub(crate) struct History {
 }
 
 struct Ring {
-    cap: usize,
+    limits: HistoryLimits,
     /// Revisions up to and including `floor` are gone; watching from `floor` on is served.
     floor: u64,
     /// `entries[i]` holds the events of revision `floor + 1 + i`: one entry per revision, empty for
     /// a revision whose ops changed nothing, so a revision is found by index.
     entries: VecDeque<Arc<[Event]>>,
+    /// [`weight`] of everything in `entries`.
+    bytes: usize,
 }
 
 impl Ring {
     fn head(&self) -> u64 {
         self.floor + self.entries.len() as u64
     }
+
+    /// Evicts the oldest revisions until both limits hold. The newest revision stays even when it
+    /// alone is over the byte budget, so a watcher that keeps up is never compacted by one big
+    /// write; its size is bounded by what one transaction may hold.
+    fn evict(&mut self) {
+        while self.entries.len() > 1
+            && (self.entries.len() > self.limits.revisions || self.bytes > self.limits.bytes)
+        {
+            if let Some(oldest) = self.entries.pop_front() {
+                self.bytes -= weight(&oldest);
+                self.floor += 1;
+            }
+        }
+    }
+}
+
+/// What one revision's events cost in the history: key and value bytes plus the fixed size of
+/// each event, so a revision of many tiny events is not free.
+fn weight(events: &[Event]) -> usize {
+    events
+        .iter()
+        .map(|e| e.kv.key.len() + e.kv.value.len() + std::mem::size_of::<Event>())
+        .sum()
 }
 
 /// Nothing in a `Ring` is left half-updated by a panic, so a poisoned lock is safe to reuse.
@@ -40,12 +66,13 @@ fn lock(ring: &Mutex<Ring>) -> MutexGuard<'_, Ring> {
 }
 
 impl History {
-    /// An empty history at `revision`, keeping the events of the last `cap` revisions (at least 1).
-    pub(crate) fn new(cap: usize, revision: u64) -> Self {
+    /// An empty history at `revision`, keeping what `limits` allow.
+    pub(crate) fn new(limits: HistoryLimits, revision: u64) -> Self {
         let ring = Ring {
-            cap: cap.max(1),
+            limits,
             floor: revision,
             entries: VecDeque::new(),
+            bytes: 0,
         };
         History {
             ring: Arc::new(Mutex::new(ring)),
@@ -61,13 +88,12 @@ impl History {
             // A commit whose outcome the backend could not see (an error from commit that still
             // reached the disk) left a gap: watchers behind it must re-list.
             ring.entries.clear();
+            ring.bytes = 0;
             ring.floor = revision - 1;
         }
+        ring.bytes += weight(&events);
         ring.entries.push_back(events.into());
-        while ring.entries.len() > ring.cap {
-            ring.entries.pop_front();
-            ring.floor += 1;
-        }
+        ring.evict();
         drop(ring);
         self.head.send_replace(revision);
     }
@@ -75,6 +101,15 @@ impl History {
     /// The newest published revision.
     pub(crate) fn revision(&self) -> u64 {
         *self.head.borrow()
+    }
+
+    pub(crate) fn usage(&self) -> HistoryUsage {
+        let ring = lock(&self.ring);
+        HistoryUsage {
+            oldest: ring.floor,
+            revisions: ring.entries.len(),
+            bytes: ring.bytes,
+        }
     }
 
     pub(crate) fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError> {
@@ -98,7 +133,8 @@ impl History {
 /// A stream of a store's events under one prefix, from [`crate::Store::watch`].
 ///
 /// It reads the store's shared history by revision and buffers nothing of its own, so a watcher
-/// that falls more than the history's length behind gets [`StoreError::Compacted`].
+/// that falls behind what the history keeps (by revisions or by bytes) gets
+/// [`StoreError::Compacted`].
 pub struct Watcher {
     ring: Arc<Mutex<Ring>>,
     head: watch::Receiver<u64>,

@@ -3,7 +3,7 @@
 //! `store` owns aviary's durable state as plain bytes: one global revision that grows by one per
 //! committed write transaction, per-key metadata (create revision, mod revision, version), atomic
 //! compare-and-swap transactions, consistent prefix snapshots, and `watch(prefix, from_revision)`
-//! over a bounded in-memory history of recent revisions. Two backends sit behind the [`Store`]
+//! over an in-memory history of recent revisions, bounded by count and by bytes. Two backends sit behind the [`Store`]
 //! trait: [`MemoryStore`] for tests and [`RedbStore`], one redb file, for real use; both share
 //! the transaction logic and the watch history. It must never know aviary's model types: keys are
 //! `String`s, values are `Vec<u8>`, and what they mean is the caller's business. The API is
@@ -23,6 +23,41 @@ pub use redb_store::RedbStore;
 
 /// Revisions of events a store keeps in memory for watchers unless told otherwise.
 pub const DEFAULT_HISTORY: usize = 10_000;
+
+/// Bytes of events a store keeps in memory for watchers unless told otherwise: ten thousand
+/// revisions of 64 KiB resources would be 640 MiB, so the count alone does not bound memory.
+pub const DEFAULT_HISTORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// How much watch history a store keeps in memory; the oldest revisions go first once either
+/// limit is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// Revisions kept (at least the newest one is, whatever this says).
+    pub revisions: usize,
+    /// Budget for the kept events: key and value bytes plus a fixed cost per event. The newest
+    /// revision is kept even if it alone is bigger.
+    pub bytes: usize,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            revisions: DEFAULT_HISTORY,
+            bytes: DEFAULT_HISTORY_BYTES,
+        }
+    }
+}
+
+/// What a store's watch history holds right now, from [`Store::history_usage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryUsage {
+    /// The smallest `from_revision` a watch can start from.
+    pub oldest: u64,
+    /// Revisions held.
+    pub revisions: usize,
+    /// Bytes held, counted as [`HistoryLimits::bytes`] counts them.
+    pub bytes: usize,
+}
 
 /// File name of the store inside a data directory; see [`open_dir`].
 pub const DATA_FILE: &str = "aviary.redb";
@@ -149,10 +184,20 @@ pub trait Store: Send + Sync + 'static {
     /// Err(Compacted) if revisions after from_revision are no longer in the in-memory history.
     /// A from_revision above the current revision is allowed: the watcher waits for it.
     fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError>;
+    /// How much the in-memory watch history holds, for metrics and tests.
+    fn history_usage(&self) -> HistoryUsage;
 }
 
 /// Opens (creating if needed) the redb store `data_dir/aviary.redb`, creating `data_dir` too.
 pub fn open_dir(data_dir: &Path) -> Result<RedbStore, StoreError> {
+    open_dir_with_history(data_dir, HistoryLimits::default())
+}
+
+/// Like [`open_dir`], keeping the watch history `limits` allow.
+pub fn open_dir_with_history(
+    data_dir: &Path,
+    limits: HistoryLimits,
+) -> Result<RedbStore, StoreError> {
     std::fs::create_dir_all(data_dir)?;
-    RedbStore::open(&data_dir.join(DATA_FILE))
+    RedbStore::open_with_history(&data_dir.join(DATA_FILE), limits)
 }

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::history::History;
 use crate::txn::{self, Meta, Tables};
-use crate::{DEFAULT_HISTORY, KeyValue, Store, StoreError, Txn, TxnOutcome, Watcher};
+use crate::{HistoryLimits, HistoryUsage, KeyValue, Store, StoreError, Txn, TxnOutcome, Watcher};
 
 /// A [`Store`] that lives and dies with the process.
 pub struct MemoryStore {
@@ -37,17 +37,17 @@ impl Tables for BTreeMap<String, KeyValue> {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::with_history(DEFAULT_HISTORY)
+        Self::with_history(HistoryLimits::default())
     }
 
-    /// A store whose watchers can lag at most `cap` revisions behind (at least 1).
-    pub fn with_history(cap: usize) -> Self {
+    /// A store whose watchers can lag only as far behind as `limits` allow.
+    pub fn with_history(limits: HistoryLimits) -> Self {
         MemoryStore {
             state: Mutex::new(State {
                 kvs: BTreeMap::new(),
                 revision: 0,
             }),
-            history: History::new(cap, 0),
+            history: History::new(limits, 0),
         }
     }
 
@@ -112,5 +112,9 @@ impl Store for MemoryStore {
 
     fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError> {
         self.history.watch(prefix, from_revision)
+    }
+
+    fn history_usage(&self) -> HistoryUsage {
+        self.history.usage()
     }
 }

@@ -8,7 +8,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::history::History;
 use crate::txn::{self, Meta, Tables};
-use crate::{DEFAULT_HISTORY, KeyValue, Store, StoreError, Txn, TxnOutcome, Watcher};
+use crate::{HistoryLimits, HistoryUsage, KeyValue, Store, StoreError, Txn, TxnOutcome, Watcher};
 
 /// key -> [`encode`]d metadata and value.
 const KVS: TableDefinition<&str, &[u8]> = TableDefinition::new("kvs");
@@ -116,11 +116,11 @@ impl Tables for WriteTables<'_> {
 impl RedbStore {
     /// Opens the store file at `path`, creating it if missing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_history(path, DEFAULT_HISTORY)
+        Self::open_with_history(path, HistoryLimits::default())
     }
 
-    /// Like [`RedbStore::open`], with watchers lagging at most `cap` revisions behind (at least 1).
-    pub fn open_with_history(path: &Path, cap: usize) -> Result<Self, StoreError> {
+    /// Like [`RedbStore::open`], with watchers lagging only as far behind as `limits` allow.
+    pub fn open_with_history(path: &Path, limits: HistoryLimits) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         // Create the tables up front so that reads never meet a missing table.
         let write = db.begin_write().map_err(backend)?;
@@ -131,7 +131,7 @@ impl RedbStore {
         write.commit().map_err(backend)?;
         Ok(RedbStore {
             db,
-            history: History::new(cap, revision),
+            history: History::new(limits, revision),
             writer: Mutex::new(()),
             path: path.to_owned(),
         })
@@ -217,5 +217,9 @@ impl Store for RedbStore {
 
     fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError> {
         self.history.watch(prefix, from_revision)
+    }
+
+    fn history_usage(&self) -> HistoryUsage {
+        self.history.usage()
     }
 }

@@ -25,6 +25,8 @@ const LISTENING: &str = "aviary control listening on ";
 pub struct ControlProcess {
     bin: PathBuf,
     data_dir: PathBuf,
+    /// Passed to `control` after the usual flags, on every start.
+    extra_args: Vec<String>,
     child: Option<Child>,
     url: String,
     stdout: Arc<Mutex<String>>,
@@ -47,17 +49,28 @@ impl ControlProcess {
 
     /// Starts `bin control` on a fresh temporary data directory, removed when this drops.
     pub fn start(bin: &Path) -> ControlProcess {
+        ControlProcess::start_with_args(bin, &[])
+    }
+
+    /// Like [`ControlProcess::start`], with `args` added to `control`'s command line (and kept
+    /// for restarts), e.g. a hidden flag that shrinks a limit.
+    pub fn start_with_args(bin: &Path, args: &[&str]) -> ControlProcess {
         let temp = crate::temp_dir();
-        let mut control = ControlProcess::start_in(bin, temp.path());
+        let mut control = ControlProcess::start_in_with_args(bin, temp.path(), args);
         control._temp = Some(temp);
         control
     }
 
     /// Starts `bin control` on `data_dir`, which the caller keeps (and may reuse).
     pub fn start_in(bin: &Path, data_dir: &Path) -> ControlProcess {
+        ControlProcess::start_in_with_args(bin, data_dir, &[])
+    }
+
+    fn start_in_with_args(bin: &Path, data_dir: &Path, args: &[&str]) -> ControlProcess {
         let mut control = ControlProcess {
             bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            extra_args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
             url: String::new(),
             stdout: Arc::default(),
@@ -97,6 +110,24 @@ impl ControlProcess {
             .as_ref()
             .expect("control process is not running")
             .id()
+    }
+
+    /// The running child's resident memory now and at its peak, from `/proc/<pid>/status`.
+    pub fn memory(&self) -> Memory {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
+        let kib = |field: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status:\n{status}"))
+        };
+        Memory {
+            rss: kib("VmRSS:") * 1024,
+            peak: kib("VmHWM:") * 1024,
+        }
     }
 
     /// Everything the current child has printed on stdout so far.
@@ -162,6 +193,7 @@ impl ControlProcess {
             url: String::new(),
             stdout: Arc::default(),
             stderr: Arc::default(),
+            extra_args: Vec::new(),
             _temp: Some(temp),
         };
         control.spawn_on("127.0.0.1:0");
@@ -177,6 +209,7 @@ impl ControlProcess {
             .arg("control")
             .args(["--listen", listen, "--data-dir"])
             .arg(&self.data_dir)
+            .args(&self.extra_args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -234,6 +267,14 @@ impl ControlProcess {
         self.url = url;
         self.child = Some(child);
     }
+}
+
+/// Resident set sizes of a child, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    pub rss: u64,
+    /// The most the child has been resident since it started (`VmHWM`).
+    pub peak: u64,
 }
 
 impl Drop for ControlProcess {

@@ -124,6 +124,10 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
     port_huge["spec"]["listeners"][0]["portMapping"]["port"] = json!(70000);
     let mut oversized = node_body("big-vn");
     oversized["tags"] = json!([{"key": "padding", "value": "x".repeat(1 << 20)}]);
+    let mut big_spec = node_body("big-vn");
+    big_spec["spec"]["backends"] = json!((0..2000)
+        .map(|i| json!({"virtualService": {"virtualServiceName": format!("svc-{i}.demomesh.local")}}))
+        .collect::<Vec<_>>());
     let many: Vec<String> = (0..101).map(|i| format!("n{i}")).collect();
     let many: Vec<(&str, i64)> = many.iter().map(|n| (n.as_str(), 1)).collect();
     let mesh_route = "/v20190125/meshes/demomesh/virtualRouter";
@@ -172,7 +176,32 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
         case("a target node that does not exist", "PUT", PRODUCT_R, Some(route_body(&[("ghost-vn", 100)])))
             .status(&[400, 404], &["BadRequestException", "NotFoundException"])
             .mentions(&["ghost-vn"]),
-        case("a body over 1 MiB", "PUT", NODES, Some(oversized.to_string())).status(&[400, 413], &[]),
+        case("a body over 1 MiB", "PUT", NODES, Some(oversized.to_string()))
+            .status(&[413], &["BadRequestException"])
+            .mentions(&["1048576"]),
+        case("a spec over 64 KiB", "PUT", NODES, Some(big_spec.to_string()))
+            .mentions(&["spec", "65536"]),
+        case(
+            "an update to a spec over 64 KiB",
+            "PUT",
+            PRODUCT_R,
+            Some(json!({"spec": {"httpRoute": {"match": {"prefix": "/".repeat(70_000)}}}}).to_string()),
+        )
+        .mentions(&["spec", "65536"]),
+        case(
+            "a workload over 64 KiB",
+            "PUT",
+            "/v1/meshes/demomesh/workloads/big",
+            Some(json!({"virtualNode": "product-vn", "command": ["x"], "env": {"PAD": "x".repeat(70_000)}}).to_string()),
+        )
+        .mentions(&["workload", "65536"]),
+        case(
+            "a canary spec over 64 KiB",
+            "POST",
+            "/v1/meshes/demomesh/canaries",
+            Some(json!({"name": "big", "spec": {"router": "x".repeat(70_000)}}).to_string()),
+        )
+        .mentions(&["spec", "65536"]),
         case("limit=0", "GET", "/v20190125/meshes?limit=0", None).mentions(&["limit"]),
         case("limit=abc", "GET", "/v20190125/meshes?limit=abc", None).mentions(&["limit"]),
         case("PATCH on a mesh", "PATCH", "/v20190125/meshes/demomesh", Some("{}".into())).status(&[405], &[]),

@@ -6,6 +6,7 @@ mod appmesh_cli;
 mod auth;
 mod aviary_cli;
 mod bad_input;
+mod bounds;
 mod canary;
 mod concurrency;
 mod durability;

@@ -122,6 +122,7 @@ fn endpoints_register_show_in_snapshot_and_watch_and_go_with_their_node() {
 fn stats_from_many_proxies_add_up_per_node() {
     let control = start();
     let url = control.url();
+    create_step1_raw(url);
     let stats = format!("{url}/v1/meshes/demomesh/stats");
     let token = crate::proxy_token(url, "demomesh", "test-proxies");
     let push = |body: &str| crate::http_with("POST", &stats, Some(body), &token).0;
@@ -132,7 +133,7 @@ fn stats_from_many_proxies_add_up_per_node() {
     };
     assert_eq!(push(&report("gw", "product-vn", 90, 0)), 204);
     assert_eq!(push(&report("order", "product-vn", 10, 0)), 204);
-    assert_eq!(push(&report("gw", "product-v2-vn", 5, 5)), 204);
+    assert_eq!(push(&report("gw", "customer-vn", 5, 5)), 204);
 
     let (status, _, out) = http_json("GET", &format!("{stats}?window=5s"), None);
     assert_eq!(status, 200, "{out}");
@@ -144,7 +145,7 @@ fn stats_from_many_proxies_add_up_per_node() {
             nodes[0]["virtualNode"].as_str(),
             nodes[0]["requests"].as_u64()
         ),
-        (Some("product-v2-vn"), Some(10))
+        (Some("customer-vn"), Some(10))
     );
     assert_eq!(nodes[0]["errorRate"], 0.5);
     assert_eq!(

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::{Kind, references, service_model, validate_name, validate_spec};
+use crate::{
+    Kind, MAX_SPEC_BYTES, references, service_model, size_problem, validate_name, validate_spec,
+};
 
 /// Validate `spec` as `kind` and compare every problem, rendered `path: message`, in order.
 fn check(kind: Kind, spec: &Value, expected: &[&str]) {
@@ -549,4 +551,32 @@ fn kind_names_agree_with_the_service_model() {
     assert_eq!(Kind::GatewayRoute.parent(), Some(Kind::VirtualGateway));
     assert_eq!(Kind::VirtualService.parent(), None);
     assert_eq!(Kind::Mesh.parent(), None);
+}
+
+#[test]
+fn a_spec_is_at_most_64_kib_of_json() {
+    // A JSON string of n characters is n + 2 bytes with its quotes.
+    let exactly = json!("x".repeat(MAX_SPEC_BYTES - 2));
+    assert_eq!(size_problem("spec", &exactly), None);
+    let over = json!("x".repeat(MAX_SPEC_BYTES - 1));
+    let problem = size_problem("spec", &over).expect("one byte over");
+    assert_eq!(
+        problem.to_string(),
+        "spec: is 65537 bytes as JSON; at most 65536 bytes (64 KiB) are allowed"
+    );
+
+    // Thousands of backends, each fine on its own: the size is the only problem named.
+    let backends: Vec<Value> = (0..3000)
+        .map(|i| json!({"virtualService": {"virtualServiceName": format!("svc-{i}.demomesh.local")}}))
+        .collect();
+    let spec = json!({"backends": backends, "listeners": []});
+    let problems: Vec<String> = validate_spec(Kind::VirtualNode, &spec)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("spec: is ") && problems[0].contains("at most 65536 bytes"),
+        "{problems:?}"
+    );
 }

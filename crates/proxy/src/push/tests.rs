@@ -1,4 +1,4 @@
-//! Totals per node and the deltas pushed from them.
+//! Totals per node, the deltas pushed from them, and what an answer means for those deltas.
 
 use model::wire::NodeStats;
 
@@ -61,4 +61,25 @@ fn deltas_carry_only_what_is_new() {
         }]
     );
     assert!(deltas(&now, &now).is_empty());
+}
+
+#[test]
+fn a_refused_report_is_dropped_and_a_failed_one_retried() {
+    let api = |status: u16| {
+        Err(client::ClientError::Api {
+            status,
+            error_type: "BadRequestException".into(),
+            message: "nodes: virtual node 'gone-vn' does not exist".into(),
+        })
+    };
+    assert_eq!(settle(&Ok(())), Settled::Counted);
+    assert_eq!(settle(&api(400)), Settled::Refused);
+    assert_eq!(settle(&api(413)), Settled::Refused);
+    assert_eq!(settle(&api(404)), Settled::Refused);
+    assert_eq!(settle(&api(500)), Settled::Retry);
+    assert_eq!(settle(&api(503)), Settled::Retry);
+    assert_eq!(
+        settle(&Err(client::ClientError::Protocol("cut off".into()))),
+        Settled::Retry
+    );
 }

@@ -25,6 +25,7 @@ macro_rules! conformance {
 
 mod concurrency;
 mod durable;
+mod history;
 mod kv;
 mod support;
 mod txn;

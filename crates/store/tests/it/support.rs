@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use store::{
-    DEFAULT_HISTORY, Event, MemoryStore, Op, RedbStore, Store, StoreError, Txn, TxnOutcome, Watcher,
+    Event, HistoryLimits, MemoryStore, Op, RedbStore, Store, StoreError, Txn, TxnOutcome, Watcher,
 };
 use tempfile::TempDir;
 
@@ -14,18 +14,34 @@ const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A way to get fresh, empty stores of one kind.
 pub trait Backend {
-    fn open_with_history(&self, cap: usize) -> Box<dyn Store>;
+    fn open_with_history(&self, limits: HistoryLimits) -> Box<dyn Store>;
 
     fn open(&self) -> Box<dyn Store> {
-        self.open_with_history(DEFAULT_HISTORY)
+        self.open_with_history(HistoryLimits::default())
+    }
+}
+
+/// The default limits with the history cut to `revisions`.
+pub fn revisions(revisions: usize) -> HistoryLimits {
+    HistoryLimits {
+        revisions,
+        ..HistoryLimits::default()
+    }
+}
+
+/// The default limits with the history cut to `bytes`.
+pub fn bytes(bytes: usize) -> HistoryLimits {
+    HistoryLimits {
+        bytes,
+        ..HistoryLimits::default()
     }
 }
 
 pub struct Memory;
 
 impl Backend for Memory {
-    fn open_with_history(&self, cap: usize) -> Box<dyn Store> {
-        Box::new(MemoryStore::with_history(cap))
+    fn open_with_history(&self, limits: HistoryLimits) -> Box<dyn Store> {
+        Box::new(MemoryStore::with_history(limits))
     }
 }
 
@@ -45,10 +61,10 @@ impl Redb {
 }
 
 impl Backend for Redb {
-    fn open_with_history(&self, cap: usize) -> Box<dyn Store> {
+    fn open_with_history(&self, limits: HistoryLimits) -> Box<dyn Store> {
         let n = self.opened.replace(self.opened.get() + 1);
         let path = self.dir.path().join(format!("store-{n}.redb"));
-        Box::new(RedbStore::open_with_history(&path, cap).expect("open redb store"))
+        Box::new(RedbStore::open_with_history(&path, limits).expect("open redb store"))
     }
 }
 

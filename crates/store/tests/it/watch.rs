@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use store::{Event, EventKind, KeyValue, Op, StoreError, Txn};
 
-use crate::support::{Backend, block_on, committed, delete, keys_and_values, next_batch, put};
+use crate::support::{
+    Backend, block_on, committed, delete, keys_and_values, next_batch, put, revisions,
+};
 
 conformance!(
     a_watch_sees_every_later_change_once_in_order,
@@ -160,7 +162,7 @@ fn concurrent_writers_are_seen_once_each_in_revision_order(backend: &dyn Backend
 }
 
 fn a_watch_from_before_the_history_is_compacted(backend: &dyn Backend) {
-    let store = backend.open_with_history(4);
+    let store = backend.open_with_history(revisions(4));
     for i in 0..10 {
         put(&*store, "k", i.to_string().as_bytes());
     }
@@ -182,7 +184,7 @@ fn a_watch_from_before_the_history_is_compacted(backend: &dyn Backend) {
 }
 
 fn a_watcher_that_falls_behind_the_history_is_compacted(backend: &dyn Backend) {
-    let store = backend.open_with_history(4);
+    let store = backend.open_with_history(revisions(4));
     put(&*store, "k", b"0");
     let mut watcher = store.watch("", 1).unwrap();
     for i in 1..=10 {
@@ -201,7 +203,7 @@ fn a_watcher_that_falls_behind_the_history_is_compacted(backend: &dyn Backend) {
 }
 
 fn a_watcher_that_keeps_up_outlives_a_small_history(backend: &dyn Backend) {
-    let store = backend.open_with_history(2);
+    let store = backend.open_with_history(revisions(2));
     let mut watcher = store.watch("", 0).unwrap();
     block_on(async {
         for revision in 1..=20 {

@@ -58,6 +58,7 @@ impl ControlPlane {
                 enabled: false,
                 ..Default::default()
             },
+            ..control::Config::default()
         };
         let control = control::Control::bind(config, token.clone())
             .await
