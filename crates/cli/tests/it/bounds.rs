@@ -218,7 +218,9 @@ fn entry(node: &str, ok: u64) -> Value {
 fn proxy_token_of(url: &str, mesh: &str) -> String {
     static TOKENS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
     let key = format!("{url} {mesh}");
-    let mut tokens = TOKENS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut tokens = TOKENS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((_, token)) = tokens.iter().find(|(k, _)| *k == key) {
         return token.clone();
     }

@@ -129,7 +129,7 @@ pub fn validate_request(name: &str, role: Role, mesh: Option<&str>) -> Result<()
     }
     match (role, mesh) {
         (Role::Proxy, None) => problems.push("mesh: a proxy token needs the mesh it serves".into()),
-        (Role::Proxy, Some(m)) if m.is_empty() => problems.push("mesh: must not be empty".into()),
+        (Role::Proxy, Some("")) => problems.push("mesh: must not be empty".into()),
         (Role::Proxy, Some(_)) | (_, None) => {}
         (other, Some(_)) => problems.push(format!(
             "mesh: only proxy tokens are scoped to a mesh; a {} token is valid for all",
