@@ -162,9 +162,18 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v20190125/{*rest}", any(appmesh::handle))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no API at path {}", uri.path()))
+}
+
+/// axum's own 405 has no body; ours says what was refused, in App Mesh's error shape.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
 }

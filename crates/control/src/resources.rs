@@ -57,6 +57,7 @@ impl Resources {
     }
 
     pub async fn describe(&self, id: &ResourcePath) -> Result<Value, ApiError> {
+        validate_names(id)?;
         self.check_scope(id).await?;
         let (record, _) = self.require(id).await?;
         Ok(record.data(id, "ACTIVE"))
@@ -238,8 +239,9 @@ impl Resources {
     }
 
     /// The mesh (and the parent router or gateway) must exist before anything in it is touched.
+    /// Only the scope's names are checked here: a list has no own name.
     pub(crate) async fn check_scope(&self, id: &ResourcePath) -> Result<(), ApiError> {
-        validate_names(id)?;
+        into_result(scope_problems(id))?;
         if id.kind == Kind::Mesh {
             return Ok(());
         }
@@ -389,19 +391,26 @@ pub fn decode(bytes: &[u8]) -> Result<Record, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("corrupt record: {e}")))
 }
 
-fn name_problems(id: &ResourcePath) -> Vec<Problem> {
+/// The names of the scope a resource lives in: its mesh, and its router or gateway.
+fn scope_problems(id: &ResourcePath) -> Vec<Problem> {
     let mut problems = model::validate_name("meshName", &id.mesh);
     if let (Some(parent_kind), Some(parent)) = (id.kind.parent(), &id.parent) {
         problems.extend(model::validate_name(parent_kind.name_field(), parent));
     }
-    // An empty own name means the create body lacked it; the body check says "required".
-    if id.kind != Kind::Mesh && !id.name.is_empty() {
+    problems
+}
+
+/// Every name in the path (and, for a create, the one taken from the body): mesh, parent, own.
+/// An empty name is a problem like any other, so `.../virtualNodes/` never means a node ''.
+fn name_problems(id: &ResourcePath) -> Vec<Problem> {
+    let mut problems = scope_problems(id);
+    if id.kind != Kind::Mesh {
         problems.extend(model::validate_name(id.kind.name_field(), &id.name));
     }
     problems
 }
 
-fn validate_names(id: &ResourcePath) -> Result<(), ApiError> {
+pub(crate) fn validate_names(id: &ResourcePath) -> Result<(), ApiError> {
     into_result(name_problems(id))
 }
 
@@ -412,8 +421,21 @@ fn validate_body(operation: &str, body: &Value) -> Result<(), ApiError> {
 /// Path names, the body against the operation's input shape, and the spec's semantic rules,
 /// all reported at once.
 fn validate_request(operation: &str, id: &ResourcePath, body: &Value) -> Result<(), ApiError> {
-    let mut problems = name_problems(id);
-    problems.extend(model::validate_input_body(operation, body));
+    let own_field = id.kind.name_field();
+    // A create takes its own name from the body: when that is no string, the body check says
+    // so ("is required", "must be a string"), and "must have at least 1 character" would only
+    // repeat it.
+    let name_is_no_string =
+        operation.starts_with("Create") && !body.get(own_field).is_some_and(Value::is_string);
+    let mut problems: Vec<Problem> = name_problems(id)
+        .into_iter()
+        .filter(|p| !(name_is_no_string && p.path == own_field))
+        .collect();
+    for problem in model::validate_input_body(operation, body) {
+        if !problems.contains(&problem) {
+            problems.push(problem);
+        }
+    }
     if let Some(spec) = body.get("spec") {
         for problem in model::validate_spec(id.kind, spec) {
             if !problems.contains(&problem) {

@@ -32,6 +32,7 @@ pub async fn snapshot(
     State(app): State<Arc<App>>,
     Path(mesh): Path<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let store = app.resources.store().clone();
     let prefix = mesh_prefix(&mesh);
     let (kvs, revision) = tokio::task::spawn_blocking(move || store.range(&prefix))
@@ -78,6 +79,7 @@ pub async fn watch(
     Path(mesh): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let store = app.resources.store().clone();
     let from = match query.get("fromRevision") {
         Some(raw) => raw.parse::<u64>().map_err(|_| {
@@ -191,6 +193,7 @@ pub async fn put_endpoint(
     Path((mesh, node, id)): Path<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = crate::appmesh::read_body(request).await?;
     let endpoint = app.resources.put_endpoint(&mesh, &node, &id, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(endpoint)))
@@ -200,6 +203,7 @@ pub async fn delete_endpoint(
     State(app): State<Arc<App>>,
     Path((mesh, node, id)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     app.resources.delete_endpoint(&mesh, &node, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -209,6 +213,7 @@ pub async fn create_canary(
     Path(mesh): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = crate::appmesh::read_body(request).await?;
     let canary = app.create_canary(&mesh, &body).await?;
     Ok(json_response(StatusCode::CREATED, &json!(canary)))
@@ -218,6 +223,7 @@ pub async fn list_canaries(
     State(app): State<Arc<App>>,
     Path(mesh): Path<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let canaries = app.list_canaries(&mesh).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -229,6 +235,7 @@ pub async fn get_canary(
     State(app): State<Arc<App>>,
     Path((mesh, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let canary = app.get_canary(&mesh, &name).await?;
     Ok(json_response(StatusCode::OK, &json!(canary)))
 }
@@ -239,6 +246,7 @@ pub async fn command_canary(
     Path((mesh, name, command)): Path<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = crate::appmesh::read_body(request).await?;
     let reason = body["reason"].as_str().map(str::to_string);
     let canary = app.command_canary(&mesh, &name, &command, reason).await?;
@@ -250,6 +258,7 @@ pub async fn put_workload(
     Path((mesh, name)): Path<(String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = crate::appmesh::read_body(request).await?;
     let workload = app.resources.put_workload(&mesh, &name, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(workload)))
@@ -259,6 +268,7 @@ pub async fn get_workload(
     State(app): State<Arc<App>>,
     Path((mesh, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let workload = app.resources.get_workload(&mesh, &name).await?;
     Ok(json_response(StatusCode::OK, &json!(workload)))
 }
@@ -267,6 +277,7 @@ pub async fn delete_workload(
     State(app): State<Arc<App>>,
     Path((mesh, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     app.resources.delete_workload(&mesh, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -275,6 +286,7 @@ pub async fn list_workloads(
     State(app): State<Arc<App>>,
     Path(mesh): Path<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let workloads = app.resources.list_workloads(&mesh).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -286,6 +298,7 @@ pub async fn list_endpoints(
     State(app): State<Arc<App>>,
     Path(mesh): Path<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let endpoints = app.resources.list_endpoints(&mesh).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -299,6 +312,7 @@ pub async fn post_stats(
     Path(mesh): Path<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = crate::appmesh::read_body(request).await?;
     let report: StatsReport = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
@@ -312,6 +326,7 @@ pub async fn get_stats(
     Path(mesh): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let window = match query.get("window") {
         None => Duration::from_secs(10),
         Some(text) => parse_window(text)
@@ -326,6 +341,17 @@ pub async fn get_stats(
         StatusCode::OK,
         &app.stats.aggregate(&mesh, window),
     ))
+}
+
+/// The `{mesh}` of a `/v1/meshes/{mesh}/...` path is a name like any App Mesh name: an empty
+/// or malformed one is a 400 naming it, never a mesh '' that is merely not found.
+fn check_mesh(mesh: &str) -> Result<(), ApiError> {
+    let problems = model::validate_name("meshName", mesh);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(model::Problems(problems).to_string()))
+    }
 }
 
 pub async fn healthz() -> &'static str {
