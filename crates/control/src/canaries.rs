@@ -143,7 +143,9 @@ impl App {
     }
 
     /// References a canary needs: its router and route, both nodes, and traffic on the stable one.
+    /// Anything missing is a 404 naming every missing one; a stable node without traffic a 400.
     async fn check_canary_targets(&self, spec: &CanarySpec) -> Result<(), ApiError> {
+        let mut missing = Vec::new();
         let mut problems = Vec::new();
         let route_path = ResourcePath::new(
             Kind::Route,
@@ -154,7 +156,7 @@ impl App {
         let route = match self.resources.require(&route_path).await {
             Ok((route, _)) => Some(route),
             Err(_) => {
-                problems.push(Problem::new(
+                missing.push(Problem::new(
                     "spec.route",
                     format!("{route_path} does not exist"),
                 ));
@@ -167,7 +169,7 @@ impl App {
         ] {
             let path = ResourcePath::new(Kind::VirtualNode, &spec.mesh, None, node);
             if self.resources.require(&path).await.is_err() {
-                problems.push(Problem::new(field, format!("{path} does not exist")));
+                missing.push(Problem::new(field, format!("{path} does not exist")));
             }
         }
         if let Some(route) = route {
@@ -191,10 +193,12 @@ impl App {
                 ));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
+        if !missing.is_empty() {
+            Err(ApiError::missing(&missing))
+        } else if !problems.is_empty() {
             Err(ApiError::BadRequest(Problems(problems).to_string()))
+        } else {
+            Ok(())
         }
     }
 

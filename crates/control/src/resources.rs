@@ -259,31 +259,20 @@ impl Resources {
         Ok(())
     }
 
+    /// Every resource the spec names must exist; a missing one is App Mesh's
+    /// `NotFoundException` (404), all of them named at once with the field that names them.
     async fn check_references(&self, id: &ResourcePath, spec: &Value) -> Result<(), ApiError> {
         let mut missing = Vec::new();
-        for (kind, name) in model::references(id.kind, spec) {
-            let target = ResourcePath {
-                kind,
-                mesh: id.mesh.clone(),
-                parent: None,
-                name,
-            };
+        for site in model::reference_sites(id.kind, spec) {
+            let target = ResourcePath::new(site.kind, &id.mesh, None, &site.name);
             if self.read(&target).await?.is_none() {
-                missing.push(Problem {
-                    path: "spec".into(),
-                    message: format!(
-                        "refers to {} '{}', which does not exist in mesh '{}'",
-                        kind.human(),
-                        target.name,
-                        id.mesh
-                    ),
-                });
+                missing.push(Problem::new(site.path, format!("{target} does not exist")));
             }
         }
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::BadRequest(Problems(missing).to_string()))
+            Err(ApiError::missing(&missing))
         }
     }
 

@@ -170,7 +170,7 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
         )
         .mentions(&["weightedTargets"]),
         case("a target node that does not exist", "PUT", PRODUCT_R, Some(route_body(&[("ghost-vn", 100)])))
-            .status(&[400, 404], &["BadRequestException", "NotFoundException"])
+            .status(&[404], &["NotFoundException"])
             .mentions(&["ghost-vn"]),
         case("a body over 1 MiB", "PUT", NODES, Some(oversized.to_string())).status(&[400, 413], &[]),
         case("limit=0", "GET", "/v20190125/meshes?limit=0", None).mentions(&["limit"]),
@@ -315,7 +315,7 @@ fn the_aws_cli_shows_server_validation_errors() {
         (
             "a missing node",
             with_spec(route_spec(&[("ghost-vn", 100)])),
-            &["BadRequestException", "NotFoundException"],
+            &["NotFoundException"],
             "ghost-vn",
         ),
         (
@@ -568,4 +568,142 @@ fn empty_names_in_paths_and_bodies_are_400s_naming_the_field() {
         check(url, c);
     }
     println!("{} empty-name cases", cases.len());
+}
+
+#[test]
+fn references_to_missing_resources_are_404s_naming_them() {
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+    let not_found = |c: Case| c.status(&[404], &["NotFoundException"]);
+
+    let (vs_path, mut ghost_router) = create_named("vs-product", "virtualServiceName", "new.local");
+    ghost_router["spec"]["provider"]["virtualRouter"]["virtualRouterName"] = json!("ghost-vr");
+    let mut ghost_node = ghost_router.clone();
+    ghost_node["spec"]["provider"] = json!({"virtualNode": {"virtualNodeName": "ghost-vn"}});
+    let vs_item = "/v20190125/meshes/demomesh/virtualServices/product.demomesh.local";
+    let update_vs =
+        json!({"spec": {"provider": {"virtualRouter": {"virtualRouterName": "ghost-vr"}}}});
+    let (gr_path, mut ghost_service) = create_named("order-gr", "gatewayRouteName", "new-gr");
+    ghost_service["spec"]["httpRoute"]["action"]["target"]["virtualService"]["virtualServiceName"] =
+        json!("ghost.demomesh.local");
+    let (route_path, mut new_route) = create_named("product-r", "routeName", "new-r");
+    new_route["spec"] = route_spec(&[("ghost-vn", 1), ("product-vn", 1), ("other-ghost-vn", 1)]);
+    let mut shape_and_reference = new_route.clone();
+    shape_and_reference["spec"]["httpRoute"]["action"]["weightedTargets"][1]["weight"] =
+        json!(10001);
+    let (_, ghost_mesh_node) = create_named("product-vn", "virtualNodeName", "new-vn");
+    let ghost_mesh = "/v20190125/meshes/ghostmesh";
+
+    let cases = [
+        not_found(case(
+            "a route target node that does not exist",
+            "PUT",
+            PRODUCT_R,
+            Some(route_body(&[("ghost-vn", 1)])),
+        ))
+        .mentions(&[
+            "ghost-vn",
+            "spec.httpRoute.action.weightedTargets[0].virtualNode",
+        ]),
+        not_found(case(
+            "a new route with two missing targets",
+            "PUT",
+            &route_path,
+            Some(new_route.to_string()),
+        ))
+        .mentions(&[
+            "ghost-vn",
+            "other-ghost-vn",
+            "weightedTargets[2].virtualNode",
+        ]),
+        not_found(case(
+            "a service provided by a missing router",
+            "PUT",
+            &vs_path,
+            Some(ghost_router.to_string()),
+        ))
+        .mentions(&["ghost-vr", "virtualRouterName"]),
+        not_found(case(
+            "a service provided by a missing node",
+            "PUT",
+            &vs_path,
+            Some(ghost_node.to_string()),
+        ))
+        .mentions(&["ghost-vn", "virtualNodeName"]),
+        not_found(case(
+            "a service updated to a missing router",
+            "PUT",
+            vs_item,
+            Some(update_vs.to_string()),
+        ))
+        .mentions(&["ghost-vr"]),
+        not_found(case(
+            "a gateway route to a missing service",
+            "PUT",
+            &gr_path,
+            Some(ghost_service.to_string()),
+        ))
+        .mentions(&["ghost.demomesh.local"]),
+        not_found(case(
+            "a route under a missing router",
+            "PUT",
+            "/v20190125/meshes/demomesh/virtualRouter/ghost-vr/routes",
+            Some(json!({"routeName": "r", "spec": route_spec(&[("product-vn", 1)])}).to_string()),
+        ))
+        .mentions(&["ghost-vr"]),
+        not_found(case(
+            "a gateway route under a missing gateway",
+            "GET",
+            "/v20190125/meshes/demomesh/virtualGateway/ghost-gw/gatewayRoutes",
+            None,
+        ))
+        .mentions(&["ghost-gw"]),
+        not_found(case(
+            "a node in a missing mesh",
+            "PUT",
+            &format!("{ghost_mesh}/virtualNodes"),
+            Some(ghost_mesh_node.to_string()),
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "routers of a missing mesh",
+            "GET",
+            &format!("{ghost_mesh}/virtualRouters"),
+            None,
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "a service of a missing mesh",
+            "GET",
+            &format!("{ghost_mesh}/virtualServices/x.local"),
+            None,
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "a snapshot of a missing mesh",
+            "GET",
+            "/v1/meshes/ghostmesh/snapshot",
+            None,
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "a workload of a missing node",
+            "PUT",
+            "/v1/meshes/demomesh/workloads/w",
+            Some(json!({"virtualNode": "ghost-vn", "command": ["x"]}).to_string()),
+        ))
+        .mentions(&["ghost-vn", "virtualNode"]),
+        // Shape errors come first, as 400s, even when a reference is missing too.
+        case(
+            "a bad weight and missing targets",
+            "PUT",
+            &route_path,
+            Some(shape_and_reference.to_string()),
+        )
+        .mentions(&["weightedTargets[1].weight"]),
+    ];
+    for c in &cases {
+        check(url, c);
+    }
 }
