@@ -39,7 +39,7 @@ pub enum Command {
     Route(RouteCommand),
     /// Run a proxy: a virtual gateway's listeners, or a virtual node's egress listener.
     Proxy(ProxyOpts),
-    /// Print the output of a workload's replicas (DATA_DIR/logs/<workload>-<n>.log).
+    /// Print the output of a workload's replicas (DATA_DIR/logs/<mesh>/<workload>-<n>.log).
     Logs(LogsOpts),
     /// Run everything in one process: control plane, gateway proxies, the mesh's egress proxy
     /// and the workload supervisor, from manifests.
@@ -259,6 +259,9 @@ pub struct DeployOpts {
 pub struct LogsOpts {
     /// The workload whose replicas' output to print.
     pub workload: String,
+    /// The workload's mesh; needed only when the data directory has logs of more than one.
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: Option<String>,
     /// Only this replica (0-based); default: every replica, lines prefixed `<workload>-<n> | `.
     #[arg(short = 'r', long)]
     pub replica: Option<u32>,

@@ -71,9 +71,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Get(opts) => get::run(&client, opts).await,
         Command::Delete(opts) => get::delete(&client, opts).await,
         Command::Route(args::RouteCommand::Set(opts)) => route::set(&client, opts).await,
-        Command::Logs(opts) => {
-            logs::run(&opts.data_dir, &opts.workload, opts.replica, opts.follow).await
-        }
+        Command::Logs(opts) => logs::run(opts).await,
         Command::Proxy(opts) => proxy::run(&args.control, opts).await,
         Command::Up(opts) => up::up(opts).await,
         Command::Demo(opts) => up::demo(opts).await,

@@ -125,8 +125,9 @@ async fn run(
         config.health_interval = Some(opts.health_interval);
         supervisors.push(workloads::Supervisor::start(config)?);
     }
+    let mesh_flag = if meshes.len() > 1 { " --mesh MESH" } else { "" };
     println!(
-        "  logs               aviary logs WORKLOAD --data-dir {}",
+        "  logs               aviary logs WORKLOAD{mesh_flag} --data-dir {}",
         opts.data_dir.display()
     );
     println!();
