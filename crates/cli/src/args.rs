@@ -69,6 +69,10 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+    /// Canary webhooks may call only URLs under this prefix (repeatable), e.g.
+    /// `http://127.0.0.1:9000/`; without it, any http(s) URL.
+    #[arg(long = "webhook-allow", value_name = "PREFIX")]
+    pub webhook_allow: Vec<String>,
 }
 
 /// What `aviary up` and `aviary demo` share.
@@ -87,6 +91,10 @@ pub struct RunOpts {
     /// (App Mesh's minimum, 5 s, makes a local start slow).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub health_interval: std::time::Duration,
+    /// Canary webhooks may call only URLs under this prefix (repeatable), e.g.
+    /// `http://127.0.0.1:9000/`; without it, any http(s) URL.
+    #[arg(long = "webhook-allow", value_name = "PREFIX")]
+    pub webhook_allow: Vec<String>,
 }
 
 #[derive(Debug, Parser)]

@@ -90,6 +90,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             account: opts.account,
             region: opts.region,
         },
+        webhook_allow: opts.webhook_allow,
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     // Tests and scripts read this line to learn the port when listening on :0.

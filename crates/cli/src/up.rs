@@ -65,6 +65,7 @@ async fn run(
         control::Config {
             listen: opts.listen,
             data_dir: Some(opts.data_dir.join("store")),
+            webhook_allow: opts.webhook_allow.clone(),
             ..control::Config::default()
         },
         services.clone(),

@@ -17,6 +17,7 @@ mod resources;
 mod stats;
 mod telemetry;
 mod v1;
+mod webhooks;
 mod workloads;
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct Config {
     /// Where the redb store lives; `None` keeps everything in memory (tests only).
     pub data_dir: Option<PathBuf>,
     pub identity: Identity,
+    /// URL prefixes canary webhooks may call (`--webhook-allow`); empty: any http(s) URL.
+    pub webhook_allow: Vec<String>,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
                 account: "000000000000".into(),
                 region: "local".into(),
             },
+            webhook_allow: Vec::new(),
         }
     }
 }
@@ -65,6 +69,8 @@ pub enum ControlError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    WebhookAllow(#[from] webhooks::InvalidPrefix),
 }
 
 /// What every handler shares.
@@ -76,6 +82,8 @@ pub struct App {
     /// never interleave on it.
     canary_lock: tokio::sync::Mutex<()>,
     webhooks: Arc<canaries::WebhookResults>,
+    /// Where webhooks may go, and the client that calls them.
+    webhook_policy: Arc<webhooks::WebhookPolicy>,
     /// Cancelled at shutdown; long-lived streams end on it so shutdown never waits on a peer.
     shutdown: CancellationToken,
 }
@@ -91,6 +99,7 @@ impl Control {
         config: Config,
         shutdown: CancellationToken,
     ) -> Result<Control, ControlError> {
+        let webhook_policy = Arc::new(webhooks::WebhookPolicy::new(&config.webhook_allow)?);
         let store: Arc<dyn store::Store> = match &config.data_dir {
             Some(dir) => Arc::new(store::open_dir(dir)?),
             None => Arc::new(store::MemoryStore::new()),
@@ -107,6 +116,7 @@ impl Control {
             stats: stats::StatsWindow::default(),
             canary_lock: tokio::sync::Mutex::new(()),
             webhooks: Arc::default(),
+            webhook_policy,
             shutdown,
         });
         Ok(Control { listener, app })

@@ -25,6 +25,8 @@ const LISTENING: &str = "aviary control listening on ";
 pub struct ControlProcess {
     bin: PathBuf,
     data_dir: PathBuf,
+    /// Flags after `control --listen ... --data-dir ...`, kept across restarts.
+    args: Vec<String>,
     child: Option<Child>,
     url: String,
     stdout: Arc<Mutex<String>>,
@@ -46,25 +48,42 @@ impl ControlProcess {
 
     /// Starts `bin control` on a fresh temporary data directory, removed when this drops.
     pub fn start(bin: &Path) -> ControlProcess {
+        ControlProcess::start_with_args(bin, &[])
+    }
+
+    /// Starts `bin control ARGS` on a fresh temporary data directory, removed when this drops.
+    pub fn start_with_args(bin: &Path, args: &[&str]) -> ControlProcess {
         let temp = crate::temp_dir();
-        let mut control = ControlProcess::start_in(bin, temp.path());
+        let mut control = ControlProcess::new(bin, temp.path());
+        control.args = args.iter().map(|a| a.to_string()).collect();
+        control.spawn();
         control._temp = Some(temp);
         control
     }
 
+    /// Replaces the extra flags for the next (re)start, e.g. to restart with a new option.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Starts `bin control` on `data_dir`, which the caller keeps (and may reuse).
     pub fn start_in(bin: &Path, data_dir: &Path) -> ControlProcess {
-        let mut control = ControlProcess {
+        let mut control = ControlProcess::new(bin, data_dir);
+        control.spawn();
+        control
+    }
+
+    fn new(bin: &Path, data_dir: &Path) -> ControlProcess {
+        ControlProcess {
             bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
+            args: Vec::new(),
             child: None,
             url: String::new(),
             stdout: Arc::default(),
             stderr: Arc::default(),
             _temp: None,
-        };
-        control.spawn();
-        control
+        }
     }
 
     /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
@@ -145,6 +164,7 @@ impl ControlProcess {
             .arg("control")
             .args(["--listen", listen, "--data-dir"])
             .arg(&self.data_dir)
+            .args(&self.args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -13,6 +13,7 @@ mod observability;
 mod v1_api;
 mod walkthrough;
 mod watch;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

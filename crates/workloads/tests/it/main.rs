@@ -52,6 +52,7 @@ impl ControlPlane {
                 account: "000000000000".into(),
                 region: "local".into(),
             },
+            ..control::Config::default()
         };
         let control = control::Control::bind(config, token.clone())
             .await
