@@ -477,12 +477,17 @@ fn encode_token(last_name: &str) -> String {
 
 fn decode_token(token: &str) -> Result<String, ApiError> {
     let invalid = || ApiError::BadRequest(format!("nextToken: '{token}' is not a valid token"));
-    if !token.len().is_multiple_of(2) {
+    // Pairs of bytes, not of chars: slicing a str at an odd byte panics inside a character.
+    let digits = token.as_bytes();
+    if !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
         return Err(invalid());
     }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).map_err(|_| invalid()))
+    let bytes = digits
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            u8::from_str_radix(pair, 16).map_err(|_| invalid())
+        })
         .collect::<Result<Vec<u8>, _>>()?;
     String::from_utf8(bytes).map_err(|_| invalid())
 }

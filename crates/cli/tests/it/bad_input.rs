@@ -175,6 +175,9 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
         case("a body over 1 MiB", "PUT", NODES, Some(oversized.to_string())).status(&[400, 413], &[]),
         case("limit=0", "GET", "/v20190125/meshes?limit=0", None).mentions(&["limit"]),
         case("limit=abc", "GET", "/v20190125/meshes?limit=abc", None).mentions(&["limit"]),
+        // Found by the fuzz test: slicing this token by bytes used to panic mid-character.
+        case("a nextToken that is not ASCII", "GET", "/v20190125/meshes?nextToken=%E2%82%AC1", None)
+            .mentions(&["nextToken"]),
         case("PATCH on a mesh", "PATCH", "/v20190125/meshes/demomesh", Some("{}".into())).status(&[405], &[]),
         case("POST on meshes", "POST", "/v20190125/meshes", Some(r#"{"meshName": "m"}"#.into()))
             .status(&[405], &[]),
