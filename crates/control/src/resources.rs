@@ -109,7 +109,7 @@ impl Resources {
         let _writer = self.write_lock.lock().await;
         self.check_scope(id).await?;
         let (mut record, mod_revision) = self.require(id).await?;
-        if id.kind != Kind::Mesh || body.get("spec").is_some() {
+        if id.kind != Kind::Mesh || given_spec(body).is_some() {
             record.spec = spec_of(id.kind, body);
         }
         self.check_references(id, &record.spec).await?;
@@ -425,7 +425,7 @@ fn validate_request(operation: &str, id: &ResourcePath, body: &Value) -> Result<
             problems.push(problem);
         }
     }
-    if let Some(spec) = body.get("spec") {
+    if let Some(spec) = given_spec(body) {
         for problem in model::validate_spec(id.kind, spec) {
             if !problems.contains(&problem) {
                 problems.push(problem);
@@ -443,9 +443,14 @@ fn into_result(problems: Vec<Problem>) -> Result<(), ApiError> {
     }
 }
 
+/// The body's `spec`; a `null` one counts as absent, as every `null` member does.
+fn given_spec(body: &Value) -> Option<&Value> {
+    body.get("spec").filter(|spec| !spec.is_null())
+}
+
 /// A mesh created without a spec is stored with `{}`, as App Mesh describes it back.
 fn spec_of(kind: Kind, body: &Value) -> Value {
-    match body.get("spec") {
+    match given_spec(body) {
         Some(spec) => spec.clone(),
         None if kind == Kind::Mesh => json!({}),
         None => Value::Null,
@@ -453,7 +458,7 @@ fn spec_of(kind: Kind, body: &Value) -> Value {
 }
 
 fn tags_of(body: &Value) -> Result<Vec<Tag>, ApiError> {
-    match body.get("tags") {
+    match body.get("tags").filter(|tags| !tags.is_null()) {
         None => Ok(Vec::new()),
         Some(tags) => serde_json::from_value(tags.clone())
             .map_err(|e| ApiError::BadRequest(format!("tags: {e}"))),

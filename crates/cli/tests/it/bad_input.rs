@@ -124,6 +124,8 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
     port_huge["spec"]["listeners"][0]["portMapping"]["port"] = json!(70000);
     let mut oversized = node_body("big-vn");
     oversized["tags"] = json!([{"key": "padding", "value": "x".repeat(1 << 20)}]);
+    let mut null_spec = node_body("new-vn");
+    null_spec["spec"] = Value::Null;
     let many: Vec<String> = (0..101).map(|i| format!("n{i}")).collect();
     let many: Vec<(&str, i64)> = many.iter().map(|n| (n.as_str(), 1)).collect();
     let mesh_route = "/v20190125/meshes/demomesh/virtualRouter";
@@ -137,6 +139,8 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
         case("an unknown nested field", "PUT", NODES, Some(unknown_nested.to_string()))
             .mentions(&["portMaping"]),
         case("no spec", "PUT", NODES, Some(no_spec.to_string())).mentions(&["spec"]),
+        // A null member counts as absent: one problem, not "required" and "not null" at once.
+        case("a null spec", "PUT", NODES, Some(null_spec.to_string())).mentions(&["1 validation error detected: spec: is required"]),
         case("a mesh named a/b", "PUT", "/v20190125/meshes", Some(r#"{"meshName": "a/b"}"#.into()))
             .mentions(&["meshName"]),
         case("a node named a/b", "PUT", NODES, Some(node_body("a/b").to_string()))
