@@ -7,7 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::Kind;
@@ -24,13 +27,38 @@ use crate::resources::decode;
 use crate::stats::{MAX_WINDOW, parse_window};
 use model::wire::StatsReport;
 
+/// axum's `Path`, but a segment it cannot decode (invalid UTF-8 once percent-decoded) is
+/// answered like every other bad name: a 400 in App Mesh's error shape naming the segment.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => Err(ApiError::BadRequest(format!(
+                    "{key}: is not valid UTF-8 once percent-decoded"
+                ))),
+                _ => Err(ApiError::BadRequest(format!("path: {}", e.body_text()))),
+            },
+            Err(other) => Err(ApiError::BadRequest(format!("path: {}", other.body_text()))),
+        }
+    }
+}
+
 /// Idle streams carry a comment this often, so dead peers are noticed and proxies between
 /// us keep the connection open.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 pub async fn snapshot(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     let store = app.resources.store().clone();
@@ -76,7 +104,7 @@ pub async fn snapshot(
 /// and the stream ends: it must fetch a new snapshot. Nothing is ever skipped silently.
 pub async fn watch(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
@@ -190,7 +218,7 @@ fn encode_batch(revision: u64, events: &[store::Event]) -> Bytes {
 
 pub async fn put_endpoint(
     State(app): State<Arc<App>>,
-    Path((mesh, node, id)): Path<(String, String, String)>,
+    ApiPath((mesh, node, id)): ApiPath<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
@@ -201,7 +229,7 @@ pub async fn put_endpoint(
 
 pub async fn delete_endpoint(
     State(app): State<Arc<App>>,
-    Path((mesh, node, id)): Path<(String, String, String)>,
+    ApiPath((mesh, node, id)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     app.resources.delete_endpoint(&mesh, &node, &id).await?;
@@ -210,7 +238,7 @@ pub async fn delete_endpoint(
 
 pub async fn create_canary(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
@@ -221,7 +249,7 @@ pub async fn create_canary(
 
 pub async fn list_canaries(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     let canaries = app.list_canaries(&mesh).await?;
@@ -233,7 +261,7 @@ pub async fn list_canaries(
 
 pub async fn get_canary(
     State(app): State<Arc<App>>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     let canary = app.get_canary(&mesh, &name).await?;
@@ -243,7 +271,7 @@ pub async fn get_canary(
 /// `POST .../canaries/{name}/pause|resume|promote|abort`, optional body `{"reason": "..."}`.
 pub async fn command_canary(
     State(app): State<Arc<App>>,
-    Path((mesh, name, command)): Path<(String, String, String)>,
+    ApiPath((mesh, name, command)): ApiPath<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
@@ -255,7 +283,7 @@ pub async fn command_canary(
 
 pub async fn put_workload(
     State(app): State<Arc<App>>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
@@ -266,7 +294,7 @@ pub async fn put_workload(
 
 pub async fn get_workload(
     State(app): State<Arc<App>>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     let workload = app.resources.get_workload(&mesh, &name).await?;
@@ -275,7 +303,7 @@ pub async fn get_workload(
 
 pub async fn delete_workload(
     State(app): State<Arc<App>>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     app.resources.delete_workload(&mesh, &name).await?;
@@ -284,7 +312,7 @@ pub async fn delete_workload(
 
 pub async fn list_workloads(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     let workloads = app.resources.list_workloads(&mesh).await?;
@@ -296,7 +324,7 @@ pub async fn list_workloads(
 
 pub async fn list_endpoints(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
     let endpoints = app.resources.list_endpoints(&mesh).await?;
@@ -309,7 +337,7 @@ pub async fn list_endpoints(
 /// `POST /v1/meshes/{mesh}/stats`: a proxy's counts since its last report.
 pub async fn post_stats(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;
@@ -323,7 +351,7 @@ pub async fn post_stats(
 /// `GET /v1/meshes/{mesh}/stats?window=10s`: per-node aggregates over the window.
 pub async fn get_stats(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     check_mesh(&mesh)?;

@@ -537,9 +537,17 @@ fn empty_names_in_paths_and_bodies_are_400s_naming_the_field() {
             "an empty node in an endpoint path",
             "PUT",
             "/v1/meshes/demomesh/endpoints//e1",
-            Some(endpoint),
+            Some(endpoint.clone()),
         )
         .mentions(&["virtualNodeName"]),
+        // Found by the fuzz test: axum's own answer here was plain text without an error type.
+        case(
+            "a /v1 node name that is not UTF-8",
+            "PUT",
+            "/v1/meshes/demomesh/endpoints/%C3%28/e1",
+            Some(endpoint),
+        )
+        .mentions(&["node: is not valid UTF-8"]),
         case(
             "a workload of an empty node",
             "PUT",
