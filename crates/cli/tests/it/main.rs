@@ -9,6 +9,7 @@ mod canary;
 mod concurrency;
 mod durability;
 mod examples;
+mod fuzz;
 mod observability;
 mod v1_api;
 mod walkthrough;
