@@ -43,7 +43,7 @@ pub enum Command {
     Route(RouteCommand),
     /// Run a proxy: a virtual gateway's listeners, or a virtual node's egress listener.
     Proxy(ProxyOpts),
-    /// Print the output of a workload's replicas (DATA_DIR/logs/<workload>-<n>.log).
+    /// Print the output of a workload's replicas (DATA_DIR/logs/<mesh>/<workload>-<n>.log).
     Logs(LogsOpts),
     /// Run everything in one process: control plane, gateway proxies, the mesh's egress proxy
     /// and the workload supervisor, from manifests.
@@ -76,6 +76,10 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+    /// Canary webhooks may call only URLs under this prefix (repeatable), e.g.
+    /// `http://127.0.0.1:9000/`; without it, any http(s) URL.
+    #[arg(long = "webhook-allow", value_name = "PREFIX")]
+    pub webhook_allow: Vec<String>,
     /// Bytes of recent changes kept for watchers that fall behind; one further behind re-lists.
     /// Hidden: the default suits real use, tests shrink it to see the re-list.
     #[arg(long, hide = true, default_value_t = store::DEFAULT_HISTORY_BYTES)]
@@ -129,6 +133,10 @@ pub struct RunOpts {
     /// (App Mesh's minimum, 5 s, makes a local start slow).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub health_interval: std::time::Duration,
+    /// Canary webhooks may call only URLs under this prefix (repeatable), e.g.
+    /// `http://127.0.0.1:9000/`; without it, any http(s) URL.
+    #[arg(long = "webhook-allow", value_name = "PREFIX")]
+    pub webhook_allow: Vec<String>,
 }
 
 #[derive(Debug, Parser)]
@@ -301,6 +309,9 @@ pub struct DeployOpts {
 pub struct LogsOpts {
     /// The workload whose replicas' output to print.
     pub workload: String,
+    /// The workload's mesh; needed only when the data directory has logs of more than one.
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: Option<String>,
     /// Only this replica (0-based); default: every replica, lines prefixed `<workload>-<n> | `.
     #[arg(short = 'r', long)]
     pub replica: Option<u32>,

@@ -73,9 +73,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Get(opts) => get::run(&client, opts).await,
         Command::Delete(opts) => get::delete(&client, opts).await,
         Command::Route(args::RouteCommand::Set(opts)) => route::set(&client, opts).await,
-        Command::Logs(opts) => {
-            logs::run(&opts.data_dir, &opts.workload, opts.replica, opts.follow).await
-        }
+        Command::Logs(opts) => logs::run(opts).await,
         Command::Proxy(opts) => proxy::run(&args.control, token, opts).await,
         Command::Token(command) => token::run(&client, command).await,
         Command::Up(opts) => up::up(opts).await,
@@ -104,6 +102,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             bytes: opts.watch_history_bytes,
             ..store::HistoryLimits::default()
         },
+        webhook_allow: opts.webhook_allow,
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     if !opts.no_auth {

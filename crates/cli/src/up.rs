@@ -69,6 +69,7 @@ async fn run(
                 secrets_dir: Some(opts.data_dir.clone()),
                 ..control::auth::AuthConfig::default()
             },
+            webhook_allow: opts.webhook_allow.clone(),
             ..control::Config::default()
         },
         services.clone(),
@@ -143,8 +144,9 @@ async fn run(
         config.health_interval = Some(opts.health_interval);
         supervisors.push(workloads::Supervisor::start(config)?);
     }
+    let mesh_flag = if meshes.len() > 1 { " --mesh MESH" } else { "" };
     println!(
-        "  logs               aviary logs WORKLOAD --data-dir {}",
+        "  logs               aviary logs WORKLOAD{mesh_flag} --data-dir {}",
         opts.data_dir.display()
     );
     println!();

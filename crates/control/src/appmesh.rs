@@ -138,7 +138,10 @@ async fn dispatch(
 }
 
 /// Maps a path onto what it names. Path segments are percent-decoded so that a name like
-/// `a%2Fb` reaches validation as `a/b` and is refused there with a clear message.
+/// `a%2Fb` reaches validation as `a/b` and is refused there with a clear message. A trailing
+/// slash after a collection (`.../virtualNodes/`) leaves an empty name: it parses as an item
+/// named '' and `Resources` refuses it (400 naming the field), never a resource ''; a trailing
+/// slash after an item's name matches no operation (404).
 fn parse_target(path: &str) -> Option<Target> {
     let rest = path.strip_prefix(PREFIX)?;
     let segments: Vec<String> = rest.split('/').map(percent_decode).collect();

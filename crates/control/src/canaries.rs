@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::App;
 use crate::error::ApiError;
 use crate::objects::{self, ObjectKind};
+use crate::webhooks::MAX_WEBHOOK_TIMEOUT;
 
 /// How often the driver looks at every active canary: the bound on how late a broken canary
 /// is noticed after its stats arrive.
@@ -103,6 +104,7 @@ impl App {
                         .into_iter()
                         .map(|p| Problem::new(format!("spec.{}", p.path), p.message)),
                 );
+                problems.extend(self.webhook_problems(&spec));
                 Some(spec)
             }
             Err(e) => {
@@ -146,8 +148,36 @@ impl App {
         Ok(self.act(record, actions).await)
     }
 
+    /// Webhooks this control plane will not call: outside `--webhook-allow`, or waiting longer
+    /// than any call may.
+    fn webhook_problems(&self, spec: &CanarySpec) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (i, hook) in spec.analysis.webhooks.iter().enumerate() {
+            let path = format!("spec.analysis.webhooks[{i}]");
+            if let Err(reason) = self.webhook_policy.check(&hook.url) {
+                problems.push(Problem::new(
+                    format!("{path}.url"),
+                    format!("webhook {:?}: {reason}", hook.name),
+                ));
+            }
+            if hook.timeout > MAX_WEBHOOK_TIMEOUT {
+                problems.push(Problem::new(
+                    format!("{path}.timeout"),
+                    format!(
+                        "webhook {:?}: must be at most {}s",
+                        hook.name,
+                        MAX_WEBHOOK_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+        }
+        problems
+    }
+
     /// References a canary needs: its router and route, both nodes, and traffic on the stable one.
+    /// Anything missing is a 404 naming every missing one; a stable node without traffic a 400.
     async fn check_canary_targets(&self, spec: &CanarySpec) -> Result<(), ApiError> {
+        let mut missing = Vec::new();
         let mut problems = Vec::new();
         let route_path = ResourcePath::new(
             Kind::Route,
@@ -158,7 +188,7 @@ impl App {
         let route = match self.resources.require(&route_path).await {
             Ok((route, _)) => Some(route),
             Err(_) => {
-                problems.push(Problem::new(
+                missing.push(Problem::new(
                     "spec.route",
                     format!("{route_path} does not exist"),
                 ));
@@ -171,7 +201,7 @@ impl App {
         ] {
             let path = ResourcePath::new(Kind::VirtualNode, &spec.mesh, None, node);
             if self.resources.require(&path).await.is_err() {
-                problems.push(Problem::new(field, format!("{path} does not exist")));
+                missing.push(Problem::new(field, format!("{path} does not exist")));
             }
         }
         if let Some(route) = route {
@@ -195,10 +225,12 @@ impl App {
                 ));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
+        if !missing.is_empty() {
+            Err(ApiError::missing(&missing))
+        } else if !problems.is_empty() {
             Err(ApiError::BadRequest(Problems(problems).to_string()))
+        } else {
+            Ok(())
         }
     }
 
@@ -434,27 +466,13 @@ impl App {
         });
         for hook in record.spec.analysis.webhooks.clone() {
             let results = self.webhooks.clone();
+            let policy = self.webhook_policy.clone();
             let key = key.clone();
             let payload = payload.clone();
             tokio::spawn(async move {
-                let client = reqwest::Client::new();
-                let sent = client
-                    .post(&hook.url)
-                    .timeout(hook.timeout)
-                    .json(&payload)
-                    .send()
-                    .await;
-                let outcome = match sent {
-                    Ok(answer) if answer.status().is_success() => Ok(()),
-                    Ok(answer) => Err(format!("answered {}", answer.status())),
-                    Err(e) if e.is_timeout() => Err(format!("no answer within {:?}", hook.timeout)),
-                    Err(e) => Err(e.to_string()),
-                };
+                let result = policy.call(&hook, &payload).await;
                 if let Ok(mut results) = results.results.lock() {
-                    results.entry(key).or_default().push(WebhookResult {
-                        name: hook.name.clone(),
-                        outcome,
-                    });
+                    results.entry(key).or_default().push(result);
                 }
             });
         }

@@ -67,6 +67,7 @@ impl Resources {
         };
         let _writer = self.write_lock.lock().await;
         let node_path = ResourcePath::new(Kind::VirtualNode, mesh, None, node);
+        crate::resources::validate_names(&node_path)?;
         self.check_scope(&node_path).await?;
         self.require(&node_path).await?;
         let value = serde_json::to_vec(&endpoint).map_err(|e| ApiError::Internal(e.to_string()))?;

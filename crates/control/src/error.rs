@@ -49,6 +49,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// References to resources that do not exist: App Mesh's `NotFoundException`, every one
+    /// named with the field that names it (not "validation errors": the request was well-formed).
+    pub(crate) fn missing(problems: &[model::Problem]) -> ApiError {
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        ApiError::NotFound(shown.join("; "))
+    }
+
     pub fn error_type(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_)

@@ -19,6 +19,7 @@ mod resources;
 mod stats;
 mod telemetry;
 mod v1;
+mod webhooks;
 mod workloads;
 
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub struct Config {
     /// How much watch history the store keeps for `/v1` watchers; a watcher further behind is
     /// told to re-list.
     pub watch_history: store::HistoryLimits,
+    /// URL prefixes canary webhooks may call (`--webhook-allow`); empty: any http(s) URL.
+    pub webhook_allow: Vec<String>,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             },
             auth: auth::AuthConfig::default(),
             watch_history: store::HistoryLimits::default(),
+            webhook_allow: Vec::new(),
         }
     }
 }
@@ -79,6 +83,8 @@ pub enum ControlError {
     OpenWithoutAuth(SocketAddr),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    WebhookAllow(#[from] webhooks::InvalidPrefix),
 }
 
 /// What every handler shares.
@@ -93,6 +99,8 @@ pub struct App {
     canary_lock: tokio::sync::Mutex<()>,
     webhooks: Arc<canaries::WebhookResults>,
     auth: auth::Auth,
+    /// Where webhooks may go, and the client that calls them.
+    webhook_policy: Arc<webhooks::WebhookPolicy>,
     /// Cancelled at shutdown; long-lived streams end on it so shutdown never waits on a peer.
     shutdown: CancellationToken,
 }
@@ -111,6 +119,7 @@ impl Control {
         if !config.auth.enabled && !config.listen.ip().is_loopback() {
             return Err(ControlError::OpenWithoutAuth(config.listen));
         }
+        let webhook_policy = Arc::new(webhooks::WebhookPolicy::new(&config.webhook_allow)?);
         let store: Arc<dyn store::Store> = match &config.data_dir {
             Some(dir) => Arc::new(store::open_dir_with_history(dir, config.watch_history)?),
             None => Arc::new(store::MemoryStore::with_history(config.watch_history)),
@@ -130,6 +139,7 @@ impl Control {
             known_nodes: stats::KnownNodes::default(),
             canary_lock: tokio::sync::Mutex::new(()),
             webhooks: Arc::default(),
+            webhook_policy,
             shutdown,
         });
         Ok(Control { listener, app })
@@ -215,6 +225,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/tokens/{id}", axum::routing::delete(v1::revoke_token))
         .route("/v20190125/{*rest}", any(appmesh::handle))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::guard,
@@ -224,4 +235,12 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no API at path {}", uri.path()))
+}
+
+/// axum's own 405 has no body; ours says what was refused, in App Mesh's error shape.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
 }

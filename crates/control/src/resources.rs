@@ -57,6 +57,7 @@ impl Resources {
     }
 
     pub async fn describe(&self, id: &ResourcePath) -> Result<Value, ApiError> {
+        validate_names(id)?;
         self.check_scope(id).await?;
         let (record, _) = self.require(id).await?;
         Ok(record.data(id, "ACTIVE"))
@@ -108,7 +109,7 @@ impl Resources {
         let _writer = self.write_lock.lock().await;
         self.check_scope(id).await?;
         let (mut record, mod_revision) = self.require(id).await?;
-        if id.kind != Kind::Mesh || body.get("spec").is_some() {
+        if id.kind != Kind::Mesh || given_spec(body).is_some() {
             record.spec = spec_of(id.kind, body);
         }
         self.check_references(id, &record.spec).await?;
@@ -238,8 +239,9 @@ impl Resources {
     }
 
     /// The mesh (and the parent router or gateway) must exist before anything in it is touched.
+    /// Only the scope's names are checked here: a list has no own name.
     pub(crate) async fn check_scope(&self, id: &ResourcePath) -> Result<(), ApiError> {
-        validate_names(id)?;
+        into_result(scope_problems(id))?;
         if id.kind == Kind::Mesh {
             return Ok(());
         }
@@ -257,31 +259,20 @@ impl Resources {
         Ok(())
     }
 
+    /// Every resource the spec names must exist; a missing one is App Mesh's
+    /// `NotFoundException` (404), all of them named at once with the field that names them.
     async fn check_references(&self, id: &ResourcePath, spec: &Value) -> Result<(), ApiError> {
         let mut missing = Vec::new();
-        for (kind, name) in model::references(id.kind, spec) {
-            let target = ResourcePath {
-                kind,
-                mesh: id.mesh.clone(),
-                parent: None,
-                name,
-            };
+        for site in model::reference_sites(id.kind, spec) {
+            let target = ResourcePath::new(site.kind, &id.mesh, None, &site.name);
             if self.read(&target).await?.is_none() {
-                missing.push(Problem {
-                    path: "spec".into(),
-                    message: format!(
-                        "refers to {} '{}', which does not exist in mesh '{}'",
-                        kind.human(),
-                        target.name,
-                        id.mesh
-                    ),
-                });
+                missing.push(Problem::new(site.path, format!("{target} does not exist")));
             }
         }
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::BadRequest(Problems(missing).to_string()))
+            Err(ApiError::missing(&missing))
         }
     }
 
@@ -389,19 +380,26 @@ pub fn decode(bytes: &[u8]) -> Result<Record, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("corrupt record: {e}")))
 }
 
-fn name_problems(id: &ResourcePath) -> Vec<Problem> {
+/// The names of the scope a resource lives in: its mesh, and its router or gateway.
+fn scope_problems(id: &ResourcePath) -> Vec<Problem> {
     let mut problems = model::validate_name("meshName", &id.mesh);
     if let (Some(parent_kind), Some(parent)) = (id.kind.parent(), &id.parent) {
         problems.extend(model::validate_name(parent_kind.name_field(), parent));
     }
-    // An empty own name means the create body lacked it; the body check says "required".
-    if id.kind != Kind::Mesh && !id.name.is_empty() {
+    problems
+}
+
+/// Every name in the path (and, for a create, the one taken from the body): mesh, parent, own.
+/// An empty name is a problem like any other, so `.../virtualNodes/` never means a node ''.
+fn name_problems(id: &ResourcePath) -> Vec<Problem> {
+    let mut problems = scope_problems(id);
+    if id.kind != Kind::Mesh {
         problems.extend(model::validate_name(id.kind.name_field(), &id.name));
     }
     problems
 }
 
-fn validate_names(id: &ResourcePath) -> Result<(), ApiError> {
+pub(crate) fn validate_names(id: &ResourcePath) -> Result<(), ApiError> {
     into_result(name_problems(id))
 }
 
@@ -412,18 +410,32 @@ fn validate_body(operation: &str, body: &Value) -> Result<(), ApiError> {
 /// Path names, the body against the operation's input shape, and the spec's semantic rules,
 /// all reported at once.
 fn validate_request(operation: &str, id: &ResourcePath, body: &Value) -> Result<(), ApiError> {
-    let mut problems = name_problems(id);
     if let Some(too_big) = body
         .get("spec")
         .and_then(|spec| model::size_problem("spec", spec))
     {
         // Checked first and alone: walking an oversize spec against the model is the cost the
         // limit avoids.
+        let mut problems = name_problems(id);
         problems.push(too_big);
         return into_result(problems);
     }
-    problems.extend(model::validate_input_body(operation, body));
-    if let Some(spec) = body.get("spec") {
+    let own_field = id.kind.name_field();
+    // A create takes its own name from the body: when that is no string, the body check says
+    // so ("is required", "must be a string"), and "must have at least 1 character" would only
+    // repeat it.
+    let name_is_no_string =
+        operation.starts_with("Create") && !body.get(own_field).is_some_and(Value::is_string);
+    let mut problems: Vec<Problem> = name_problems(id)
+        .into_iter()
+        .filter(|p| !(name_is_no_string && p.path == own_field))
+        .collect();
+    for problem in model::validate_input_body(operation, body) {
+        if !problems.contains(&problem) {
+            problems.push(problem);
+        }
+    }
+    if let Some(spec) = given_spec(body) {
         for problem in model::validate_spec(id.kind, spec) {
             if !problems.contains(&problem) {
                 problems.push(problem);
@@ -441,9 +453,14 @@ fn into_result(problems: Vec<Problem>) -> Result<(), ApiError> {
     }
 }
 
+/// The body's `spec`; a `null` one counts as absent, as every `null` member does.
+fn given_spec(body: &Value) -> Option<&Value> {
+    body.get("spec").filter(|spec| !spec.is_null())
+}
+
 /// A mesh created without a spec is stored with `{}`, as App Mesh describes it back.
 fn spec_of(kind: Kind, body: &Value) -> Value {
-    match body.get("spec") {
+    match given_spec(body) {
         Some(spec) => spec.clone(),
         None if kind == Kind::Mesh => json!({}),
         None => Value::Null,
@@ -451,7 +468,7 @@ fn spec_of(kind: Kind, body: &Value) -> Value {
 }
 
 fn tags_of(body: &Value) -> Result<Vec<Tag>, ApiError> {
-    match body.get("tags") {
+    match body.get("tags").filter(|tags| !tags.is_null()) {
         None => Ok(Vec::new()),
         Some(tags) => serde_json::from_value(tags.clone())
             .map_err(|e| ApiError::BadRequest(format!("tags: {e}"))),
@@ -475,12 +492,17 @@ fn encode_token(last_name: &str) -> String {
 
 fn decode_token(token: &str) -> Result<String, ApiError> {
     let invalid = || ApiError::BadRequest(format!("nextToken: '{token}' is not a valid token"));
-    if !token.len().is_multiple_of(2) {
+    // Pairs of bytes, not of chars: slicing a str at an odd byte panics inside a character.
+    let digits = token.as_bytes();
+    if !digits.len().is_multiple_of(2) || !digits.iter().all(u8::is_ascii_hexdigit) {
         return Err(invalid());
     }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16).map_err(|_| invalid()))
+    let bytes = digits
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).map_err(|_| invalid())?;
+            u8::from_str_radix(pair, 16).map_err(|_| invalid())
+        })
         .collect::<Result<Vec<u8>, _>>()?;
     String::from_utf8(bytes).map_err(|_| invalid())
 }

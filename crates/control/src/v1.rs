@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::Kind;
@@ -25,8 +28,33 @@ use crate::objects::{self, ObjectKind};
 use crate::records::{mesh_prefix, path_from_key};
 use crate::resources::decode;
 use crate::stats::{MAX_WINDOW, check_known, check_report, parse_window};
+use model::ResourcePath;
 use model::wire::{MAX_REPORT_BYTES, StatsReport};
-use model::{Problems, ResourcePath};
+
+/// axum's `Path`, but a segment it cannot decode (invalid UTF-8 once percent-decoded) is
+/// answered like every other bad name: a 400 in App Mesh's error shape naming the segment.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => Err(ApiError::BadRequest(format!(
+                    "{key}: is not valid UTF-8 once percent-decoded"
+                ))),
+                _ => Err(ApiError::BadRequest(format!("path: {}", e.body_text()))),
+            },
+            Err(other) => Err(ApiError::BadRequest(format!("path: {}", other.body_text()))),
+        }
+    }
+}
 
 /// Idle streams carry a comment this often, so dead peers are noticed and proxies between
 /// us keep the connection open.
@@ -35,8 +63,9 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 pub async fn snapshot(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let store = app.resources.store().clone();
     let prefix = mesh_prefix(&mesh);
     let (kvs, revision) = tokio::task::spawn_blocking(move || store.range(&prefix))
@@ -84,9 +113,10 @@ pub async fn snapshot(
 pub async fn watch(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let store = app.resources.store().clone();
     let from = match query.get("fromRevision") {
         Some(raw) => raw.parse::<u64>().map_err(|_| {
@@ -201,9 +231,10 @@ fn encode_batch(revision: u64, events: &[store::Event], role: Role) -> Bytes {
 
 pub async fn put_endpoint(
     State(app): State<Arc<App>>,
-    Path((mesh, node, id)): Path<(String, String, String)>,
+    ApiPath((mesh, node, id)): ApiPath<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let endpoint = app.resources.put_endpoint(&mesh, &node, &id, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(endpoint)))
@@ -211,17 +242,19 @@ pub async fn put_endpoint(
 
 pub async fn delete_endpoint(
     State(app): State<Arc<App>>,
-    Path((mesh, node, id)): Path<(String, String, String)>,
+    ApiPath((mesh, node, id)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     app.resources.delete_endpoint(&mesh, &node, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn create_canary(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let canary = app.create_canary(&mesh, &body).await?;
     Ok(json_response(StatusCode::CREATED, &json!(canary)))
@@ -229,8 +262,9 @@ pub async fn create_canary(
 
 pub async fn list_canaries(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let canaries = app.list_canaries(&mesh).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -240,8 +274,9 @@ pub async fn list_canaries(
 
 pub async fn get_canary(
     State(app): State<Arc<App>>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let canary = app.get_canary(&mesh, &name).await?;
     Ok(json_response(StatusCode::OK, &json!(canary)))
 }
@@ -249,9 +284,10 @@ pub async fn get_canary(
 /// `POST .../canaries/{name}/pause|resume|promote|abort`, optional body `{"reason": "..."}`.
 pub async fn command_canary(
     State(app): State<Arc<App>>,
-    Path((mesh, name, command)): Path<(String, String, String)>,
+    ApiPath((mesh, name, command)): ApiPath<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let reason = body["reason"].as_str().map(str::to_string);
     let canary = app.command_canary(&mesh, &name, &command, reason).await?;
@@ -260,9 +296,10 @@ pub async fn command_canary(
 
 pub async fn put_workload(
     State(app): State<Arc<App>>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let workload = app.resources.put_workload(&mesh, &name, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(workload)))
@@ -271,8 +308,9 @@ pub async fn put_workload(
 pub async fn get_workload(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let mut workload = json!(app.resources.get_workload(&mesh, &name).await?);
     hide_env(caller.role, &mut workload);
     Ok(json_response(StatusCode::OK, &workload))
@@ -280,8 +318,9 @@ pub async fn get_workload(
 
 pub async fn delete_workload(
     State(app): State<Arc<App>>,
-    Path((mesh, name)): Path<(String, String)>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     app.resources.delete_workload(&mesh, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -289,8 +328,9 @@ pub async fn delete_workload(
 pub async fn list_workloads(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let mut workloads = json!(app.resources.list_workloads(&mesh).await?);
     for workload in workloads.as_array_mut().into_iter().flatten() {
         hide_env(caller.role, workload);
@@ -370,8 +410,9 @@ pub async fn revoke_token(
 
 pub async fn list_endpoints(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let endpoints = app.resources.list_endpoints(&mesh).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -384,14 +425,11 @@ pub async fn list_endpoints(
 /// one ring per existing node.
 pub async fn post_stats(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let body = read_json(request, MAX_REPORT_BYTES).await?;
-    let mesh_problems = model::validate_name("meshName", &mesh);
-    if !mesh_problems.is_empty() {
-        return Err(ApiError::BadRequest(Problems(mesh_problems).to_string()));
-    }
     let report: StatsReport = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
     check_report(&report)?;
@@ -409,9 +447,10 @@ pub async fn post_stats(
 /// `GET /v1/meshes/{mesh}/stats?window=10s`: per-node aggregates over the window.
 pub async fn get_stats(
     State(app): State<Arc<App>>,
-    Path(mesh): Path<String>,
+    ApiPath(mesh): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    check_mesh(&mesh)?;
     let window = match query.get("window") {
         None => Duration::from_secs(10),
         Some(text) => parse_window(text)
@@ -426,6 +465,17 @@ pub async fn get_stats(
         StatusCode::OK,
         &app.stats.aggregate(&mesh, window),
     ))
+}
+
+/// The `{mesh}` of a `/v1/meshes/{mesh}/...` path is a name like any App Mesh name: an empty
+/// or malformed one is a 400 naming it, never a mesh '' that is merely not found.
+fn check_mesh(mesh: &str) -> Result<(), ApiError> {
+    let problems = model::validate_name("meshName", mesh);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(model::Problems(problems).to_string()))
+    }
 }
 
 pub async fn healthz() -> &'static str {

@@ -52,9 +52,9 @@ impl Resources {
         self.require(&ResourcePath::mesh(mesh)).await?;
         let node = ResourcePath::new(Kind::VirtualNode, mesh, None, &workload.virtual_node);
         if self.require(&node).await.is_err() {
-            return Err(ApiError::BadRequest(format!(
-                "virtualNode: virtual node '{}' does not exist in mesh '{mesh}'",
-                workload.virtual_node
+            // A reference to what does not exist is a 404, as App Mesh answers for its own.
+            return Err(ApiError::NotFound(format!(
+                "virtualNode: {node} does not exist"
             )));
         }
         let value = serde_json::to_vec(&workload).map_err(|e| ApiError::Internal(e.to_string()))?;

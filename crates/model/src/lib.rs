@@ -14,7 +14,8 @@
 //! - [`validate_input_body`] checks a REST request body against an operation's input shape;
 //!   members carried in the URI, query string or headers are not body fields.
 //! - [`validate_spec`] is the full check of a resource spec: the model's rules plus aviary's.
-//! - [`references`] lists the resources a spec names, for existence checks by the control plane.
+//! - [`references`] lists the resources a spec names, for existence checks by the control plane;
+//!   [`reference_sites`] says where in the spec each one is named.
 //! - [`Kind`] names the seven kinds every way the API spells them; [`ResourcePath`] gives a
 //!   resource's REST paths, filled in from the model's URI templates.
 //! - [`manifest`] parses and validates manifests; [`typed`] gives read-only typed views.
@@ -52,7 +53,10 @@ pub use service_model::{
     ErrorInfo, Location, Member, Metadata, Operation, Retryable, ServiceModel, Shape, ShapeRef,
     ShapeType, service_model,
 };
-pub use spec::{MAX_SPEC_BYTES, references, size_problem, validate_name, validate_spec};
+pub use spec::{
+    MAX_SPEC_BYTES, Reference, reference_sites, references, size_problem, validate_name,
+    validate_spec,
+};
 pub use validate::{OverrideTarget, RELAXATIONS, Relaxation, validate_input_body, validate_shape};
 
 #[cfg(test)]

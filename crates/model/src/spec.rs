@@ -114,12 +114,34 @@ fn json_size(value: &impl serde::Serialize) -> usize {
 /// lets backends name virtual services that do not exist yet.
 pub fn references(kind: Kind, spec: &Value) -> Vec<(Kind, String)> {
     let mut out: Vec<(Kind, String)> = Vec::new();
-    for (_, kind, name) in name_sites(kind, spec) {
-        if !out.iter().any(|(k, n)| *k == kind && n == name) {
-            out.push((kind, name.to_owned()));
+    for Reference { kind, name, .. } in reference_sites(kind, spec) {
+        if !out.iter().any(|(k, n)| *k == kind && *n == name) {
+            out.push((kind, name));
         }
     }
     out
+}
+
+/// One place a spec names a resource that must exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// Where in the request, e.g. `spec.httpRoute.action.weightedTargets[0].virtualNode`.
+    pub path: String,
+    pub kind: Kind,
+    pub name: String,
+}
+
+/// Every place a spec names a resource that must exist, with its path, in order and not
+/// deduplicated: what [`references`] lists, so that an error can name the field at fault.
+pub fn reference_sites(kind: Kind, spec: &Value) -> Vec<Reference> {
+    name_sites(kind, spec)
+        .into_iter()
+        .map(|(path, kind, name)| Reference {
+            path,
+            kind,
+            name: name.to_owned(),
+        })
+        .collect()
 }
 
 fn exactly_one_of(

@@ -25,8 +25,8 @@ const LISTENING: &str = "aviary control listening on ";
 pub struct ControlProcess {
     bin: PathBuf,
     data_dir: PathBuf,
-    /// Passed to `control` after the usual flags, on every start.
-    extra_args: Vec<String>,
+    /// Flags after `control --listen ... --data-dir ...`, kept across restarts.
+    args: Vec<String>,
     child: Option<Child>,
     url: String,
     stdout: Arc<Mutex<String>>,
@@ -52,33 +52,39 @@ impl ControlProcess {
         ControlProcess::start_with_args(bin, &[])
     }
 
-    /// Like [`ControlProcess::start`], with `args` added to `control`'s command line (and kept
-    /// for restarts), e.g. a hidden flag that shrinks a limit.
+    /// Starts `bin control ARGS` on a fresh temporary data directory, removed when this drops.
     pub fn start_with_args(bin: &Path, args: &[&str]) -> ControlProcess {
         let temp = crate::temp_dir();
-        let mut control = ControlProcess::start_in_with_args(bin, temp.path(), args);
+        let mut control = ControlProcess::new(bin, temp.path());
+        control.args = args.iter().map(|a| a.to_string()).collect();
+        control.spawn();
         control._temp = Some(temp);
         control
     }
 
-    /// Starts `bin control` on `data_dir`, which the caller keeps (and may reuse).
-    pub fn start_in(bin: &Path, data_dir: &Path) -> ControlProcess {
-        ControlProcess::start_in_with_args(bin, data_dir, &[])
+    /// Replaces the extra flags for the next (re)start, e.g. to restart with a new option.
+    pub fn set_args(&mut self, args: &[&str]) {
+        self.args = args.iter().map(|a| a.to_string()).collect();
     }
 
-    fn start_in_with_args(bin: &Path, data_dir: &Path, args: &[&str]) -> ControlProcess {
-        let mut control = ControlProcess {
+    /// Starts `bin control` on `data_dir`, which the caller keeps (and may reuse).
+    pub fn start_in(bin: &Path, data_dir: &Path) -> ControlProcess {
+        let mut control = ControlProcess::new(bin, data_dir);
+        control.spawn();
+        control
+    }
+
+    fn new(bin: &Path, data_dir: &Path) -> ControlProcess {
+        ControlProcess {
             bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
-            extra_args: args.iter().map(|a| a.to_string()).collect(),
+            args: Vec::new(),
             child: None,
             url: String::new(),
             stdout: Arc::default(),
             stderr: Arc::default(),
             _temp: None,
-        };
-        control.spawn();
-        control
+        }
     }
 
     /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
@@ -186,16 +192,8 @@ impl ControlProcess {
     /// writes its own secrets as on a user's first start.
     pub fn start_unseeded(bin: &Path) -> ControlProcess {
         let temp = crate::temp_dir();
-        let mut control = ControlProcess {
-            bin: bin.to_path_buf(),
-            data_dir: temp.path().to_path_buf(),
-            child: None,
-            url: String::new(),
-            stdout: Arc::default(),
-            stderr: Arc::default(),
-            extra_args: Vec::new(),
-            _temp: Some(temp),
-        };
+        let mut control = ControlProcess::new(bin, temp.path());
+        control._temp = Some(temp);
         control.spawn_on("127.0.0.1:0");
         control
     }
@@ -209,7 +207,7 @@ impl ControlProcess {
             .arg("control")
             .args(["--listen", listen, "--data-dir"])
             .arg(&self.data_dir)
-            .args(&self.extra_args)
+            .args(&self.args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -12,9 +12,13 @@ pub enum WorkloadsError {
     },
     /// `aviary logs` found nothing to show.
     #[error(
-        "no logs for workload '{workload}' in {dir} (is it running under this data directory?)"
+        "no logs for workload '{workload}' of mesh '{mesh}' in {dir} (is it running under this data directory?)"
     )]
-    NoLogs { workload: String, dir: PathBuf },
+    NoLogs {
+        workload: String,
+        mesh: String,
+        dir: PathBuf,
+    },
     #[error("cannot read {path}: {source}")]
     ReadLog {
         path: PathBuf,

@@ -4,7 +4,7 @@
 //! traffic.
 //!
 //! It owns the child processes (ports, environment, process groups, log files under
-//! `data_dir/logs/`), health checking, restart with exponential backoff, and the stop sequence
+//! `data_dir/logs/<mesh>/`), health checking, restart with exponential backoff, and the stop sequence
 //! (deregister, SIGTERM to the process group, SIGKILL after a grace period). It learns what to
 //! run and talks back only through the control plane's `/v1` API, via `client`: a snapshot, then
 //! the watch stream. It must never know routing (routes, weights, proxies) or the store.
@@ -37,7 +37,7 @@ pub struct SupervisorConfig {
     pub control: String,
     /// The mesh whose workloads run here.
     pub mesh: String,
-    /// Log files go to `data_dir/logs/<workload>-<replica>.log`.
+    /// Log files go to `data_dir/logs/<mesh>/<workload>-<replica>.log`.
     pub data_dir: PathBuf,
     /// The mesh proxy, set as `HTTP_PROXY` and `http_proxy` for every child.
     pub http_proxy: Option<String>,

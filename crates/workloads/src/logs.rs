@@ -1,5 +1,5 @@
-//! Where replicas' output goes (`data_dir/logs/<workload>-<replica>.log`) and how to read it back,
-//! whole or as it grows, for `aviary logs`.
+//! Where replicas' output goes (`data_dir/logs/<mesh>/<workload>-<replica>.log`) and how to read
+//! it back, whole or as it grows, for `aviary logs`.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -11,12 +11,37 @@ use crate::WorkloadsError;
 /// pieces instead of being loaded whole.
 const READ_CHUNK: u64 = 1 << 20;
 
-pub fn log_dir(data_dir: &Path) -> PathBuf {
+/// Every mesh's logs. Each mesh has its own directory below, because workload names are unique
+/// only within a mesh: two meshes' `web` must not append to one file.
+pub fn logs_root(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")
 }
 
-pub fn log_path(data_dir: &Path, workload: &str, replica: u32) -> PathBuf {
-    log_dir(data_dir).join(format!("{}.log", crate::replica_id(workload, replica)))
+/// One mesh's logs: `data_dir/logs/<mesh>`. Mesh names come from the control plane, which
+/// allows no `/` and no leading `.` in them, so this stays below `logs_root`.
+pub fn log_dir(data_dir: &Path, mesh: &str) -> PathBuf {
+    logs_root(data_dir).join(mesh)
+}
+
+pub fn log_path(data_dir: &Path, mesh: &str, workload: &str, replica: u32) -> PathBuf {
+    log_dir(data_dir, mesh).join(format!("{}.log", crate::replica_id(workload, replica)))
+}
+
+/// The meshes that have a log directory, sorted; empty when there are no logs at all.
+pub fn meshes_with_logs(data_dir: &Path) -> Result<Vec<String>, WorkloadsError> {
+    let root = logs_root(data_dir);
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(WorkloadsError::ReadLog { path: root, source }),
+    };
+    let mut meshes: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    meshes.sort();
+    Ok(meshes)
 }
 
 /// One replica's log file.
@@ -30,12 +55,14 @@ pub struct ReplicaLog {
 /// `-`, so `web-1.log` belongs to `web` but `web-1-0.log` to `web-1`.
 pub fn find_logs(
     data_dir: &Path,
+    mesh: &str,
     workload: &str,
     replica: Option<u32>,
 ) -> Result<Vec<ReplicaLog>, WorkloadsError> {
-    let dir = log_dir(data_dir);
+    let dir = log_dir(data_dir, mesh);
     let no_logs = || WorkloadsError::NoLogs {
         workload: workload.to_string(),
+        mesh: mesh.to_string(),
         dir: dir.clone(),
     };
     let entries = match std::fs::read_dir(&dir) {
@@ -77,6 +104,7 @@ pub struct LogLine {
 /// up as they appear, and a file that shrank (rewritten) is read again from its start.
 pub struct LogFollower {
     data_dir: PathBuf,
+    mesh: String,
     workload: String,
     replica: Option<u32>,
     cursors: BTreeMap<u32, Cursor>,
@@ -94,11 +122,13 @@ impl LogFollower {
     /// Fails with [`WorkloadsError::NoLogs`] when the workload has no log yet.
     pub fn new(
         data_dir: &Path,
+        mesh: &str,
         workload: &str,
         replica: Option<u32>,
     ) -> Result<LogFollower, WorkloadsError> {
         let mut follower = LogFollower {
             data_dir: data_dir.to_path_buf(),
+            mesh: mesh.to_string(),
             workload: workload.to_string(),
             replica,
             cursors: BTreeMap::new(),
@@ -143,7 +173,7 @@ impl LogFollower {
     }
 
     fn discover(&mut self) -> Result<(), WorkloadsError> {
-        for log in find_logs(&self.data_dir, &self.workload, self.replica)? {
+        for log in find_logs(&self.data_dir, &self.mesh, &self.workload, self.replica)? {
             self.cursors.entry(log.replica).or_insert_with(|| Cursor {
                 path: log.path,
                 ..Cursor::default()

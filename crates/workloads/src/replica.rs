@@ -71,7 +71,12 @@ impl Replica {
         cancel: CancellationToken,
     ) -> Replica {
         let id = crate::replica_id(&workload.name, index);
-        let log = logs::log_path(&ctx.config.data_dir, &workload.name, index);
+        let log = logs::log_path(
+            &ctx.config.data_dir,
+            &ctx.config.mesh,
+            &workload.name,
+            index,
+        );
         Replica {
             ctx,
             workload,

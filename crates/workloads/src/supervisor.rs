@@ -53,7 +53,7 @@ impl Supervisor {
     /// Starts supervising `config.mesh`; must be called within a tokio runtime. Fails only when
     /// the log directory cannot be created (or the health-check client cannot be built).
     pub fn start(config: SupervisorConfig) -> Result<Supervisor, WorkloadsError> {
-        let dir = logs::log_dir(&config.data_dir);
+        let dir = logs::log_dir(&config.data_dir, &config.mesh);
         std::fs::create_dir_all(&dir).map_err(|source| WorkloadsError::LogDir { dir, source })?;
         let probes = reqwest::Client::builder()
             .no_proxy()

@@ -423,3 +423,59 @@ fn get_watch_redraws_when_a_route_changes() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn logs_are_read_per_mesh_and_the_only_mesh_is_the_default() {
+    // The supervisor's layout, written by hand: `aviary logs` needs no control plane.
+    let data = testkit::temp_dir();
+    let data_dir = data.path().display().to_string();
+    let write = |mesh: &str, file: &str, text: &str| {
+        let dir = data.path().join("logs").join(mesh);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+    };
+    let logs = |extra: &[&str]| {
+        let mut args = vec!["logs", "web", "--data-dir", &data_dir];
+        args.extend(extra);
+        aviary("http://127.0.0.1:1", &args)
+    };
+
+    let none = logs(&[]);
+    assert!(
+        !none.success() && none.stderr.contains("no workload logs"),
+        "{}",
+        none.stderr
+    );
+
+    write("shop", "web-0.log", "shop says hi\n");
+    assert_eq!(
+        logs(&[]).stdout,
+        "shop says hi\n",
+        "the only mesh is the default"
+    );
+
+    write("blog", "web-0.log", "blog says hi\n");
+    let ambiguous = logs(&[]);
+    assert!(!ambiguous.success());
+    assert!(
+        ambiguous.stderr.contains("--mesh is required") && ambiguous.stderr.contains("blog, shop"),
+        "{}",
+        ambiguous.stderr
+    );
+    assert_eq!(logs(&["--mesh", "blog"]).stdout, "blog says hi\n");
+    assert_eq!(logs(&["--mesh", "shop"]).stdout, "shop says hi\n");
+
+    let missing = logs(&["--mesh", "ghost"]);
+    assert!(!missing.success());
+    assert!(
+        missing.stderr.contains("'web'") && missing.stderr.contains("'ghost'"),
+        "{}",
+        missing.stderr
+    );
+    let escape = logs(&["--mesh", "../logs"]);
+    assert!(
+        !escape.success() && escape.stderr.contains("--mesh"),
+        "{}",
+        escape.stderr
+    );
+}

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use testkit::{aws, http, http_json, http_raw};
 
-use crate::{create_step1_raw, example, route_spec, snapshot, start};
+use crate::{Write, create_step1_raw, example, rest_call, route_spec, snapshot, start};
 
 const NODES: &str = "/v20190125/meshes/demomesh/virtualNodes";
 const PRODUCT_R: &str = "/v20190125/meshes/demomesh/virtualRouter/product-vr/routes/product-r";
@@ -38,7 +38,7 @@ struct Case {
     /// Acceptable `x-amzn-ErrorType` values; empty means any, as long as there is one.
     types: &'static [&'static str],
     /// Words the message must contain (case-insensitively): the field, or the missing name.
-    mentions: &'static [&'static str],
+    mentions: Vec<String>,
 }
 
 fn case(what: &'static str, method: &'static str, path: &str, body: Option<String>) -> Case {
@@ -49,7 +49,7 @@ fn case(what: &'static str, method: &'static str, path: &str, body: Option<Strin
         body,
         status: &[400],
         types: &["BadRequestException"],
-        mentions: &[],
+        mentions: Vec::new(),
     }
 }
 
@@ -60,8 +60,8 @@ impl Case {
         self
     }
 
-    fn mentions(mut self, words: &'static [&'static str]) -> Case {
-        self.mentions = words;
+    fn mentions(mut self, words: &[&str]) -> Case {
+        self.mentions = words.iter().map(|w| w.to_string()).collect();
         self
     }
 }
@@ -91,7 +91,7 @@ fn check(url: &str, c: &Case) {
         .as_str()
         .unwrap_or_else(|| panic!("{what}: no string `message` in {json}"));
     assert!(!message.trim().is_empty(), "{what}: empty message");
-    for word in c.mentions {
+    for word in &c.mentions {
         assert!(
             message.to_lowercase().contains(&word.to_lowercase()),
             "{what}: message does not name `{word}`: {message}"
@@ -128,6 +128,8 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
     big_spec["spec"]["backends"] = json!((0..2000)
         .map(|i| json!({"virtualService": {"virtualServiceName": format!("svc-{i}.demomesh.local")}}))
         .collect::<Vec<_>>());
+    let mut null_spec = node_body("new-vn");
+    null_spec["spec"] = Value::Null;
     let many: Vec<String> = (0..101).map(|i| format!("n{i}")).collect();
     let many: Vec<(&str, i64)> = many.iter().map(|n| (n.as_str(), 1)).collect();
     let mesh_route = "/v20190125/meshes/demomesh/virtualRouter";
@@ -141,6 +143,8 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
         case("an unknown nested field", "PUT", NODES, Some(unknown_nested.to_string()))
             .mentions(&["portMaping"]),
         case("no spec", "PUT", NODES, Some(no_spec.to_string())).mentions(&["spec"]),
+        // A null member counts as absent: one problem, not "required" and "not null" at once.
+        case("a null spec", "PUT", NODES, Some(null_spec.to_string())).mentions(&["1 validation error detected: spec: is required"]),
         case("a mesh named a/b", "PUT", "/v20190125/meshes", Some(r#"{"meshName": "a/b"}"#.into()))
             .mentions(&["meshName"]),
         case("a node named a/b", "PUT", NODES, Some(node_body("a/b").to_string()))
@@ -174,7 +178,7 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
         )
         .mentions(&["weightedTargets"]),
         case("a target node that does not exist", "PUT", PRODUCT_R, Some(route_body(&[("ghost-vn", 100)])))
-            .status(&[400, 404], &["BadRequestException", "NotFoundException"])
+            .status(&[404], &["NotFoundException"])
             .mentions(&["ghost-vn"]),
         case("a body over 1 MiB", "PUT", NODES, Some(oversized.to_string()))
             .status(&[413], &["BadRequestException"])
@@ -204,6 +208,9 @@ fn invalid_requests_are_rejected_with_a_clear_error_and_change_nothing() {
         .mentions(&["spec", "65536"]),
         case("limit=0", "GET", "/v20190125/meshes?limit=0", None).mentions(&["limit"]),
         case("limit=abc", "GET", "/v20190125/meshes?limit=abc", None).mentions(&["limit"]),
+        // Found by the fuzz test: slicing this token by bytes used to panic mid-character.
+        case("a nextToken that is not ASCII", "GET", "/v20190125/meshes?nextToken=%E2%82%AC1", None)
+            .mentions(&["nextToken"]),
         case("PATCH on a mesh", "PATCH", "/v20190125/meshes/demomesh", Some("{}".into())).status(&[405], &[]),
         case("POST on meshes", "POST", "/v20190125/meshes", Some(r#"{"meshName": "m"}"#.into()))
             .status(&[405], &[]),
@@ -344,7 +351,7 @@ fn the_aws_cli_shows_server_validation_errors() {
         (
             "a missing node",
             with_spec(route_spec(&[("ghost-vn", 100)])),
-            &["BadRequestException", "NotFoundException"],
+            &["NotFoundException"],
             "ghost-vn",
         ),
         (
@@ -385,4 +392,362 @@ fn the_aws_cli_shows_server_validation_errors() {
     assert!(out.stderr.contains("valid min value: 0"), "{}", out.stderr);
 
     assert_eq!(state(url), before, "rejected CLI calls changed something");
+}
+
+/// The create call of an example file with its own name replaced by `name`.
+fn create_named(example_name: &str, field: &str, name: &str) -> (String, Value) {
+    let (path, mut body) = rest_call(&example(example_name), Write::Create);
+    body[field] = json!(name);
+    (path, body)
+}
+
+#[test]
+fn empty_names_in_paths_and_bodies_are_400s_naming_the_field() {
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+    let mesh = "/v20190125/meshes/demomesh";
+    let mut cases = Vec::new();
+
+    // A trailing slash leaves an empty name in the Describe/Update/Delete path of every kind:
+    // it names the field, and never reaches a resource '' (nor creates one).
+    let items = [
+        ("mesh", "/v20190125/meshes/".to_string(), "meshName"),
+        (
+            "product-vn",
+            format!("{mesh}/virtualNodes/"),
+            "virtualNodeName",
+        ),
+        (
+            "product-vr",
+            format!("{mesh}/virtualRouters/"),
+            "virtualRouterName",
+        ),
+        (
+            "product-r",
+            format!("{mesh}/virtualRouter/product-vr/routes/"),
+            "routeName",
+        ),
+        (
+            "vs-product",
+            format!("{mesh}/virtualServices/"),
+            "virtualServiceName",
+        ),
+        (
+            "demo-gw",
+            format!("{mesh}/virtualGateways/"),
+            "virtualGatewayName",
+        ),
+        (
+            "order-gr",
+            format!("{mesh}/virtualGateway/demo-gw/gatewayRoutes/"),
+            "gatewayRouteName",
+        ),
+    ];
+    for (example_name, path, field) in &items {
+        let (_, create_body) = rest_call(&example(example_name), Write::Create);
+        cases.push(case("GET with a trailing slash", "GET", path, None).mentions(&[field]));
+        cases.push(case("DELETE with a trailing slash", "DELETE", path, None).mentions(&[field]));
+        cases.push(
+            case(
+                "PUT of a create body with a trailing slash",
+                "PUT",
+                path,
+                Some(create_body.to_string()),
+            )
+            .mentions(&[field]),
+        );
+    }
+
+    // An empty own name in a create body, for every kind; virtualServiceName's shape
+    // (ServiceName) has no length limit of its own in the service model.
+    let fields = [
+        ("mesh", "meshName"),
+        ("product-vn", "virtualNodeName"),
+        ("product-vr", "virtualRouterName"),
+        ("product-r", "routeName"),
+        ("vs-product", "virtualServiceName"),
+        ("demo-gw", "virtualGatewayName"),
+        ("order-gr", "gatewayRouteName"),
+    ];
+    for (example_name, field) in fields {
+        let (path, body) = create_named(example_name, field, "");
+        cases.push(
+            case(
+                "an empty name in a create body",
+                "PUT",
+                &path,
+                Some(body.to_string()),
+            )
+            .mentions(&[field]),
+        );
+    }
+
+    // Empty names of the scope, and empty names a spec refers to.
+    let (vs_path, mut empty_provider) =
+        create_named("vs-product", "virtualServiceName", "new.local");
+    empty_provider["spec"]["provider"]["virtualRouter"]["virtualRouterName"] = json!("");
+    let (gr_path, mut empty_target) = create_named("order-gr", "gatewayRouteName", "new-gr");
+    empty_target["spec"]["httpRoute"]["action"]["target"]["virtualService"]["virtualServiceName"] =
+        json!("");
+    let mut empty_backend = node_body("new-vn");
+    empty_backend["spec"]["backends"] = json!([{"virtualService": {"virtualServiceName": ""}}]);
+    cases.extend([
+        case(
+            "an empty mesh in a list path",
+            "GET",
+            "/v20190125/meshes//virtualNodes",
+            None,
+        )
+        .mentions(&["meshName"]),
+        case(
+            "an empty router in a list path",
+            "GET",
+            &format!("{mesh}/virtualRouter//routes"),
+            None,
+        )
+        .mentions(&["virtualRouterName"]),
+        case(
+            "an empty gateway in an item path",
+            "GET",
+            &format!("{mesh}/virtualGateway//gatewayRoutes/order-gr"),
+            None,
+        )
+        .mentions(&["virtualGatewayName"]),
+        case(
+            "an empty route target",
+            "PUT",
+            PRODUCT_R,
+            Some(route_body(&[("", 1)])),
+        )
+        .mentions(&["weightedTargets[0].virtualNode"]),
+        case(
+            "an empty provider",
+            "PUT",
+            &vs_path,
+            Some(empty_provider.to_string()),
+        )
+        .mentions(&["virtualRouterName"]),
+        case(
+            "an empty gateway route target",
+            "PUT",
+            &gr_path,
+            Some(empty_target.to_string()),
+        )
+        .mentions(&["virtualServiceName"]),
+        case(
+            "an empty backend",
+            "PUT",
+            NODES,
+            Some(empty_backend.to_string()),
+        )
+        .mentions(&["backends[0]"]),
+    ]);
+
+    // aviary's /v1 paths and bodies: names there are names too.
+    let workload = json!({"virtualNode": "product-vn", "command": ["x"]}).to_string();
+    let endpoint = json!({"address": "127.0.0.1", "port": 1}).to_string();
+    cases.extend([
+        case(
+            "an empty mesh in a snapshot path",
+            "GET",
+            "/v1/meshes//snapshot",
+            None,
+        )
+        .mentions(&["meshName"]),
+        case(
+            "an empty mesh in a workload path",
+            "PUT",
+            "/v1/meshes//workloads/w",
+            Some(workload.clone()),
+        )
+        .mentions(&["meshName"]),
+        case(
+            "an empty node in an endpoint path",
+            "PUT",
+            "/v1/meshes/demomesh/endpoints//e1",
+            Some(endpoint.clone()),
+        )
+        .mentions(&["virtualNodeName"]),
+        // Found by the fuzz test: axum's own answer here was plain text without an error type.
+        case(
+            "a /v1 node name that is not UTF-8",
+            "PUT",
+            "/v1/meshes/demomesh/endpoints/%C3%28/e1",
+            Some(endpoint),
+        )
+        .mentions(&["node: is not valid UTF-8"]),
+        case(
+            "a workload of an empty node",
+            "PUT",
+            "/v1/meshes/demomesh/workloads/w",
+            Some(json!({"virtualNode": "", "command": ["x"]}).to_string()),
+        )
+        .mentions(&["virtualNode"]),
+        case(
+            "a canary named ''",
+            "POST",
+            "/v1/meshes/demomesh/canaries",
+            Some(json!({"name": "", "spec": {}}).to_string()),
+        )
+        .mentions(&["name"]),
+        case(
+            "a trailing slash on a /v1 item",
+            "PUT",
+            "/v1/meshes/demomesh/workloads/",
+            Some(workload),
+        )
+        .status(&[404], &["NotFoundException"])
+        .mentions(&["/v1/meshes/demomesh/workloads/"]),
+        case(
+            "GET where only PUT and DELETE are",
+            "GET",
+            "/v1/meshes/demomesh/endpoints/product-vn/e1",
+            None,
+        )
+        .status(&[405], &["BadRequestException"])
+        .mentions(&["GET"]),
+    ]);
+    for c in &cases {
+        check(url, c);
+    }
+    println!("{} empty-name cases", cases.len());
+}
+
+#[test]
+fn references_to_missing_resources_are_404s_naming_them() {
+    let control = start();
+    let url = control.url();
+    create_step1_raw(url);
+    let not_found = |c: Case| c.status(&[404], &["NotFoundException"]);
+
+    let (vs_path, mut ghost_router) = create_named("vs-product", "virtualServiceName", "new.local");
+    ghost_router["spec"]["provider"]["virtualRouter"]["virtualRouterName"] = json!("ghost-vr");
+    let mut ghost_node = ghost_router.clone();
+    ghost_node["spec"]["provider"] = json!({"virtualNode": {"virtualNodeName": "ghost-vn"}});
+    let vs_item = "/v20190125/meshes/demomesh/virtualServices/product.demomesh.local";
+    let update_vs =
+        json!({"spec": {"provider": {"virtualRouter": {"virtualRouterName": "ghost-vr"}}}});
+    let (gr_path, mut ghost_service) = create_named("order-gr", "gatewayRouteName", "new-gr");
+    ghost_service["spec"]["httpRoute"]["action"]["target"]["virtualService"]["virtualServiceName"] =
+        json!("ghost.demomesh.local");
+    let (route_path, mut new_route) = create_named("product-r", "routeName", "new-r");
+    new_route["spec"] = route_spec(&[("ghost-vn", 1), ("product-vn", 1), ("other-ghost-vn", 1)]);
+    let mut shape_and_reference = new_route.clone();
+    shape_and_reference["spec"]["httpRoute"]["action"]["weightedTargets"][1]["weight"] =
+        json!(10001);
+    let (_, ghost_mesh_node) = create_named("product-vn", "virtualNodeName", "new-vn");
+    let ghost_mesh = "/v20190125/meshes/ghostmesh";
+
+    let cases = [
+        not_found(case(
+            "a route target node that does not exist",
+            "PUT",
+            PRODUCT_R,
+            Some(route_body(&[("ghost-vn", 1)])),
+        ))
+        .mentions(&[
+            "ghost-vn",
+            "spec.httpRoute.action.weightedTargets[0].virtualNode",
+        ]),
+        not_found(case(
+            "a new route with two missing targets",
+            "PUT",
+            &route_path,
+            Some(new_route.to_string()),
+        ))
+        .mentions(&[
+            "ghost-vn",
+            "other-ghost-vn",
+            "weightedTargets[2].virtualNode",
+        ]),
+        not_found(case(
+            "a service provided by a missing router",
+            "PUT",
+            &vs_path,
+            Some(ghost_router.to_string()),
+        ))
+        .mentions(&["ghost-vr", "virtualRouterName"]),
+        not_found(case(
+            "a service provided by a missing node",
+            "PUT",
+            &vs_path,
+            Some(ghost_node.to_string()),
+        ))
+        .mentions(&["ghost-vn", "virtualNodeName"]),
+        not_found(case(
+            "a service updated to a missing router",
+            "PUT",
+            vs_item,
+            Some(update_vs.to_string()),
+        ))
+        .mentions(&["ghost-vr"]),
+        not_found(case(
+            "a gateway route to a missing service",
+            "PUT",
+            &gr_path,
+            Some(ghost_service.to_string()),
+        ))
+        .mentions(&["ghost.demomesh.local"]),
+        not_found(case(
+            "a route under a missing router",
+            "PUT",
+            "/v20190125/meshes/demomesh/virtualRouter/ghost-vr/routes",
+            Some(json!({"routeName": "r", "spec": route_spec(&[("product-vn", 1)])}).to_string()),
+        ))
+        .mentions(&["ghost-vr"]),
+        not_found(case(
+            "a gateway route under a missing gateway",
+            "GET",
+            "/v20190125/meshes/demomesh/virtualGateway/ghost-gw/gatewayRoutes",
+            None,
+        ))
+        .mentions(&["ghost-gw"]),
+        not_found(case(
+            "a node in a missing mesh",
+            "PUT",
+            &format!("{ghost_mesh}/virtualNodes"),
+            Some(ghost_mesh_node.to_string()),
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "routers of a missing mesh",
+            "GET",
+            &format!("{ghost_mesh}/virtualRouters"),
+            None,
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "a service of a missing mesh",
+            "GET",
+            &format!("{ghost_mesh}/virtualServices/x.local"),
+            None,
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "a snapshot of a missing mesh",
+            "GET",
+            "/v1/meshes/ghostmesh/snapshot",
+            None,
+        ))
+        .mentions(&["ghostmesh"]),
+        not_found(case(
+            "a workload of a missing node",
+            "PUT",
+            "/v1/meshes/demomesh/workloads/w",
+            Some(json!({"virtualNode": "ghost-vn", "command": ["x"]}).to_string()),
+        ))
+        .mentions(&["ghost-vn", "virtualNode"]),
+        // Shape errors come first, as 400s, even when a reference is missing too.
+        case(
+            "a bad weight and missing targets",
+            "PUT",
+            &route_path,
+            Some(shape_and_reference.to_string()),
+        )
+        .mentions(&["weightedTargets[1].weight"]),
+    ];
+    for c in &cases {
+        check(url, c);
+    }
 }

@@ -11,10 +11,12 @@ mod canary;
 mod concurrency;
 mod durability;
 mod examples;
+mod fuzz;
 mod observability;
 mod v1_api;
 mod walkthrough;
 mod watch;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -199,7 +199,7 @@ fn workloads_are_validated_stored_applied_and_keep_their_node_in_use() {
         ),
         (
             json!({"virtualNode": "ghost-vn", "command": ["x"]}),
-            400,
+            404,
             "ghost-vn",
         ),
         (

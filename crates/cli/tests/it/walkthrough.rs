@@ -292,6 +292,18 @@ fn the_walkthrough_runs_end_to_end_through_the_gateway() {
         logs.contains("aviary-demo product 1.5 listening on"),
         "{logs}"
     );
+    // Kept per mesh, and the only mesh is the default.
+    let file = demo._data.path().join("logs/demomesh/product-v15-0.log");
+    assert!(file.is_file(), "{} is missing", file.display());
+    let named = demo.aviary(&[
+        "logs",
+        "product-v15",
+        "--mesh",
+        "demomesh",
+        "--data-dir",
+        &data_dir,
+    ]);
+    assert_eq!(named, logs);
 
     // 6. Ctrl-C stops everything: five services and aviary itself, nothing left behind.
     let services = children(demo.child.id());

@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::{
-    Kind, MAX_SPEC_BYTES, references, service_model, size_problem, validate_name, validate_spec,
+    Kind, MAX_SPEC_BYTES, reference_sites, references, service_model, size_problem, validate_name,
+    validate_spec,
 };
 
 /// Validate `spec` as `kind` and compare every problem, rendered `path: message`, in order.
@@ -457,6 +458,44 @@ fn references_name_what_must_exist() {
     for (kind, spec, expected) in cases {
         assert_eq!(references(kind, &spec), expected, "{kind} {spec}");
     }
+}
+
+#[test]
+fn reference_sites_say_where_each_reference_is() {
+    let paths = |kind: Kind, spec: &Value| -> Vec<(String, String)> {
+        reference_sites(kind, spec)
+            .into_iter()
+            .map(|r| (r.path, r.name))
+            .collect()
+    };
+    let pair = |p: &str, n: &str| (p.to_owned(), n.to_owned());
+    assert_eq!(
+        paths(Kind::Route, &route()),
+        [
+            pair(
+                "spec.httpRoute.action.weightedTargets[0].virtualNode",
+                "product-vn"
+            ),
+            pair(
+                "spec.httpRoute.action.weightedTargets[1].virtualNode",
+                "product-v15-vn"
+            ),
+        ]
+    );
+    assert_eq!(
+        paths(Kind::VirtualService, &virtual_service()),
+        [pair(
+            "spec.provider.virtualRouter.virtualRouterName",
+            "product-vr"
+        )]
+    );
+    assert_eq!(
+        paths(Kind::GatewayRoute, &gateway_route()),
+        [pair(
+            "spec.httpRoute.action.target.virtualService.virtualServiceName",
+            "order.demomesh.local"
+        )]
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ fn write(path: &Path, text: &str) {
 #[test]
 fn find_logs_matches_replica_files_of_exactly_this_workload() {
     let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(log_dir(data.path())).unwrap();
+    std::fs::create_dir_all(log_dir(data.path(), "m")).unwrap();
     for name in [
         "web-0.log",
         "web-10.log",
@@ -27,23 +27,23 @@ fn find_logs_matches_replica_files_of_exactly_this_workload() {
         "web-.log",
         "webby-0.log",
     ] {
-        write(&log_dir(data.path()).join(name), "x\n");
+        write(&log_dir(data.path(), "m").join(name), "x\n");
     }
-    let found: Vec<u32> = find_logs(data.path(), "web", None)
+    let found: Vec<u32> = find_logs(data.path(), "m", "web", None)
         .unwrap()
         .iter()
         .map(|l| l.replica)
         .collect();
     assert_eq!(found, [0, 2, 10]);
-    let one = find_logs(data.path(), "web", Some(2)).unwrap();
+    let one = find_logs(data.path(), "m", "web", Some(2)).unwrap();
     assert_eq!(
         one,
         [ReplicaLog {
             replica: 2,
-            path: log_path(data.path(), "web", 2)
+            path: log_path(data.path(), "m", "web", 2)
         }]
     );
-    let nested: Vec<u32> = find_logs(data.path(), "web-1", None)
+    let nested: Vec<u32> = find_logs(data.path(), "m", "web-1", None)
         .unwrap()
         .iter()
         .map(|l| l.replica)
@@ -55,19 +55,19 @@ fn find_logs_matches_replica_files_of_exactly_this_workload() {
 fn no_logs_names_the_workload_and_the_directory() {
     let data = tempfile::tempdir().unwrap();
     for replica in [None, Some(3)] {
-        let error = find_logs(data.path(), "web", replica)
+        let error = find_logs(data.path(), "m", "web", replica)
             .unwrap_err()
             .to_string();
-        assert!(error.contains("'web'"), "{error}");
+        assert!(error.contains("'web'") && error.contains("'m'"), "{error}");
         assert!(
-            error.contains(&log_dir(data.path()).display().to_string()),
+            error.contains(&log_dir(data.path(), "m").display().to_string()),
             "{error}"
         );
     }
-    std::fs::create_dir_all(log_dir(data.path())).unwrap();
-    write(&log_path(data.path(), "web", 0), "x\n");
+    std::fs::create_dir_all(log_dir(data.path(), "m")).unwrap();
+    write(&log_path(data.path(), "m", "web", 0), "x\n");
     assert!(matches!(
-        find_logs(data.path(), "web", Some(1)),
+        find_logs(data.path(), "m", "web", Some(1)),
         Err(WorkloadsError::NoLogs { .. })
     ));
 }
@@ -75,10 +75,10 @@ fn no_logs_names_the_workload_and_the_directory() {
 #[test]
 fn the_follower_returns_whole_lines_as_they_come_and_new_files_too() {
     let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(log_dir(data.path())).unwrap();
-    let web0 = log_path(data.path(), "web", 0);
+    std::fs::create_dir_all(log_dir(data.path(), "m")).unwrap();
+    let web0 = log_path(data.path(), "m", "web", 0);
     write(&web0, "one\ntw");
-    let mut follower = LogFollower::new(data.path(), "web", None).unwrap();
+    let mut follower = LogFollower::new(data.path(), "m", "web", None).unwrap();
     assert_eq!(follower.files(), 1);
     let lines = |batch: Vec<LogLine>| -> Vec<(u32, String)> {
         batch.into_iter().map(|l| (l.replica, l.line)).collect()
@@ -89,7 +89,7 @@ fn the_follower_returns_whole_lines_as_they_come_and_new_files_too() {
     );
     assert!(follower.poll(false).unwrap().is_empty());
     write(&web0, "o\nthree\n");
-    write(&log_path(data.path(), "web", 1), "other\n");
+    write(&log_path(data.path(), "m", "web", 1), "other\n");
     assert_eq!(
         lines(follower.poll(false).unwrap()),
         [
@@ -107,10 +107,10 @@ fn the_follower_returns_whole_lines_as_they_come_and_new_files_too() {
 #[test]
 fn reading_to_the_end_returns_a_last_line_without_newline_in_its_place() {
     let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(log_dir(data.path())).unwrap();
-    write(&log_path(data.path(), "web", 0), "a\nb");
-    write(&log_path(data.path(), "web", 1), "c\n");
-    let mut follower = LogFollower::new(data.path(), "web", None).unwrap();
+    std::fs::create_dir_all(log_dir(data.path(), "m")).unwrap();
+    write(&log_path(data.path(), "m", "web", 0), "a\nb");
+    write(&log_path(data.path(), "m", "web", 1), "c\n");
+    let mut follower = LogFollower::new(data.path(), "m", "web", None).unwrap();
     let lines: Vec<(u32, String)> = follower
         .poll(true)
         .unwrap()
@@ -132,10 +132,10 @@ fn reading_to_the_end_returns_a_last_line_without_newline_in_its_place() {
 #[test]
 fn a_truncated_file_is_read_again_from_its_start() {
     let data = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(log_dir(data.path())).unwrap();
-    let web0 = log_path(data.path(), "web", 0);
+    std::fs::create_dir_all(log_dir(data.path(), "m")).unwrap();
+    let web0 = log_path(data.path(), "m", "web", 0);
     write(&web0, "a long first line\n");
-    let mut follower = LogFollower::new(data.path(), "web", Some(0)).unwrap();
+    let mut follower = LogFollower::new(data.path(), "m", "web", Some(0)).unwrap();
     assert_eq!(follower.poll(false).unwrap().len(), 1);
     std::fs::write(&web0, "new\n").unwrap();
     let again = follower.poll(false).unwrap();
@@ -146,4 +146,35 @@ fn a_truncated_file_is_read_again_from_its_start() {
             line: "new".into()
         }]
     );
+}
+
+#[test]
+fn each_mesh_has_its_own_log_directory() {
+    let data = tempfile::tempdir().unwrap();
+    assert_eq!(meshes_with_logs(data.path()).unwrap(), Vec::<String>::new());
+    for mesh in ["shop", "blog"] {
+        std::fs::create_dir_all(log_dir(data.path(), mesh)).unwrap();
+        write(&log_path(data.path(), mesh, "web", 0), &format!("{mesh}\n"));
+    }
+    // A stray file in the root is not a mesh.
+    write(&logs_root(data.path()).join("web-0.log"), "old layout\n");
+    assert_eq!(meshes_with_logs(data.path()).unwrap(), ["blog", "shop"]);
+    assert_eq!(
+        log_path(data.path(), "shop", "web", 0),
+        data.path().join("logs").join("shop").join("web-0.log")
+    );
+    for mesh in ["shop", "blog"] {
+        let mut follower = LogFollower::new(data.path(), mesh, "web", None).unwrap();
+        let lines: Vec<String> = follower
+            .poll(true)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.line)
+            .collect();
+        assert_eq!(lines, [mesh], "mesh {mesh} reads only its own file");
+    }
+    assert!(matches!(
+        find_logs(data.path(), "other", "web", None),
+        Err(WorkloadsError::NoLogs { .. })
+    ));
 }

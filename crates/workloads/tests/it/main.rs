@@ -257,10 +257,15 @@ pub async fn get_status(port: u16) -> Option<u16> {
     }
 }
 
-/// A replica's log file.
+/// A replica's log file, which lives in the directory of mesh `MESH`.
 pub fn log_text(data_dir: &Path, workload: &str, index: u32) -> String {
-    std::fs::read_to_string(workloads::logs::log_path(data_dir, workload, index))
-        .unwrap_or_default()
+    let path = workloads::logs::log_path(data_dir, MESH, workload, index);
+    assert!(
+        path.starts_with(data_dir.join("logs").join(MESH)),
+        "{}",
+        path.display()
+    );
+    std::fs::read_to_string(path).unwrap_or_default()
 }
 
 /// A directory with an executable script `name` whose body is `script` (for `extra_path`).
