@@ -49,12 +49,15 @@ pub struct SupervisorConfig {
     /// Replaces every health check's interval (and caps its timeout at the same value). `None`
     /// honours the node's spec, whose App Mesh minimum is 5 s; tests use a few hundred ms.
     pub health_interval: Option<Duration>,
+    /// For an `https://` control plane: the CA file (PEM) to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
 }
 
 impl SupervisorConfig {
     pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
-    /// The defaults: no proxy, no extra PATH, a 5 s grace period, the nodes' own intervals.
+    /// The defaults: no proxy, no extra PATH, a 5 s grace period, the nodes' own intervals, the
+    /// system's TLS roots.
     pub fn new(control: impl Into<String>, mesh: impl Into<String>, data_dir: PathBuf) -> Self {
         SupervisorConfig {
             control: control.into(),
@@ -64,6 +67,7 @@ impl SupervisorConfig {
             extra_path: Vec::new(),
             grace: Self::DEFAULT_GRACE,
             health_interval: None,
+            ca: None,
         }
     }
 }
