@@ -89,11 +89,19 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Where the last snapshot is saved, to start from when the control plane is down.
     pub state_dir: Option<PathBuf>,
+    /// For an `https://` control plane: the CA file (PEM) to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// Open connections at most on each listener; one more is answered 503 and closed, so a
+    /// flood meets a clear refusal instead of the file-descriptor limit.
+    pub max_connections: usize,
 }
 
 impl Config {
+    /// Far above what one proxy serves in the mesh, far below the hard file limits of a host.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
     /// A configuration with the defaults: bind 127.0.0.1, egress on 127.0.0.1:15001, no admin
-    /// listener, no state directory.
+    /// listener, no state directory, the system's TLS roots, 10,000 connections per listener.
     pub fn new(control: impl Into<String>, mesh: impl Into<String>, role: Role) -> Config {
         Config {
             control: control.into(),
@@ -103,6 +111,8 @@ impl Config {
             egress_listen: SocketAddr::from(([127, 0, 0, 1], 15001)),
             admin_listen: None,
             state_dir: None,
+            ca: None,
+            max_connections: Config::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -186,7 +196,16 @@ impl Proxy {
         if config.mesh.is_empty() {
             return Err(StartError::Config("the mesh name is empty".into()));
         }
-        let client = client::Client::new(&config.control);
+        if config.max_connections == 0 {
+            return Err(StartError::Config(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        let options = client::ClientOptions {
+            ca: config.ca.clone(),
+        };
+        let client =
+            client::Client::with_options(&config.control, &options).map_err(StartError::Client)?;
         let shared = Arc::new(Shared {
             mesh: config.mesh.clone(),
             role: config.role.clone(),
@@ -274,6 +293,7 @@ impl Proxy {
                 listener,
                 self.shared.clone(),
                 serves,
+                self.config.max_connections,
                 stop,
                 tracker.clone(),
             ));
@@ -290,7 +310,7 @@ impl Proxy {
         });
         let syncer = sync::Syncer {
             shared: self.shared.clone(),
-            client: self.client,
+            client: self.client.clone(),
             saved,
         };
         tracker.spawn(syncer.run(self.initial, shutdown.clone()));
@@ -299,7 +319,7 @@ impl Proxy {
         tracker.spawn(async move { shared.upstreams.http1.expire_idle(stop).await });
         tracker.spawn(push::run(
             self.shared.clone(),
-            client::Client::new(&self.config.control),
+            self.client,
             self.config.role.to_string(),
             shutdown.clone(),
         ));
@@ -333,6 +353,7 @@ impl Proxy {
                                 listener,
                                 self.shared.clone(),
                                 Serves::Proxy(Entry::Gateway { port }),
+                                self.config.max_connections,
                                 stop,
                                 tracker.clone(),
                             ));

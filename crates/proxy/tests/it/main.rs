@@ -6,6 +6,7 @@ mod discovery;
 mod failures;
 mod gateway;
 mod hot_config;
+mod limits;
 mod metrics;
 mod protocols;
 mod retries;
@@ -61,6 +62,7 @@ impl ControlPlane {
                 account: "000000000000".into(),
                 region: "local".into(),
             },
+            ..control::Config::default()
         };
         let control = control::Control::bind(config, token.clone())
             .await
