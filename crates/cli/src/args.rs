@@ -20,6 +20,10 @@ pub struct Args {
         default_value = "http://127.0.0.1:7070"
     )]
     pub control: String,
+    /// For an https:// control plane: trust the CA certificates of this PEM file instead of the
+    /// system's roots (every command, and the proxies and workloads of `up`).
+    #[arg(long, global = true, env = "AVIARY_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -69,6 +73,47 @@ pub struct ControlOpts {
     /// Region used in ARNs.
     #[arg(long, default_value = "local")]
     pub region: String,
+    #[command(flatten)]
+    pub tls: TlsOpts,
+    /// Open connections at most; one more is refused at once (a 503 over plain HTTP, a close
+    /// over TLS).
+    #[arg(long, default_value_t = 1024, value_parser = at_least_one)]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head, from connecting or from the first
+    /// byte of its next request.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
+}
+
+/// HTTPS for the control plane: both files, or neither (plain HTTP).
+#[derive(Debug, Parser)]
+pub struct TlsOpts {
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsOpts {
+    pub fn files(&self) -> Option<control::TlsFiles> {
+        Some(control::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
+    }
+}
+
+/// A connection limit: a positive count.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{text}' is not a count of at least 1")),
+    }
 }
 
 /// What `aviary up` and `aviary demo` share.
@@ -87,6 +132,9 @@ pub struct RunOpts {
     /// (App Mesh's minimum, 5 s, makes a local start slow).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub health_interval: std::time::Duration,
+    /// The control plane serves HTTPS; the proxies and workloads trust it through --ca.
+    #[command(flatten)]
+    pub tls: TlsOpts,
 }
 
 #[derive(Debug, Parser)]
@@ -361,4 +409,7 @@ pub struct ProxyOpts {
     /// Keep the last configuration here, to serve from when the control plane is down.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Open connections at most on each listener; one more is answered 503 and closed.
+    #[arg(long, default_value_t = proxy::Config::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    pub max_connections: usize,
 }

@@ -14,7 +14,7 @@ mod sse;
 
 pub use aws::{AwsOutput, aws, aws_command, aws_json, aws_ok, run};
 pub use control::ControlProcess;
-pub use http::{Headers, http, http_json, http_raw};
+pub use http::{Headers, KeepAlive, http, http_json, http_raw, wait_closed};
 pub use process::interrupt;
 pub use sse::{EventStream, SseEvent};
 pub use tempfile::TempDir;
