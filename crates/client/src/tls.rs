@@ -81,3 +81,6 @@ fn chain(error: &dyn StdError) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests;
