@@ -1,11 +1,12 @@
 //! `aviary control --tls-cert --tls-key` serves HTTPS: the aviary CLI with `--ca` and the AWS CLI with `--ca-bundle` get in, a client that trusts another CA, or speaks plain HTTP, does not.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use testkit::{AwsOutput, ControlProcess, TempDir, aws, http_raw, run};
+use testkit::{AwsOutput, ControlProcess, TempDir, aws, http_raw, interrupt, run};
 
 use crate::bin;
 
@@ -245,4 +246,74 @@ fn unusable_certificate_files_stop_the_start_with_their_name() {
     let out = run(&mut cmd, Duration::from_secs(30));
     assert!(!out.success(), "{}", out.stdout);
     assert!(out.stderr.contains("no PEM certificate"), "{}", out.stderr);
+}
+
+const UP_MESH: &str = "\
+kind: Mesh
+metadata: {name: upmesh}
+spec: {}
+---
+kind: VirtualNode
+metadata: {name: web-vn, mesh: upmesh}
+spec:
+  listeners:
+  - portMapping: {port: 8080, protocol: http}
+  serviceDiscovery:
+    dns: {hostname: web.upmesh.local}
+---
+kind: Workload
+metadata: {name: web, mesh: upmesh}
+spec:
+  virtualNode: web-vn
+  command: [aviary-demo, product, --version, \"1.0\"]
+";
+
+#[test]
+fn aviary_up_over_tls_runs_its_proxy_and_supervisor_through_the_ca() {
+    let pki = Pki::new();
+    let file = pki.write("up.yaml", UP_MESH);
+    let mut child = Command::new(bin())
+        .args(["--ca", &pki.ca(), "up", "-f", &file])
+        .args(["--listen", "127.0.0.1:0", "--egress-listen", "127.0.0.1:0"])
+        .args(["--tls-cert", &pki.path("server.pem")])
+        .args(["--tls-key", &pki.path("server.key")])
+        .arg("--data-dir")
+        .arg(pki.dir.path().join("up"))
+        .env_remove("AVIARY_CA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn aviary up");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let status = interrupt(&mut child, Duration::from_secs(15));
+            panic!("aviary up ended before it was up: {status:?}");
+        };
+        if let Some(url) = line.trim().strip_prefix("control plane") {
+            break url.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    // The supervisor registers the healthy replica as an endpoint: through its TLS client.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let endpoints = loop {
+        let got = aviary(&url, Some(&pki.ca()), &["get", "endpoints", "-o", "json"]);
+        assert!(got.success(), "{}", got.stderr);
+        if got.stdout.contains("web-vn") || Instant::now() > deadline {
+            break got.stdout;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stopped = interrupt(&mut child, Duration::from_secs(20));
+    assert!(
+        endpoints.contains("web-vn"),
+        "no endpoint registered: {endpoints}"
+    );
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "aviary up did not stop cleanly: {stopped:?}"
+    );
 }
