@@ -33,6 +33,7 @@ pub struct Limits {
     /// Between keep-alive requests. Longer than `client`'s pool idle time (30 s), so a client
     /// never sends on a connection this side is closing.
     pub idle_timeout: Duration,
+    /// From accepting a TLS connection to a finished handshake.
     pub tls_handshake_timeout: Duration,
 }
 

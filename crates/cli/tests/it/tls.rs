@@ -1,6 +1,7 @@
 //! `aviary control --tls-cert --tls-key` serves HTTPS: the aviary CLI with `--ca` and the AWS CLI with `--ca-bundle` get in, a client that trusts another CA, or speaks plain HTTP, does not.
 
 use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -316,4 +317,50 @@ fn aviary_up_over_tls_runs_its_proxy_and_supervisor_through_the_ca() {
         stopped.is_some_and(|s| s.success()),
         "aviary up did not stop cleanly: {stopped:?}"
     );
+}
+
+#[test]
+fn past_the_limit_a_tls_connection_is_closed_before_any_handshake() {
+    let pki = Pki::new();
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let control = ControlProcess::start_with(
+        bin(),
+        &[
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--max-connections",
+            "2",
+        ],
+    );
+    // Two connections that never start their handshake hold both slots (for up to 10 s).
+    let silent: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(control.addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let refused = aviary(control.url(), Some(&pki.ca()), &["get", "meshes"]);
+    assert!(!refused.success(), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("cannot reach the control plane"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    drop(silent);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let served = loop {
+        let got = aviary(control.url(), Some(&pki.ca()), &["get", "meshes"]);
+        if got.success() || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(served.success(), "not served again: {}", served.stderr);
 }
