@@ -24,6 +24,10 @@ pub struct Args {
     /// directory (`$AVIARY_DATA_DIR`, else `.aviary`: `admin.token`) is used when it exists.
     #[arg(long, global = true, env = "AVIARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// For an https:// control plane: trust the CA certificates of this PEM file instead of the
+    /// system's roots (every command, and the proxies and workloads of `up`).
+    #[arg(long, global = true, env = "AVIARY_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,6 +96,19 @@ pub struct ControlOpts {
     /// (requests naming any other Host are refused: DNS rebinding). Repeatable.
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
+    #[command(flatten)]
+    pub tls: TlsOpts,
+    /// Open connections at most; one more is refused at once (a 503 over plain HTTP, a close
+    /// over TLS).
+    #[arg(long, default_value_t = 1024, value_parser = at_least_one)]
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head, from connecting or from the first
+    /// byte of its next request.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +134,34 @@ pub struct TokenCreateOpts {
     pub mesh: Option<String>,
 }
 
+/// HTTPS for the control plane: both files, or neither (plain HTTP).
+#[derive(Debug, Parser)]
+pub struct TlsOpts {
+    /// Serve HTTPS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsOpts {
+    pub fn files(&self) -> Option<control::TlsFiles> {
+        Some(control::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
+    }
+}
+
+/// A connection limit: a positive count.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{text}' is not a count of at least 1")),
+    }
+}
+
 /// What `aviary up` and `aviary demo` share.
 #[derive(Debug, Parser)]
 pub struct RunOpts {
@@ -137,6 +182,9 @@ pub struct RunOpts {
     /// `http://127.0.0.1:9000/`; without it, any http(s) URL.
     #[arg(long = "webhook-allow", value_name = "PREFIX")]
     pub webhook_allow: Vec<String>,
+    /// The control plane serves HTTPS; the proxies and workloads trust it through --ca.
+    #[command(flatten)]
+    pub tls: TlsOpts,
 }
 
 #[derive(Debug, Parser)]
@@ -414,4 +462,7 @@ pub struct ProxyOpts {
     /// Keep the last configuration here, to serve from when the control plane is down.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Open connections at most on each listener; one more is answered 503 and closed.
+    #[arg(long, default_value_t = proxy::Config::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    pub max_connections: usize,
 }

@@ -39,6 +39,7 @@ pub fn main() -> ExitCode {
 
 pub fn run(args: Args) -> ExitCode {
     init_logging();
+    raise_open_files_limit();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // Benchmarks give every proxy the same number of worker threads.
     if let Some(threads) = std::env::var("AVIARY_WORKER_THREADS")
@@ -66,21 +67,27 @@ pub fn run(args: Args) -> ExitCode {
 
 async fn dispatch(args: Args) -> anyhow::Result<()> {
     let token = args.token.clone().or_else(default_token);
-    let client = client::Client::new(&args.control).with_token(token.clone());
+    let ca = args.ca;
+    // Built only by the commands that talk to the control plane, so a wrong AVIARY_CA does not
+    // stop `aviary control` or `aviary logs`.
+    let client = || {
+        let options = client::ClientOptions { ca: ca.clone() };
+        client::Client::with_options(&args.control, &options).map(|c| c.with_token(token.clone()))
+    };
     match args.command {
         Command::Control(opts) => serve_control(opts).await,
-        Command::Apply(opts) => apply::run(&client, opts).await,
-        Command::Get(opts) => get::run(&client, opts).await,
-        Command::Delete(opts) => get::delete(&client, opts).await,
-        Command::Route(args::RouteCommand::Set(opts)) => route::set(&client, opts).await,
+        Command::Apply(opts) => apply::run(&client()?, opts).await,
+        Command::Get(opts) => get::run(&client()?, opts).await,
+        Command::Delete(opts) => get::delete(&client()?, opts).await,
+        Command::Route(args::RouteCommand::Set(opts)) => route::set(&client()?, opts).await,
         Command::Logs(opts) => logs::run(opts).await,
-        Command::Proxy(opts) => proxy::run(&args.control, token, opts).await,
-        Command::Token(command) => token::run(&client, command).await,
-        Command::Up(opts) => up::up(opts).await,
-        Command::Demo(opts) => up::demo(opts).await,
-        Command::Top(opts) => top::run(&client, opts).await,
-        Command::Canary(command) => canary::run(&client, command).await,
-        Command::Deploy(opts) => deploy::run(&client, opts).await,
+        Command::Proxy(opts) => proxy::run(&args.control, ca, token.clone(), opts).await,
+        Command::Token(command) => token::run(&client()?, command).await,
+        Command::Up(opts) => up::up(opts, ca).await,
+        Command::Demo(opts) => up::demo(opts, ca).await,
+        Command::Top(opts) => top::run(&client()?, opts).await,
+        Command::Canary(command) => canary::run(&client()?, command).await,
+        Command::Deploy(opts) => deploy::run(&client()?, opts).await,
     }
 }
 
@@ -103,13 +110,20 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             ..store::HistoryLimits::default()
         },
         webhook_allow: opts.webhook_allow,
+        tls: opts.tls.files(),
+        limits: control::Limits {
+            max_connections: opts.max_connections,
+            header_read_timeout: opts.header_read_timeout,
+            idle_timeout: opts.idle_timeout,
+            ..control::Limits::default()
+        },
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     if !opts.no_auth {
         print_secrets(&opts.data_dir);
     }
-    // Tests and scripts read this line to learn the port when listening on :0.
-    println!("aviary control listening on http://{}", server.local_addr());
+    // Tests and scripts read this line to learn the port (and scheme) when listening on :0.
+    println!("aviary control listening on {}", server.url());
     tokio::spawn(stop_on_signal(shutdown));
     server.run().await?;
     Ok(())
@@ -148,6 +162,18 @@ pub async fn stop_on_signal(shutdown: CancellationToken) {
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
     shutdown.cancel();
+}
+
+/// Raises the soft limit on open files to the hard one, as Go's runtime does: the servers'
+/// connection limits (1024 for the control plane, 10,000 per proxy listener) are meant to be
+/// what refuses connections, not a soft limit that is often 1024 files.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
 }
 
 fn init_logging() {

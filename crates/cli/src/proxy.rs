@@ -1,10 +1,17 @@
 //! `aviary proxy`: runs the data plane for one virtual gateway or virtual node.
 
+use std::path::PathBuf;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ProxyOpts;
 
-pub async fn run(control: &str, token: Option<String>, opts: ProxyOpts) -> anyhow::Result<()> {
+pub async fn run(
+    control: &str,
+    ca: Option<PathBuf>,
+    token: Option<String>,
+    opts: ProxyOpts,
+) -> anyhow::Result<()> {
     let role = match (opts.gateway, opts.node) {
         (Some(gateway), None) => proxy::Role::Gateway(gateway),
         (None, Some(node)) => proxy::Role::Node(node),
@@ -19,6 +26,8 @@ pub async fn run(control: &str, token: Option<String>, opts: ProxyOpts) -> anyho
         admin_listen: opts.admin_listen,
         state_dir: opts.state_dir,
         token,
+        ca,
+        max_connections: opts.max_connections,
     };
     let shutdown = CancellationToken::new();
     let server = proxy::Proxy::bind(config, shutdown.clone()).await?;

@@ -32,23 +32,25 @@ const DEMO_MANIFESTS: [(&str, &str); 2] = [
 /// How long shutdown waits for proxies and the control plane after the workloads stopped.
 const DRAIN: Duration = Duration::from_secs(10);
 
-pub async fn up(opts: UpOpts) -> anyhow::Result<()> {
+/// `ca`: the global `--ca`, which every part that calls the control plane trusts.
+pub async fn up(opts: UpOpts, ca: Option<PathBuf>) -> anyhow::Result<()> {
     let manifests = apply::load(&opts.files)?;
-    run(manifests, opts.run, None).await
+    run(manifests, opts.run, ca, None).await
 }
 
-pub async fn demo(opts: DemoOpts) -> anyhow::Result<()> {
+pub async fn demo(opts: DemoOpts, ca: Option<PathBuf>) -> anyhow::Result<()> {
     let texts: Vec<(String, String)> = DEMO_MANIFESTS
         .iter()
         .map(|(source, text)| (source.to_string(), text.to_string()))
         .collect();
     let manifests = apply::parse_all(&texts)?;
-    run(manifests, opts.run, Some(DEMO_NEXT_STEPS)).await
+    run(manifests, opts.run, ca, Some(DEMO_NEXT_STEPS)).await
 }
 
 async fn run(
     manifests: Vec<Manifest>,
     opts: RunOpts,
+    ca: Option<PathBuf>,
     next_steps: Option<&str>,
 ) -> anyhow::Result<()> {
     let meshes = meshes_of(&manifests);
@@ -70,13 +72,14 @@ async fn run(
                 ..control::auth::AuthConfig::default()
             },
             webhook_allow: opts.webhook_allow.clone(),
+            tls: opts.tls.files(),
             ..control::Config::default()
         },
         services.clone(),
     )
     .await
     .context("cannot start the control plane (is another aviary running?)")?;
-    let url = format!("http://{}", control.local_addr());
+    let url = control.url();
     // Each mesh's proxies and supervisor get a proxy token of that mesh, replaced at each start.
     let mut proxy_tokens = std::collections::HashMap::new();
     for mesh in &meshes {
@@ -87,7 +90,8 @@ async fn run(
         )?;
         proxy_tokens.insert(mesh.clone(), token);
     }
-    let client = Client::new(&url).with_token(Some(control.admin_token().to_string()));
+    let client = Client::with_options(&url, &client::ClientOptions { ca: ca.clone() })?
+        .with_token(Some(control.admin_token().to_string()));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move { control.run().await.map_err(anyhow::Error::from) });
 
@@ -113,6 +117,7 @@ async fn run(
             let mut config = proxy::Config::new(&url, mesh, proxy::Role::Gateway(name.clone()));
             config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-{name}")));
             config.token = proxy_tokens.get(mesh).cloned();
+            config.ca = ca.clone();
             let proxy = proxy::Proxy::bind(config, services.clone())
                 .await
                 .with_context(|| format!("cannot start the proxy of virtual gateway '{name}'"))?;
@@ -125,6 +130,7 @@ async fn run(
         config.egress_listen = egress_addr(opts.egress_listen, i);
         config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-egress")));
         config.token = proxy_tokens.get(mesh).cloned();
+        config.ca = ca.clone();
         let proxy = proxy::Proxy::bind(config, services.clone())
             .await
             .with_context(|| format!("cannot start the egress proxy of mesh '{mesh}'"))?;
@@ -142,6 +148,7 @@ async fn run(
         config.http_proxy = Some(format!("http://{egress}"));
         config.extra_path = extra_path.clone();
         config.health_interval = Some(opts.health_interval);
+        config.ca = ca.clone();
         supervisors.push(workloads::Supervisor::start(config)?);
     }
     let mesh_flag = if meshes.len() > 1 { " --mesh MESH" } else { "" };

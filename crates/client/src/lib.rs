@@ -1,15 +1,25 @@
 //! Typed client of the aviary control plane: the App Mesh REST API (`/v20190125`) addressed by
 //! `model::ResourcePath`, and aviary's `/v1` snapshot and watch stream.
 //!
-//! It owns request building, error decoding (App Mesh's `x-amzn-ErrorType` + `message`) and the
-//! server-sent-events parser. It must not know server code: it speaks only the wire contract.
+//! It owns request building, error decoding (App Mesh's `x-amzn-ErrorType` + `message`), which
+//! TLS roots to trust, and the server-sent-events parser. It must not know server code: it
+//! speaks only the wire contract.
 
 mod sse;
+mod tls;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use model::ResourcePath;
 use serde_json::{Value, json};
 
 pub use sse::{WatchEvent, WatchStream};
+pub use tls::install_crypto_provider;
+
+/// Idle pooled connections are dropped before the control plane's idle timeout (60 s by default)
+/// closes them, so a request is never sent on a connection the server is closing.
+const POOL_IDLE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -22,6 +32,12 @@ pub enum ClientError {
     },
     #[error("cannot reach the control plane at {url}: {source}")]
     Unreachable { url: String, source: reqwest::Error },
+    /// The TLS session failed: most often the server's certificate is not trusted.
+    #[error("no trusted TLS connection to the control plane at {url}: {problem}")]
+    Tls { url: String, problem: String },
+    /// The CA file given in [`ClientOptions::ca`] cannot be used.
+    #[error("cannot use the CA file {path}: {reason}")]
+    Ca { path: String, reason: String },
     #[error("unexpected answer from the control plane: {0}")]
     Protocol(String),
 }
@@ -30,6 +46,14 @@ impl ClientError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ClientError::Api { status: 404, .. })
     }
+}
+
+/// How to reach the control plane, beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// For `https://` URLs: trust only the CA certificates of this PEM file (as the AWS CLI's
+    /// `--ca-bundle` does). `None` trusts the system's roots.
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -41,12 +65,36 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of `http://` (or `https://` with a certificate the system trusts).
+    ///
+    /// # Panics
+    ///
+    /// As `reqwest::Client::new` does, if the system's TLS roots cannot be set up at all.
     pub fn new(base_url: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
+        Client::with_options(base_url, &ClientOptions::default())
+            .expect("without a CA file the only failure is a broken TLS setup of the system")
+    }
+
+    /// A client that trusts `options.ca` (if given) for `https://`; fails when that file cannot
+    /// be read or holds no certificate.
+    pub fn with_options(base_url: &str, options: &ClientOptions) -> Result<Client, ClientError> {
+        install_crypto_provider();
+        let mut builder = reqwest::Client::builder().pool_idle_timeout(POOL_IDLE);
+        if let Some(path) = &options.ca {
+            builder = builder.tls_certs_only(tls::read_ca(path)?);
+        }
+        let http = builder.build().map_err(|e| ClientError::Ca {
+            path: options
+                .ca
+                .as_ref()
+                .map_or("(system roots)".into(), |p| p.display().to_string()),
+            reason: e.to_string(),
+        })?;
+        Ok(Client {
+            http,
             base: base_url.trim_end_matches('/').to_string(),
             token: None,
-        }
+        })
     }
 
     /// The same client, authenticating with `token` (none: anonymous).
@@ -243,10 +291,7 @@ impl Client {
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+            .map_err(|source| self.unreachable(source))?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
@@ -293,10 +338,7 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            })?;
+            .map_err(|source| self.unreachable(source))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -317,5 +359,19 @@ impl Client {
             error_type,
             message,
         })
+    }
+
+    /// A failed exchange: a TLS problem is named as such, anything else is unreachable.
+    fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        match tls::tls_problem(&source) {
+            Some(problem) => ClientError::Tls {
+                url: self.base.clone(),
+                problem,
+            },
+            None => ClientError::Unreachable {
+                url: self.base.clone(),
+                source,
+            },
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! The aviary control plane: the App Mesh 2019-01-25 REST API (`/v20190125/...`), aviary's own
 //! `/v1` API (mesh snapshot and watch stream for proxies), `/healthz` and `/metrics`, all over a
-//! revisioned `store`.
+//! revisioned `store`, served over HTTP/1.1 or HTTPS (rustls) with bounded connections.
 //!
-//! It owns the HTTP surface, request validation (through `model`), the resource records' key
+//! It owns the HTTP surface (its accept loop, TLS, connection limits and timeouts), request validation (through `model`), the resource records' key
 //! layout in the store, and the rules that keep a mesh consistent: parents exist before children,
 //! references point at existing resources, nothing in use is deleted. It must not know the
 //! proxy's internals or how workloads run.
 
+mod activity;
 mod appmesh;
 pub mod auth;
 mod body;
@@ -16,8 +17,10 @@ mod error;
 mod objects;
 mod records;
 mod resources;
+mod server;
 mod stats;
 mod telemetry;
+mod tls;
 mod v1;
 mod webhooks;
 mod workloads;
@@ -32,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 pub use resources::Identity;
+pub use server::Limits;
+pub use tls::{TlsError, TlsFiles};
 
 use resources::Resources;
 use telemetry::Telemetry;
@@ -48,6 +53,9 @@ pub struct Config {
     pub watch_history: store::HistoryLimits,
     /// URL prefixes canary webhooks may call (`--webhook-allow`); empty: any http(s) URL.
     pub webhook_allow: Vec<String>,
+    /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -62,6 +70,8 @@ impl Default for Config {
             auth: auth::AuthConfig::default(),
             watch_history: store::HistoryLimits::default(),
             webhook_allow: Vec::new(),
+            tls: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -85,6 +95,10 @@ pub enum ControlError {
     Serve(std::io::Error),
     #[error(transparent)]
     WebhookAllow(#[from] webhooks::InvalidPrefix),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("invalid limits: {0}")]
+    Limits(String),
 }
 
 /// What every handler shares.
@@ -108,6 +122,8 @@ pub struct App {
 /// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
 pub struct Control {
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
     app: Arc<App>,
 }
 
@@ -120,6 +136,14 @@ impl Control {
             return Err(ControlError::OpenWithoutAuth(config.listen));
         }
         let webhook_policy = Arc::new(webhooks::WebhookPolicy::new(&config.webhook_allow)?);
+        if config.limits.max_connections == 0 {
+            return Err(ControlError::Limits(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        tls::install_crypto_provider();
+        // Before the store and the port: a bad certificate path fails fast and binds nothing.
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let store: Arc<dyn store::Store> = match &config.data_dir {
             Some(dir) => Arc::new(store::open_dir_with_history(dir, config.watch_history)?),
             None => Arc::new(store::MemoryStore::with_history(config.watch_history)),
@@ -142,7 +166,12 @@ impl Control {
             webhook_policy,
             shutdown,
         });
-        Ok(Control { listener, app })
+        Ok(Control {
+            listener,
+            tls,
+            limits: config.limits,
+            app,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -179,14 +208,18 @@ impl Control {
         Ok(issued.token)
     }
 
+    /// `https://ADDR` with TLS, else `http://ADDR`: what clients should use.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
+    }
+
     /// Serves until the shutdown token passed to `bind` is cancelled.
     pub async fn run(self) -> Result<(), ControlError> {
         let shutdown = self.app.shutdown.clone();
-        tokio::spawn(canaries::drive(self.app.clone(), shutdown.clone()));
-        axum::serve(self.listener, router(self.app))
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .map_err(ControlError::Serve)
+        tokio::spawn(canaries::drive(self.app.clone(), shutdown));
+        server::serve(self.listener, self.tls, self.limits, self.app).await;
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -17,12 +17,30 @@ struct RequestLabels {
     code: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum TimeoutPhase {
+    header_read,
+    idle,
+    tls_handshake,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabels {
+    phase: TimeoutPhase,
+}
+
 pub struct Telemetry {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Histogram,
     watch_streams: Gauge,
     store_revision: Gauge<u64, AtomicU64>,
+    connections: Gauge,
+    refused: Counter,
+    timeouts: Family<TimeoutLabels, Counter>,
+    tls_failures: Counter,
+    accept_errors: Counter,
 }
 
 impl Default for Telemetry {
@@ -52,12 +70,48 @@ impl Default for Telemetry {
             "Current revision of the store",
             store_revision.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Open client connections",
+            connections.clone(),
+        );
+        let refused = Counter::default();
+        registry.register(
+            "connections_refused",
+            "Connections refused because --max-connections were open",
+            refused.clone(),
+        );
+        let timeouts = Family::<TimeoutLabels, Counter>::default();
+        registry.register(
+            "connection_timeouts",
+            "Connections closed by a deadline: header_read (slow request head), idle \
+             (keep-alive), tls_handshake",
+            timeouts.clone(),
+        );
+        let tls_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed (untrusted certificate, plain HTTP, bad client)",
+            tls_failures.clone(),
+        );
+        let accept_errors = Counter::default();
+        registry.register(
+            "accept_errors",
+            "Failed accepts, such as running out of file descriptors",
+            accept_errors.clone(),
+        );
         Telemetry {
             registry,
             requests,
             latency,
             watch_streams,
             store_revision,
+            connections,
+            refused,
+            timeouts,
+            tls_failures,
+            accept_errors,
         }
     }
 }
@@ -74,15 +128,22 @@ impl Telemetry {
     }
 
     /// Counts an open watch stream until the returned guard drops.
-    pub fn watch_opened(&self) -> WatchStreamGuard {
+    pub fn watch_opened(&self) -> GaugeGuard {
         self.watch_streams.inc();
-        WatchStreamGuard(self.watch_streams.clone())
+        GaugeGuard(self.watch_streams.clone())
+    }
+
+    /// Counts an open connection until the returned guard drops.
+    pub fn connection_opened(&self) -> GaugeGuard {
+        self.connections.inc();
+        GaugeGuard(self.connections.clone())
     }
 }
 
-pub struct WatchStreamGuard(Gauge);
+/// Holds one unit of a gauge, given back on drop.
+pub struct GaugeGuard(Gauge);
 
-impl Drop for WatchStreamGuard {
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
         self.0.dec();
     }
@@ -113,5 +174,81 @@ impl ApiRequest<'_> {
             })
             .inc();
         telemetry.latency.observe(self.elapsed.as_secs_f64());
+    }
+}
+
+/// A connection refused because `max_connections` were open. Logged at debug only: under a
+/// flood there is one per attempt, and the counter tells the story.
+pub struct ConnectionRefused {
+    pub max_connections: usize,
+}
+
+impl ConnectionRefused {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::debug!(
+            max_connections = self.max_connections,
+            "connection refused: too many open"
+        );
+        telemetry.refused.inc();
+    }
+}
+
+/// A connection closed because it took too long over something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionTimedOut {
+    HeaderRead,
+    Idle,
+    TlsHandshake,
+}
+
+impl ConnectionTimedOut {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        let phase = match self {
+            ConnectionTimedOut::HeaderRead => TimeoutPhase::header_read,
+            ConnectionTimedOut::Idle => TimeoutPhase::idle,
+            ConnectionTimedOut::TlsHandshake => TimeoutPhase::tls_handshake,
+        };
+        tracing::debug!(?phase, "connection timed out");
+        telemetry
+            .timeouts
+            .get_or_create(&TimeoutLabels { phase })
+            .inc();
+    }
+}
+
+/// A TLS handshake that failed.
+pub struct TlsHandshakeFailed<'a> {
+    pub error: &'a std::io::Error,
+}
+
+impl TlsHandshakeFailed<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::debug!(error = %self.error, "TLS handshake failed");
+        telemetry.tls_failures.inc();
+    }
+}
+
+/// `accept` failed; the loop backs off and goes on.
+pub struct AcceptFailed<'a> {
+    pub error: &'a std::io::Error,
+}
+
+impl AcceptFailed<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::warn!(error = %self.error, "accept failed; backing off");
+        telemetry.accept_errors.inc();
+    }
+}
+
+/// A connection ended by the client or by an HTTP error; only logged, as it is routine.
+pub struct ConnectionEnded {
+    pub error: Option<hyper::Error>,
+}
+
+impl ConnectionEnded {
+    pub fn emit(&self) {
+        if let Some(error) = &self.error {
+            tracing::debug!(%error, "connection ended with an error");
+        }
     }
 }

@@ -27,6 +27,7 @@ pub use config::{
 pub use entry::main;
 pub use error::DemoError;
 pub use faults::{ErrorRate, Faults, parse_duration};
+pub use order::install_crypto_provider;
 pub use server::Server;
 
 /// Binds, announces `aviary-demo <service> <version> listening on http://ADDR` on stdout (what a

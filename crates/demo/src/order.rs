@@ -30,6 +30,7 @@ impl Order {
         // `no_proxy()` first: the library never picks a proxy up from the process environment,
         // only from its config, so tests running side by side cannot disturb each other.
         let mut builder = reqwest::Client::builder().no_proxy();
+        install_crypto_provider();
         if let Some(url) = &backends.http_proxy {
             let proxy = Proxy::http(url.clone())
                 .map_err(DemoError::Client)?
@@ -143,4 +144,11 @@ fn excerpt(body: &str) -> String {
         excerpt.push('…');
     }
     excerpt
+}
+
+/// reqwest is built without a TLS crypto provider of its own (the workspace keeps aws-lc-rs
+/// out) and panics building any client, plain-http ones too, unless one is installed: ring's.
+/// Idempotent; an error only says one is installed already.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

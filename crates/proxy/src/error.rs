@@ -111,6 +111,9 @@ pub enum StartError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The control plane's client cannot be built (a CA file that cannot be used).
+    #[error(transparent)]
+    Client(client::ClientError),
 }
 
 #[cfg(test)]

@@ -91,11 +91,19 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// A `proxy` token of the mesh (or an admin token), for the control plane.
     pub token: Option<String>,
+    /// For an `https://` control plane: the CA file (PEM) to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// Open connections at most on each listener; one more is answered 503 and closed, so a
+    /// flood meets a clear refusal instead of the file-descriptor limit.
+    pub max_connections: usize,
 }
 
 impl Config {
+    /// Far above what one proxy serves in the mesh, far below the hard file limits of a host.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
     /// A configuration with the defaults: bind 127.0.0.1, egress on 127.0.0.1:15001, no admin
-    /// listener, no state directory.
+    /// listener, no state directory, the system's TLS roots, 10,000 connections per listener.
     pub fn new(control: impl Into<String>, mesh: impl Into<String>, role: Role) -> Config {
         Config {
             control: control.into(),
@@ -106,6 +114,8 @@ impl Config {
             admin_listen: None,
             state_dir: None,
             token: None,
+            ca: None,
+            max_connections: Config::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -189,7 +199,17 @@ impl Proxy {
         if config.mesh.is_empty() {
             return Err(StartError::Config("the mesh name is empty".into()));
         }
-        let client = client::Client::new(&config.control).with_token(config.token.clone());
+        if config.max_connections == 0 {
+            return Err(StartError::Config(
+                "max_connections must be at least 1".into(),
+            ));
+        }
+        let options = client::ClientOptions {
+            ca: config.ca.clone(),
+        };
+        let client = client::Client::with_options(&config.control, &options)
+            .map_err(StartError::Client)?
+            .with_token(config.token.clone());
         let shared = Arc::new(Shared {
             mesh: config.mesh.clone(),
             role: config.role.clone(),
@@ -277,6 +297,7 @@ impl Proxy {
                 listener,
                 self.shared.clone(),
                 serves,
+                self.config.max_connections,
                 stop,
                 tracker.clone(),
             ));
@@ -293,7 +314,7 @@ impl Proxy {
         });
         let syncer = sync::Syncer {
             shared: self.shared.clone(),
-            client: self.client,
+            client: self.client.clone(),
             saved,
         };
         tracker.spawn(syncer.run(self.initial, shutdown.clone()));
@@ -302,7 +323,7 @@ impl Proxy {
         tracker.spawn(async move { shared.upstreams.http1.expire_idle(stop).await });
         tracker.spawn(push::run(
             self.shared.clone(),
-            client::Client::new(&self.config.control).with_token(self.config.token.clone()),
+            self.client,
             self.config.role.to_string(),
             shutdown.clone(),
         ));
@@ -336,6 +357,7 @@ impl Proxy {
                                 listener,
                                 self.shared.clone(),
                                 Serves::Proxy(Entry::Gateway { port }),
+                                self.config.max_connections,
                                 stop,
                                 tracker.clone(),
                             ));

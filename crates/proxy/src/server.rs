@@ -1,5 +1,6 @@
 //! Accept loops: one per bound listener, one task per connection (HTTP/1.1, keep-alive), all
-//! owned by the proxy's task tracker and drained gracefully at shutdown.
+//! owned by the proxy's task tracker and drained gracefully at shutdown; each listener bounds
+//! its open connections and answers 503 past the bound.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,12 +11,23 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::forward::{self, Entry};
+use crate::telemetry::ConnectionRefused;
 use crate::{Shared, admin, headers};
+
+/// The answer past a listener's connection limit, written without a task or a wait.
+const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 45\r\n\
+\r\n\
+too many connections to this proxy listener\r\n";
 
 /// What a listener serves.
 #[derive(Debug, Clone, Copy)]
@@ -24,14 +36,28 @@ pub enum Serves {
     Admin,
 }
 
-/// Accepts until `stop` is cancelled; each connection drains gracefully on `stop` too.
+impl Serves {
+    /// The `listener` label of its metrics.
+    fn listener(self) -> &'static str {
+        match self {
+            Serves::Proxy(Entry::Gateway { .. }) => "gateway",
+            Serves::Proxy(Entry::Egress) => "egress",
+            Serves::Admin => "admin",
+        }
+    }
+}
+
+/// Accepts until `stop` is cancelled, at most `max_connections` open at once; each
+/// connection drains gracefully on `stop` too.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     serves: Serves,
+    max_connections: usize,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let permits = Arc::new(Semaphore::new(max_connections));
     loop {
         let (stream, remote) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -45,13 +71,31 @@ pub async fn serve(
                 }
             },
         };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(stream);
+            ConnectionRefused {
+                listener: serves.listener(),
+                max_connections,
+            }
+            .emit(&shared.telemetry);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let stop = stop.clone();
         tracker.spawn(async move {
+            let _open = shared.telemetry.connection_opened(serves.listener());
             connection(TokioIo::new(stream), remote, shared, serves, stop).await;
+            drop(permit);
         });
     }
+}
+
+/// A connection past the limit, refused without a task, a read or a wait: a fresh socket's
+/// send buffer always takes [`TOO_MANY`] whole. Dropping the stream closes it, with a reset if
+/// the client's request is already in: Linux still delivers the 503 sent before it.
+fn refuse(stream: TcpStream) {
+    let _ = stream.try_write(TOO_MANY);
 }
 
 async fn connection(

@@ -185,6 +185,8 @@ pub struct Telemetry {
     config_updates: Family<[(&'static str, &'static str); 1], Counter>,
     control_errors: Counter,
     ejections: Family<[(&'static str, String); 1], Counter>,
+    connections: Family<[(&'static str, &'static str); 1], Gauge>,
+    refused: Family<[(&'static str, &'static str); 1], Counter>,
 }
 
 impl Telemetry {
@@ -219,6 +221,18 @@ impl Telemetry {
             "Endpoints ejected by outlier detection, by virtual node",
             ejections.clone(),
         );
+        let connections = Family::default();
+        registry.register(
+            "aviary_proxy_connections",
+            "Open client connections, by listener kind (gateway, egress, admin)",
+            connections.clone(),
+        );
+        let refused = Family::default();
+        registry.register(
+            "aviary_proxy_connections_refused",
+            "Connections answered 503 because the listener had --max-connections open",
+            refused.clone(),
+        );
         Telemetry {
             series,
             registry,
@@ -226,6 +240,8 @@ impl Telemetry {
             config_updates,
             control_errors,
             ejections,
+            connections,
+            refused,
         }
     }
 
@@ -256,6 +272,16 @@ impl Telemetry {
         out
     }
 
+    /// Counts an open connection of a `listener` ("gateway", ...) until the guard drops.
+    pub fn connection_opened(&self, listener: &'static str) -> ConnectionGuard {
+        let gauge = self
+            .connections
+            .get_or_create(&[("listener", listener)])
+            .clone();
+        gauge.inc();
+        ConnectionGuard(gauge)
+    }
+
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -263,6 +289,36 @@ impl Telemetry {
             out.clear();
         }
         out
+    }
+}
+
+/// Holds one open connection in the gauge; gives it back on drop.
+pub struct ConnectionGuard(Gauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// A connection refused because its listener had `max_connections` open. Logged at debug
+/// only: under a flood there is one per attempt, and the counter tells the story.
+pub struct ConnectionRefused {
+    pub listener: &'static str,
+    pub max_connections: usize,
+}
+
+impl ConnectionRefused {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::debug!(
+            listener = self.listener,
+            max_connections = self.max_connections,
+            "connection refused: too many open"
+        );
+        telemetry
+            .refused
+            .get_or_create(&[("listener", self.listener)])
+            .inc();
     }
 }
 

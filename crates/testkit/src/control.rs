@@ -18,14 +18,14 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// What `aviary control` prints on stdout once it accepts connections, followed by its URL.
 const LISTENING: &str = "aviary control listening on ";
 
-/// A running `aviary control --listen 127.0.0.1:0 --data-dir DIR`; killed when dropped.
+/// A running `aviary control --listen 127.0.0.1:0 --data-dir DIR [ARGS...]`; killed when dropped.
 ///
 /// The data directory outlives restarts: [`ControlProcess::restart`] runs a new child on the
 /// same directory, which is how tests check that nothing acknowledged is lost.
 pub struct ControlProcess {
     bin: PathBuf,
     data_dir: PathBuf,
-    /// Flags after `control --listen ... --data-dir ...`, kept across restarts.
+    /// More arguments of every start (TLS files, limits), kept across restarts.
     args: Vec<String>,
     child: Option<Child>,
     url: String,
@@ -49,16 +49,16 @@ impl ControlProcess {
 
     /// Starts `bin control` on a fresh temporary data directory, removed when this drops.
     pub fn start(bin: &Path) -> ControlProcess {
-        ControlProcess::start_with_args(bin, &[])
+        ControlProcess::start_with(bin, &[])
     }
 
-    /// Starts `bin control ARGS` on a fresh temporary data directory, removed when this drops.
-    pub fn start_with_args(bin: &Path, args: &[&str]) -> ControlProcess {
+    /// Starts `bin control ARGS...` (`--tls-cert`, `--max-connections`, ...) on a fresh
+    /// temporary data directory; every restart passes the same arguments.
+    pub fn start_with(bin: &Path, args: &[&str]) -> ControlProcess {
         let temp = crate::temp_dir();
-        let mut control = ControlProcess::new(bin, temp.path());
-        control.args = args.iter().map(|a| a.to_string()).collect();
-        control.spawn();
+        let mut control = ControlProcess::new(bin, temp.path(), args);
         control._temp = Some(temp);
+        control.spawn();
         control
     }
 
@@ -69,16 +69,16 @@ impl ControlProcess {
 
     /// Starts `bin control` on `data_dir`, which the caller keeps (and may reuse).
     pub fn start_in(bin: &Path, data_dir: &Path) -> ControlProcess {
-        let mut control = ControlProcess::new(bin, data_dir);
+        let mut control = ControlProcess::new(bin, data_dir, &[]);
         control.spawn();
         control
     }
 
-    fn new(bin: &Path, data_dir: &Path) -> ControlProcess {
+    fn new(bin: &Path, data_dir: &Path, args: &[&str]) -> ControlProcess {
         ControlProcess {
             bin: bin.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
-            args: Vec::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
             url: String::new(),
             stdout: Arc::default(),
@@ -87,14 +87,18 @@ impl ControlProcess {
         }
     }
 
-    /// The base URL, `http://127.0.0.1:PORT`, without a trailing slash.
+    /// The base URL, `http://127.0.0.1:PORT` (`https://` with `--tls-cert`), without a
+    /// trailing slash.
     pub fn url(&self) -> &str {
         &self.url
     }
 
     /// `127.0.0.1:PORT`, for [`crate::http_raw`].
     pub fn addr(&self) -> &str {
-        self.url.trim_start_matches("http://")
+        let url = self.url.as_str();
+        url.strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or(url)
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -192,7 +196,7 @@ impl ControlProcess {
     /// writes its own secrets as on a user's first start.
     pub fn start_unseeded(bin: &Path) -> ControlProcess {
         let temp = crate::temp_dir();
-        let mut control = ControlProcess::new(bin, temp.path());
+        let mut control = ControlProcess::new(bin, temp.path(), &[]);
         control._temp = Some(temp);
         control.spawn_on("127.0.0.1:0");
         control
@@ -243,7 +247,7 @@ impl ControlProcess {
                     let _ = child.kill();
                     let _ = child.wait();
                     panic!(
-                        "aviary control did not print `{LISTENING}http://...` within \
+                        "aviary control did not print `{LISTENING}http(s)://...` within \
                          {STARTUP_TIMEOUT:?}; killed it\n--- stdout\n{}--- stderr\n{}",
                         self.stdout_text(),
                         self.stderr_text()
@@ -312,5 +316,5 @@ pub(crate) fn listening_url(line: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '.' | '[' | ']' | '-'))
         .collect();
     let url = url.trim_end_matches('/').to_string();
-    url.starts_with("http://").then_some(url)
+    (url.starts_with("http://") || url.starts_with("https://")).then_some(url)
 }

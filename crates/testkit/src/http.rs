@@ -94,6 +94,80 @@ pub fn http_raw(addr: &str, bytes: &[u8]) -> String {
     String::from_utf8_lossy(&exchange(addr, bytes, RAW_QUIET)).into_owned()
 }
 
+/// One keep-alive HTTP/1.1 connection, held open between requests, for tests that fill,
+/// count or starve a server's connections.
+pub struct KeepAlive {
+    stream: TcpStream,
+    host: String,
+}
+
+impl KeepAlive {
+    /// Connects to `addr` (`127.0.0.1:PORT`); every read on it waits at most [`READ_TIMEOUT`].
+    pub fn open(addr: &str) -> KeepAlive {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("set read timeout");
+        KeepAlive {
+            stream,
+            host: addr.to_string(),
+        }
+    }
+
+    /// Sends `GET path` (keep-alive) and reads its response: status, headers and body, or
+    /// `None` if the server closed or reset the connection before a whole response.
+    pub fn get(&mut self, path: &str) -> Option<(u16, Headers, String)> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: aviary-testkit\r\n\r\n",
+            self.host
+        );
+        self.stream.write_all(request.as_bytes()).ok()?;
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if let Some(parsed) = parse_response(&raw, false) {
+                let body = String::from_utf8_lossy(&parsed.body).into_owned();
+                return Some((parsed.status, parsed.headers, body));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return None,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits (at most `limit`) for the server to close the connection; how long that took, or
+    /// `None` if it stayed open. Whatever the server sends meanwhile is discarded.
+    pub fn wait_closed(&mut self, limit: Duration) -> Option<Duration> {
+        wait_closed(&mut self.stream, limit)
+    }
+}
+
+/// Waits (at most `limit`) for the peer of `stream` to close or reset it; how long that took,
+/// or `None` if it stayed open. Whatever arrives meanwhile is discarded.
+pub fn wait_closed(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(start.elapsed())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return None;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // A reset is a close too.
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+}
+
 /// Writes on one thread while reading on this one: a server may answer (413, 400) and close
 /// before it has read a large body, and that answer must not be lost to a blocked or failed write.
 fn exchange(addr: &str, bytes: &[u8], quiet: Duration) -> Vec<u8> {

@@ -37,6 +37,11 @@ fn finds_the_url_in_a_listening_line() {
             "2026-01-01T00:00:00Z  INFO aviary control listening on http://127.0.0.1:80/ ok",
             Some("http://127.0.0.1:80"),
         ),
+        (
+            "aviary control listening on https://127.0.0.1:4321",
+            Some("https://127.0.0.1:4321"),
+        ),
+        ("aviary control listening on ftp://127.0.0.1:80", None),
         ("aviary control listening on 127.0.0.1:80", None),
         ("starting", None),
     ];

@@ -27,6 +27,9 @@ pub enum WorkloadsError {
     /// The HTTP client for health checks cannot be built (its resolver or connector failed to initialise).
     #[error("cannot build the health-check HTTP client: {0}")]
     HttpClient(String),
+    /// The control plane's client cannot be built (a CA file that cannot be used).
+    #[error(transparent)]
+    Control(client::ClientError),
     /// The supervisor's own task panicked; its children were killed when it was dropped.
     #[error("the supervisor task failed: {0}")]
     Task(String),

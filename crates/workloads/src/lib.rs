@@ -51,12 +51,15 @@ pub struct SupervisorConfig {
     pub health_interval: Option<Duration>,
     /// A `proxy` token of the mesh (or an admin token), for the control plane.
     pub token: Option<String>,
+    /// For an `https://` control plane: the CA file (PEM) to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
 }
 
 impl SupervisorConfig {
     pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
-    /// The defaults: no proxy, no extra PATH, a 5 s grace period, the nodes' own intervals.
+    /// The defaults: no proxy, no extra PATH, a 5 s grace period, the nodes' own intervals, the
+    /// system's TLS roots.
     pub fn new(control: impl Into<String>, mesh: impl Into<String>, data_dir: PathBuf) -> Self {
         SupervisorConfig {
             control: control.into(),
@@ -67,6 +70,7 @@ impl SupervisorConfig {
             grace: Self::DEFAULT_GRACE,
             health_interval: None,
             token: None,
+            ca: None,
         }
     }
 }

@@ -51,10 +51,17 @@ struct Slot {
 
 impl Supervisor {
     /// Starts supervising `config.mesh`; must be called within a tokio runtime. Fails only when
-    /// the log directory cannot be created (or the health-check client cannot be built).
+    /// the log directory cannot be created, the CA file cannot be used, or the health-check client
+    /// cannot be built.
     pub fn start(config: SupervisorConfig) -> Result<Supervisor, WorkloadsError> {
         let dir = logs::log_dir(&config.data_dir, &config.mesh);
         std::fs::create_dir_all(&dir).map_err(|source| WorkloadsError::LogDir { dir, source })?;
+        let options = client::ClientOptions {
+            ca: config.ca.clone(),
+        };
+        // First: it installs the TLS crypto provider that every reqwest client needs here.
+        let control = client::Client::with_options(&config.control, &options)
+            .map_err(WorkloadsError::Control)?;
         let probes = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
@@ -62,7 +69,7 @@ impl Supervisor {
             .map_err(|e| WorkloadsError::HttpClient(e.to_string()))?;
         let (desired_tx, desired_rx) = watch::channel(Arc::new(Desired::default()));
         let ctx = Arc::new(Context {
-            control: client::Client::new(&config.control).with_token(config.token.clone()),
+            control: control.with_token(config.token.clone()),
             config,
             probes,
             desired: desired_rx,

@@ -437,7 +437,7 @@ fn a_flood_of_bogus_and_busy_stats_pushes_leaves_memory_bounded() {
 
 #[test]
 fn a_watcher_behind_the_byte_bounded_history_is_told_to_relist() {
-    let control = ControlProcess::start_with_args(bin(), &["--watch-history-bytes", "65536"]);
+    let control = ControlProcess::start_with(bin(), &["--watch-history-bytes", "65536"]);
     let url = control.url();
     create_step1_raw(url);
     let from = snapshot_revision(url, "demomesh");

@@ -122,7 +122,7 @@ fn webhooks_outside_the_allow_list_are_refused_and_redirects_are_not_followed() 
     let elsewhere = HookServer::start(None);
     let allowed = HookServer::start(Some(format!("{}/stolen", elsewhere.base)));
     let prefix = format!("{}/hooks/", allowed.base);
-    let control = ControlProcess::start_with_args(bin(), &["--webhook-allow", &prefix]);
+    let control = ControlProcess::start_with(bin(), &["--webhook-allow", &prefix]);
     let url = control.url();
     create_mesh(url);
 
@@ -177,7 +177,7 @@ fn webhooks_outside_the_allow_list_are_refused_and_redirects_are_not_followed() 
 #[test]
 fn a_canary_stored_before_the_allow_list_fails_its_webhook_without_sending() {
     let hook = HookServer::start(None);
-    let mut control = ControlProcess::start_with_args(bin(), &[]);
+    let mut control = ControlProcess::start_with(bin(), &[]);
     create_mesh(control.url());
     let body = canary_body("c", &format!("{}/hook", hook.base), "2s");
     let (status, _, answer) = http(

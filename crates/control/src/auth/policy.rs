@@ -15,8 +15,9 @@ pub enum Access {
     Roles(&'static [Role]),
 }
 
-/// One row: a method, a path pattern (`{x}` is one non-empty segment, `{*x}` one or more),
-/// and who may call it.
+/// One row: a method, a path pattern (`{x}` is one segment, `{*x}` one or more), and who may
+/// call it. Segments may be empty: the handler names the empty field in its 400, and an empty
+/// `{mesh}` is never a proxy token's mesh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
     pub method: &'static str,
@@ -144,15 +145,8 @@ fn matches<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
     loop {
         match (want.next(), have.next()) {
             (None, None) => return Some(mesh),
-            (Some(w), Some(h)) if w.starts_with("{*") => {
-                // One or more non-empty segments, to the end.
-                let rest_ok = !h.is_empty() && have.all(|s| !s.is_empty());
-                return rest_ok.then_some(mesh);
-            }
+            (Some(w), Some(_)) if w.starts_with("{*") => return Some(mesh),
             (Some(w), Some(h)) if w.starts_with('{') => {
-                if h.is_empty() {
-                    return None;
-                }
                 if w == "{mesh}" {
                     mesh = Some(h);
                 }

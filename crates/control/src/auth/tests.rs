@@ -29,8 +29,16 @@ fn paths_match_their_rows_and_nothing_else() {
             "/v1/meshes/m/snapshot",
             Some(("/v1/meshes/{mesh}/snapshot", Some("m"))),
         ),
-        ("GET", "/v1/meshes//snapshot", None),
-        ("GET", "/v1/meshes/m/workloads/", None),
+        (
+            "GET",
+            "/v1/meshes//snapshot",
+            Some(("/v1/meshes/{mesh}/snapshot", Some(""))),
+        ),
+        (
+            "GET",
+            "/v1/meshes/m/workloads/",
+            Some(("/v1/meshes/{mesh}/workloads/{name}", Some("m"))),
+        ),
         ("GET", "/v1/meshes/m/workloads/w/extra", None),
         (
             "POST",
@@ -42,8 +50,11 @@ fn paths_match_their_rows_and_nothing_else() {
             "/v20190125/meshes",
             Some(("/v20190125/{*rest}", None)),
         ),
-        ("GET", "/v20190125/meshes/", None),
-        ("GET", "/v20190125/", None),
+        (
+            "GET",
+            "/v20190125/meshes/",
+            Some(("/v20190125/{*rest}", None)),
+        ),
         (
             "PUT",
             "/v20190125/meshes/m/virtualRouter/r/routes/x",

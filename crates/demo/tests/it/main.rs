@@ -58,6 +58,7 @@ pub async fn start(config: Config) -> Running {
 
 /// A client that never uses a proxy from the environment and never waits longer than `BOUND`.
 pub fn client() -> reqwest::Client {
+    demo::install_crypto_provider();
     reqwest::Client::builder()
         .no_proxy()
         .timeout(BOUND)

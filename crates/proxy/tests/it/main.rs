@@ -6,11 +6,13 @@ mod discovery;
 mod failures;
 mod gateway;
 mod hot_config;
+mod limits;
 mod metrics;
 mod protocols;
 mod retries;
 mod split;
 mod stability;
+mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -53,10 +55,19 @@ impl ControlPlane {
 
     /// On a given address (to come back where it was) and data directory (to keep the mesh).
     pub async fn start_at(listen: SocketAddr, data_dir: Option<PathBuf>) -> ControlPlane {
-        let token = CancellationToken::new();
         let config = control::Config {
             listen,
             data_dir,
+            ..ControlPlane::config()
+        };
+        ControlPlane::start_with(config, None).await
+    }
+
+    /// In memory, on 127.0.0.1:0.
+    pub fn config() -> control::Config {
+        control::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: None,
             identity: control::Identity {
                 account: "000000000000".into(),
                 region: "local".into(),
@@ -68,17 +79,24 @@ impl ControlPlane {
                 ..Default::default()
             },
             ..control::Config::default()
-        };
+        }
+    }
+
+    /// With any configuration (TLS, say); `api` trusts `ca` for https.
+    pub async fn start_with(config: control::Config, ca: Option<PathBuf>) -> ControlPlane {
+        let token = CancellationToken::new();
         let control = control::Control::bind(config, token.clone())
             .await
             .expect("the control plane binds");
         let addr = control.local_addr();
+        let url = control.url();
         let task = tokio::spawn(async move {
             control.run().await.expect("the control plane serves");
         });
-        let url = format!("http://{addr}");
+        let api = client::Client::with_options(&url, &client::ClientOptions { ca })
+            .expect("the test CA is usable");
         ControlPlane {
-            api: client::Client::new(&url),
+            api,
             url,
             addr,
             token,

@@ -168,6 +168,7 @@ async fn probes_pass_on_2xx_and_fail_on_404_or_a_closed_port() {
             let _ = socket.write_all(answer.as_bytes()).await;
         }
     });
+    client::install_crypto_provider();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut p = policy(1, 1);
     p.probe = Probe::Http { path: "/ok".into() };

@@ -245,6 +245,7 @@ pub fn alive(pid: u32) -> bool {
 
 /// GET `http://127.0.0.1:{port}/` without any proxy; the status, or `None` if nothing answers.
 pub async fn get_status(port: u16) -> Option<u16> {
+    client::install_crypto_provider();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let answer = tokio::time::timeout(
         Duration::from_secs(2),
