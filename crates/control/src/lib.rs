@@ -135,13 +135,14 @@ impl Control {
         if !config.auth.enabled && !config.listen.ip().is_loopback() {
             return Err(ControlError::OpenWithoutAuth(config.listen));
         }
+        // First: every reqwest client (the webhooks' too) needs the process's TLS provider.
+        tls::install_crypto_provider();
         let webhook_policy = Arc::new(webhooks::WebhookPolicy::new(&config.webhook_allow)?);
         if config.limits.max_connections == 0 {
             return Err(ControlError::Limits(
                 "max_connections must be at least 1".into(),
             ));
         }
-        tls::install_crypto_provider();
         // Before the store and the port: a bad certificate path fails fast and binds nothing.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let store: Arc<dyn store::Store> = match &config.data_dir {

@@ -246,6 +246,81 @@ fn boto3_signs_pages_tags_and_presigned_urls_and_stale_or_tampered_ones_are_refu
     assert_eq!(got["stale"], json!([403, "InvalidSignatureException"]));
 }
 
+/// The walkthrough's App Mesh steps as SDK code runs them: boto3 with nothing but the
+/// credentials file a first start wrote, every step-1 file, then the route updates of step 3.
+const BOTO3_WALKTHROUGH: &str = r#"
+import json, os, sys
+import boto3
+url, folder = sys.argv[1], sys.argv[2]
+names = sys.argv[3].split(",")
+c = boto3.session.Session(region_name="us-west-2").client("appmesh", endpoint_url=url)
+def create(name):
+    body = json.load(open(os.path.join(folder, name + ".json")))
+    for key, op in [("gatewayRouteName", "create_gateway_route"), ("routeName", "create_route"),
+                    ("virtualGatewayName", "create_virtual_gateway"),
+                    ("virtualServiceName", "create_virtual_service"),
+                    ("virtualRouterName", "create_virtual_router"),
+                    ("virtualNodeName", "create_virtual_node"), ("meshName", "create_mesh")]:
+        if key in body:
+            return getattr(c, op)(**body)
+for name in names:
+    create(name)
+create("product-v15-vn")
+weights = {}
+for step in ["product-r-75-25", "product-r-v15", "product-r-v1"]:
+    c.update_route(**json.load(open(os.path.join(folder, step + ".json"))))
+    route = c.describe_route(meshName="demomesh", virtualRouterName="product-vr",
+                             routeName="product-r")["route"]
+    weights[step] = {t["virtualNode"]: t["weight"]
+                     for t in route["spec"]["httpRoute"]["action"]["weightedTargets"]}
+print(json.dumps({"weights": weights,
+                  "services": sorted(s["virtualServiceName"] for s in
+                                     c.list_virtual_services(meshName="demomesh")["virtualServices"])}))
+"#;
+
+#[test]
+fn boto3_runs_the_walkthrough_with_the_credentials_a_first_start_wrote() {
+    let control = ControlProcess::start_unseeded(bin());
+    let folder = crate::demomesh_dir().join("appmesh");
+    let mut cmd = std::process::Command::new(python());
+    cmd.args(["-c", BOTO3_WALKTHROUGH, control.url()])
+        .arg(&folder)
+        .arg(crate::STEP1.join(","))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aviary-testkit/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            control.data_dir().join("credentials"),
+        );
+    let out = run(&mut cmd, Duration::from_secs(120));
+    assert!(
+        out.success(),
+        "boto3 walkthrough failed:\n{}{}",
+        out.stdout,
+        out.stderr
+    );
+    let got: Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("boto3 walkthrough printed no JSON ({e}):\n{}", out.stdout));
+    assert_eq!(
+        got["weights"],
+        json!({
+            "product-r-75-25": {"product-vn": 75, "product-v15-vn": 25},
+            "product-r-v15": {"product-vn": 0, "product-v15-vn": 100},
+            "product-r-v1": {"product-vn": 100, "product-v15-vn": 0},
+        })
+    );
+    assert_eq!(
+        got["services"],
+        json!([
+            "customer.demomesh.local",
+            "order.demomesh.local",
+            "product.demomesh.local"
+        ])
+    );
+}
+
 /// Status and `x-amzn-ErrorType` of one request, reading only the response head (so watch
 /// streams, which never end, answer too).
 fn head(url: &str, method: &str, path: &str, token: Option<&str>) -> (u16, Option<String>) {
