@@ -309,20 +309,12 @@ pub fn history_table(canary: &Value) -> String {
     out
 }
 
-/// `2026-11-21 23:59:01.123` from milliseconds since the epoch (civil-from-days, UTC).
+/// `2026-11-21 23:59:01.123` from milliseconds since the epoch (UTC).
 pub fn utc(millis: u64) -> String {
     let secs = millis / 1000;
     let days = (secs / 86_400) as i64;
     let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = model::civil::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}.{:03}",
         millis % 1000

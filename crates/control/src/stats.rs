@@ -284,7 +284,8 @@ pub fn parse_window(text: &str) -> Option<Duration> {
     match unit {
         "ms" => Some(Duration::from_millis(number)),
         "s" => Some(Duration::from_secs(number)),
-        "m" => Some(Duration::from_secs(number * 60)),
+        // Checked: `?window=999999999999999999m` is a 400, not an overflow.
+        "m" => number.checked_mul(60).map(Duration::from_secs),
         _ => None,
     }
 }

@@ -36,6 +36,7 @@
 //! | resource names (metadata and names a spec refers to, backends included) | 1..=255 characters | also `^[A-Za-z0-9][A-Za-z0-9._-]*$` | names go into URL paths and DNS-like service names |
 //! | size of one resource's `spec` (serialized JSON; also `/v1` workloads and canary specs) | no documented limit | at most 65536 bytes (64 KiB) ([`MAX_SPEC_BYTES`]) | bounds what one write costs the store, its watch history and every watcher |
 
+pub mod civil;
 mod kind;
 pub mod manifest;
 mod path;

@@ -84,7 +84,7 @@ pub fn size_problem(path: &str, value: &impl serde::Serialize) -> Option<Problem
     (size > MAX_SPEC_BYTES).then(|| {
         Problem::new(
             path,
-            format!("is {size} bytes as JSON; at most {MAX_SPEC_BYTES} bytes (64 KiB) are allowed"),
+            format!("is {size} bytes as JSON, over the limit of {MAX_SPEC_BYTES} bytes (64 KiB)"),
         )
     })
 }

@@ -433,9 +433,10 @@ fn make_case(rng: &mut fastrand::Rng, seeds: &[Seed]) -> Case {
 
 fn send(addr: &str, case: &Case) -> Reply {
     let mut request = format!(
-        "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         case.method,
         case.path,
+        testkit::TEST_ADMIN_TOKEN,
         case.body.len()
     )
     .into_bytes();

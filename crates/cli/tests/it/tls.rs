@@ -76,7 +76,7 @@ fn ca_params(name: &str) -> CertificateParams {
 
 /// `aviary ARGS` against `url`, with `AVIARY_CA` unset unless `ca_env` gives it.
 fn aviary(url: &str, ca_env: Option<&str>, args: &[&str]) -> AwsOutput {
-    let mut cmd = Command::new(bin());
+    let mut cmd = crate::aviary_cmd();
     cmd.args(args)
         .env("AVIARY_CONTROL", url)
         .env_remove("AVIARY_CA")
@@ -273,6 +273,8 @@ spec:
 fn aviary_up_over_tls_runs_its_proxy_and_supervisor_through_the_ca() {
     let pki = Pki::new();
     let file = pki.write("up.yaml", UP_MESH);
+    // The test admin token, so `aviary` as the tests run it is admin of this `up` too.
+    testkit::seed_secrets(&pki.dir.path().join("up"));
     let mut child = Command::new(bin())
         .args(["--ca", &pki.ca(), "up", "-f", &file])
         .args(["--listen", "127.0.0.1:0", "--egress-listen", "127.0.0.1:0"])

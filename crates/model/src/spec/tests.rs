@@ -601,7 +601,7 @@ fn a_spec_is_at_most_64_kib_of_json() {
     let problem = size_problem("spec", &over).expect("one byte over");
     assert_eq!(
         problem.to_string(),
-        "spec: is 65537 bytes as JSON; at most 65536 bytes (64 KiB) are allowed"
+        "spec: is 65537 bytes as JSON, over the limit of 65536 bytes (64 KiB)"
     );
 
     // Thousands of backends, each fine on its own: the size is the only problem named.
@@ -615,7 +615,7 @@ fn a_spec_is_at_most_64_kib_of_json() {
         .collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
-        problems[0].starts_with("spec: is ") && problems[0].contains("at most 65536 bytes"),
+        problems[0].starts_with("spec: is ") && problems[0].contains("limit of 65536 bytes"),
         "{problems:?}"
     );
 }
