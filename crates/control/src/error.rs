@@ -134,3 +134,29 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// A handler that panics is a bug; its caller still gets a 500 in App Mesh's shape instead of a
+/// dropped connection, and the panic is logged (outermost layer, so it covers `auth::guard`).
+pub async fn answer_panics(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            ApiError::Internal(format!("handler panicked: {what}")).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -264,6 +264,7 @@ pub fn router(app: Arc<App>) -> Router {
             app.clone(),
             auth::guard,
         ))
+        .layer(axum::middleware::from_fn(error::answer_panics))
         .with_state(app)
 }
 
