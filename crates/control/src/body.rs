@@ -19,6 +19,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// client's mistake and close.
 pub const MAX_DRAIN_BYTES: usize = 8 * 1024 * 1024;
 
+/// How long a request's whole body may take to arrive: 8 MiB at 300 KiB/s, far more than any
+/// real client needs, and a bound on what a client that trickles its body can hold.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Reads a JSON object of at most `limit` bytes; an empty body is `{}` (GET and DELETE carry
 /// none).
 pub async fn read_json(request: Request, limit: usize) -> Result<Value, ApiError> {
@@ -53,6 +57,17 @@ pub async fn read_bounded(
             return Err(too_large(false));
         }
     }
+    // The header-read timeout ends with the head; this bounds what a slow body may hold.
+    tokio::time::timeout(BODY_READ_TIMEOUT, collect(body, limit))
+        .await
+        .unwrap_or(Err(ApiError::BodyTimeout {
+            seconds: BODY_READ_TIMEOUT.as_secs(),
+        }))
+}
+
+/// Reads the body to its end, keeping at most `limit` bytes and reading at most the drain.
+async fn collect(body: axum::body::Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = |drained| ApiError::PayloadTooLarge { limit, drained };
     let mut body = body.into_data_stream();
     let mut kept = Vec::new();
     let mut seen = 0usize;
@@ -85,3 +100,6 @@ fn expects_continue(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -32,6 +32,9 @@ pub enum ApiError {
         /// The whole body was read, so the connection can serve the next request.
         drained: bool,
     },
+    /// The body did not arrive in time (`body::BODY_READ_TIMEOUT`).
+    #[error("the request body did not arrive within {seconds} s")]
+    BodyTimeout { seconds: u64 },
     /// No valid bearer token on aviary's API.
     #[error("{0}")]
     Unauthenticated(String),
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::ResourceInUse(_) => "ResourceInUseException",
             ApiError::TooManyTags(_) => "TooManyTagsException",
             ApiError::LimitExceeded(_) => "LimitExceededException",
+            ApiError::BodyTimeout { .. } => "BadRequestException",
             ApiError::Unauthenticated(_) => "UnauthorizedException",
             ApiError::Signature(err) => err.error_type(),
             ApiError::Forbidden(_) => "ForbiddenException",
@@ -82,6 +86,7 @@ impl ApiError {
             ApiError::LimitExceeded(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             // AWS answers every signature problem 403.
             ApiError::Signature(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -115,7 +120,10 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer"),
             );
         }
-        if matches!(self, ApiError::PayloadTooLarge { drained: false, .. }) {
+        if matches!(
+            self,
+            ApiError::PayloadTooLarge { drained: false, .. } | ApiError::BodyTimeout { .. }
+        ) {
             // Unread bytes of the body are still on the wire: this connection cannot carry
             // another request, and saying so lets the client stop sending.
             headers.insert(
