@@ -14,9 +14,11 @@ fi
 endpoint=$1
 dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/appmesh"
 
-# aviary does not check signatures, but the CLI refuses to send a request without credentials.
-export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
-export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+# aviary checks every SigV4 signature: without credentials of the caller's own, sign with the
+# keys the first start of `aviary demo` / `aviary control` wrote in ./.aviary.
+if [[ -z "${AWS_ACCESS_KEY_ID:-}" && -z "${AWS_SHARED_CREDENTIALS_FILE:-}" && -f .aviary/credentials ]]; then
+  export AWS_SHARED_CREDENTIALS_FILE="$PWD/.aviary/credentials"
+fi
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-west-2}"
 export AWS_PAGER=""
 

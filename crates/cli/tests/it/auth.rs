@@ -84,7 +84,47 @@ fn a_first_start_writes_owner_only_secrets_that_work_and_survive_a_restart() {
         "another token gets nowhere"
     );
 
+    // The walkthrough the AWS CLI way (create.sh, then step 3's route updates), signed with
+    // nothing but the credentials file the first start wrote.
     let credentials = dir.join("credentials");
+    let mut script = aws_command("bash");
+    script
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .arg(crate::demomesh_dir().join("create.sh"))
+        .arg(&url);
+    let out = run(&mut script, Duration::from_secs(180));
+    assert!(out.success(), "create.sh: {}{}", out.stdout, out.stderr);
+    let create = |file: &str| {
+        let input = crate::cli_input(file);
+        let out = aws_with_file(
+            &url,
+            &credentials,
+            &["create-virtual-node", "--cli-input-json", &input],
+        );
+        assert!(out.success(), "{file}: {}", out.stderr);
+    };
+    create("product-v15-vn");
+    for step in ["product-r-75-25", "product-r-v15", "product-r-v1"] {
+        let input = crate::cli_input(step);
+        let out = aws_with_file(
+            &url,
+            &credentials,
+            &["update-route", "--cli-input-json", &input],
+        );
+        assert!(out.success(), "{step}: {}", out.stderr);
+    }
+    let out = aws_with_file(
+        &url,
+        &credentials,
+        &["list-virtual-services", "--mesh-name", "demomesh"],
+    );
+    assert!(out.success(), "{}", out.stderr);
+    assert_eq!(
+        out.json()["virtualServices"].as_array().map(Vec::len),
+        Some(3)
+    );
     let out = aws_with_file(&url, &credentials, &["create-mesh", "--mesh-name", "m"]);
     assert!(out.success(), "{}", out.stderr);
     aws_as(
