@@ -241,7 +241,7 @@ fn resource_arn(query: &HashMap<String, String>) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("resourceArn: is required".into()))
 }
 
-fn percent_decode(segment: &str) -> String {
+pub(crate) fn percent_decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -111,7 +111,7 @@ impl Auth {
                 problem: "not an aviary token (aviary_<16 hex>_<64 hex>)".into(),
             });
         }
-        tokens::store_record(store, &admin_token, ADMIN_TOKEN_FILE, Role::Admin, None)
+        tokens::register(store, &admin_token, ADMIN_TOKEN_FILE, Role::Admin)
             .map_err(|e| SecretsError::Store(e.to_string()))?;
         Ok(Auth {
             config,
@@ -245,9 +245,7 @@ async fn authenticate(app: &App, request: &mut Request) -> Result<Caller, ApiErr
 async fn bearer(app: &App, token: &str) -> Result<Caller, ApiError> {
     let store = app.resources.store().clone();
     let presented = token.to_string();
-    let record = tokio::task::spawn_blocking(move || tokens::lookup(&store, &presented))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let record = crate::resources::blocking(move || tokens::lookup(&store, &presented)).await??;
     let record = record.ok_or_else(|| {
         ApiError::Unauthenticated("the bearer token is unknown or revoked".into())
     })?;

@@ -91,8 +91,6 @@ pub enum ControlError {
         "refusing to listen on {0} with authentication off: --no-auth is for loopback addresses only"
     )]
     OpenWithoutAuth(SocketAddr),
-    #[error("server failed: {0}")]
-    Serve(std::io::Error),
     #[error(transparent)]
     WebhookAllow(#[from] webhooks::InvalidPrefix),
     #[error(transparent)]
@@ -135,8 +133,6 @@ impl Control {
         if !config.auth.enabled && !config.listen.ip().is_loopback() {
             return Err(ControlError::OpenWithoutAuth(config.listen));
         }
-        // First: every reqwest client (the webhooks' too) needs the process's TLS provider.
-        tls::install_crypto_provider();
         let webhook_policy = Arc::new(webhooks::WebhookPolicy::new(&config.webhook_allow)?);
         if config.limits.max_connections == 0 {
             return Err(ControlError::Limits(
@@ -194,17 +190,12 @@ impl Control {
         role: auth::Role,
         mesh: Option<&str>,
     ) -> Result<String, ApiError> {
-        auth::tokens::validate_request(name, role, mesh)?;
-        let store = self.app.resources.store();
-        for old in auth::tokens::list(store)?.iter().filter(|t| t.name == name) {
-            auth::tokens::revoke(store, &old.id)?;
-        }
-        let issued = auth::tokens::store_record(
+        let issued = auth::tokens::issue(
             self.app.resources.store(),
-            &auth::tokens::generate(),
             name,
             role,
-            mesh.map(str::to_string),
+            mesh,
+            auth::tokens::SameName::Replace,
         )?;
         Ok(issued.token)
     }

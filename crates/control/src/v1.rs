@@ -26,7 +26,7 @@ use crate::error::ApiError;
 
 use crate::objects::{self, ObjectKind};
 use crate::records::{mesh_prefix, path_from_key};
-use crate::resources::decode;
+use crate::resources::{blocking, decode};
 use crate::stats::{MAX_WINDOW, check_known, check_report, parse_window};
 use model::ResourcePath;
 use model::wire::{MAX_REPORT_BYTES, StatsReport};
@@ -367,18 +367,17 @@ pub async fn create_token(
         ))
     })?;
     let mesh = body["mesh"].as_str().map(str::to_string);
-    tokens::validate_request(&name, role, mesh.as_deref())?;
     let store = app.resources.store().clone();
-    let issued = tokio::task::spawn_blocking(move || {
-        if tokens::list(&store)?.iter().any(|t| t.name == name) {
-            return Err(ApiError::Conflict(format!(
-                "name: a token named '{name}' exists; revoke it first"
-            )));
-        }
-        tokens::store_record(&store, &tokens::generate(), &name, role, mesh)
+    let issued = blocking(move || {
+        tokens::issue(
+            &store,
+            &name,
+            role,
+            mesh.as_deref(),
+            tokens::SameName::Refuse,
+        )
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .await??;
     let mut out = json!(issued.record.public());
     out["token"] = json!(issued.token);
     Ok(json_response(StatusCode::CREATED, &out))
@@ -386,9 +385,7 @@ pub async fn create_token(
 
 pub async fn list_tokens(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let store = app.resources.store().clone();
-    let list = tokio::task::spawn_blocking(move || tokens::list(&store))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let list = blocking(move || tokens::list(&store)).await??;
     Ok(json_response(StatusCode::OK, &json!({ "tokens": list })))
 }
 
@@ -398,9 +395,7 @@ pub async fn revoke_token(
 ) -> Result<Response, ApiError> {
     let store = app.resources.store().clone();
     let key = id.clone();
-    let found = tokio::task::spawn_blocking(move || tokens::revoke(&store, &key))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let found = blocking(move || tokens::revoke(&store, &key)).await??;
     if found {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

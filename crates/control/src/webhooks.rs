@@ -40,6 +40,7 @@ impl WebhookPolicy {
             .map(|text| parse_prefix(text))
             .collect::<Result<Vec<_>, _>>()?;
         // A redirect would let an allowed host send the call anywhere; a 3xx counts as failure.
+        // reqwest is built without a provider of its own: this client needs ring's installed.
         crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -15,7 +15,8 @@ use axum::http::HeaderMap;
 
 use model::civil::{civil_from_days, days_from_civil};
 
-use super::tokens::constant_time_eq;
+use super::tokens::{constant_time_eq, random_hex};
+use crate::appmesh::percent_decode;
 
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The service name clients scope their signatures to.
@@ -94,19 +95,11 @@ impl Keys {
 
     /// A new `[default]` profile with a random key, in the file's format.
     pub fn generate_file() -> String {
-        let hex = |n: usize| {
-            let mut s = String::new();
-            while s.len() < n {
-                s.push_str(&uuid::Uuid::new_v4().simple().to_string());
-            }
-            s.truncate(n);
-            s
-        };
         format!(
             "# Written by aviary control on first start: the App Mesh API's SigV4 keys.\n\
              [default]\naws_access_key_id = AKIA{}\naws_secret_access_key = {}\n",
-            hex(16).to_uppercase(),
-            hex(40)
+            random_hex(16).to_uppercase(),
+            random_hex(40)
         )
     }
 
@@ -415,27 +408,6 @@ fn query_params(query: &str) -> Vec<(String, String)> {
             (percent_decode(k), percent_decode(v))
         })
         .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                // Both digits were just checked.
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `20261201T203000Z` → a time.

@@ -224,3 +224,59 @@ fn writes_must_be_json() {
     assert!(check_content_type(&Method::GET, &HeaderMap::new()).is_ok());
     assert!(check_content_type(&Method::DELETE, &HeaderMap::new()).is_ok());
 }
+
+fn memory_store() -> std::sync::Arc<dyn store::Store> {
+    std::sync::Arc::new(store::MemoryStore::new())
+}
+
+#[test]
+fn random_hex_is_hex_of_the_asked_length() {
+    for len in [0, 16, 40, 64, 100] {
+        let hex = tokens::random_hex(len);
+        assert_eq!(hex.len(), len);
+        assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex}");
+    }
+    assert_ne!(tokens::random_hex(64), tokens::random_hex(64));
+}
+
+#[test]
+fn a_token_name_is_refused_or_replaced_as_asked() {
+    use tokens::SameName;
+    let store = memory_store();
+    let Ok(first) = tokens::issue(&store, "ci", Role::Viewer, None, SameName::Refuse) else {
+        panic!("the first token named ci was refused");
+    };
+    // `Issued` holds a secret, so it has no Debug and `unwrap_err` is not for it.
+    let Err(err) = tokens::issue(&store, "ci", Role::Viewer, None, SameName::Refuse) else {
+        panic!("a second token named ci was issued");
+    };
+    assert!(err.to_string().contains("exists"), "{err}");
+    let Ok(second) = tokens::issue(&store, "ci", Role::Operator, None, SameName::Replace) else {
+        panic!("replacing ci was refused");
+    };
+    assert!(
+        tokens::lookup(&store, &first.token).unwrap().is_none(),
+        "replaced"
+    );
+    let record = tokens::lookup(&store, &second.token)
+        .unwrap()
+        .expect("the new one");
+    assert_eq!(record.role, Role::Operator);
+    assert_eq!(tokens::list(&store).unwrap().len(), 1);
+    assert!(tokens::issue(&store, "p", Role::Proxy, None, SameName::Refuse).is_err());
+}
+
+#[test]
+fn registering_the_bootstrap_token_again_writes_nothing() {
+    let store = memory_store();
+    let token = tokens::generate();
+    tokens::register(&store, &token, "admin.token", Role::Admin).unwrap();
+    let revision = store.revision();
+    tokens::register(&store, &token, "admin.token", Role::Admin).unwrap();
+    assert_eq!(
+        store.revision(),
+        revision,
+        "an ordinary restart writes nothing"
+    );
+    assert!(tokens::lookup(&store, &token).unwrap().is_some());
+}

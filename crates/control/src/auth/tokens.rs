@@ -84,14 +84,31 @@ pub struct Issued {
     pub record: TokenRecord,
 }
 
-/// A fresh `aviary_<id>_<secret>`, from the OS's random source (through uuid v4, 122 random
-/// bits each: the secret takes three, 366 bits, cut to 256 bits of hex).
+/// A fresh `aviary_<id>_<secret>` with a 256-bit secret.
 pub fn generate() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    let secret: String = (0..3)
-        .map(|_| uuid::Uuid::new_v4().simple().to_string())
-        .collect();
-    format!("{TOKEN_PREFIX}{}_{}", &id[..ID_HEX], &secret[..SECRET_HEX])
+    format!(
+        "{TOKEN_PREFIX}{}_{}",
+        random_hex(ID_HEX),
+        random_hex(SECRET_HEX)
+    )
+}
+
+/// `len` uniformly random hex digits from the OS's random source, through uuid v4: of its 32
+/// digits, the version digit (12) is fixed and the variant digit (16) half fixed, so the other
+/// 30 are kept, 4 random bits each.
+pub fn random_hex(len: usize) -> String {
+    let mut out = String::with_capacity(len + 32);
+    while out.len() < len {
+        let digits = uuid::Uuid::new_v4().simple().to_string();
+        out.extend(
+            digits
+                .char_indices()
+                .filter(|(i, _)| *i != 12 && *i != 16)
+                .map(|(_, c)| c),
+        );
+    }
+    out.truncate(len);
+    out
 }
 
 /// The id part of a well-formed token.
@@ -168,6 +185,53 @@ pub fn store_record(
         token: token.to_string(),
         record,
     })
+}
+
+/// What issuing a token does when one of the same name exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameName {
+    /// `POST /v1/tokens`: a caller naming an existing token gets a conflict.
+    Refuse,
+    /// `aviary up` at each start: the old token of its proxies is revoked.
+    Replace,
+}
+
+/// A new token after every check of `POST /v1/tokens`: the request's, then the name's.
+pub fn issue(
+    store: &Arc<dyn Store>,
+    name: &str,
+    role: Role,
+    mesh: Option<&str>,
+    same_name: SameName,
+) -> Result<Issued, ApiError> {
+    validate_request(name, role, mesh)?;
+    for old in list(store)?.iter().filter(|t| t.name == name) {
+        match same_name {
+            SameName::Refuse => {
+                return Err(ApiError::Conflict(format!(
+                    "name: a token named '{name}' exists; revoke it first"
+                )));
+            }
+            SameName::Replace => {
+                revoke(store, &old.id)?;
+            }
+        }
+    }
+    store_record(store, &generate(), name, role, mesh.map(str::to_string))
+}
+
+/// Registers `token` (the bootstrap admin token of `admin.token`) unless its record is there
+/// already, so an ordinary restart writes nothing.
+pub fn register(
+    store: &Arc<dyn Store>,
+    token: &str,
+    name: &str,
+    role: Role,
+) -> Result<(), ApiError> {
+    if lookup(store, token)?.is_some_and(|r| r.role == role && r.name == name) {
+        return Ok(());
+    }
+    store_record(store, token, name, role, None).map(drop)
 }
 
 /// The record of a valid, unrevoked token; `None` for anything else.
