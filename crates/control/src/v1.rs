@@ -10,7 +10,7 @@ use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +32,8 @@ use model::ResourcePath;
 use model::wire::{MAX_REPORT_BYTES, StatsReport};
 
 /// axum's `Path`, but a segment it cannot decode (invalid UTF-8 once percent-decoded) is
-/// answered like every other bad name: a 400 in App Mesh's error shape naming the segment.
+/// answered like every other bad name: a 400 in App Mesh's error shape naming the segment. A
+/// `{mesh}` segment is also checked as a mesh name here, once for every `/v1` handler.
 pub struct ApiPath<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiPath<T>
@@ -44,7 +45,15 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(ApiPath(value)),
+            Ok(Path(value)) => {
+                // Path decoded every segment already, so the raw params decode too.
+                if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await
+                    && let Some((_, mesh)) = raw.iter().find(|(key, _)| *key == "mesh")
+                {
+                    check_mesh(mesh)?;
+                }
+                Ok(ApiPath(value))
+            }
             Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
                 ErrorKind::InvalidUtf8InPathParam { key } => Err(ApiError::BadRequest(format!(
                     "{key}: is not valid UTF-8 once percent-decoded"
@@ -65,7 +74,6 @@ pub async fn snapshot(
     Extension(caller): Extension<Caller>,
     ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let store = app.resources.store().clone();
     let prefix = mesh_prefix(&mesh);
     let (kvs, revision) = tokio::task::spawn_blocking(move || store.range(&prefix))
@@ -116,7 +124,6 @@ pub async fn watch(
     ApiPath(mesh): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let store = app.resources.store().clone();
     let from = match query.get("fromRevision") {
         Some(raw) => raw.parse::<u64>().map_err(|_| {
@@ -234,7 +241,6 @@ pub async fn put_endpoint(
     ApiPath((mesh, node, id)): ApiPath<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let endpoint = app.resources.put_endpoint(&mesh, &node, &id, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(endpoint)))
@@ -244,7 +250,6 @@ pub async fn delete_endpoint(
     State(app): State<Arc<App>>,
     ApiPath((mesh, node, id)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     app.resources.delete_endpoint(&mesh, &node, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -254,7 +259,6 @@ pub async fn create_canary(
     ApiPath(mesh): ApiPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let canary = app.create_canary(&mesh, &body).await?;
     Ok(json_response(StatusCode::CREATED, &json!(canary)))
@@ -264,7 +268,6 @@ pub async fn list_canaries(
     State(app): State<Arc<App>>,
     ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let canaries = app.list_canaries(&mesh).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -276,7 +279,6 @@ pub async fn get_canary(
     State(app): State<Arc<App>>,
     ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let canary = app.get_canary(&mesh, &name).await?;
     Ok(json_response(StatusCode::OK, &json!(canary)))
 }
@@ -287,7 +289,6 @@ pub async fn command_canary(
     ApiPath((mesh, name, command)): ApiPath<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let reason = body["reason"].as_str().map(str::to_string);
     let canary = app.command_canary(&mesh, &name, &command, reason).await?;
@@ -299,7 +300,6 @@ pub async fn put_workload(
     ApiPath((mesh, name)): ApiPath<(String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let workload = app.resources.put_workload(&mesh, &name, &body).await?;
     Ok(json_response(StatusCode::OK, &json!(workload)))
@@ -310,7 +310,6 @@ pub async fn get_workload(
     Extension(caller): Extension<Caller>,
     ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let mut workload = json!(app.resources.get_workload(&mesh, &name).await?);
     hide_env(caller.role, &mut workload);
     Ok(json_response(StatusCode::OK, &workload))
@@ -320,7 +319,6 @@ pub async fn delete_workload(
     State(app): State<Arc<App>>,
     ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     app.resources.delete_workload(&mesh, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -330,7 +328,6 @@ pub async fn list_workloads(
     Extension(caller): Extension<Caller>,
     ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let mut workloads = json!(app.resources.list_workloads(&mesh).await?);
     for workload in workloads.as_array_mut().into_iter().flatten() {
         hide_env(caller.role, workload);
@@ -407,7 +404,6 @@ pub async fn list_endpoints(
     State(app): State<Arc<App>>,
     ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let endpoints = app.resources.list_endpoints(&mesh).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -423,7 +419,6 @@ pub async fn post_stats(
     ApiPath(mesh): ApiPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let body = read_json(request, MAX_REPORT_BYTES).await?;
     let report: StatsReport = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
@@ -445,7 +440,6 @@ pub async fn get_stats(
     ApiPath(mesh): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    check_mesh(&mesh)?;
     let window = match query.get("window") {
         None => Duration::from_secs(10),
         Some(text) => parse_window(text)
