@@ -145,6 +145,17 @@ fn a_first_start_writes_owner_only_secrets_that_work_and_survive_a_restart() {
         http_with("GET", &format!("{url}/v1/tokens"), None, &token).0,
         200
     );
+
+    // Deleting the file and restarting retires the token it held.
+    std::fs::remove_file(dir.join("admin.token")).unwrap();
+    control.restart();
+    let url = control.url().to_string();
+    let tokens = format!("{url}/v1/tokens");
+    assert_eq!(http_with("GET", &tokens, None, &token).0, 401, "retired");
+    assert_eq!(
+        http_with("GET", &tokens, None, &control.admin_token()).0,
+        200
+    );
 }
 
 #[test]

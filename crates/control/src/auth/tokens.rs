@@ -221,7 +221,8 @@ pub fn issue(
 }
 
 /// Registers `token` (the bootstrap admin token of `admin.token`) unless its record is there
-/// already, so an ordinary restart writes nothing.
+/// already, so an ordinary restart writes nothing. Other tokens of that name are revoked: a new
+/// file (the old one deleted) retires the token it held.
 pub fn register(
     store: &Arc<dyn Store>,
     token: &str,
@@ -230,6 +231,9 @@ pub fn register(
 ) -> Result<(), ApiError> {
     if lookup(store, token)?.is_some_and(|r| r.role == role && r.name == name) {
         return Ok(());
+    }
+    for old in list(store)?.iter().filter(|t| t.name == name) {
+        revoke(store, &old.id)?;
     }
     store_record(store, token, name, role, None).map(drop)
 }
