@@ -452,7 +452,8 @@ fn every_route_admits_exactly_the_roles_of_its_row() {
     );
     let other = other["token"].as_str().unwrap().to_string();
 
-    let mut checked = 0;
+    // Per caller: (allowed, refused); each must see both, or the table says nothing of it.
+    let mut outcomes = std::collections::BTreeMap::<String, (usize, usize)>::new();
     for rule in RULES {
         let path = concrete(rule.path);
         for (name, role, token) in &callers {
@@ -480,7 +481,12 @@ fn every_route_admits_exactly_the_roles_of_its_row() {
                     "{what}"
                 );
             }
-            checked += 1;
+            let seen = outcomes.entry(name.clone()).or_default();
+            if allowed {
+                seen.0 += 1;
+            } else {
+                seen.1 += 1;
+            }
         }
         // A proxy token of another mesh is refused wherever proxies of `m` are let in.
         if let Access::Roles(roles) = rule.access
@@ -494,7 +500,13 @@ fn every_route_admits_exactly_the_roles_of_its_row() {
             );
         }
     }
-    assert_eq!(checked, RULES.len() * 5);
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+    for (name, (allowed, refused)) in &outcomes {
+        assert!(
+            *allowed > 0 && *refused > 0,
+            "{name}: {allowed} allowed, {refused} refused"
+        );
+    }
     // A path in no row is refused before any handler, whoever asks.
     assert_eq!(
         head(url, "GET", "/v1/secret-new-route", Some(TEST_ADMIN_TOKEN)).0,
