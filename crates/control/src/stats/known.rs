@@ -45,9 +45,7 @@ impl KnownNodes {
         }
         let store = Arc::clone(store);
         let owned = mesh.to_string();
-        let names = tokio::task::spawn_blocking(move || read(&*store, &owned))
-            .await
-            .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))??;
+        let names = crate::resources::blocking(move || read(&*store, &owned)).await??;
         let mut meshes = self.lock();
         // Older entries would be re-read before use anyway.
         meshes.retain(|_, nodes| nodes.revision == revision);
