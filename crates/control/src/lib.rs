@@ -46,6 +46,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the redb store lives; `None` keeps everything in memory (tests only).
     pub data_dir: Option<PathBuf>,
+    /// A store opened by the caller, used instead of `data_dir`: several control planes in one
+    /// process over one store stand for replicas in tests.
+    pub store: Option<SharedStore>,
     pub identity: Identity,
     pub auth: auth::AuthConfig,
     /// How much watch history the store keeps for `/v1` watchers; a watcher further behind is
@@ -63,6 +66,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             data_dir: Some(PathBuf::from(".aviary")),
+            store: None,
             identity: Identity {
                 account: "000000000000".into(),
                 region: "local".into(),
@@ -73,6 +77,16 @@ impl Default for Config {
             tls: None,
             limits: Limits::default(),
         }
+    }
+}
+
+/// A store shared by reference; see [`Config::store`].
+#[derive(Clone)]
+pub struct SharedStore(pub Arc<dyn store::Store>);
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedStore")
     }
 }
 
@@ -141,9 +155,10 @@ impl Control {
         }
         // Before the store and the port: a bad certificate path fails fast and binds nothing.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        let store: Arc<dyn store::Store> = match &config.data_dir {
-            Some(dir) => Arc::new(store::open_dir_with_history(dir, config.watch_history)?),
-            None => Arc::new(store::MemoryStore::with_history(config.watch_history)),
+        let store: Arc<dyn store::Store> = match (&config.store, &config.data_dir) {
+            (Some(shared), _) => shared.0.clone(),
+            (None, Some(dir)) => Arc::new(store::open_dir_with_history(dir, config.watch_history)?),
+            (None, None) => Arc::new(store::MemoryStore::with_history(config.watch_history)),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
