@@ -96,6 +96,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
     let config = control::Config {
         listen: opts.listen,
         data_dir: Some(opts.data_dir.clone()),
+        store: None,
         identity: control::Identity {
             account: opts.account,
             region: opts.region,
