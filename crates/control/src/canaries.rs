@@ -6,7 +6,6 @@
 //! driver's first pass finishes the job. Acting is idempotent (weights are written only when the
 //! route differs), so no step is applied twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +20,9 @@ use store::{Compare, Op, Txn};
 use tokio_util::sync::CancellationToken;
 
 use crate::App;
+use crate::consistency::Guard;
 use crate::error::ApiError;
+use crate::leader::Term;
 use crate::objects::{self, ObjectKind};
 use crate::webhooks::MAX_WEBHOOK_TIMEOUT;
 
@@ -60,10 +61,11 @@ fn key(mesh: &str, name: &str) -> String {
     objects::key(ObjectKind::Canary, mesh, None, name)
 }
 
-/// Webhook answers for a canary's current step, filled in by background calls.
-#[derive(Default)]
-pub struct WebhookResults {
-    results: std::sync::Mutex<HashMap<(String, String, usize), Vec<WebhookResult>>>,
+/// Where the answers of a canary's webhooks are stored, one key per webhook of the current
+/// step: a new leader reads them there, where the one that called them left them. Outside
+/// `meshes/`, so no proxy's watch carries them.
+fn webhooks_prefix(mesh: &str, name: &str) -> String {
+    format!("webhooks/{mesh}/{name}/")
 }
 
 impl App {
@@ -118,34 +120,41 @@ impl App {
         };
 
         let _canaries = self.canary_lock.lock().await;
-        self.resources.require(&ResourcePath::mesh(mesh)).await?;
-        self.check_canary_targets(&spec).await?;
-        if self.resources.get_raw(&key(mesh, &name)).await?.is_some() {
-            return Err(ApiError::Conflict(format!(
-                "canary '{name}' already exists in mesh '{mesh}'"
-            )));
-        }
-        if let Some(other) =
-            self.list_canaries(mesh).await?.into_iter().find(|c| {
-                c.is_active() && c.spec.router == spec.router && c.spec.route == spec.route
+        let now = now_millis();
+        let (spec, name) = (&spec, &name);
+        let (record, revision, actions) = self
+            .resources
+            .guarded(mesh, &[], |guard| async move {
+                self.resources.require(&ResourcePath::mesh(mesh)).await?;
+                self.check_canary_targets(&spec).await?;
+                if self.resources.get_raw(&key(mesh, &name)).await?.is_some() {
+                    return Err(ApiError::Conflict(format!(
+                        "canary '{name}' already exists in mesh '{mesh}'"
+                    )));
+                }
+                if let Some(other) = self.list_canaries(mesh).await?.into_iter().find(|c| {
+                    c.is_active() && c.spec.router == spec.router && c.spec.route == spec.route
+                }) {
+                    return Err(ApiError::Conflict(format!(
+                        "route '{}' of router '{}' already has an active canary, '{}'; abort or finish it first",
+                        spec.route, spec.router, other.name
+                    )));
+                }
+                let (state, actions) = rollout::start(&spec, now);
+                let record = CanaryRecord {
+                    name: name.clone(),
+                    spec: spec.clone(),
+                    state,
+                    acted: 0,
+                    notes: Vec::new(),
+                };
+                let revision = self.store_canary(&guard, &record, 0).await?;
+                Ok((record, revision, actions))
             })
-        {
-            return Err(ApiError::Conflict(format!(
-                "route '{}' of router '{}' already has an active canary, '{}'; abort or finish it first",
-                spec.route, spec.router, other.name
-            )));
-        }
-        self.stats.forget(&spec.mesh, &spec.canary_node);
-        let (state, actions) = rollout::start(&spec, now_millis());
-        let record = CanaryRecord {
-            name,
-            spec,
-            state,
-            acted: 0,
-            notes: Vec::new(),
-        };
-        self.store_canary(&record, 0).await?;
-        Ok(self.act(record, actions).await)
+            .await?;
+        self.stats
+            .forget(&record.spec.mesh, &record.spec.canary_node);
+        Ok(self.act_if_leading(record, revision, actions).await)
     }
 
     /// Webhooks this control plane will not call: outside `--webhook-allow`, or waiting longer
@@ -270,14 +279,22 @@ impl App {
             }
         };
         let _canaries = self.canary_lock.lock().await;
-        let (record, mod_revision) = self.read_canary(mesh, name).await?;
-        if record.state.phase.is_terminal() {
-            return Err(ApiError::Conflict(format!(
-                "canary '{name}' has already ended ({}); nothing to {command}",
-                record.state.phase
-            )));
-        }
-        self.advance(record, mod_revision, input).await
+        let input = &input;
+        let (record, revision, actions) = self
+            .resources
+            .guarded(mesh, &[], |guard| async move {
+                let (record, mod_revision) = self.read_canary(mesh, name).await?;
+                if record.state.phase.is_terminal() {
+                    return Err(ApiError::Conflict(format!(
+                        "canary '{name}' has already ended ({}); nothing to {command}",
+                        record.state.phase
+                    )));
+                }
+                self.advance(&guard, record, mod_revision, input.clone())
+                    .await
+            })
+            .await?;
+        Ok(self.act_if_leading(record, revision, actions).await)
     }
 
     async fn read_canary(&self, mesh: &str, name: &str) -> Result<(CanaryRecord, u64), ApiError> {
@@ -289,56 +306,79 @@ impl App {
         }
     }
 
-    /// Stores `record` if its key is still at `expected` (0: absent); returns the new revision.
-    async fn store_canary(&self, record: &CanaryRecord, expected: u64) -> Result<u64, ApiError> {
+    /// Stores `record` if its key is still at `expected` (0: absent), under `guard`; returns
+    /// the new revision, which is then the key's mod revision.
+    async fn store_canary(
+        &self,
+        guard: &Guard,
+        record: &CanaryRecord,
+        expected: u64,
+    ) -> Result<u64, ApiError> {
         let key = key(&record.spec.mesh, &record.name);
         let value = serde_json::to_vec(record).map_err(|e| ApiError::Internal(e.to_string()))?;
-        self.resources
-            .commit(Txn {
-                compares: vec![Compare::ModRevision(key.clone(), expected)],
-                ops: vec![Op::Put(key.clone(), value)],
-            })
-            .await?;
-        Ok(self
-            .resources
-            .get_raw(&key)
-            .await?
-            .map(|kv| kv.mod_revision)
-            .unwrap_or(0))
+        let txn = Txn::default()
+            .when(Compare::ModRevision(key.clone(), expected))
+            .then(Op::Put(key, value));
+        self.resources.commit_guarded(&guard, txn).await
     }
 
-    /// Feeds one input; stores the new state before acting on it. Call with `canary_lock` held.
+    /// Feeds one input and stores the new state (before anyone acts on it); returns it, its
+    /// revision and the actions it calls for. Nothing is stored for an input that changes
+    /// nothing.
     async fn advance(
         &self,
+        guard: &Guard,
         record: CanaryRecord,
         mod_revision: u64,
         input: Input,
-    ) -> Result<CanaryRecord, ApiError> {
+    ) -> Result<(CanaryRecord, u64, Vec<Action>), ApiError> {
         let (state, actions) = rollout::step(&record.spec, &record.state, input);
         if state == record.state && actions.is_empty() {
-            return Ok(record);
+            return Ok((record, mod_revision, actions));
         }
         let next = CanaryRecord { state, ..record };
-        self.store_canary(&next, mod_revision).await?;
-        Ok(self.act(next, actions).await)
+        let revision = self.store_canary(&guard, &next, mod_revision).await?;
+        Ok((next, revision, actions))
     }
 
-    /// Carries out `actions`, then records that the history so far has been acted on.
-    async fn act(&self, mut record: CanaryRecord, actions: Vec<Action>) -> CanaryRecord {
+    /// Only the leader acts: on any other replica a command is stored, and the leader's next
+    /// tick sees that its history was not acted on and carries it out.
+    async fn act_if_leading(
+        &self,
+        record: CanaryRecord,
+        revision: u64,
+        actions: Vec<Action>,
+    ) -> CanaryRecord {
+        match self.leadership.term() {
+            Some(term) => self.act(record, revision, actions, &term).await,
+            None => record,
+        }
+    }
+
+    /// Carries out `actions` with the term's fence, then records that the history so far has
+    /// been acted on, if the record is still the one stored at `revision` (a command stored
+    /// since is acted on at the next tick; see `drive_one`).
+    async fn act(
+        &self,
+        mut record: CanaryRecord,
+        revision: u64,
+        actions: Vec<Action>,
+        term: &Term,
+    ) -> CanaryRecord {
+        let fence = &term.fence;
         for action in actions {
             let outcome = match action {
                 Action::SetWeights { stable, canary } => {
-                    self.set_weights(&record.spec, stable, canary, false).await
+                    self.set_weights(&record.spec, stable, canary, false, fence)
+                        .await
                 }
-                Action::CallWebhooks => {
-                    self.call_webhooks(&record);
-                    Ok(())
-                }
+                Action::CallWebhooks => self.call_webhooks(&record, fence).await,
                 Action::RemoveStable => {
                     self.remove_version(
                         &record.spec,
                         &record.spec.stable_node,
                         &record.spec.canary_node,
+                        fence,
                     )
                     .await
                 }
@@ -347,27 +387,35 @@ impl App {
                         &record.spec,
                         &record.spec.canary_node,
                         &record.spec.stable_node,
+                        fence,
                     )
                     .await
                 }
             };
-            if let Err(error) = outcome {
-                tracing::warn!(canary = %record.name, %error, "canary action failed");
-                record
-                    .notes
-                    .push(format!("at {} ms: {error}", now_millis()));
+            match outcome {
+                Ok(()) => {}
+                Err(ApiError::Deposed) => {
+                    tracing::warn!(canary = %record.name, "no longer leading; the new leader acts");
+                    return record;
+                }
+                Err(error) => {
+                    tracing::warn!(canary = %record.name, %error, "canary action failed");
+                    record
+                        .notes
+                        .push(format!("at {} ms: {error}", now_millis()));
+                }
             }
         }
         record.acted = record.state.history.len();
-        match self.read_canary(&record.spec.mesh, &record.name).await {
-            Ok((_, mod_revision)) => {
-                if let Err(error) = self.store_canary(&record, mod_revision).await {
-                    tracing::warn!(canary = %record.name, %error, "cannot record the canary's actions as done");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(canary = %record.name, %error, "canary vanished while acting")
-            }
+        let done = &record;
+        let stored = self
+            .resources
+            .guarded(&done.spec.mesh, fence, |guard| async move {
+                self.store_canary(&guard, done, revision).await
+            })
+            .await;
+        if let Err(error) = stored {
+            tracing::warn!(canary = %record.name, %error, "cannot record the canary's actions as done; the next tick will");
         }
         record
     }
@@ -380,6 +428,7 @@ impl App {
         stable: u32,
         canary: u32,
         only_survivor: bool,
+        fence: &[Compare],
     ) -> Result<(), ApiError> {
         let path = ResourcePath::new(
             Kind::Route,
@@ -415,7 +464,7 @@ impl App {
         }
         route_spec[body]["action"]["weightedTargets"] = Value::Array(targets);
         self.resources
-            .update(&path, &json!({ "spec": route_spec }))
+            .update_fenced(&path, &json!({ "spec": route_spec }), fence)
             .await
             .map(drop)
     }
@@ -427,33 +476,39 @@ impl App {
         spec: &CanarySpec,
         loser: &str,
         survivor: &str,
+        fence: &[Compare],
     ) -> Result<(), ApiError> {
         let (stable, canary) = if survivor == spec.stable_node {
             (100, 0)
         } else {
             (0, 100)
         };
-        self.set_weights(spec, stable, canary, true).await?;
+        self.set_weights(spec, stable, canary, true, fence).await?;
         for workload in self.resources.list_workloads(&spec.mesh).await? {
             if workload.virtual_node == loser {
                 self.resources
-                    .delete_workload(&spec.mesh, &workload.name)
+                    .delete_workload_fenced(&spec.mesh, &workload.name, fence)
                     .await?;
             }
         }
         let node = ResourcePath::new(Kind::VirtualNode, &spec.mesh, None, loser);
-        self.resources.delete(&node).await.map(drop)
+        self.resources.delete_fenced(&node, fence).await.map(drop)
     }
 
-    fn call_webhooks(&self, record: &CanaryRecord) {
-        let key = (
-            record.spec.mesh.clone(),
-            record.name.clone(),
-            record.state.step,
-        );
-        if let Ok(mut results) = self.webhooks.results.lock() {
-            results.insert(key.clone(), Vec::new());
-        }
+    /// Clears the stored answers of the canary's webhooks, then calls each in the background;
+    /// every answer is stored under the step it was called for, with the term's fence.
+    async fn call_webhooks(
+        &self,
+        record: &CanaryRecord,
+        fence: &[Compare],
+    ) -> Result<(), ApiError> {
+        let prefix = webhooks_prefix(&record.spec.mesh, &record.name);
+        let (old, _) = self.resources.range(&prefix).await?;
+        let clear = Txn {
+            compares: fence.to_vec(),
+            ops: old.into_iter().map(|kv| Op::Delete(kv.key)).collect(),
+        };
+        commit_fenced(self.resources.store(), clear).await?;
         let payload = json!({
             "name": record.name,
             "mesh": record.spec.mesh,
@@ -464,22 +519,51 @@ impl App {
             "step": record.state.step,
             "phase": record.state.phase,
         });
-        for hook in record.spec.analysis.webhooks.clone() {
-            let results = self.webhooks.clone();
+        let step_prefix = format!("{prefix}{}/", record.state.step);
+        for (i, hook) in record.spec.analysis.webhooks.iter().cloned().enumerate() {
+            let store = self.resources.store().clone();
             let policy = self.webhook_policy.clone();
-            let key = key.clone();
             let payload = payload.clone();
+            let key = format!("{step_prefix}{i}");
+            let fence = fence.to_vec();
             tokio::spawn(async move {
                 let result = policy.call(&hook, &payload).await;
-                if let Ok(mut results) = results.results.lock() {
-                    results.entry(key).or_default().push(result);
+                let stored = match serde_json::to_vec(&result) {
+                    Ok(value) => {
+                        let txn = Txn {
+                            compares: fence,
+                            ops: vec![Op::Put(key, value)],
+                        };
+                        commit_fenced(&store, txn).await
+                    }
+                    Err(e) => Err(ApiError::Internal(e.to_string())),
+                };
+                if let Err(error) = stored {
+                    tracing::warn!(webhook = %hook.name, %error, "cannot store the webhook's answer");
                 }
             });
         }
+        Ok(())
     }
 
-    /// What the stats say about one canary now.
-    fn observe(&self, record: &CanaryRecord, now: Millis) -> Observation {
+    /// The stored webhook answers of the canary's current step.
+    async fn webhook_results(&self, record: &CanaryRecord) -> Result<Vec<WebhookResult>, ApiError> {
+        let prefix = format!(
+            "{}{}/",
+            webhooks_prefix(&record.spec.mesh, &record.name),
+            record.state.step
+        );
+        let (kvs, _) = self.resources.range(&prefix).await?;
+        kvs.iter().map(|kv| objects::decode(&kv.value)).collect()
+    }
+
+    /// What the stats say about one canary now, as far back as this leader's term reaches.
+    async fn observe(
+        &self,
+        record: &CanaryRecord,
+        now: Millis,
+        term: &Term,
+    ) -> Result<Observation, ApiError> {
         let spec = &record.spec;
         let step_window = Duration::from_millis(now.saturating_sub(record.state.step_started_at));
         let window = |node: &str| node_window(&self.stats.node(&spec.mesh, node, step_window));
@@ -490,27 +574,20 @@ impl App {
         let failure = self
             .stats
             .node(&spec.mesh, &spec.canary_node, failure_window);
-        let webhooks = self
-            .webhooks
-            .results
-            .lock()
-            .ok()
-            .and_then(|r| {
-                r.get(&(spec.mesh.clone(), record.name.clone(), record.state.step))
-                    .cloned()
-            })
-            .unwrap_or_default();
-        Observation {
+        let covered = now.saturating_sub(term.since);
+        let step_elapsed = now.saturating_sub(record.state.step_started_at);
+        Ok(Observation {
             canary: window(&spec.canary_node),
             stable: window(&spec.stable_node),
             canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
-            webhooks,
-        }
+            webhooks: self.webhook_results(record).await?,
+            covered_ms: (covered < step_elapsed).then_some(covered),
+        })
     }
 
-    /// One pass over every canary of every mesh: finish what a crash left undone, then tick the
-    /// active ones.
-    async fn drive_once(&self, first_pass: bool) -> Result<(), ApiError> {
+    /// One pass over every canary of every mesh: finish what was stored but not acted on,
+    /// then tick the active ones. `first_pass`: the first of this term.
+    async fn drive_once(&self, term: &Term, first_pass: bool) -> Result<(), ApiError> {
         let (kvs, _) = self.resources.range("meshes/").await?;
         for kv in kvs {
             let Some(object) = objects::parse_key(&kv.key) else {
@@ -519,17 +596,20 @@ impl App {
             if object.kind != ObjectKind::Canary {
                 continue;
             }
-            // Finished canaries need nothing, except after a restart if their last decision
-            // was stored but not acted on: skip them without the lock or a second read.
+            // Finished canaries need nothing unless their last decision was stored but not
+            // acted on: skip them without the lock or a second read.
             let seen: CanaryRecord = objects::decode(&kv.value)?;
-            let unfinished_business = first_pass && seen.acted < seen.state.history.len();
-            if !seen.is_active() && !unfinished_business {
+            if !seen.is_active() && seen.acted >= seen.state.history.len() {
                 continue;
             }
             let (mesh, name) = (object.mesh.to_string(), object.name.to_string());
-            if let Err(error) = self.drive_one(&mesh, &name, first_pass).await {
+            match self.drive_one(&mesh, &name, term, first_pass).await {
+                Ok(()) => {}
+                Err(ApiError::Deposed) => return Err(ApiError::Deposed),
                 // One canary's trouble (say a conflicting write) must not stop the others.
-                tracing::warn!(canary = %name, %error, "canary tick failed; retrying next tick");
+                Err(error) => {
+                    tracing::warn!(canary = %name, %error, "canary tick failed; retrying next tick")
+                }
             }
         }
         Ok(())
@@ -537,25 +617,56 @@ impl App {
 
     /// One canary's tick, under the canary lock, from a fresh read (an API command may have
     /// changed it since the pass's range).
-    async fn drive_one(&self, mesh: &str, name: &str, first_pass: bool) -> Result<(), ApiError> {
+    async fn drive_one(
+        &self,
+        mesh: &str,
+        name: &str,
+        term: &Term,
+        first_pass: bool,
+    ) -> Result<(), ApiError> {
         let _canaries = self.canary_lock.lock().await;
         let (record, mod_revision) = self.read_canary(mesh, name).await?;
-        // After a restart: finish what was stored but not acted on, and re-ask webhooks
-        // (their answers lived in memory) for every canary still running.
-        if first_pass && (record.is_active() || record.acted < record.state.history.len()) {
+        // What was stored but not acted on (a crash, a former leader, a command taken by
+        // another replica), and, at the start of a term, every live canary: its webhooks'
+        // calls died with whoever made them. Acting is idempotent.
+        let unacted = record.acted < record.state.history.len();
+        if unacted || (first_pass && record.is_active()) {
             let actions = rollout::reconcile(&record.spec, &record.state);
-            tracing::info!(canary = %name, ?actions, "reconciling after start");
-            self.act(record, actions).await;
+            tracing::info!(canary = %name, ?actions, "reconciling");
+            self.act(record, mod_revision, actions, term).await;
             return Ok(());
         }
         if !record.is_active() {
             return Ok(());
         }
         let now = now_millis();
-        let observation = self.observe(&record, now);
-        self.advance(record, mod_revision, Input::Tick { now, observation })
-            .await
-            .map(drop)
+        let observation = self.observe(&record, now, term).await?;
+        let input = &Input::Tick { now, observation };
+        let (record, revision, actions) = self
+            .resources
+            .guarded(mesh, &term.fence, |guard| async move {
+                let (record, mod_revision) = self.read_canary(mesh, name).await?;
+                self.advance(&guard, record, mod_revision, input.clone())
+                    .await
+            })
+            .await?;
+        if !actions.is_empty() {
+            self.act(record, revision, actions, term).await;
+        }
+        Ok(())
+    }
+}
+
+/// A leader's write outside any mesh (`txn`'s compares are its fence): it holds only while the
+/// fence does.
+async fn commit_fenced(store: &Arc<dyn store::Store>, txn: Txn) -> Result<(), ApiError> {
+    if txn.ops.is_empty() {
+        return Ok(());
+    }
+    let store = store.clone();
+    match crate::resources::blocking(move || store.txn(txn)).await?? {
+        store::TxnOutcome::Committed { .. } => Ok(()),
+        store::TxnOutcome::Failed { .. } => Err(ApiError::Deposed),
     }
 }
 
@@ -573,20 +684,25 @@ fn node_window(stats: &NodeStats) -> NodeWindow {
     }
 }
 
-/// The driver: ticks every canary every `TICK` until shutdown.
+/// The driver: while this replica leads, ticks every canary every `TICK`, until shutdown.
 pub async fn drive(app: Arc<App>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut first_pass = true;
+    // The term the last pass completed in: a new term starts with a first pass.
+    let mut driven: Option<Arc<Term>> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(error) = app.drive_once(first_pass).await {
-            tracing::warn!(%error, "canary driver pass failed");
-        } else {
-            first_pass = false;
+        let Some(term) = app.leadership.term() else {
+            driven = None;
+            continue;
+        };
+        let first_pass = driven.as_ref() != Some(&term);
+        match app.drive_once(&term, first_pass).await {
+            Ok(()) => driven = Some(term),
+            Err(error) => tracing::warn!(%error, "canary driver pass failed"),
         }
     }
 }

@@ -65,31 +65,30 @@ impl Resources {
             Some(endpoint) if problems.is_empty() => endpoint,
             _ => return Err(ApiError::BadRequest(Problems(problems).to_string())),
         };
-        let _writer = self.write_lock.lock().await;
         let node_path = ResourcePath::new(Kind::VirtualNode, mesh, None, node);
         crate::resources::validate_names(&node_path)?;
-        self.check_scope(&node_path).await?;
-        self.require(&node_path).await?;
         let value = serde_json::to_vec(&endpoint).map_err(|e| ApiError::Internal(e.to_string()))?;
-        self.commit(Txn {
-            compares: Vec::new(),
-            ops: vec![Op::Put(key(mesh, node, id), value)],
+        let (node_path, value) = (&node_path, &value);
+        self.guarded(mesh, &[], |guard| async move {
+            self.check_scope(node_path).await?;
+            self.require(node_path).await?;
+            let txn = Txn::default().then(Op::Put(key(mesh, node, id), value.clone()));
+            self.commit_guarded(&guard, txn).await
         })
         .await?;
         Ok(endpoint)
     }
 
     pub async fn delete_endpoint(&self, mesh: &str, node: &str, id: &str) -> Result<(), ApiError> {
-        let _writer = self.write_lock.lock().await;
-        let key = key(mesh, node, id);
-        if self.get_raw(&key).await?.is_none() {
-            return Err(ApiError::NotFound(format!(
-                "endpoint '{id}' of virtual node '{node}' in mesh '{mesh}' not found"
-            )));
-        }
-        self.commit(Txn {
-            compares: Vec::new(),
-            ops: vec![Op::Delete(key)],
+        let key = &key(mesh, node, id);
+        self.guarded(mesh, &[], |guard| async move {
+            if self.get_raw(key).await?.is_none() {
+                return Err(ApiError::NotFound(format!(
+                    "endpoint '{id}' of virtual node '{node}' in mesh '{mesh}' not found"
+                )));
+            }
+            let txn = Txn::default().then(Op::Delete(key.clone()));
+            self.commit_guarded(&guard, txn).await.map(drop)
         })
         .await
     }

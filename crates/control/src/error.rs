@@ -47,6 +47,18 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The store cannot be reached or has no quorum (etcd), or this replica may not do it
+    /// now; App Mesh's `ServiceUnavailableException`. Nothing is known to have been written.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another write in the mesh committed between this operation's reads and its commit
+    /// (`consistency::Guard`); the operation runs again on fresh reads, and only if that keeps
+    /// happening does a caller see it, as a 409.
+    #[error("mesh '{0}' changed while this write was checked; retry")]
+    GuardMoved(String),
+    /// A canary write of a replica that no longer leads (its fence failed): it must stop acting.
+    #[error("this control-plane replica no longer leads; the new leader carries on")]
+    Deposed,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,6 +86,8 @@ impl ApiError {
             ApiError::Signature(err) => err.error_type(),
             ApiError::Forbidden(_) => "ForbiddenException",
             ApiError::UnsupportedMediaType(_) => "BadRequestException",
+            ApiError::Unavailable(_) | ApiError::Deposed => "ServiceUnavailableException",
+            ApiError::GuardMoved(_) => "ConflictException",
             ApiError::Internal(_) => "InternalServerErrorException",
         }
     }
@@ -82,7 +96,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) | ApiError::TooManyTags(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) | ApiError::ResourceInUse(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::ResourceInUse(_) | ApiError::GuardMoved(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::Unavailable(_) | ApiError::Deposed => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LimitExceeded(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

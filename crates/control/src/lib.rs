@@ -12,8 +12,10 @@ mod appmesh;
 pub mod auth;
 mod body;
 mod canaries;
+mod consistency;
 mod endpoints;
 mod error;
+mod leader;
 mod objects;
 mod records;
 mod resources;
@@ -123,7 +125,8 @@ pub struct App {
     /// Held across read, step, store and act of one canary, so API commands and the driver
     /// never interleave on it.
     canary_lock: tokio::sync::Mutex<()>,
-    webhooks: Arc<canaries::WebhookResults>,
+    /// Whether this replica drives canaries, and the fence of its writes.
+    leadership: leader::Leadership,
     auth: auth::Auth,
     /// Where webhooks may go, and the client that calls them.
     webhook_policy: Arc<webhooks::WebhookPolicy>,
@@ -174,7 +177,7 @@ impl Control {
             stats: stats::StatsWindow::default(),
             known_nodes: stats::KnownNodes::default(),
             canary_lock: tokio::sync::Mutex::new(()),
-            webhooks: Arc::default(),
+            leadership: leader::Leadership::sole(),
             webhook_policy,
             shutdown,
         });

@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use model::{Kind, Problem, Problems};
 use serde_json::{Value, json};
-use store::{Compare, Op, Store, Txn, TxnOutcome};
+use store::{Compare, Op, Store, Txn};
+
+use crate::consistency::Guard;
 
 use crate::endpoints;
 use crate::error::ApiError;
@@ -32,9 +34,6 @@ pub struct Identity {
 pub struct Resources {
     store: Arc<dyn Store>,
     identity: Identity,
-    /// Writes are check-then-commit; one writer at a time keeps the checks (parent exists,
-    /// nothing refers to what is deleted) true at commit. Reads never take it.
-    pub(crate) write_lock: tokio::sync::Mutex<()>,
 }
 
 /// A page of a list operation: App Mesh `*Ref` shapes and the token for the next page.
@@ -45,11 +44,7 @@ pub struct Page {
 
 impl Resources {
     pub fn new(store: Arc<dyn Store>, identity: Identity) -> Resources {
-        Resources {
-            store,
-            identity,
-            write_lock: tokio::sync::Mutex::new(()),
-        }
+        Resources { store, identity }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -68,91 +63,117 @@ impl Resources {
         validate_request(&id.kind.operation("Create"), id, body)?;
         let spec = spec_of(id.kind, body);
         let client_token = body["clientToken"].as_str().map(str::to_string);
-        let tags = tags_of(body)?;
+        let tags = &tags_of(body)?;
+        let (spec, client_token) = (&spec, &client_token);
 
-        let _writer = self.write_lock.lock().await;
-        self.check_scope(id).await?;
-        if let Some((existing, _)) = self.read(id).await? {
-            // A retried create (same token, same spec) answers what the first one made; a
-            // token reused for a different spec is a conflict, as the service model says.
-            if client_token.is_some()
-                && existing.client_token == client_token
-                && existing.spec == spec
-            {
-                return Ok(existing.data(id, "ACTIVE"));
+        self.guarded(&id.mesh, &[], |guard| async move {
+            self.check_scope(id).await?;
+            if let Some((existing, _)) = self.read(id).await? {
+                // A retried create (same token, same spec) answers what the first one made; a
+                // token reused for a different spec is a conflict, as the service model says.
+                if client_token.is_some()
+                    && existing.client_token == *client_token
+                    && existing.spec == *spec
+                {
+                    return Ok(existing.data(id, "ACTIVE"));
+                }
+                return Err(ApiError::Conflict(format!("{} already exists", id)));
             }
-            return Err(ApiError::Conflict(format!("{} already exists", id)));
-        }
-        self.check_references(id, &spec).await?;
+            self.check_references(id, spec).await?;
 
-        let now = now_seconds();
-        let record = Record {
-            spec,
-            metadata: Metadata {
-                arn: arn(id, &self.identity.region, &self.identity.account),
-                uid: uuid::Uuid::new_v4().to_string(),
-                version: 1,
-                created_at: now,
-                last_updated_at: now,
-                mesh_owner: self.identity.account.clone(),
-                resource_owner: self.identity.account.clone(),
-            },
-            tags,
-            client_token,
-        };
-        self.write(id, &record, 0).await?;
-        Ok(record.data(id, "ACTIVE"))
+            let now = now_seconds();
+            let record = Record {
+                spec: spec.clone(),
+                metadata: Metadata {
+                    arn: arn(id, &self.identity.region, &self.identity.account),
+                    uid: uuid::Uuid::new_v4().to_string(),
+                    version: 1,
+                    created_at: now,
+                    last_updated_at: now,
+                    mesh_owner: self.identity.account.clone(),
+                    resource_owner: self.identity.account.clone(),
+                },
+                tags: tags.clone(),
+                client_token: client_token.clone(),
+            };
+            self.write(&guard, id, &record, 0).await?;
+            Ok(record.data(id, "ACTIVE"))
+        })
+        .await
     }
 
     pub async fn update(&self, id: &ResourcePath, body: &Value) -> Result<Value, ApiError> {
+        self.update_fenced(id, body, &[]).await
+    }
+
+    /// [`Resources::update`] for a leader's canary: the write also carries `fence`.
+    pub(crate) async fn update_fenced(
+        &self,
+        id: &ResourcePath,
+        body: &Value,
+        fence: &[Compare],
+    ) -> Result<Value, ApiError> {
         validate_request(&id.kind.operation("Update"), id, body)?;
-        let _writer = self.write_lock.lock().await;
-        self.check_scope(id).await?;
-        let (mut record, mod_revision) = self.require(id).await?;
-        if id.kind != Kind::Mesh || given_spec(body).is_some() {
-            record.spec = spec_of(id.kind, body);
-        }
-        self.check_references(id, &record.spec).await?;
-        record.metadata.version += 1;
-        record.metadata.last_updated_at = now_seconds();
-        self.write(id, &record, mod_revision).await?;
-        Ok(record.data(id, "ACTIVE"))
+        self.guarded(&id.mesh, fence, |guard| async move {
+            self.check_scope(id).await?;
+            let (mut record, mod_revision) = self.require(id).await?;
+            if id.kind != Kind::Mesh || given_spec(body).is_some() {
+                record.spec = spec_of(id.kind, body);
+            }
+            self.check_references(id, &record.spec).await?;
+            record.metadata.version += 1;
+            record.metadata.last_updated_at = now_seconds();
+            self.write(&guard, id, &record, mod_revision).await?;
+            Ok(record.data(id, "ACTIVE"))
+        })
+        .await
     }
 
     pub async fn delete(&self, id: &ResourcePath) -> Result<Value, ApiError> {
+        self.delete_fenced(id, &[]).await
+    }
+
+    /// [`Resources::delete`] for a leader's canary: the write also carries `fence`.
+    pub(crate) async fn delete_fenced(
+        &self,
+        id: &ResourcePath,
+        fence: &[Compare],
+    ) -> Result<Value, ApiError> {
         validate_names(id)?;
-        let _writer = self.write_lock.lock().await;
-        self.check_scope(id).await?;
-        let (record, mod_revision) = self.require(id).await?;
-        let dependents = self.dependents(id).await?;
-        if !dependents.is_empty() {
-            let shown: Vec<&str> = dependents.iter().take(5).map(String::as_str).collect();
-            let more = dependents.len().saturating_sub(shown.len());
-            let more = if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
+        self.guarded(&id.mesh, fence, |guard| async move {
+            self.check_scope(id).await?;
+            let (record, mod_revision) = self.require(id).await?;
+            let dependents = self.dependents(id).await?;
+            if !dependents.is_empty() {
+                let shown: Vec<&str> = dependents.iter().take(5).map(String::as_str).collect();
+                let more = dependents.len().saturating_sub(shown.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                return Err(ApiError::ResourceInUse(format!(
+                    "{} is in use by {}{more}; delete or change those first",
+                    id,
+                    shown.join(", ")
+                )));
+            }
+            let mut ops = vec![Op::Delete(key(id))];
+            if id.kind == Kind::VirtualNode {
+                // Endpoints are runtime registrations of the node: they go with it.
+                let (endpoints, _) = self
+                    .range(&endpoints::node_prefix(&id.mesh, &id.name))
+                    .await?;
+                ops.extend(endpoints.into_iter().map(|kv| Op::Delete(kv.key)));
+            }
+            let txn = Txn {
+                compares: vec![Compare::ModRevision(key(id), mod_revision)],
+                ops,
             };
-            return Err(ApiError::ResourceInUse(format!(
-                "{} is in use by {}{more}; delete or change those first",
-                id,
-                shown.join(", ")
-            )));
-        }
-        let mut ops = vec![Op::Delete(key(id))];
-        if id.kind == Kind::VirtualNode {
-            // Endpoints are runtime registrations of the node: they go with it.
-            let (endpoints, _) = self
-                .range(&endpoints::node_prefix(&id.mesh, &id.name))
-                .await?;
-            ops.extend(endpoints.into_iter().map(|kv| Op::Delete(kv.key)));
-        }
-        let txn = Txn {
-            compares: vec![Compare::ModRevision(key(id), mod_revision)],
-            ops,
-        };
-        self.commit(txn).await?;
-        Ok(record.data(id, "DELETED"))
+            self.commit_guarded(&guard, txn).await?;
+            Ok(record.data(id, "DELETED"))
+        })
+        .await
     }
 
     /// Lists `kind` in the scope of `id` (mesh and parent; `id.name` unused), sorted by name.
@@ -206,23 +227,26 @@ impl Resources {
     pub async fn tag(&self, arn: &str, body: &Value) -> Result<(), ApiError> {
         validate_body("TagResource", body)?;
         let new_tags = tags_of(body)?;
-        let id = id_from_arn(arn)?;
-        let _writer = self.write_lock.lock().await;
-        let (mut record, mod_revision) = self.require(&id).await?;
-        for tag in new_tags {
-            match record.tags.iter_mut().find(|t| t.key == tag.key) {
-                Some(existing) => existing.value = tag.value,
-                None => record.tags.push(tag),
+        let id = &id_from_arn(arn)?;
+        let new_tags = &new_tags;
+        self.guarded(&id.mesh, &[], |guard| async move {
+            let (mut record, mod_revision) = self.require(id).await?;
+            for tag in new_tags.iter().cloned() {
+                match record.tags.iter_mut().find(|t| t.key == tag.key) {
+                    Some(existing) => existing.value = tag.value,
+                    None => record.tags.push(tag),
+                }
             }
-        }
-        if record.tags.len() > MAX_TAGS {
-            return Err(ApiError::TooManyTags(format!(
-                "{} would have {} tags; at most {MAX_TAGS} are allowed",
-                id,
-                record.tags.len()
-            )));
-        }
-        self.write(&id, &record, mod_revision).await
+            if record.tags.len() > MAX_TAGS {
+                return Err(ApiError::TooManyTags(format!(
+                    "{} would have {} tags; at most {MAX_TAGS} are allowed",
+                    id,
+                    record.tags.len()
+                )));
+            }
+            self.write(&guard, id, &record, mod_revision).await
+        })
+        .await
     }
 
     pub async fn untag(&self, arn: &str, body: &Value) -> Result<(), ApiError> {
@@ -232,10 +256,13 @@ impl Resources {
             .as_array()
             .map(|keys| keys.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let _writer = self.write_lock.lock().await;
-        let (mut record, mod_revision) = self.require(&id).await?;
-        record.tags.retain(|t| !keys.contains(&t.key.as_str()));
-        self.write(&id, &record, mod_revision).await
+        let (id, keys) = (&id, &keys);
+        self.guarded(&id.mesh, &[], |guard| async move {
+            let (mut record, mod_revision) = self.require(id).await?;
+            record.tags.retain(|t| !keys.contains(&t.key.as_str()));
+            self.write(&guard, id, &record, mod_revision).await
+        })
+        .await
     }
 
     /// The mesh (and the parent router or gateway) must exist before anything in it is touched.
@@ -345,6 +372,7 @@ impl Resources {
     /// Stores `record` if the key's mod revision is still `expected` (0: absent).
     async fn write(
         &self,
+        guard: &Guard,
         id: &ResourcePath,
         record: &Record,
         expected: u64,
@@ -354,17 +382,7 @@ impl Resources {
             compares: vec![Compare::ModRevision(key(id), expected)],
             ops: vec![Op::Put(key(id), value)],
         };
-        self.commit(txn).await
-    }
-
-    pub(crate) async fn commit(&self, txn: Txn) -> Result<(), ApiError> {
-        let store = self.store.clone();
-        match blocking(move || store.txn(txn)).await?? {
-            TxnOutcome::Committed { .. } => Ok(()),
-            TxnOutcome::Failed { key, .. } => Err(ApiError::Conflict(format!(
-                "{key} was changed by another writer; retry"
-            ))),
-        }
+        self.commit_guarded(&guard, txn).await.map(drop)
     }
 }
 

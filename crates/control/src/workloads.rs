@@ -3,7 +3,7 @@
 use model::wire::{MAX_REPLICAS, Workload};
 use model::{Kind, Problem, Problems, ResourcePath};
 use serde_json::Value;
-use store::{Op, Txn};
+use store::{Compare, Op, Txn};
 
 use crate::error::ApiError;
 use crate::objects::{self, ObjectKind};
@@ -48,22 +48,20 @@ impl Resources {
             Some(workload) if problems.is_empty() => workload,
             _ => return Err(ApiError::BadRequest(Problems(problems).to_string())),
         };
-        let _writer = self.write_lock.lock().await;
-        self.require(&ResourcePath::mesh(mesh)).await?;
-        let node = ResourcePath::new(Kind::VirtualNode, mesh, None, &workload.virtual_node);
-        if self.require(&node).await.is_err() {
-            // A reference to what does not exist is a 404, as App Mesh answers for its own.
-            return Err(ApiError::NotFound(format!(
-                "virtualNode: {node} does not exist"
-            )));
-        }
         let value = serde_json::to_vec(&workload).map_err(|e| ApiError::Internal(e.to_string()))?;
-        self.commit(Txn {
-            compares: Vec::new(),
-            ops: vec![Op::Put(
-                objects::key(ObjectKind::Workload, mesh, None, name),
-                value,
-            )],
+        let node = ResourcePath::new(Kind::VirtualNode, mesh, None, &workload.virtual_node);
+        let (node, value) = (&node, &value);
+        self.guarded(mesh, &[], |guard| async move {
+            self.require(&ResourcePath::mesh(mesh)).await?;
+            if self.require(node).await.is_err() {
+                // A reference to what does not exist is a 404, as App Mesh answers for its own.
+                return Err(ApiError::NotFound(format!(
+                    "virtualNode: {node} does not exist"
+                )));
+            }
+            let key = objects::key(ObjectKind::Workload, mesh, None, name);
+            let txn = Txn::default().then(Op::Put(key, value.clone()));
+            self.commit_guarded(&guard, txn).await
         })
         .await?;
         Ok(workload)
@@ -78,14 +76,23 @@ impl Resources {
     }
 
     pub async fn delete_workload(&self, mesh: &str, name: &str) -> Result<(), ApiError> {
-        let _writer = self.write_lock.lock().await;
-        let key = objects::key(ObjectKind::Workload, mesh, None, name);
-        if self.get_raw(&key).await?.is_none() {
-            return Err(not_found(mesh, name));
-        }
-        self.commit(Txn {
-            compares: Vec::new(),
-            ops: vec![Op::Delete(key)],
+        self.delete_workload_fenced(mesh, name, &[]).await
+    }
+
+    /// [`Resources::delete_workload`] for a leader's canary: the write also carries `fence`.
+    pub(crate) async fn delete_workload_fenced(
+        &self,
+        mesh: &str,
+        name: &str,
+        fence: &[Compare],
+    ) -> Result<(), ApiError> {
+        let key = &objects::key(ObjectKind::Workload, mesh, None, name);
+        self.guarded(mesh, fence, |guard| async move {
+            if self.get_raw(key).await?.is_none() {
+                return Err(not_found(mesh, name));
+            }
+            let txn = Txn::default().then(Op::Delete(key.clone()));
+            self.commit_guarded(&guard, txn).await.map(drop)
         })
         .await
     }

@@ -96,6 +96,17 @@ pub(crate) fn blockers(
 ) -> Vec<String> {
     let a = &spec.analysis;
     let mut out = Vec::new();
+    if let Some(covered) = seen.covered_ms
+        && covered < spec.interval_ms()
+    {
+        out.push(format!(
+            "waiting for fresh stats: this control plane has {} of them, a step needs {} \
+             (it started driving canaries {} ago)",
+            format_millis(covered),
+            format_millis(spec.interval_ms()),
+            format_millis(covered)
+        ));
+    }
     if seen.canary.requests < a.min_requests {
         out.push(format!(
             "only {} canary requests in {}; need {} per step",

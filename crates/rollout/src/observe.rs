@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Millis;
+
 /// One tick's view, from per-node stats over windows the driver chooses per the spec:
 /// [`analysis_window`](crate::analysis_window) (the current step so far) for `canary` and
 /// `stable`, and `analysis.failureWindow` for `canary_5xx_in_failure_window`.
@@ -18,6 +20,12 @@ pub struct Observation {
     /// The driver keeps sending them on every tick until it calls the webhooks again.
     #[serde(default)]
     pub webhooks: Vec<WebhookResult>,
+    /// How far back the driver's stats reach, when that is less than the whole step: a driver
+    /// that just started (or just became the leader) has seen nothing from before. `None`:
+    /// the stats cover everything asked for. A step does not pass on less than one interval of
+    /// stats; a failure is acted on whatever the coverage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covered_ms: Option<Millis>,
 }
 
 /// One node's stats over a window: the shape of a node in `GET /v1/meshes/{mesh}/stats`

@@ -81,6 +81,7 @@ fn every_failing_check_is_named_in_order() {
             name: "smoke".into(),
             outcome: Err("HTTP 503".into()),
         }],
+        covered_ms: None,
     };
     assert_eq!(
         failures(&spec, &state(1_000), 13_500, &seen),
@@ -174,4 +175,46 @@ fn a_step_waits_for_requests_and_every_webhook() {
         ..Observation::default()
     };
     assert!(blockers(&spec, &state(0), 120_000, &enough).is_empty());
+}
+
+#[test]
+fn a_step_waits_for_an_interval_of_fresh_stats_but_a_failure_does_not() {
+    let spec = spec(Analysis::default());
+    let healthy = Observation {
+        canary: window(50, 0.0, Some(20.0)),
+        stable: window(450, 0.0, Some(20.0)),
+        ..Observation::default()
+    };
+    // A new leader 10 s into its term, 2 minutes into a 30 s step: its own stats are too few.
+    let fresh = Observation {
+        covered_ms: Some(10_000),
+        ..healthy.clone()
+    };
+    assert_eq!(
+        blockers(&spec, &state(0), 120_000, &fresh),
+        vec![
+            "waiting for fresh stats: this control plane has 10s of them, a step needs 30s \
+             (it started driving canaries 10s ago)"
+        ]
+    );
+    let enough = Observation {
+        covered_ms: Some(30_000),
+        ..healthy.clone()
+    };
+    assert!(blockers(&spec, &state(0), 120_000, &enough).is_empty());
+    assert!(blockers(&spec, &state(0), 120_000, &healthy).is_empty());
+
+    let failing = Observation {
+        canary: window(50, 0.5, Some(20.0)),
+        covered_ms: Some(1_000),
+        ..healthy
+    };
+    let spec = super::super::spec::CanarySpec {
+        analysis: Analysis {
+            max_error_rate: Some(0.05),
+            ..Analysis::default()
+        },
+        ..spec
+    };
+    assert_eq!(failures(&spec, &state(0), 120_000, &failing).len(), 1);
 }

@@ -155,6 +155,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                     outcome: if ok { Ok(()) } else { Err("HTTP 500".into()) },
                 })
                 .collect(),
+            covered_ms: None,
         })
 }
 

@@ -52,6 +52,7 @@ pub fn healthy(requests: u64) -> Observation {
         stable: window(requests * 9),
         canary_5xx_in_failure_window: 0,
         webhooks: Vec::new(),
+        covered_ms: None,
     }
 }
 
