@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::{Event, HistoryLimits, HistoryUsage, StoreError};
+use crate::{Event, HistoryLimits, HistoryUsage, StoreError, Watcher};
 
 /// The publishing side, owned by one store. Dropping it closes its watchers once they have read
 /// what was published.
@@ -113,6 +113,14 @@ impl History {
     }
 
     pub(crate) fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError> {
+        self.watch_history(prefix, from_revision).map(Watcher::local)
+    }
+
+    pub(crate) fn watch_history(
+        &self,
+        prefix: &str,
+        from_revision: u64,
+    ) -> Result<HistoryWatcher, StoreError> {
         let ring = lock(&self.ring);
         if from_revision < ring.floor {
             return Err(StoreError::Compacted {
@@ -120,7 +128,7 @@ impl History {
                 oldest: ring.floor,
             });
         }
-        Ok(Watcher {
+        Ok(HistoryWatcher {
             ring: Arc::clone(&self.ring),
             head: self.head.subscribe(),
             prefix: prefix.to_owned(),
@@ -130,12 +138,12 @@ impl History {
     }
 }
 
-/// A stream of a store's events under one prefix, from [`crate::Store::watch`].
+/// A [`crate::Watcher`] of a local store.
 ///
 /// It reads the store's shared history by revision and buffers nothing of its own, so a watcher
 /// that falls behind what the history keeps (by revisions or by bytes) gets
 /// [`StoreError::Compacted`].
-pub struct Watcher {
+pub(crate) struct HistoryWatcher {
     ring: Arc<Mutex<Ring>>,
     head: watch::Receiver<u64>,
     prefix: String,
@@ -145,14 +153,9 @@ pub struct Watcher {
     closed: bool,
 }
 
-impl Watcher {
-    /// next batch of events (all events of one revision, filtered to the prefix; revisions with
-    /// no matching events are skipped). Err(Compacted) if the watcher fell behind the bounded
-    /// history: caller must re-list. Returns None only when the store was dropped/closed.
-    ///
-    /// Cancel-safe: dropping the future before it completes loses no events. After a
-    /// `Compacted` error every later call returns it again.
-    pub async fn next(&mut self) -> Option<Result<(u64, Vec<Event>), StoreError>> {
+impl HistoryWatcher {
+    /// [`Watcher::next`]; a watcher that fell behind the bounded history gets Err(Compacted).
+    pub(crate) async fn next(&mut self) -> Option<Result<(u64, Vec<Event>), StoreError>> {
         loop {
             // Mark the current head seen before reading the ring, so a publish racing with the
             // read below still wakes `changed`.
@@ -205,9 +208,9 @@ impl Watcher {
     }
 }
 
-impl fmt::Debug for Watcher {
+impl fmt::Debug for HistoryWatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Watcher")
+        f.debug_struct("HistoryWatcher")
             .field("prefix", &self.prefix)
             .field("cursor", &self.cursor)
             .field("closed", &self.closed)

@@ -3,23 +3,34 @@
 //! `store` owns aviary's durable state as plain bytes: one global revision that grows by one per
 //! committed write transaction, per-key metadata (create revision, mod revision, version), atomic
 //! compare-and-swap transactions, consistent prefix snapshots, and `watch(prefix, from_revision)`
-//! over an in-memory history of recent revisions, bounded by count and by bytes. Two backends sit behind the [`Store`]
-//! trait: [`MemoryStore`] for tests and [`RedbStore`], one redb file, for real use; both share
-//! the transaction logic and the watch history. It must never know aviary's model types: keys are
-//! `String`s, values are `Vec<u8>`, and what they mean is the caller's business. The API is
-//! synchronous (callers wrap it in `spawn_blocking`); only [`Watcher::next`] is async, built on
-//! `tokio::sync` alone.
+//! over an in-memory history of recent revisions, bounded by count and by bytes. Three backends
+//! sit behind the [`Store`] trait: [`MemoryStore`] for tests and [`RedbStore`], one redb file,
+//! share the transaction logic and the watch history; `EtcdStore` (cargo feature `etcd`, opened
+//! with [`open_etcd`]) maps the same contract onto an etcd v3 cluster for high availability, and
+//! alone has [`Leases`]. It must never know aviary's model types: keys are `String`s, values are
+//! `Vec<u8>`, and what they mean is the caller's business. The API is synchronous (callers wrap
+//! it in `spawn_blocking`); only [`Watcher::next`] is async.
 
+#[cfg(feature = "etcd")]
+mod etcd;
 mod history;
 mod memory;
 mod redb_store;
 mod txn;
+mod watcher;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-pub use history::Watcher;
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdStore;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
+pub use watcher::Watcher;
+
+/// An etcd lease, from [`Leases::grant`].
+pub type LeaseId = i64;
 
 /// Revisions of events a store keeps in memory for watchers unless told otherwise.
 pub const DEFAULT_HISTORY: usize = 10_000;
@@ -86,14 +97,26 @@ pub enum Compare {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Put(String, Vec<u8>),
-    /// Deleting a missing key writes nothing, but still counts as an op of its txn.
+    /// Deleting a missing key changes nothing: no event, and no new revision if no other op of
+    /// its txn changes a key.
     Delete(String),
+    /// A put whose key the store deletes when the lease expires or is revoked.
+    PutLeased(String, Vec<u8>, LeaseId),
+}
+
+impl Op {
+    /// The key the op writes.
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put(key, _) | Op::Delete(key) | Op::PutLeased(key, _, _) => key,
+        }
+    }
 }
 
 /// Compares that must all hold, then ops applied in order under one new revision.
 ///
-/// Ops on the same key within one txn apply in order, each as its own event: a put then a delete
-/// leaves the key absent; two puts leave the second value with the version bumped twice.
+/// Each op names a different key (as etcd requires): a txn naming one key twice is refused with
+/// [`StoreError::InvalidTxn`] before anything is checked or written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Txn {
     pub compares: Vec<Compare>,
@@ -118,7 +141,8 @@ impl Txn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnOutcome {
     /// All compares held. `revision` is the txn's new revision, or the current one for a txn
-    /// without ops (which writes nothing and does not bump the revision).
+    /// whose ops change no key (none at all, or only deletes of missing keys), which writes
+    /// nothing and does not bump the revision.
     Committed { revision: u64 },
     /// a compare failed; nothing was written
     Failed {
@@ -164,6 +188,26 @@ pub enum StoreError {
     /// Stored bytes are not in the shape this crate writes.
     #[error("store data corrupt at key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
+    /// The backend cannot be reached or has no quorum; the outcome of a write that got this is
+    /// unknown.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend cannot do this (memory/redb: leases).
+    #[error("not supported by this store: {0}")]
+    Unsupported(String),
+    /// The txn breaks a rule of [`Txn`] (one key in two ops); nothing was written.
+    #[error("invalid txn: {0}")]
+    InvalidTxn(String),
+}
+
+/// Keys that vanish with their lease, where the backend has them ([`Store::leases`]).
+pub trait Leases: Send + Sync {
+    /// A new lease that expires `ttl` from now unless kept alive (etcd rounds up to seconds).
+    fn grant(&self, ttl: Duration) -> Result<LeaseId, StoreError>;
+    /// Renews once; Ok(false) when the lease has expired or was revoked.
+    fn keep_alive(&self, lease: LeaseId) -> Result<bool, StoreError>;
+    /// Ends the lease now, deleting its keys.
+    fn revoke(&self, lease: LeaseId) -> Result<(), StoreError>;
 }
 
 /// A revisioned key-value store; see the crate docs.
@@ -176,9 +220,11 @@ pub trait Store: Send + Sync + 'static {
     /// (consistent snapshot).
     fn range(&self, prefix: &str) -> Result<(Vec<KeyValue>, u64), StoreError>;
     /// Atomic: all compares checked and all ops applied under one new revision, or nothing. A txn
-    /// with no ops that passes does not bump the revision.
+    /// that passes but changes no key does not bump the revision. Err(InvalidTxn) for a txn that
+    /// names one key twice; Err(Unsupported) for [`Op::PutLeased`] without [`Store::leases`].
     fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError>;
-    /// The revision of the last committed txn; 0 for a store never written.
+    /// The revision of the last committed txn; 0 for a local store never written. etcd: the
+    /// cluster's revision now, or the last one this store saw if the cluster cannot be reached.
     fn revision(&self) -> u64;
     /// Events with revision > from_revision for keys under prefix, in order, each exactly once.
     /// Err(Compacted) if revisions after from_revision are no longer in the in-memory history.
@@ -186,6 +232,79 @@ pub trait Store: Send + Sync + 'static {
     fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError>;
     /// How much the in-memory watch history holds, for metrics and tests.
     fn history_usage(&self) -> HistoryUsage;
+    /// Leases where the backend has them (etcd); `None` for memory and redb.
+    fn leases(&self) -> Option<&dyn Leases> {
+        None
+    }
+    /// Ok when the backend answers now (etcd: a linearizable read within the request timeout).
+    fn check(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// "memory", "redb" or "etcd", for /healthz and /metrics.
+    fn backend(&self) -> &'static str;
+}
+
+/// Where and how to reach etcd, for [`open_etcd`]. Always compiled (plain data), so callers can
+/// carry it even in a build without etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    /// Client URLs of the members, e.g. `http://10.0.0.1:2379`; any of them will do.
+    pub endpoints: Vec<String>,
+    /// Prepended to every key on write and stripped on read; ranges and watches stay inside it.
+    pub prefix: String,
+    pub tls: Option<EtcdTls>,
+    /// Bound on every request, after which it fails with [`StoreError::Unavailable`].
+    pub request_timeout: Duration,
+}
+
+impl EtcdConfig {
+    /// The defaults (prefix `aviary/`, 3 s per request, no TLS) for these endpoints.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        EtcdConfig {
+            endpoints,
+            prefix: DEFAULT_ETCD_PREFIX.to_owned(),
+            tls: None,
+            request_timeout: DEFAULT_ETCD_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+impl Default for EtcdConfig {
+    /// [`EtcdConfig::new`] without endpoints.
+    fn default() -> Self {
+        EtcdConfig::new(Vec::new())
+    }
+}
+
+/// [`EtcdConfig::prefix`] unless told otherwise.
+pub const DEFAULT_ETCD_PREFIX: &str = "aviary/";
+/// [`EtcdConfig::request_timeout`] unless told otherwise.
+pub const DEFAULT_ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// PEM files for talking to etcd over TLS.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// The CA that signed the members' certificates.
+    pub ca: PathBuf,
+    /// A client certificate and its key, for members that require one.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// Connects to etcd; in a build without the `etcd` feature:
+/// Err(Unsupported("this aviary was built without etcd support; rebuild with --features etcd")).
+pub fn open_etcd(config: &EtcdConfig) -> Result<Arc<dyn Store>, StoreError> {
+    #[cfg(feature = "etcd")]
+    {
+        Ok(Arc::new(EtcdStore::connect(config)?))
+    }
+    #[cfg(not(feature = "etcd"))]
+    {
+        let _ = config;
+        Err(StoreError::Unsupported(
+            "this aviary was built without etcd support; rebuild with --features etcd".to_owned(),
+        ))
+    }
 }
 
 /// Opens (creating if needed) the redb store `data_dir/aviary.redb`, creating `data_dir` too.

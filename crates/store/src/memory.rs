@@ -89,17 +89,19 @@ impl Store for MemoryStore {
     }
 
     fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
+        txn::validate_local(&txn.ops)?;
         let mut state = self.state();
         if let Some(failed) = txn::check(&txn.compares, &mut state.kvs)? {
             return Ok(failed);
         }
-        if txn.ops.is_empty() {
+        let revision = state.revision + 1;
+        let events = txn::apply(txn.ops, revision, &mut state.kvs)?;
+        if events.is_empty() {
+            // Nothing changed, as etcd counts it: no new revision.
             return Ok(TxnOutcome::Committed {
                 revision: state.revision,
             });
         }
-        let revision = state.revision + 1;
-        let events = txn::apply(txn.ops, revision, &mut state.kvs)?;
         state.revision = revision;
         // Still under the state lock, so revisions reach the history in order.
         self.history.publish(revision, events);
@@ -116,5 +118,9 @@ impl Store for MemoryStore {
 
     fn history_usage(&self) -> HistoryUsage {
         self.history.usage()
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
     }
 }

@@ -177,6 +177,7 @@ impl Store for RedbStore {
     }
 
     fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError> {
+        txn::validate_local(&txn.ops)?;
         // A poisoned lock guards nothing: the data is in redb, which aborted the failed write.
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let write = self.db.begin_write().map_err(backend)?;
@@ -189,13 +190,17 @@ impl Store for RedbStore {
             let current = read_revision(&meta)?;
             if let Some(failed) = txn::check(&txn.compares, &mut tables)? {
                 Err(failed)
-            } else if txn.ops.is_empty() {
-                Err(TxnOutcome::Committed { revision: current })
             } else {
                 let revision = current + 1;
                 let events = txn::apply(txn.ops, revision, &mut tables)?;
-                meta.insert(REVISION, revision).map_err(backend)?;
-                Ok((revision, events))
+                if events.is_empty() {
+                    // Nothing changed, as etcd counts it: no new revision (and the abort below
+                    // drops the empty write).
+                    Err(TxnOutcome::Committed { revision: current })
+                } else {
+                    meta.insert(REVISION, revision).map_err(backend)?;
+                    Ok((revision, events))
+                }
             }
         };
         match plan {
@@ -221,5 +226,9 @@ impl Store for RedbStore {
 
     fn history_usage(&self) -> HistoryUsage {
         self.history.usage()
+    }
+
+    fn backend(&self) -> &'static str {
+        "redb"
     }
 }

@@ -28,6 +28,32 @@ pub(crate) trait Tables {
     fn remove(&mut self, key: &str) -> Result<bool, StoreError>;
 }
 
+/// Refuses a txn that names one key in two ops, as etcd does, before anything is read or written.
+pub(crate) fn validate(ops: &[Op]) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::with_capacity(ops.len());
+    for op in ops {
+        if !seen.insert(op.key()) {
+            return Err(StoreError::InvalidTxn(format!(
+                "key {:?} appears in more than one op",
+                op.key()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// [`validate`], and refuses [`Op::PutLeased`]: the local backends have no leases.
+pub(crate) fn validate_local(ops: &[Op]) -> Result<(), StoreError> {
+    validate(ops)?;
+    if let Some(op) = ops.iter().find(|op| matches!(op, Op::PutLeased(..))) {
+        return Err(StoreError::Unsupported(format!(
+            "leases (a leased put of {:?}): only the etcd store has them",
+            op.key()
+        )));
+    }
+    Ok(())
+}
+
 /// The outcome for the first compare that does not hold, if any.
 pub(crate) fn check(
     compares: &[Compare],
@@ -46,7 +72,8 @@ pub(crate) fn check(
     Ok(None)
 }
 
-/// Applies `ops` in order as `revision`, returning their events (none for deletes of missing keys).
+/// Applies `ops`, which passed [`validate_local`], in order as `revision`, returning their events
+/// (none for deletes of missing keys, so no events means nothing was written).
 pub(crate) fn apply(
     ops: Vec<Op>,
     revision: u64,
@@ -69,6 +96,11 @@ pub(crate) fn apply(
                     kind: EventKind::Put,
                     kv,
                 });
+            }
+            Op::PutLeased(key, ..) => {
+                return Err(StoreError::Unsupported(format!(
+                    "leases (a leased put of {key:?}): only the etcd store has them"
+                )));
             }
             Op::Delete(key) => {
                 if tables.remove(&key)? {

@@ -65,7 +65,7 @@ fn a_gap_in_revisions_restarts_the_history() {
 #[test]
 fn zero_capacity_still_serves_a_watcher_that_keeps_up() {
     let history = History::new(revisions(0), 7);
-    let mut watcher = history.watch("", 7).expect("watch at head");
+    let mut watcher = history.watch_history("", 7).expect("watch at head");
     history.publish(8, put("k", 8));
     let (revision, events) = watcher.poll().expect("not compacted").expect("one batch");
     assert_eq!((revision, events.len()), (8, 1));
@@ -111,7 +111,7 @@ fn empty_revisions_cost_nothing_but_still_count_as_revisions() {
 fn the_newest_revision_stays_even_when_it_alone_is_over_the_budget() {
     let history = History::new(bytes(100), 0);
     history.publish(1, put_sized("small", 1, 10));
-    let mut watcher = history.watch("", 1).expect("watch at head");
+    let mut watcher = history.watch_history("", 1).expect("watch at head");
     history.publish(2, put_sized("big", 2, 500));
     let usage = history.usage();
     assert_eq!((usage.oldest, usage.revisions), (1, 1), "{usage:?}");

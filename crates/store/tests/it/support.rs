@@ -19,6 +19,12 @@ pub trait Backend {
     fn open(&self) -> Box<dyn Store> {
         self.open_with_history(HistoryLimits::default())
     }
+
+    /// The revision of a store never written, where the backend has one of its own (etcd's is
+    /// the shared cluster's).
+    fn fresh_revision(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 /// The default limits with the history cut to `revisions`.
@@ -107,5 +113,64 @@ pub fn committed(outcome: Result<TxnOutcome, StoreError>) -> u64 {
     match outcome {
         Ok(TxnOutcome::Committed { revision }) => revision,
         other => panic!("expected a commit, got {other:?}"),
+    }
+}
+
+#[cfg(feature = "etcd")]
+pub use etcd::Etcd;
+
+#[cfg(feature = "etcd")]
+mod etcd {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+    use std::time::Duration;
+
+    use store::{EtcdConfig, EtcdStore, HistoryLimits, Store};
+    use testkit::etcd::EtcdCluster;
+
+    use super::Backend;
+
+    /// One 1-member cluster for the whole test binary: starting etcd per test would cost a
+    /// second each. Its members die with the test process (see `EtcdCluster`).
+    static CLUSTER: OnceLock<EtcdCluster> = OnceLock::new();
+    /// Conformance tests count revisions from their start and assume no other writer, so the
+    /// etcd ones take turns on the shared cluster.
+    static TURN: Mutex<()> = Mutex::new(());
+    static PREFIXES: AtomicU32 = AtomicU32::new(0);
+
+    pub fn shared_cluster() -> &'static EtcdCluster {
+        CLUSTER.get_or_init(|| EtcdCluster::start(1))
+    }
+
+    /// Stores under a fresh key prefix of the shared cluster, one test at a time.
+    pub struct Etcd {
+        _turn: MutexGuard<'static, ()>,
+    }
+
+    impl Etcd {
+        pub fn new() -> Self {
+            // A test that failed on its turn poisons the lock; the next one may still run.
+            let turn = TURN.lock().unwrap_or_else(PoisonError::into_inner);
+            shared_cluster();
+            Etcd { _turn: turn }
+        }
+    }
+
+    impl Backend for Etcd {
+        /// etcd keeps its own history, so `limits` mean nothing here; the tests about them are
+        /// local-only.
+        fn open_with_history(&self, _limits: HistoryLimits) -> Box<dyn Store> {
+            let n = PREFIXES.fetch_add(1, Ordering::Relaxed);
+            let config = EtcdConfig {
+                prefix: format!("conformance/{}/{n}/", std::process::id()),
+                request_timeout: Duration::from_secs(5),
+                ..EtcdConfig::new(shared_cluster().client_urls())
+            };
+            Box::new(EtcdStore::connect(&config).expect("connect to the shared etcd"))
+        }
+
+        fn fresh_revision(&self) -> Option<u64> {
+            None
+        }
     }
 }
