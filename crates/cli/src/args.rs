@@ -109,6 +109,51 @@ pub struct ControlOpts {
     /// How long a keep-alive connection may sit idle between requests.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub etcd: EtcdOpts,
+}
+
+/// Several replicas on one etcd cluster instead of the embedded store (a build with
+/// `--features etcd`).
+#[derive(Debug, Parser)]
+pub struct EtcdOpts {
+    /// Keep the store in etcd, at these client URLs (comma-separated), e.g.
+    /// `http://10.0.0.1:2379,http://10.0.0.2:2379`; --data-dir then holds only the secrets.
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// Every key aviary writes starts with this, so several meshes' control planes (or other
+    /// programs) can share one etcd.
+    #[arg(long, default_value = "aviary/", requires = "etcd")]
+    pub etcd_prefix: String,
+    /// Trust the CA certificates of this PEM file for etcd's https:// URLs.
+    #[arg(long, value_name = "PEM", requires = "etcd")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's client-certificate authentication; needs --etcd-key.
+    #[arg(long, value_name = "PEM", requires_all = ["etcd_key", "etcd_ca"])]
+    pub etcd_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "PEM", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// The URL other replicas reach this one at (they forward proxies' stats to the leader);
+    /// default: http(s)://--listen.
+    #[arg(long, value_name = "URL", requires = "etcd")]
+    pub advertise_url: Option<String>,
+}
+
+impl EtcdOpts {
+    pub fn config(&self) -> Option<store::EtcdConfig> {
+        if self.etcd.is_empty() {
+            return None;
+        }
+        let mut config = store::EtcdConfig::new(self.etcd.clone());
+        config.prefix = self.etcd_prefix.clone();
+        config.tls = self.etcd_ca.as_ref().map(|ca| store::EtcdTls {
+            ca: ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        });
+        Some(config)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -93,10 +93,20 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
 
 async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
+    let etcd = opts.etcd.config();
+    // On etcd this process is one replica of several: named by the URL it is reached at.
+    let replica = etcd.as_ref().map(|_| {
+        opts.etcd
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| opts.listen.to_string())
+    });
     let config = control::Config {
         listen: opts.listen,
         data_dir: Some(opts.data_dir.clone()),
         store: None,
+        etcd,
+        advertise_url: opts.etcd.advertise_url.clone(),
         identity: control::Identity {
             account: opts.account,
             region: opts.region,
@@ -105,6 +115,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             enabled: !opts.no_auth,
             secrets_dir: Some(opts.data_dir.clone()),
             allowed_hosts: opts.allowed_hosts,
+            replica,
         },
         watch_history: store::HistoryLimits {
             bytes: opts.watch_history_bytes,

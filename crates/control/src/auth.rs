@@ -7,6 +7,7 @@
 
 pub mod policy;
 pub mod sigv4;
+mod sigv4_keys;
 pub mod tokens;
 
 use std::net::IpAddr;
@@ -40,6 +41,10 @@ pub struct AuthConfig {
     pub secrets_dir: Option<PathBuf>,
     /// Host names (besides IP literals and `localhost`) requests may address us by.
     pub allowed_hosts: Vec<String>,
+    /// This replica's name among several on one store: its bootstrap token is registered as
+    /// `admin.token@<replica>`, so replicas with their own secrets directories do not retire
+    /// each other's. `None`: the only control plane on its store.
+    pub replica: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -48,6 +53,7 @@ impl Default for AuthConfig {
             enabled: true,
             secrets_dir: None,
             allowed_hosts: Vec::new(),
+            replica: None,
         }
     }
 }
@@ -111,8 +117,13 @@ impl Auth {
                 problem: "not an aviary token (aviary_<16 hex>_<64 hex>)".into(),
             });
         }
-        tokens::register(store, &admin_token, ADMIN_TOKEN_FILE, Role::Admin)
+        let name = match &config.replica {
+            Some(replica) => format!("{ADMIN_TOKEN_FILE}@{replica}"),
+            None => ADMIN_TOKEN_FILE.to_string(),
+        };
+        tokens::register(store, &admin_token, &name, Role::Admin)
             .map_err(|e| SecretsError::Store(e.to_string()))?;
+        sigv4_keys::register(store, &keys).map_err(|e| SecretsError::Store(e.to_string()))?;
         Ok(Auth {
             config,
             keys,
@@ -272,7 +283,12 @@ async fn signed(app: &App, request: &mut Request) -> Result<Caller, ApiError> {
         headers: request.headers(),
         body: &bytes,
     };
-    let outcome = sigv4::verify(&signed, &app.auth.keys, SystemTime::now());
+    let store = app.resources.store();
+    let outcome = sigv4::verify_with(
+        &signed,
+        |id| sigv4_keys::secret(&app.auth.keys, store, id),
+        SystemTime::now(),
+    );
     *request.body_mut() = Body::from(bytes);
     match outcome {
         Ok(access_key) => Ok(Caller::admin(&format!("sigv4:{access_key}"))),

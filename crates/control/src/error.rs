@@ -115,7 +115,12 @@ impl ApiError {
 
 impl From<store::StoreError> for ApiError {
     fn from(err: store::StoreError) -> Self {
-        ApiError::Internal(err.to_string())
+        match err {
+            store::StoreError::Unavailable(why) => {
+                ApiError::Unavailable(format!("the store cannot be reached: {why}"))
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

@@ -51,6 +51,10 @@ pub struct Config {
     /// A store opened by the caller, used instead of `data_dir`: several control planes in one
     /// process over one store stand for replicas in tests.
     pub store: Option<SharedStore>,
+    /// Keep the store in etcd (then `data_dir` is not opened): several replicas, one leader.
+    pub etcd: Option<store::EtcdConfig>,
+    /// The URL other replicas reach this one at; default `url()`.
+    pub advertise_url: Option<String>,
     pub identity: Identity,
     pub auth: auth::AuthConfig,
     /// How much watch history the store keeps for `/v1` watchers; a watcher further behind is
@@ -69,6 +73,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
             data_dir: Some(PathBuf::from(".aviary")),
             store: None,
+            etcd: None,
+            advertise_url: None,
             identity: Identity {
                 account: "000000000000".into(),
                 region: "local".into(),
@@ -113,6 +119,8 @@ pub enum ControlError {
     Tls(#[from] TlsError),
     #[error("invalid limits: {0}")]
     Limits(String),
+    #[error("cannot build the client that forwards stats to the leader: {0}")]
+    Forwarder(#[from] reqwest::Error),
 }
 
 /// What every handler shares.
@@ -126,7 +134,11 @@ pub struct App {
     /// never interleave on it.
     canary_lock: tokio::sync::Mutex<()>,
     /// Whether this replica drives canaries, and the fence of its writes.
-    leadership: leader::Leadership,
+    leadership: Arc<leader::Leadership>,
+    /// Where other replicas reach this one: what it writes into the leader key.
+    advertise_url: String,
+    /// Forwards proxies' stats from a follower to the leader.
+    peers: stats::Forwarder,
     auth: auth::Auth,
     /// Where webhooks may go, and the client that calls them.
     webhook_policy: Arc<webhooks::WebhookPolicy>,
@@ -158,10 +170,13 @@ impl Control {
         }
         // Before the store and the port: a bad certificate path fails fast and binds nothing.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        let store: Arc<dyn store::Store> = match (&config.store, &config.data_dir) {
-            (Some(shared), _) => shared.0.clone(),
-            (None, Some(dir)) => Arc::new(store::open_dir_with_history(dir, config.watch_history)?),
-            (None, None) => Arc::new(store::MemoryStore::with_history(config.watch_history)),
+        let store: Arc<dyn store::Store> = match (&config.store, &config.etcd, &config.data_dir) {
+            (Some(shared), _, _) => shared.0.clone(),
+            (None, Some(etcd), _) => store::open_etcd(etcd)?,
+            (None, None, Some(dir)) => {
+                Arc::new(store::open_dir_with_history(dir, config.watch_history)?)
+            }
+            (None, None, None) => Arc::new(store::MemoryStore::with_history(config.watch_history)),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -170,6 +185,16 @@ impl Control {
                 source,
             })?;
         let auth = auth::Auth::load(config.auth, &store)?;
+        // One process on its store leads from the start; replicas on etcd campaign (`run`).
+        let leadership = Arc::new(match store.leases() {
+            Some(_) => leader::Leadership::follower(),
+            None => leader::Leadership::sole(),
+        });
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let advertise_url = config
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{}", config.listen));
         let app = Arc::new(App {
             auth,
             resources: Resources::new(store, config.identity),
@@ -177,7 +202,9 @@ impl Control {
             stats: stats::StatsWindow::default(),
             known_nodes: stats::KnownNodes::default(),
             canary_lock: tokio::sync::Mutex::new(()),
-            leadership: leader::Leadership::sole(),
+            leadership,
+            advertise_url,
+            peers: stats::Forwarder::new()?,
             webhook_policy,
             shutdown,
         });
@@ -227,6 +254,16 @@ impl Control {
     /// Serves until the shutdown token passed to `bind` is cancelled.
     pub async fn run(self) -> Result<(), ControlError> {
         let shutdown = self.app.shutdown.clone();
+        let me = leader::LeaderRecord {
+            replica: self.app.advertise_url.clone(),
+            url: self.app.advertise_url.clone(),
+        };
+        tokio::spawn(leader::run(
+            self.app.resources.store().clone(),
+            self.app.leadership.clone(),
+            me,
+            shutdown.clone(),
+        ));
         tokio::spawn(canaries::drive(self.app.clone(), shutdown));
         server::serve(self.listener, self.tls, self.limits, self.app).await;
         Ok(())

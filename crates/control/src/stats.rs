@@ -10,9 +10,11 @@ use model::wire::{LATENCY_BUCKETS_MS, NodeStats, quantile_ms};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+mod forward;
 mod known;
 mod report;
 
+pub use forward::{FORWARDED, Forwarder};
 pub use known::KnownNodes;
 pub use report::{check_known, check_report};
 

@@ -36,6 +36,8 @@ pub struct Telemetry {
     latency: Histogram,
     watch_streams: Gauge,
     store_revision: Gauge<u64, AtomicU64>,
+    leader: Gauge,
+    stats_not_forwarded: Gauge<u64, AtomicU64>,
     connections: Gauge,
     refused: Counter,
     timeouts: Family<TimeoutLabels, Counter>,
@@ -69,6 +71,18 @@ impl Default for Telemetry {
             "store_revision",
             "Current revision of the store",
             store_revision.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica leads (drives canaries), else 0",
+            leader.clone(),
+        );
+        let stats_not_forwarded = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "stats_pushes_not_forwarded",
+            "Stats pushes this follower could not pass on to the leader (total)",
+            stats_not_forwarded.clone(),
         );
         let connections = Gauge::default();
         registry.register(
@@ -107,6 +121,8 @@ impl Default for Telemetry {
             latency,
             watch_streams,
             store_revision,
+            leader,
+            stats_not_forwarded,
             connections,
             refused,
             timeouts,
@@ -117,9 +133,12 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    /// Prometheus text exposition of every metric, with the store revision read now.
-    pub fn render(&self, store_revision: u64) -> String {
+    /// Prometheus text exposition of every metric, with the store revision, leadership and
+    /// forwarding losses read now.
+    pub fn render(&self, store_revision: u64, leading: bool, not_forwarded: u64) -> String {
         self.store_revision.set(store_revision);
+        self.leader.set(i64::from(leading));
+        self.stats_not_forwarded.set(not_forwarded);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -419,6 +419,8 @@ pub async fn post_stats(
     ApiPath(mesh): ApiPath<String>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let forwarded = request.headers().contains_key(crate::stats::FORWARDED);
     let body = read_json(request, MAX_REPORT_BYTES).await?;
     let report: StatsReport = serde_json::from_value(body)
         .map_err(|e| ApiError::BadRequest(format!("stats report: {e}")))?;
@@ -431,6 +433,14 @@ pub async fn post_stats(
     };
     check_known(&mesh, &report, &known)?;
     app.stats.record(&mesh, &report.nodes);
+    // Canary analysis happens on the leader: a follower passes what it got on (once).
+    if !forwarded
+        && app.leadership.term().is_none()
+        && let Some(leader) = app.leadership.leader_url()
+        && let Ok(bytes) = serde_json::to_vec(&report)
+    {
+        app.peers.forward(&leader, &mesh, authorization, bytes);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -467,12 +477,33 @@ fn check_mesh(mesh: &str) -> Result<(), ApiError> {
     }
 }
 
-pub async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 when this replica can reach its store now, else 503 naming why: what a load balancer
+/// in front of replicas needs to route around one cut off from etcd.
+pub async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let store = app.resources.store().clone();
+    let backend = store.backend();
+    let leading = if app.leadership.term().is_some() {
+        "leader"
+    } else {
+        "follower"
+    };
+    match crate::resources::blocking(move || store.check()).await {
+        Ok(Ok(())) => (StatusCode::OK, format!("ok ({backend}, {leading})\n")).into_response(),
+        Ok(Err(error)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unreachable ({backend}): {error}\n"),
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let body = app.telemetry.render(app.resources.store().revision());
+    let body = app.telemetry.render(
+        app.resources.store().revision(),
+        app.leadership.term().is_some(),
+        app.peers.dropped.load(std::sync::atomic::Ordering::Relaxed),
+    );
     (
         [(
             header::CONTENT_TYPE,

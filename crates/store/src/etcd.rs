@@ -423,8 +423,8 @@ impl Leases for EtcdStore {
         // etcd counts whole seconds; round up so a lease never lives shorter than asked.
         let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         let seconds = seconds.max(1) as i64;
-        let response = self
-            .call(move |mut client| async move { client.lease_grant(seconds, None).await })?;
+        let response =
+            self.call(move |mut client| async move { client.lease_grant(seconds, None).await })?;
         self.saw(response.header());
         Ok(response.id())
     }

@@ -103,6 +103,13 @@ impl Keys {
         )
     }
 
+    /// Access key id and secret of every key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(id, secret)| (id.as_str(), secret.as_str()))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -121,6 +128,16 @@ pub struct Signed<'a> {
 /// presigned URL has it) against `keys`, at time `now`.
 /// Returns the access key that signed it.
 pub fn verify(request: &Signed<'_>, keys: &Keys, now: SystemTime) -> Result<String, SigError> {
+    verify_with(request, |id| keys.0.get(id).cloned(), now)
+}
+
+/// [`verify`] with the secret of an access key looked up by `secret_of` (the keys of every
+/// replica, in the store).
+pub fn verify_with(
+    request: &Signed<'_>,
+    secret_of: impl Fn(&str) -> Option<String>,
+    now: SystemTime,
+) -> Result<String, SigError> {
     let (path, query) = match request.path_and_query.split_once('?') {
         Some((path, query)) => (path, query),
         None => (request.path_and_query, ""),
@@ -133,10 +150,9 @@ pub fn verify(request: &Signed<'_>, keys: &Keys, now: SystemTime) -> Result<Stri
     } else {
         Claim::from_headers(request.headers, now)?
     };
-    let secret = keys
-        .0
-        .get(&claim.access_key)
+    let secret = secret_of(&claim.access_key)
         .ok_or_else(|| SigError::UnknownKey(claim.access_key.clone()))?;
+    let secret = &secret;
 
     // Exactly the headers the client signed; the signer adds x-amz-date itself (header form).
     let mut headers = Vec::new();

@@ -50,8 +50,7 @@ impl EtcdWatcher {
         from_revision: u64,
     ) -> Result<Self, StoreError> {
         let timeout = shared.timeout;
-        let stream = match tokio::time::timeout(timeout, open(&shared, &key, from_revision)).await
-        {
+        let stream = match tokio::time::timeout(timeout, open(&shared, &key, from_revision)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(error(&shared.endpoints, e)),
             Err(_elapsed) => return Err(timed_out(&shared.endpoints, timeout)),
@@ -95,11 +94,7 @@ impl fmt::Debug for EtcdWatcher {
 }
 
 /// A watch of every key under `key` from the revision after `cursor`.
-async fn open(
-    shared: &Shared,
-    key: &str,
-    cursor: u64,
-) -> Result<WatchStream, etcd_client::Error> {
+async fn open(shared: &Shared, key: &str, cursor: u64) -> Result<WatchStream, etcd_client::Error> {
     let mut client = shared
         .client
         .watch_client()
