@@ -94,13 +94,6 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
 async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let etcd = opts.etcd.config();
-    // On etcd this process is one replica of several: named by the URL it is reached at.
-    let replica = etcd.as_ref().map(|_| {
-        opts.etcd
-            .advertise_url
-            .clone()
-            .unwrap_or_else(|| opts.listen.to_string())
-    });
     let config = control::Config {
         listen: opts.listen,
         data_dir: Some(opts.data_dir.clone()),
@@ -115,7 +108,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             enabled: !opts.no_auth,
             secrets_dir: Some(opts.data_dir.clone()),
             allowed_hosts: opts.allowed_hosts,
-            replica,
+            replica: None,
         },
         watch_history: store::HistoryLimits {
             bytes: opts.watch_history_bytes,

@@ -184,17 +184,25 @@ impl Control {
                 addr: config.listen,
                 source,
             })?;
-        let auth = auth::Auth::load(config.auth, &store)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let bound = listener.local_addr().map_err(|source| ControlError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let advertise_url = config
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| default_advertise_url(scheme, bound));
+        let mut auth_config = config.auth;
+        if store.leases().is_some() && auth_config.replica.is_none() {
+            auth_config.replica = Some(advertise_url.clone());
+        }
+        let auth = auth::Auth::load(auth_config, &store)?;
         // One process on its store leads from the start; replicas on etcd campaign (`run`).
         let leadership = Arc::new(match store.leases() {
             Some(_) => leader::Leadership::follower(),
             None => leader::Leadership::sole(),
         });
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let advertise_url = config
-            .advertise_url
-            .clone()
-            .unwrap_or_else(|| format!("{scheme}://{}", config.listen));
         let app = Arc::new(App {
             auth,
             resources: Resources::new(store, config.identity),
@@ -267,6 +275,19 @@ impl Control {
         tokio::spawn(canaries::drive(self.app.clone(), shutdown));
         server::serve(self.listener, self.tls, self.limits, self.app).await;
         Ok(())
+    }
+}
+
+/// `scheme://ADDR`, with the machine's host name for an unspecified address (0.0.0.0), which
+/// no other replica could reach.
+fn default_advertise_url(scheme: &str, bound: SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{scheme}://{host}:{}", bound.port())
+    } else {
+        format!("{scheme}://{bound}")
     }
 }
 
