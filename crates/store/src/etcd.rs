@@ -108,8 +108,10 @@ impl EtcdStore {
         T: Send + 'static,
         F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        let future = tokio::time::timeout(self.timeout, request(self.client.clone()));
-        match run(self.runtime(), future)? {
+        let (timeout, request) = (self.timeout, request(self.client.clone()));
+        // The timer is made inside the task: it needs the runtime's clock.
+        let bounded = async move { tokio::time::timeout(timeout, request).await };
+        match run(self.runtime(), bounded)? {
             Ok(answer) => answer.map_err(|e| error(&self.endpoints, e)),
             Err(_elapsed) => Err(timed_out(&self.endpoints, self.timeout)),
         }

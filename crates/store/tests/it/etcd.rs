@@ -1,0 +1,1 @@
+//! What only the etcd store promises: surviving member failures, leases, TLS.
