@@ -113,7 +113,8 @@ impl History {
     }
 
     pub(crate) fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError> {
-        self.watch_history(prefix, from_revision).map(Watcher::local)
+        self.watch_history(prefix, from_revision)
+            .map(Watcher::local)
     }
 
     pub(crate) fn watch_history(

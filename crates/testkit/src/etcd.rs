@@ -197,6 +197,28 @@ impl EtcdCluster {
             .is_some_and(|r| alive(r.pid))
     }
 
+    /// The member that says it is the leader now, asked over each running member's `/metrics`.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len()).find(|&i| {
+            self.is_running(i)
+                && get(&self.members[i].metrics_url, "/metrics")
+                    .lines()
+                    .any(|line| line.trim() == "etcd_server_is_leader 1")
+        })
+    }
+
+    /// Waits until some member is the leader, and returns it.
+    pub fn wait_for_leader(&self) -> usize {
+        let deadline = Instant::now() + READY;
+        while Instant::now() < deadline {
+            if let Some(leader) = self.leader() {
+                return leader;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no etcd member became leader within {READY:?}");
+    }
+
     /// SIGKILLs member `i`, as a crash would, and waits until it is gone.
     pub fn kill(&mut self, i: usize) {
         self.halt(i, Signal::SIGKILL);
@@ -322,7 +344,8 @@ fn release(running: Running) {
 
 /// `AVIARY_ETCD`, or `etcd` on PATH; panics naming the Debian package when neither runs.
 fn etcd_binary() -> PathBuf {
-    let binary = std::env::var_os("AVIARY_ETCD").map_or_else(|| PathBuf::from("etcd"), PathBuf::from);
+    let binary =
+        std::env::var_os("AVIARY_ETCD").map_or_else(|| PathBuf::from("etcd"), PathBuf::from);
     match Command::new(&binary)
         .arg("--version")
         .stdout(Stdio::null())
@@ -362,18 +385,23 @@ fn alive(pid: i32) -> bool {
 
 /// etcd's `/health`, which is true once the member has a leader and a quorum read succeeds.
 fn healthy(metrics_url: &str) -> bool {
-    let address = metrics_url.trim_start_matches("http://");
+    get(metrics_url, "/health").contains(r#""health":"true""#)
+}
+
+/// The whole HTTP/1.0 response to `GET path`, or "" when the member does not answer.
+fn get(base_url: &str, path: &str) -> String {
+    let address = base_url.trim_start_matches("http://");
     let Ok(mut stream) = TcpStream::connect(address) else {
-        return false;
+        return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = format!("GET /health HTTP/1.0\r\nHost: {address}\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
-        return false;
+        return String::new();
     }
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    response.contains(r#""health":"true""#)
+    response
 }
 
 /// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate, all as
