@@ -153,25 +153,30 @@ fn a_leased_key_lives_while_kept_alive_and_vanishes_when_its_lease_expires() {
         .then(Op::PutLeased("kept".into(), b"1".to_vec(), kept));
     let written = committed(store.txn(txn));
 
+    // Keeps one lease alive, twice a second, while the other lapses.
+    let keep_alive = || async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(leases.keep_alive(kept).unwrap(), "the kept lease is renewed");
+        }
+    };
+    let started = Instant::now();
     let (deleted_at, events) = block_on(async {
         let batch = next_batch(&mut watcher).await;
         assert_eq!(batch.0, written);
-        let started = Instant::now();
-        loop {
-            // Keep one lease alive while the other lapses.
-            let keep = async {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    assert!(leases.keep_alive(kept).unwrap(), "kept lease renewed");
-                }
-            };
-            let batch = tokio::select! {
-                batch = next_batch(&mut watcher) => batch,
-                () = keep => unreachable!(),
-            };
-            assert!(started.elapsed() < Duration::from_secs(10));
-            return batch;
+        tokio::select! {
+            batch = next_batch(&mut watcher) => batch,
+            () = keep_alive() => unreachable!("keep_alive never returns"),
         }
+    });
+    let lapsed_after = started.elapsed();
+    assert!(
+        lapsed_after >= Duration::from_millis(1500) && lapsed_after < Duration::from_secs(10),
+        "a 2 s lease lapsed after {lapsed_after:?}"
+    );
+    // Longer than its TTL again, still kept alive.
+    block_on(async {
+        let _ = tokio::time::timeout(Duration::from_millis(2500), keep_alive()).await;
     });
     let events: Vec<_> = events.iter().map(|e| (e.kind, e.kv.key.as_str())).collect();
     assert_eq!(events, [(EventKind::Delete, "lapsing")]);
