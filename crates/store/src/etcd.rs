@@ -102,17 +102,22 @@ impl EtcdStore {
         self.runtime.as_ref().expect("runtime lives until drop")
     }
 
-    /// Runs `request` on the store's runtime within the request timeout and waits for it.
-    fn call<T, F>(&self, request: impl FnOnce(Client) -> F) -> Result<T, StoreError>
+    /// Runs `request` on the store's runtime within the request timeout and waits for it;
+    /// see [`bounded`].
+    fn call<T, F>(&self, request: impl Fn(Client) -> F + Send + 'static) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
-        let future = tokio::time::timeout(self.timeout, request(self.client.clone()));
-        match run(self.runtime(), future)? {
-            Ok(answer) => answer.map_err(|e| error(&self.endpoints, e)),
-            Err(_elapsed) => Err(timed_out(&self.endpoints, self.timeout)),
-        }
+        let (client, timeout) = (self.client.clone(), self.timeout);
+        let answer = run(
+            self.runtime(),
+            bounded(timeout, move || request(client.clone())),
+        )?;
+        answer.map_err(|e| match e {
+            Some(e) => error(&self.endpoints, e),
+            None => timed_out(&self.endpoints, timeout),
+        })
     }
 
     /// Records a response's revision, returning it.
@@ -139,11 +144,57 @@ impl EtcdStore {
     /// One linearizable read of the key `key` under the prefix, for its revision.
     fn read_revision(&self) -> Result<u64, StoreError> {
         let key = self.prefix.clone();
-        let response = self.call(move |mut client| async move {
-            let options = GetOptions::new().with_keys_only().with_limit(1);
-            client.get(key, Some(options)).await
+        let response = self.call(move |mut client| {
+            let key = key.clone();
+            async move {
+                let options = GetOptions::new().with_keys_only().with_limit(1);
+                client.get(key, Some(options)).await
+            }
         })?;
         Ok(self.saw(response.header()))
+    }
+}
+
+/// How long to wait before sending again a request that could not connect.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
+
+/// `request()` within `timeout`, sent again while it fails without having reached any member
+/// (a refused connection to a dead member: the balanced channel may pick it until it has
+/// noticed), which is safe even for writes. Err(None) if time ran out with no error to show.
+pub(crate) async fn bounded<T, F>(
+    timeout: Duration,
+    request: impl Fn() -> F,
+) -> Result<T, Option<etcd_client::Error>>
+where
+    F: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = None;
+    loop {
+        match tokio::time::timeout_at(deadline, request()).await {
+            Ok(Err(e)) if never_sent(&e) => {
+                last = Some(e);
+                if tokio::time::timeout_at(deadline, tokio::time::sleep(RECONNECT_PAUSE))
+                    .await
+                    .is_err()
+                {
+                    return Err(last);
+                }
+            }
+            Ok(answer) => return answer.map_err(Some),
+            Err(_elapsed) => return Err(last),
+        }
+    }
+}
+
+/// Whether the request failed connecting, so no member can have seen it.
+fn never_sent(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => {
+            status.code() == tonic::Code::Unavailable
+                && status.message().contains("tcp connect error")
+        }
+        _ => false,
     }
 }
 
@@ -282,7 +333,10 @@ impl fmt::Debug for EtcdStore {
 impl Store for EtcdStore {
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
         let full = self.full_key(key);
-        let response = self.call(move |mut client| async move { client.get(full, None).await })?;
+        let response = self.call(move |mut client| {
+            let full = full.clone();
+            async move { client.get(full, None).await }
+        })?;
         self.saw(response.header());
         response
             .kvs()
@@ -293,10 +347,13 @@ impl Store for EtcdStore {
 
     fn range(&self, prefix: &str) -> Result<(Vec<KeyValue>, u64), StoreError> {
         let full = self.full_key(prefix);
-        let response = self.call(move |client| async move {
-            let mut kv = client.kv_client().max_decoding_message_size(MAX_RESPONSE);
-            // etcd answers sorted by key, bytewise, as the local stores do.
-            kv.get(full, Some(GetOptions::new().with_prefix())).await
+        let response = self.call(move |client| {
+            let full = full.clone();
+            async move {
+                let mut kv = client.kv_client().max_decoding_message_size(MAX_RESPONSE);
+                // etcd answers sorted by key, bytewise, as the local stores do.
+                kv.get(full, Some(GetOptions::new().with_prefix())).await
+            }
         })?;
         let revision = self.saw(response.header());
         let kvs = response
@@ -346,7 +403,10 @@ impl Store for EtcdStore {
             .when(compares)
             .and_then(ops)
             .or_else(reads);
-        let response = self.call(move |mut client| async move { client.txn(request).await })?;
+        let response = self.call(move |mut client| {
+            let request = request.clone();
+            async move { client.txn(request).await }
+        })?;
         let revision = self.saw(response.header());
         if response.succeeded() {
             return Ok(TxnOutcome::Committed { revision });

@@ -1,13 +1,15 @@
 //! testkit: blocking, std-only helpers for black-box tests of aviary. It runs the real `aviary`
 //! binary as a child process on an ephemeral 127.0.0.1 port with its own data directory
 //! ([`ControlProcess`]), drives it with the real AWS CLI ([`aws`], [`aws_json`]) and with a tiny
-//! HTTP/1.1 client that can send what no well-behaved client would ([`http`], [`http_raw`]), and
-//! reads its server-sent-event watch stream ([`EventStream`]). It owns nothing of aviary's logic
+//! HTTP/1.1 client that can send what no well-behaved client would ([`http`], [`http_raw`]),
+//! reads its server-sent-event watch stream ([`EventStream`]), and runs real etcd clusters for
+//! the store's etcd backend ([`etcd::EtcdCluster`]). It owns nothing of aviary's logic
 //! and must never link aviary's crates: tests built on it see only what a user or a proxy sees.
 //! Every wait in here is bounded, and every failure panics with what the child or server said.
 
 mod aws;
 mod control;
+pub mod etcd;
 mod http;
 mod process;
 mod sse;

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::task::TaskTracker;
 
-use super::{MAX_RESPONSE, Shared, error, key_value, strip, timed_out};
+use super::{MAX_RESPONSE, Shared, bounded, error, key_value, strip, timed_out};
 use crate::{Event, EventKind, KeyValue, StoreError};
 
 /// Batches a watch task may get ahead of its reader.
@@ -50,10 +50,10 @@ impl EtcdWatcher {
         from_revision: u64,
     ) -> Result<Self, StoreError> {
         let timeout = shared.timeout;
-        let stream = match tokio::time::timeout(timeout, open(&shared, &key, from_revision)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(error(&shared.endpoints, e)),
-            Err(_elapsed) => return Err(timed_out(&shared.endpoints, timeout)),
+        let stream = match bounded(timeout, || open(&shared, &key, from_revision)).await {
+            Ok(stream) => stream,
+            Err(Some(e)) => return Err(error(&shared.endpoints, e)),
+            Err(None) => return Err(timed_out(&shared.endpoints, timeout)),
         };
         let (tx, rx) = mpsc::channel(BUFFER);
         let task = Task {

@@ -70,7 +70,11 @@ fn concurrent_cas_increments_lose_no_acknowledged_write(backend: &dyn Backend) {
     let counter = store.get("counter").unwrap().unwrap();
     assert_eq!(counter.value, total.to_string().into_bytes());
     assert_eq!((counter.version, counter.mod_revision), (total, r + total));
-    assert_eq!(store.revision(), r + total, "failed compares bumped nothing");
+    assert_eq!(
+        store.revision(),
+        r + total,
+        "failed compares bumped nothing"
+    );
 }
 
 /// Writers keep `left` and `right` equal, one txn per change; snapshots must never differ.

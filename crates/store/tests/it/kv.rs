@@ -44,7 +44,10 @@ fn a_put_creates_the_key_at_a_new_revision(backend: &dyn Backend) {
     let r = store.revision();
     assert_eq!(put(&*store, "a", b"1"), r + 1);
     assert_eq!(store.revision(), r + 1);
-    assert_eq!(store.get("a").unwrap(), Some(kv("a", b"1", r + 1, r + 1, 1)));
+    assert_eq!(
+        store.get("a").unwrap(),
+        Some(kv("a", b"1", r + 1, r + 1, 1))
+    );
     assert_eq!(store.get("b").unwrap(), None);
 }
 
@@ -54,8 +57,14 @@ fn a_put_on_an_existing_key_bumps_its_version_and_keeps_create_revision(backend:
     put(&*store, "a", b"1");
     put(&*store, "b", b"x");
     assert_eq!(put(&*store, "a", b"2"), r + 3);
-    assert_eq!(store.get("a").unwrap(), Some(kv("a", b"2", r + 1, r + 3, 2)));
-    assert_eq!(store.get("b").unwrap(), Some(kv("b", b"x", r + 2, r + 2, 1)));
+    assert_eq!(
+        store.get("a").unwrap(),
+        Some(kv("a", b"2", r + 1, r + 3, 2))
+    );
+    assert_eq!(
+        store.get("b").unwrap(),
+        Some(kv("b", b"x", r + 2, r + 2, 1))
+    );
     assert_eq!(store.revision(), r + 3);
 }
 
@@ -68,7 +77,10 @@ fn a_delete_removes_the_key_and_a_later_put_starts_it_over(backend: &dyn Backend
     assert_eq!(store.get("a").unwrap(), None);
     assert_eq!(store.revision(), r + 3);
     assert_eq!(put(&*store, "a", b"3"), r + 4);
-    assert_eq!(store.get("a").unwrap(), Some(kv("a", b"3", r + 4, r + 4, 1)));
+    assert_eq!(
+        store.get("a").unwrap(),
+        Some(kv("a", b"3", r + 4, r + 4, 1))
+    );
 }
 
 /// As in etcd: a txn whose ops change no key writes nothing, so it takes no revision.

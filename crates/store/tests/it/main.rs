@@ -58,3 +58,17 @@ mod kv;
 mod support;
 mod txn;
 mod watch;
+
+/// Without the `etcd` feature, asking for etcd says how to get it.
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn open_etcd_without_the_feature_says_to_rebuild_with_it() {
+    let config = store::EtcdConfig::new(vec!["http://127.0.0.1:2379".to_owned()]);
+    match store::open_etcd(&config) {
+        Err(store::StoreError::Unsupported(message)) => {
+            assert!(message.contains("--features etcd"), "{message}")
+        }
+        Err(other) => panic!("expected Unsupported, got {other:?}"),
+        Ok(store) => panic!("opened a {} store", store.backend()),
+    }
+}

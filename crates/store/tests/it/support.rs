@@ -117,7 +117,7 @@ pub fn committed(outcome: Result<TxnOutcome, StoreError>) -> u64 {
 }
 
 #[cfg(feature = "etcd")]
-pub use etcd::Etcd;
+pub use etcd::{Etcd, shared_cluster};
 
 #[cfg(feature = "etcd")]
 mod etcd {

@@ -100,10 +100,7 @@ fn a_failed_compare_writes_nothing_and_publishes_nothing(backend: &dyn Backend) 
         .iter()
         .map(|kv| (kv.key.as_str(), kv.mod_revision))
         .collect();
-    assert_eq!(
-        (all, revision),
-        (vec![("a", r + 1), ("b", r + 2)], r + 2)
-    );
+    assert_eq!((all, revision), (vec![("a", r + 1), ("b", r + 2)], r + 2));
 
     put(&*store, "z", b"after");
     let batch = block_on(next_batch(&mut watcher));
@@ -128,10 +125,7 @@ fn a_multi_op_txn_applies_every_op_under_one_revision(backend: &dyn Backend) {
         .iter()
         .map(|kv| (kv.key.as_str(), kv.mod_revision))
         .collect();
-    assert_eq!(
-        (all, revision),
-        (vec![("a", r + 2), ("b", r + 2)], r + 2)
-    );
+    assert_eq!((all, revision), (vec![("a", r + 2), ("b", r + 2)], r + 2));
 
     let (revision, events) = block_on(next_batch(&mut watcher));
     assert_eq!(revision, r + 2);

@@ -88,7 +88,11 @@ fn a_watch_filters_by_prefix_and_skips_unrelated_revisions(backend: &dyn Backend
         let batch = next_batch(&mut watcher).await;
         assert_eq!(keys_and_values(&batch), (r + 2, vec![("app/x", &b"x"[..])]));
         let (revision, events) = next_batch(&mut watcher).await;
-        assert_eq!(revision, r + 4, "the delete of a missing key took no revision");
+        assert_eq!(
+            revision,
+            r + 4,
+            "the delete of a missing key took no revision"
+        );
         let events: Vec<_> = events.iter().map(|e| (e.kind, e.kv.key.as_str())).collect();
         assert_eq!(events, [(EventKind::Delete, "app/x")]);
     });
