@@ -114,6 +114,11 @@ impl ControlProcess {
             .to_string()
     }
 
+    /// Whether a child runs (it was not killed or stopped since its last start).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// The running child's process id.
     pub fn pid(&self) -> u32 {
         self.child

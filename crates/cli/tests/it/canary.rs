@@ -16,7 +16,7 @@ use testkit::{ControlProcess, http, http_json, run};
 
 use crate::{demomesh_dir, start};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -25,7 +25,7 @@ fn free_port() -> u16 {
 }
 
 /// A child killed when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -34,7 +34,7 @@ impl Drop for Proc {
 }
 
 /// Starts `cmd` and returns it once a stdout line contains `ready`; also returns that line.
-fn spawn_until(cmd: &mut Command, ready: &str) -> (Proc, String) {
+pub(crate) fn spawn_until(cmd: &mut Command, ready: &str) -> (Proc, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -56,7 +56,7 @@ fn spawn_until(cmd: &mut Command, ready: &str) -> (Proc, String) {
 }
 
 /// One demo service version (the aviary binary under the name `aviary-demo`).
-fn demo_service(version: &str, extra: &[&str]) -> (Proc, u16) {
+pub(crate) fn demo_service(version: &str, extra: &[&str]) -> (Proc, u16) {
     let mut cmd = crate::aviary_cmd();
     cmd.arg0("aviary-demo")
         .args(["product", "--version", version, "--listen", "127.0.0.1:0"])
@@ -64,6 +64,20 @@ fn demo_service(version: &str, extra: &[&str]) -> (Proc, u16) {
     let (proc, line) = spawn_until(&mut cmd, "listening on");
     let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
     (proc, port)
+}
+
+/// The manifest of [`Bench`]'s mesh, its gateway listening on `gateway`.
+pub(crate) fn canary_mesh(gateway: u16) -> String {
+format!(
+        "kind: Mesh\nmetadata: {{name: m}}\nspec: {{egressFilter: {{type: ALLOW_ALL}}}}\n---\n\
+         kind: VirtualNode\nmetadata: {{name: stable-vn, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
+         kind: VirtualNode\nmetadata: {{name: canary-vn, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
+         kind: VirtualRouter\nmetadata: {{name: r, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
+         kind: Route\nmetadata: {{name: rt, mesh: m, virtualRouter: r}}\nspec: {{httpRoute: {{match: {{prefix: /}}, action: {{weightedTargets: [{{virtualNode: stable-vn, weight: 100}}]}}}}}}\n---\n\
+         kind: VirtualService\nmetadata: {{name: svc.local, mesh: m}}\nspec: {{provider: {{virtualRouter: {{virtualRouterName: r}}}}}}\n---\n\
+         kind: VirtualGateway\nmetadata: {{name: gw, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: {gateway}, protocol: http}}}}]}}\n---\n\
+         kind: GatewayRoute\nmetadata: {{name: gr, mesh: m, virtualGateway: gw}}\nspec: {{httpRoute: {{match: {{prefix: /}}, action: {{target: {{virtualService: {{virtualServiceName: svc.local}}}}}}}}}}\n"
+    )
 }
 
 /// A mesh whose gateway sends everything to `svc.local` → route `rt` → stable-vn (100%), with
@@ -80,16 +94,7 @@ impl Bench {
     fn start(canary_flags: &[&str]) -> Bench {
         let control = start();
         let gateway = free_port();
-        let manifest = format!(
-            "kind: Mesh\nmetadata: {{name: m}}\nspec: {{egressFilter: {{type: ALLOW_ALL}}}}\n---\n\
-             kind: VirtualNode\nmetadata: {{name: stable-vn, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
-             kind: VirtualNode\nmetadata: {{name: canary-vn, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
-             kind: VirtualRouter\nmetadata: {{name: r, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
-             kind: Route\nmetadata: {{name: rt, mesh: m, virtualRouter: r}}\nspec: {{httpRoute: {{match: {{prefix: /}}, action: {{weightedTargets: [{{virtualNode: stable-vn, weight: 100}}]}}}}}}\n---\n\
-             kind: VirtualService\nmetadata: {{name: svc.local, mesh: m}}\nspec: {{provider: {{virtualRouter: {{virtualRouterName: r}}}}}}\n---\n\
-             kind: VirtualGateway\nmetadata: {{name: gw, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: {gateway}, protocol: http}}}}]}}\n---\n\
-             kind: GatewayRoute\nmetadata: {{name: gr, mesh: m, virtualGateway: gw}}\nspec: {{httpRoute: {{match: {{prefix: /}}, action: {{target: {{virtualService: {{virtualServiceName: svc.local}}}}}}}}}}\n"
-        );
+        let manifest = canary_mesh(gateway);
         let dir = testkit::temp_dir();
         let file = dir.path().join("mesh.yaml");
         std::fs::write(&file, manifest).unwrap();
@@ -163,7 +168,7 @@ impl Bench {
     }
 }
 
-fn aviary(url: &str, args: &[&str]) -> String {
+pub(crate) fn aviary(url: &str, args: &[&str]) -> String {
     let mut cmd = crate::aviary_cmd();
     cmd.args(args).env("AVIARY_CONTROL", url);
     let out = run(&mut cmd, Duration::from_secs(60));
@@ -177,15 +182,15 @@ fn aviary(url: &str, args: &[&str]) -> String {
 }
 
 /// Background GETs through the gateway, about `per_second`, until dropped; counts answers.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
-    sent: Arc<AtomicU64>,
-    failed: Arc<Mutex<Vec<u16>>>,
+    pub(crate) sent: Arc<AtomicU64>,
+    pub(crate) failed: Arc<Mutex<Vec<u16>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Load {
-    fn start(port: u16, per_second: u64) -> Load {
+    pub(crate) fn start(port: u16, per_second: u64) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(Mutex::new(Vec::new()));

@@ -12,6 +12,8 @@ mod concurrency;
 mod durability;
 mod examples;
 mod fuzz;
+#[cfg(feature = "etcd")]
+mod ha;
 mod limits;
 mod observability;
 mod tls;

@@ -1,0 +1,439 @@
+//! High availability with real processes: a 3-member etcd cluster on 127.0.0.1 (Debian's
+//! `etcd-server`), two `aviary control --etcd` replicas, a gateway proxy and demo services.
+//! Writes through one replica read back through the other, `kill -9` of the leading replica in
+//! the middle of a canary under load, etcd members lost and back, a writer across replica
+//! kills, and a replica cut off from etcd.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use testkit::etcd::EtcdCluster;
+use testkit::{ControlProcess, http, http_json};
+
+use crate::canary::{Load, Proc, aviary, canary_mesh, demo_service, free_port, spawn_until};
+
+/// A replica of the control plane on `endpoints` (comma-separated etcd client URLs).
+fn replica(endpoints: &str) -> ControlProcess {
+    ControlProcess::start_with(crate::bin(), &["--etcd", endpoints])
+}
+
+/// Whether the replica's /metrics says it leads.
+fn leads(control: &ControlProcess) -> bool {
+    let (status, _, body) = http("GET", &format!("{}/metrics", control.url()), None);
+    status == 200 && body.lines().any(|l| l == "aviary_control_leader 1")
+}
+
+/// Waits (bounded) until exactly one of `replicas` leads; returns its index.
+fn wait_leader(replicas: &[&ControlProcess], limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    loop {
+        let leading: Vec<usize> = (0..replicas.len())
+            .filter(|&i| leads(replicas[i]))
+            .collect();
+        if leading.len() == 1 {
+            return leading[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single leader within {limit:?}: {leading:?} lead"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn node_body(name: &str) -> String {
+    json!({
+        "virtualNodeName": name,
+        "spec": { "listeners": [ { "portMapping": { "port": 80, "protocol": "http" } } ] }
+    })
+    .to_string()
+}
+
+fn create_node(control: &ControlProcess, name: &str) -> (u16, Value) {
+    let url = format!("{}/v20190125/meshes/m/virtualNodes", control.url());
+    let (status, _, body) = http_json("PUT", &url, Some(&node_body(name)));
+    (status, body)
+}
+
+fn describe_node(control: &ControlProcess, name: &str) -> u16 {
+    let url = format!("{}/v20190125/meshes/m/virtualNodes/{name}", control.url());
+    http("GET", &url, None).0
+}
+
+fn create_mesh(control: &ControlProcess) {
+    let url = format!("{}/v20190125/meshes", control.url());
+    let (status, _, body) = http("PUT", &url, Some(r#"{"meshName":"m"}"#));
+    assert_eq!(status, 200, "{body}");
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+#[test]
+fn writes_through_one_replica_are_read_through_another_at_once_and_one_replica_leads() {
+    let etcd = EtcdCluster::start(3);
+    let a = replica(&etcd.endpoints());
+    let b = replica(&etcd.endpoints());
+    create_mesh(&a);
+    for i in 0..30 {
+        let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let name = format!("n{i}");
+        let (status, body) = create_node(writer, &name);
+        assert_eq!(status, 200, "{body}");
+        // Linearizable: the very next read, on the other replica, sees it.
+        assert_eq!(describe_node(reader, &name), 200, "{name} not seen at once");
+    }
+    wait_leader(&[&a, &b], Duration::from_secs(10));
+    for control in [&a, &b] {
+        let (status, _, body) = http("GET", &format!("{}/healthz", control.url()), None);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("etcd"), "{body}");
+    }
+    // Each replica's own admin token (seeded by the test) works on the other as well: tokens
+    // live in the shared store.
+    let url = format!("{}/v1/tokens", b.url());
+    let (status, _, body) = crate::http_with("GET", &url, None, &a.admin_token());
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The mesh of `canary::Bench`, served by two replicas; the proxy knows both.
+struct HaBench {
+    etcd: EtcdCluster,
+    replicas: Vec<ControlProcess>,
+    gateway: u16,
+    _proxy: Proc,
+    _services: Vec<Proc>,
+}
+
+impl HaBench {
+    fn start() -> HaBench {
+        let etcd = EtcdCluster::start(3);
+        let first = replica(&etcd.endpoints());
+        wait_leader(&[&first], Duration::from_secs(10));
+        let second = replica(&etcd.endpoints());
+        let gateway = free_port();
+        let dir = testkit::temp_dir();
+        let file = dir.path().join("mesh.yaml");
+        std::fs::write(&file, canary_mesh(gateway)).unwrap();
+        aviary(first.url(), &["apply", "-f", &file.display().to_string()]);
+        let (stable, stable_port) = demo_service("1.0", &[]);
+        let (canary, canary_port) = demo_service("2.0", &[]);
+        for (node, port) in [("stable-vn", stable_port), ("canary-vn", canary_port)] {
+            let url = format!("{}/v1/meshes/m/endpoints/{node}/e1", first.url());
+            let body = json!({"address": "127.0.0.1", "port": port}).to_string();
+            assert_eq!(http("PUT", &url, Some(&body)).0, 200);
+        }
+        let token = crate::proxy_token(first.url(), "m", "gateway-proxy");
+        let controls = format!("{},{}", first.url(), second.url());
+        let mut cmd = crate::aviary_cmd();
+        cmd.args(["proxy", "--token", &token, "--control", &controls])
+            .args(["--mesh", "m", "--gateway", "gw"]);
+        let (proxy, _) = spawn_until(&mut cmd, "(gateway)");
+        HaBench {
+            etcd,
+            replicas: vec![first, second],
+            gateway,
+            _proxy: proxy,
+            _services: vec![stable, canary],
+        }
+    }
+
+    fn canary(&self, via: usize) -> Value {
+        let url = format!("{}/v1/meshes/m/canaries/c1", self.replicas[via].url());
+        let (status, _, body) = http_json("GET", &url, None);
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+#[test]
+fn kill_9_of_the_leader_mid_canary_under_load_hands_the_canary_over_without_a_failed_request() {
+    let mut bench = HaBench::start();
+    let load = Load::start(bench.gateway, 100);
+    let leader = wait_leader(
+        &[&bench.replicas[0], &bench.replicas[1]],
+        Duration::from_secs(10),
+    );
+    let other = 1 - leader;
+    aviary(
+        bench.replicas[other].url(),
+        &[
+            "canary", "start", "c1", "--router", "r", "--route", "rt", "--stable", "stable-vn",
+            "--canary", "canary-vn", "--step-weight", "25", "--interval", "3s",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bench.canary(other)["state"]["canaryWeight"] != 50 {
+        assert!(Instant::now() < deadline, "never reached 50%");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let killed_at = Instant::now();
+    let killed_at_ms = now_ms();
+    bench.replicas[leader].kill9();
+    let survivor = &bench.replicas[other];
+    while !leads(survivor) {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "no takeover within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let takeover = killed_at.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let done = loop {
+        let canary = bench.canary(other);
+        let history = canary["state"]["history"].as_array().unwrap().len() as u64;
+        if canary["state"]["phase"] == "succeeded" && canary["acted"].as_u64() == Some(history) {
+            break canary;
+        }
+        assert!(Instant::now() < deadline, "never finished: {canary:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let history = done["state"]["history"].as_array().unwrap();
+    let weights: Vec<u64> = history
+        .iter()
+        .map(|e| e["canaryWeight"].as_u64().unwrap())
+        .collect();
+    assert_eq!(weights, [25, 50, 75, 100], "each step exactly once: {done:#}");
+    let next_decision = history[2]["at"].as_u64().unwrap() - killed_at_ms;
+    eprintln!(
+        "takeover {} ms after kill -9 of the leader; next canary decision {next_decision} ms after it",
+        takeover.as_millis()
+    );
+    let route_url = format!(
+        "{}/v20190125/meshes/m/virtualRouter/r/routes/rt",
+        survivor.url()
+    );
+    let route = http_json("GET", &route_url, None).2;
+    assert_eq!(
+        route["spec"]["httpRoute"]["action"]["weightedTargets"],
+        json!([{"virtualNode": "canary-vn", "weight": 100}]),
+        "the survivor carried out the promotion"
+    );
+    let sent = load.sent.load(Ordering::Relaxed);
+    let failed = load.failed.lock().unwrap().clone();
+    assert!(sent > 300, "the load ran ({sent} requests)");
+    assert!(
+        failed.is_empty(),
+        "{} of {sent} requests failed: {failed:?}",
+        failed.len()
+    );
+}
+
+#[test]
+fn losing_etcd_quorum_refuses_writes_with_503_while_proxies_serve_and_all_resumes_after() {
+    let mut bench = HaBench::start();
+    let a = 0;
+    // One member of three down: writes go on.
+    bench.etcd.kill(2);
+    let (status, body) = create_node(&bench.replicas[a], "after-one-down");
+    assert_eq!(status, 200, "{body}");
+    // Two down: no quorum. A write is refused, in App Mesh's shape, within the store's timeout.
+    bench.etcd.stop(1);
+    let started = Instant::now();
+    let (status, body) = create_node(&bench.replicas[a], "without-quorum");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let url = format!("{}/v20190125/meshes/m/virtualNodes", bench.replicas[a].url());
+    let (_, headers, _) = http("PUT", &url, Some(&node_body("without-quorum-2")));
+    assert_eq!(
+        headers.get("x-amzn-ErrorType"),
+        Some("ServiceUnavailableException")
+    );
+    let (status, _, body) = http("GET", &format!("{}/healthz", bench.replicas[a].url()), None);
+    assert_eq!(status, 503, "{body}");
+    // The gateway keeps serving its last configuration.
+    for _ in 0..50 {
+        let (status, _, body) = http("GET", &format!("http://127.0.0.1:{}/", bench.gateway), None);
+        assert_eq!(status, 200, "{body}");
+    }
+    // Quorum back: writes resume, and what was refused is not there.
+    bench.etcd.restart(1);
+    bench.etcd.restart(2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = create_node(&bench.replicas[a], "after-quorum");
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "writes never resumed ({status})");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(describe_node(&bench.replicas[1], "after-one-down"), 200);
+    assert_eq!(describe_node(&bench.replicas[1], "after-quorum"), 200);
+}
+
+#[test]
+fn a_writer_across_replica_kills_gets_a_2xx_only_for_writes_that_are_there_afterwards() {
+    let etcd = EtcdCluster::start(3);
+    let mut replicas = [replica(&etcd.endpoints()), replica(&etcd.endpoints())];
+    create_mesh(&replicas[0]);
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for i in 0..120 {
+        if i == 40 {
+            replicas[0].kill9();
+        }
+        if i == 60 {
+            replicas[0].restart();
+        }
+        if i == 80 {
+            replicas[1].kill9();
+        }
+        if i == 100 {
+            replicas[1].restart();
+        }
+        let name = format!("w{i}");
+        let mut written = false;
+        for control in replicas.iter().filter(|c| c.is_running()) {
+            let (status, _) = create_node(control, &name);
+            if status == 200 {
+                written = true;
+                break;
+            }
+        }
+        if written {
+            acknowledged.push(name);
+        } else {
+            refused += 1;
+        }
+    }
+    for control in &mut replicas {
+        if !control.is_running() {
+            control.restart();
+        }
+    }
+    assert!(acknowledged.len() >= 100, "only {} writes got through", acknowledged.len());
+    for name in &acknowledged {
+        for control in &replicas {
+            assert_eq!(
+                describe_node(control, name),
+                200,
+                "{name} was acknowledged but is gone ({refused} writes were refused)"
+            );
+        }
+    }
+}
+
+/// A TCP relay in front of one etcd member that the test can cut: it stands for the network
+/// between one replica and etcd (a fake of the wire only; etcd and the replica are real).
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let gate = open.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                if !gate.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let gate = gate.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        from.set_read_timeout(Some(Duration::from_millis(100))).ok();
+                        loop {
+                            if !gate.load(Ordering::Relaxed) {
+                                let _ = from.shutdown(std::net::Shutdown::Both);
+                                let _ = to.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                            match from.read(&mut buf) {
+                                Ok(0) => {
+                                    let _ = to.shutdown(std::net::Shutdown::Write);
+                                    return;
+                                }
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Relay { port, open }
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::Relaxed);
+    }
+
+    fn heal(&self) {
+        self.open.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_replica_cut_off_from_etcd_stops_leading_and_answering_writes() {
+    let etcd = EtcdCluster::start(1);
+    let target = etcd.client_urls()[0]
+        .trim_start_matches("http://")
+        .to_string();
+    let relay = Relay::start(target);
+    let a = replica(&format!("http://127.0.0.1:{}", relay.port));
+    wait_leader(&[&a], Duration::from_secs(10));
+    let b = replica(&etcd.endpoints());
+    create_mesh(&a);
+    assert_eq!(wait_leader(&[&a, &b], Duration::from_secs(5)), 0);
+
+    relay.cut();
+    let cut_at = Instant::now();
+    // The other replica takes over once A's lease is gone; A steps down even sooner.
+    assert_eq!(wait_leader(&[&a, &b], Duration::from_secs(15)), 1);
+    eprintln!(
+        "the replica cut off from etcd lost leadership; the other led {} ms after the cut",
+        cut_at.elapsed().as_millis()
+    );
+    let (status, body) = create_node(&a, "through-the-cut-off-one");
+    assert_eq!(status, 503, "{body}");
+    let (status, _, _) = http("GET", &format!("{}/healthz", a.url()), None);
+    assert_eq!(status, 503);
+    // B writes on, and nothing A refused is there.
+    let (status, body) = create_node(&b, "through-the-other");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(describe_node(&b, "through-the-cut-off-one"), 404);
+
+    relay.heal();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http("GET", &format!("{}/healthz", a.url()), None).0 != 200 {
+        assert!(Instant::now() < deadline, "A never recovered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(describe_node(&a, "through-the-other"), 200);
+}
