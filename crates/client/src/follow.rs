@@ -64,11 +64,9 @@ impl MeshWatch {
             if let Some(at) = self.reopen_at {
                 tokio::time::sleep_until(at).await;
             }
-            let opened = tokio::time::timeout(
-                OPEN_TIMEOUT,
-                self.client.watch(&self.mesh, self.complete),
-            )
-            .await;
+            let opened =
+                tokio::time::timeout(OPEN_TIMEOUT, self.client.watch(&self.mesh, self.complete))
+                    .await;
             match opened {
                 Ok(Ok(stream)) => {
                     self.opened_on = self.client.current_index();

@@ -455,7 +455,11 @@ impl Client {
         let json = serde_json::from_str::<Value>(&text).ok();
         // AWS's JSON error shape names the type in the body when no header does.
         let error_type = header_type
-            .or_else(|| json.as_ref().and_then(|v| v["__type"].as_str()).map(str::to_string))
+            .or_else(|| {
+                json.as_ref()
+                    .and_then(|v| v["__type"].as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
         let message = json
             .and_then(|v| v["message"].as_str().map(str::to_string))

@@ -248,7 +248,9 @@ impl Syncer {
                         }
                     },
                     Watched::Relist => {
-                        return StreamEnd::Resnapshot("the control plane asked for a relist".into());
+                        return StreamEnd::Resnapshot(
+                            "the control plane asked for a relist".into(),
+                        );
                     }
                     Watched::Interrupted { error, retry_in } => {
                         WatchInterrupted {

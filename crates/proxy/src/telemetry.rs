@@ -468,7 +468,11 @@ pub struct SnapshotFetched<'a> {
 
 impl SnapshotFetched<'_> {
     pub fn emit(&self, telemetry: &Telemetry) {
-        tracing::info!(revision = self.revision, control = self.control, "snapshot fetched");
+        tracing::info!(
+            revision = self.revision,
+            control = self.control,
+            "snapshot fetched"
+        );
         telemetry.snapshots.inc();
     }
 }

@@ -253,7 +253,9 @@ impl Follower<'_> {
                     match current.apply(&data) {
                         Ok(true) => self.publish(&current),
                         Ok(false) => {}
-                        Err(bad) => return StreamEnd::Resnapshot(format!("bad watch event: {bad}")),
+                        Err(bad) => {
+                            return StreamEnd::Resnapshot(format!("bad watch event: {bad}"));
+                        }
                     }
                 }
                 Watched::Relist => {

@@ -14,6 +14,7 @@ mod examples;
 mod fuzz;
 mod limits;
 mod observability;
+mod replicas;
 mod tls;
 mod v1_api;
 mod walkthrough;

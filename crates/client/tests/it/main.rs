@@ -90,7 +90,8 @@ async fn raw_server(answer: Option<&'static str>) -> (String, Arc<AtomicU32>) {
 }
 
 const UNAVAILABLE: &str = "HTTP/1.1 503 Service Unavailable\r\nx-amzn-ErrorType: ServiceUnavailableException\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 29\r\n\r\n{\"message\":\"store is down\"}\r\n";
-const PLAIN_503: &str = "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbusy";
+const PLAIN_503: &str =
+    "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 4\r\n\r\nbusy";
 
 fn stats(proxy: &str) -> model::wire::StatsReport {
     model::wire::StatsReport {
@@ -109,8 +110,16 @@ async fn a_dead_first_url_is_skipped_for_every_method_and_the_answering_one_stay
 
     let mesh = ResourcePath::mesh("m");
     client.create(&mesh, &json!({}), None).await.unwrap();
-    assert_eq!(client.base_url(), replica.url, "the answering URL is current");
-    let described = client.describe(&mesh).await.unwrap().expect("the mesh exists");
+    assert_eq!(
+        client.base_url(),
+        replica.url,
+        "the answering URL is current"
+    );
+    let described = client
+        .describe(&mesh)
+        .await
+        .unwrap()
+        .expect("the mesh exists");
     assert_eq!(described["meshName"], "m");
     // Not sent at all, so even a POST may go on to the next URL.
     let fresh = Client::new(&format!("{dead},{}", replica.url));
@@ -138,7 +147,10 @@ async fn when_every_url_is_dead_the_error_names_each_with_its_reason() {
 
     // One URL keeps the one-URL error it always had.
     let single = Client::new(&a).snapshot("m").await.unwrap_err();
-    assert!(matches!(single, ClientError::Unreachable { .. }), "{single:?}");
+    assert!(
+        matches!(single, ClientError::Unreachable { .. }),
+        "{single:?}"
+    );
 }
 
 #[tokio::test]
@@ -153,7 +165,10 @@ async fn a_request_that_may_have_been_sent_moves_on_only_when_repeating_it_is_ha
     let (cut, seen) = raw_server(None).await;
     let client = Client::new(&format!("{cut},{}", replica.url));
 
-    assert!(client.describe(&mesh).await.unwrap().is_some(), "a GET goes on");
+    assert!(
+        client.describe(&mesh).await.unwrap().is_some(),
+        "a GET goes on"
+    );
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 
     let client = Client::new(&format!("{cut},{}", replica.url));
@@ -161,7 +176,11 @@ async fn a_request_that_may_have_been_sent_moves_on_only_when_repeating_it_is_ha
         .post_stats("m", &stats("gateway g"))
         .await
         .unwrap_err();
-    assert_eq!(seen.load(Ordering::SeqCst), 2, "the POST reached the first URL");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "the POST reached the first URL"
+    );
     match &error {
         ClientError::Unreachable { url, .. } => assert!(url.starts_with(&cut), "{url}"),
         other => panic!("a POST cut off after sending must not be repeated: {other:?}"),

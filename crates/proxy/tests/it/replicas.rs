@@ -24,7 +24,10 @@ async fn replicas() -> (ControlPlane, ControlPlane) {
 /// The value of an unlabelled counter in the proxy's `/metrics`.
 async fn counter(proxy: &RunningProxy, name: &str) -> u64 {
     let admin = proxy.addr(proxy::ListenerKind::Admin);
-    let text = Caller::new().get(admin, "admin", "/metrics", &[]).await.body;
+    let text = Caller::new()
+        .get(admin, "admin", "/metrics", &[])
+        .await
+        .body;
     let line = format!("{name}_total ");
     text.lines()
         .find_map(|l| l.strip_prefix(&line))
@@ -51,7 +54,13 @@ async fn a_lost_replica_costs_a_reconnect_not_a_relist() {
     let (a, b) = replicas().await;
     let x = Upstream::start("x", Behaviour::ok()).await;
     let y = Upstream::start("y", Behaviour::ok()).await;
-    mesh_with_router(&a, &[("x", &x), ("y", &y)], &[("x", 100), ("y", 0)], json!({})).await;
+    mesh_with_router(
+        &a,
+        &[("x", &x), ("y", &y)],
+        &[("x", 100), ("y", 0)],
+        json!({}),
+    )
+    .await;
     let proxy = RunningProxy::start(node_config(&format!("{},{}", a.url, b.url), None)).await;
     assert!(answers(&proxy).await.iter().all(|n| n == "x"));
     assert_eq!(counter(&proxy, "aviary_proxy_control_snapshots").await, 1);
@@ -98,7 +107,10 @@ async fn a_proxy_starts_and_pushes_stats_through_the_second_url_when_the_first_i
         if requests == 10 {
             break;
         }
-        assert!(Instant::now() < deadline, "no stats reached the live replica: {stats}");
+        assert!(
+            Instant::now() < deadline,
+            "no stats reached the live replica: {stats}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     proxy.stop().await;

@@ -49,9 +49,11 @@ async fn a_lost_replica_leaves_the_supervisor_following_the_other() {
     b.put_workload("web", "web-vn", &web_server(), json!({}), 2)
         .await;
     healthy(&supervisor, "web", 2).await;
-    eventually("both endpoints registered", Duration::from_secs(10), || async {
-        (b.endpoint_ids().await == ["web-0", "web-1"]).then_some(())
-    })
+    eventually(
+        "both endpoints registered",
+        Duration::from_secs(10),
+        || async { (b.endpoint_ids().await == ["web-0", "web-1"]).then_some(()) },
+    )
     .await;
     stop(supervisor).await;
     b.stop().await;
