@@ -223,3 +223,90 @@ async fn a_503_moves_a_post_on_only_when_it_is_service_unavailable_exception() {
     );
     replica.stop().await;
 }
+
+/// A server whose n-th connection gets `answers[n]` written whole and is then closed; what each
+/// request asked for (its request line) is recorded.
+async fn scripted_server(answers: Vec<String>) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = asked.clone();
+    tokio::spawn(async move {
+        for answer in answers {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buffer = vec![0u8; 16 * 1024];
+            let n = stream.read(&mut buffer).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buffer[..n]);
+            record
+                .lock()
+                .unwrap()
+                .push(head.lines().next().unwrap_or_default().to_string());
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (format!("http://{addr}"), asked)
+}
+
+/// An SSE answer whose body is `chunks` in chunked encoding; `finished` sends the last chunk,
+/// else the body is cut off.
+fn sse_answer(chunks: &[String], finished: bool) -> String {
+    let mut out = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+    );
+    for chunk in chunks {
+        out.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    if finished {
+        out.push_str("0\r\n\r\n");
+    }
+    out
+}
+
+fn put_event(revision: u64, name: &str) -> String {
+    let data =
+        json!({"revision": revision, "type": "put", "kind": "Route", "mesh": "m", "name": name});
+    format!("id: {revision}\nevent: put\ndata: {data}\n\n")
+}
+
+#[tokio::test]
+async fn a_watch_cut_off_within_a_revision_resumes_before_it_and_a_finished_one_after_it() {
+    let revision_10 = [put_event(10, "a"), put_event(10, "b")];
+    let (url, asked) = scripted_server(vec![
+        // Cut off after the first of revision 10's two changes.
+        sse_answer(&[revision_10[0].clone()], false),
+        // Revision 10 whole, then a clean end.
+        sse_answer(&[revision_10.concat()], true),
+        // Nothing: only the request line matters.
+        String::new(),
+    ])
+    .await;
+    let mut watch = Client::new(&url)
+        .follow("m", 5)
+        .with_backoff(Duration::from_millis(1), Duration::from_millis(1));
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(5), watch.next())
+            .await
+            .expect("the watch yields within 5 s")
+    };
+    let names = |event: client::Watched| match event {
+        client::Watched::Change { data, .. } => data["name"].as_str().unwrap().to_string(),
+        other => format!("{other:?}"),
+    };
+    assert_eq!(names(next().await), "a");
+    assert!(matches!(next().await, client::Watched::Interrupted { .. }));
+    assert_eq!(names(next().await), "a");
+    assert_eq!(names(next().await), "b");
+    assert!(matches!(next().await, client::Watched::Interrupted { .. }));
+    // This open is answered by a close; its request line shows where it resumed.
+    assert!(matches!(next().await, client::Watched::Interrupted { .. }));
+    drop(watch);
+    let asked = asked.lock().unwrap().clone();
+    let from: Vec<&str> = asked
+        .iter()
+        .map(|line| line.split("fromRevision=").nth(1).unwrap_or(line))
+        .map(|rest| rest.split(' ').next().unwrap_or(rest))
+        .collect();
+    assert_eq!(from, ["5", "5", "10"], "{asked:?}");
+}
