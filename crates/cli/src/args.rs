@@ -12,11 +12,14 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "A service mesh with automated canary releases"
 )]
 pub struct Args {
-    /// Control plane to talk to.
+    /// Control plane to talk to: one URL, or a comma-separated list of its replicas' URLs
+    /// (every command and `aviary proxy`; a request goes on to the next URL when one does not
+    /// answer, and only when that cannot repeat a write).
     #[arg(
         long,
         global = true,
         env = "AVIARY_CONTROL",
+        value_name = "URL[,URL...]",
         default_value = "http://127.0.0.1:7070"
     )]
     pub control: String,

@@ -2,24 +2,38 @@
 //! `model::ResourcePath`, and aviary's `/v1` snapshot and watch stream.
 //!
 //! It owns request building, error decoding (App Mesh's `x-amzn-ErrorType` + `message`), which
-//! TLS roots to trust, and the server-sent-events parser. It must not know server code: it
-//! speaks only the wire contract.
+//! TLS roots to trust, the server-sent-events parser, and failover between control-plane
+//! replicas: a client holds one or more base URLs, sends each request to the one that answered
+//! last, and moves on to the next only when that cannot repeat a write (`failover.rs`); a mesh
+//! watch survives a lost stream by resuming on the next URL (`follow.rs`). It must not know
+//! server code: it speaks only the wire contract.
 
+mod failover;
+mod follow;
 mod sse;
 mod tls;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use model::ResourcePath;
 use serde_json::{Value, json};
 
+pub use failover::Tried;
+pub use follow::{MeshWatch, Watched};
 pub use sse::{WatchEvent, WatchStream};
 pub use tls::install_crypto_provider;
 
 /// Idle pooled connections are dropped before the control plane's idle timeout (60 s by default)
 /// closes them, so a request is never sent on a connection the server is closing.
 const POOL_IDLE: Duration = Duration::from_secs(30);
+/// A replica that does not accept a connection within this is skipped for the next one.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// No byte for this long means the replica is gone: more than two of the watch stream's 15 s
+/// keep-alives, so only a dead (or unplugged) replica's stream is cut.
+const READ_TIMEOUT: Duration = Duration::from_secs(40);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -40,6 +54,9 @@ pub enum ClientError {
     Ca { path: String, reason: String },
     #[error("unexpected answer from the control plane: {0}")]
     Protocol(String),
+    /// More than one URL was tried and none answered; each is named with its reason.
+    #[error("no control plane replica answered: {}", failover::describe(.0))]
+    Replicas(Vec<Tried>),
 }
 
 impl ClientError {
@@ -56,16 +73,37 @@ pub struct ClientOptions {
     pub ca: Option<PathBuf>,
 }
 
+/// A client of one control plane, or of several replicas of one (any of which serves every
+/// request). Clones share which URL is current.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    /// Never empty.
+    bases: Arc<[String]>,
+    /// Index into `bases` of the URL that answered last (modulo its length).
+    current: Arc<AtomicUsize>,
     /// Sent as `Authorization: Bearer` on every request.
     token: Option<String>,
 }
 
+/// `http://a:7070,http://b:7070/` → both URLs without trailing slashes; blanks are dropped. An
+/// empty list stays one empty URL, so that requests fail naming it.
+pub fn parse_urls(list: &str) -> Vec<String> {
+    let urls: Vec<String> = list
+        .split(',')
+        .map(|url| url.trim().trim_end_matches('/').to_string())
+        .filter(|url| !url.is_empty())
+        .collect();
+    if urls.is_empty() {
+        vec![String::new()]
+    } else {
+        urls
+    }
+}
+
 impl Client {
-    /// A client of `http://` (or `https://` with a certificate the system trusts).
+    /// A client of `http://` (or `https://` with a certificate the system trusts). `base_url` is
+    /// one URL or a comma-separated list of replicas' URLs.
     ///
     /// # Panics
     ///
@@ -76,10 +114,13 @@ impl Client {
     }
 
     /// A client that trusts `options.ca` (if given) for `https://`; fails when that file cannot
-    /// be read or holds no certificate.
+    /// be read or holds no certificate. `base_url` is one URL or a comma-separated list.
     pub fn with_options(base_url: &str, options: &ClientOptions) -> Result<Client, ClientError> {
         install_crypto_provider();
-        let mut builder = reqwest::Client::builder().pool_idle_timeout(POOL_IDLE);
+        let mut builder = reqwest::Client::builder()
+            .pool_idle_timeout(POOL_IDLE)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT);
         if let Some(path) = &options.ca {
             builder = builder.tls_certs_only(tls::read_ca(path)?);
         }
@@ -92,7 +133,8 @@ impl Client {
         })?;
         Ok(Client {
             http,
-            base: base_url.trim_end_matches('/').to_string(),
+            bases: parse_urls(base_url).into(),
+            current: Arc::default(),
             token: None,
         })
     }
@@ -103,8 +145,27 @@ impl Client {
         self
     }
 
+    /// The URL the next request goes to first: the one that answered last.
     pub fn base_url(&self) -> &str {
-        &self.base
+        &self.bases[self.current_index()]
+    }
+
+    /// Every URL, in the order given.
+    pub fn urls(&self) -> &[String] {
+        &self.bases
+    }
+
+    fn current_index(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.bases.len()
+    }
+
+    /// Makes the URL after `index` current, unless another request has moved on already: a
+    /// watch whose stream ended does not go straight back to a replica that may be leaving.
+    fn leave(&self, index: usize) {
+        let next = (index + 1) % self.bases.len();
+        let _ = self
+            .current
+            .compare_exchange(index, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// `Describe*`: the resource's `*Data`, or `Ok(None)` when it does not exist.
@@ -212,8 +273,10 @@ impl Client {
         collection: &str,
         name: &str,
     ) -> Result<(), ClientError> {
-        let url = format!("{}/v1/meshes/{mesh}/{collection}/{name}", self.base);
-        self.send(self.http.delete(url)).await.map(drop)
+        let path = format!("/v1/meshes/{mesh}/{collection}/{name}");
+        self.send(reqwest::Method::DELETE, &path, None)
+            .await
+            .map(drop)
     }
 
     /// `GET /v1/meshes/{mesh}/{collection}`: `{"<collection>": [...]}`'s list.
@@ -244,15 +307,12 @@ impl Client {
         mesh: &str,
         report: &model::wire::StatsReport,
     ) -> Result<(), ClientError> {
-        let url = format!("{}/v1/meshes/{mesh}/stats", self.base);
+        let path = format!("/v1/meshes/{mesh}/stats");
         let body =
             serde_json::to_string(report).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let request = self
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body);
-        self.send(request).await.map(drop)
+        self.send(reqwest::Method::POST, &path, Some(body))
+            .await
+            .map(drop)
     }
 
     /// `/v1/meshes/{mesh}/snapshot`: every resource of the mesh at one store revision.
@@ -267,11 +327,8 @@ impl Client {
 
     /// `/v1/meshes/{mesh}/watch`: every change after `from_revision`.
     pub async fn watch(&self, mesh: &str, from_revision: u64) -> Result<WatchStream, ClientError> {
-        let url = format!(
-            "{}/v1/meshes/{mesh}/watch?fromRevision={from_revision}",
-            self.base
-        );
-        let response = self.send(self.http.get(&url)).await?;
+        let path = format!("/v1/meshes/{mesh}/watch?fromRevision={from_revision}");
+        let response = self.send(reqwest::Method::GET, &path, None).await?;
         Ok(WatchStream::new(response))
     }
 
@@ -281,17 +338,13 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = self.send(request).await?;
+        let body = body.map(Value::to_string);
+        let response = self.send(method, path, body).await?;
+        let url = response.url().to_string();
         let bytes = response
             .bytes()
             .await
-            .map_err(|source| self.unreachable(source))?;
+            .map_err(|source| unreachable(&url, source))?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
@@ -326,11 +379,61 @@ impl Client {
             .map(drop)
     }
 
-    /// Sends, and turns a non-2xx answer into `ClientError::Api`.
+    /// Sends to the current URL, then to the next ones while the failure allows it
+    /// (`failover::moves_on`), each at most once. The URL that answers becomes current. With
+    /// one URL tried its error is returned as is; with more, `ClientError::Replicas` names them
+    /// all.
     async fn send(
         &self,
-        request: reqwest::RequestBuilder,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
     ) -> Result<reqwest::Response, ClientError> {
+        let first = self.current_index();
+        let mut tried = Vec::new();
+        for step in 0..self.bases.len() {
+            let index = (first + step) % self.bases.len();
+            let base = &self.bases[index];
+            let error = match self.send_to(base, method.clone(), path, body.clone()).await {
+                Ok(response) => {
+                    self.current.store(index, Ordering::Relaxed);
+                    return Ok(response);
+                }
+                Err(error) => error,
+            };
+            let Some(failure) = failover::Failure::of(&error) else {
+                // An answer: the replica is fine, and the next one would say the same.
+                self.current.store(index, Ordering::Relaxed);
+                return Err(error);
+            };
+            tried.push(Tried {
+                url: base.clone(),
+                error,
+            });
+            if !failover::moves_on(&method, failure) {
+                break;
+            }
+        }
+        if tried.len() == 1 {
+            return Err(tried.remove(0).error);
+        }
+        Err(ClientError::Replicas(tried))
+    }
+
+    /// Sends to `base`, and turns a non-2xx answer into `ClientError::Api`.
+    async fn send_to(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut request = self.http.request(method, format!("{base}{path}"));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
         let request = match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -338,20 +441,27 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|source| self.unreachable(source))?;
+            .map_err(|source| unreachable(base, source))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let error_type = response
+        let header_type = response
             .headers()
             .get("x-amzn-ErrorType")
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(':').next().unwrap_or(v).to_string())
-            .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+            .map(|v| v.split(':').next().unwrap_or(v).to_string());
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
+        let json = serde_json::from_str::<Value>(&text).ok();
+        // AWS's JSON error shape names the type in the body when no header does.
+        let error_type = header_type
+            .or_else(|| {
+                json.as_ref()
+                    .and_then(|v| v["__type"].as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+        let message = json
             .and_then(|v| v["message"].as_str().map(str::to_string))
             .unwrap_or(text);
         Err(ClientError::Api {
@@ -360,18 +470,18 @@ impl Client {
             message,
         })
     }
+}
 
-    /// A failed exchange: a TLS problem is named as such, anything else is unreachable.
-    fn unreachable(&self, source: reqwest::Error) -> ClientError {
-        match tls::tls_problem(&source) {
-            Some(problem) => ClientError::Tls {
-                url: self.base.clone(),
-                problem,
-            },
-            None => ClientError::Unreachable {
-                url: self.base.clone(),
-                source,
-            },
-        }
+/// A failed exchange with `url`: a TLS problem is named as such, anything else is unreachable.
+fn unreachable(url: &str, source: reqwest::Error) -> ClientError {
+    match tls::tls_problem(&source) {
+        Some(problem) => ClientError::Tls {
+            url: url.to_string(),
+            problem,
+        },
+        None => ClientError::Unreachable {
+            url: url.to_string(),
+            source,
+        },
     }
 }

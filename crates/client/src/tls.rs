@@ -72,7 +72,7 @@ fn describe(error: &rustls::Error) -> String {
 }
 
 /// An error and its causes on one line, for reasons that end up in a single message.
-fn chain(error: &dyn StdError) -> String {
+pub(crate) fn chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(cause) = next {

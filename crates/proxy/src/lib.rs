@@ -78,7 +78,9 @@ impl fmt::Display for Role {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Base URL of the control plane.
+    /// Base URL of the control plane, or a comma-separated list of its replicas' URLs: every
+    /// request (snapshot, watch, stats push) goes to the one that answered last and fails over
+    /// to the next (`client::Client`).
     pub control: String,
     pub mesh: String,
     pub role: Role,

@@ -1,13 +1,15 @@
 //! Configuration from the control plane: fetch a snapshot, follow the watch stream, install
-//! each change as a new `RouteTable` in one atomic swap; re-snapshot on relist or a lost
-//! stream, with bounded backoff while the control plane is down; save every installed snapshot
-//! to the state directory, and start from it when the control plane cannot be reached.
+//! each change as a new `RouteTable` in one atomic swap; a lost stream is reopened on the next
+//! control-plane URL from the last revision received (`client::MeshWatch`), and only a relist
+//! (or an event that cannot be applied) fetches a new snapshot; bounded backoff while no
+//! replica answers; save every installed snapshot to the state directory, and start from it
+//! when the control plane cannot be reached.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::{Client, WatchEvent};
+use client::{Client, Watched};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +17,10 @@ use tokio_util::sync::CancellationToken;
 use crate::Shared;
 use crate::snapshot::{Applied, Snapshot};
 use crate::table::RouteTable;
-use crate::telemetry::{ConfigApplied, ConfigSource, ControlUnreachable, SnapshotNotSaved};
+use crate::telemetry::{
+    ConfigApplied, ConfigSource, ControlUnreachable, SnapshotFetched, SnapshotNotSaved,
+    WatchInterrupted,
+};
 
 /// How long the first snapshot may take before the proxy starts from its state directory.
 pub const INITIAL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -58,10 +63,19 @@ fn unix_micros() -> u64 {
         .unwrap_or(0)
 }
 
-/// Fetches one snapshot of the mesh.
-pub async fn fetch(client: &Client, mesh: &str) -> Result<Snapshot, String> {
-    let value = client.snapshot(mesh).await.map_err(|e| e.to_string())?;
-    Snapshot::from_json(&value)
+/// Fetches one snapshot of the mesh, from whichever control-plane URL answers.
+pub async fn fetch(client: &Client, shared: &Shared) -> Result<Snapshot, String> {
+    let value = client
+        .snapshot(&shared.mesh)
+        .await
+        .map_err(|e| e.to_string())?;
+    let snapshot = Snapshot::from_json(&value)?;
+    SnapshotFetched {
+        revision: snapshot.revision,
+        control: client.base_url(),
+    }
+    .emit(&shared.telemetry);
+    Ok(snapshot)
 }
 
 /// The snapshot to start with: the control plane's if it answers in time, else the saved one.
@@ -70,7 +84,7 @@ pub async fn initial(
     shared: &Shared,
     state_dir: Option<&PathBuf>,
 ) -> Option<(Snapshot, ConfigSource)> {
-    let error = match tokio::time::timeout(INITIAL_TIMEOUT, fetch(client, &shared.mesh)).await {
+    let error = match tokio::time::timeout(INITIAL_TIMEOUT, fetch(client, shared)).await {
         Ok(Ok(snapshot)) => return Some((snapshot, ConfigSource::Control)),
         Ok(Err(error)) => error,
         Err(_) => format!("no answer within {INITIAL_TIMEOUT:?}"),
@@ -148,7 +162,7 @@ pub struct Syncer {
 }
 
 enum StreamEnd {
-    /// Fetch a new snapshot (relist, stream closed, or an event we cannot apply).
+    /// Fetch a new snapshot (relist, or an event we cannot apply).
     Resnapshot(String),
     Shutdown,
 }
@@ -171,7 +185,7 @@ impl Syncer {
                 None => {
                     let fetched = tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        fetched = fetch(&self.client, &self.shared.mesh) => fetched,
+                        fetched = fetch(&self.client, &self.shared) => fetched,
                     };
                     match fetched {
                         Ok(snapshot) => {
@@ -209,60 +223,54 @@ impl Syncer {
         }
     }
 
-    /// Applies watch events to `snapshot` until the stream ends. Events already received
-    /// are applied together, so a change that spans several resources of one revision is
-    /// installed whole.
+    /// Applies watch events to `snapshot` until a relist. Events already received are applied
+    /// together, so a change that spans several resources of one revision is installed whole.
+    /// A lost stream is counted and reopened by the watch itself, from its last whole revision.
     async fn follow(&self, mut snapshot: Snapshot, shutdown: &CancellationToken) -> StreamEnd {
-        let mesh = &self.shared.mesh;
-        let opened = tokio::select! {
-            _ = shutdown.cancelled() => return StreamEnd::Shutdown,
-            opened = self.client.watch(mesh, snapshot.revision) => opened,
-        };
-        let mut stream = match opened {
-            Ok(stream) => stream,
-            Err(error) => return StreamEnd::Resnapshot(format!("cannot watch: {error}")),
-        };
+        let mut watch = self
+            .client
+            .follow(&self.shared.mesh, snapshot.revision)
+            .with_backoff(BACKOFF_MIN, BACKOFF_MAX);
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return StreamEnd::Shutdown,
-                next = stream.next() => next,
+                next = watch.next() => next,
             };
-            let mut end = None;
             let mut changed = false;
             let mut next = Some(next);
             while let Some(event) = next.take() {
                 match event {
-                    Ok(Some(WatchEvent::Change { data, .. })) => match snapshot.apply(&data) {
+                    Watched::Change { data, .. } => match snapshot.apply(&data) {
                         Ok(Applied::Changed) => changed = true,
                         Ok(Applied::Ignored) => {}
                         Err(error) => {
-                            end = Some(format!("bad watch event: {error}"));
-                            break;
+                            return StreamEnd::Resnapshot(format!("bad watch event: {error}"));
                         }
                     },
-                    Ok(Some(WatchEvent::Relist)) => {
-                        end = Some("the control plane asked for a relist".into());
-                        break;
+                    Watched::Relist => {
+                        return StreamEnd::Resnapshot(
+                            "the control plane asked for a relist".into(),
+                        );
                     }
-                    Ok(None) => {
-                        end = Some("the watch stream ended".into());
-                        break;
-                    }
-                    Err(error) => {
-                        end = Some(format!("the watch stream failed: {error}"));
+                    Watched::Interrupted { error, retry_in } => {
+                        WatchInterrupted {
+                            error: &error,
+                            resume_after: watch.resume_revision(),
+                            retry_in,
+                        }
+                        .emit(&self.shared.telemetry);
                         break;
                     }
                 }
                 // Anything already buffered belongs with this change; zero timeout polls once.
-                next = tokio::time::timeout(Duration::ZERO, stream.next())
+                next = tokio::time::timeout(Duration::ZERO, watch.next())
                     .await
                     .ok();
             }
-            if changed && end.is_none() {
+            // Installed even when the stream broke right after: a cut-off revision is received
+            // again in full from the next stream, and applying it twice changes nothing.
+            if changed {
                 self.install(&snapshot);
-            }
-            if let Some(why) = end {
-                return StreamEnd::Resnapshot(why);
             }
         }
     }

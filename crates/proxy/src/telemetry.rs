@@ -184,6 +184,8 @@ pub struct Telemetry {
     config_revision: Gauge<i64, AtomicI64>,
     config_updates: Family<[(&'static str, &'static str); 1], Counter>,
     control_errors: Counter,
+    snapshots: Counter,
+    reconnects: Counter,
     ejections: Family<[(&'static str, String); 1], Counter>,
     connections: Family<[(&'static str, &'static str); 1], Gauge>,
     refused: Family<[(&'static str, &'static str); 1], Counter>,
@@ -215,6 +217,18 @@ impl Telemetry {
             "Failed attempts to reach the control plane",
             control_errors.clone(),
         );
+        let snapshots = Counter::default();
+        registry.register(
+            "aviary_proxy_control_snapshots",
+            "Snapshots fetched from the control plane: the first, and one per re-list",
+            snapshots.clone(),
+        );
+        let reconnects = Counter::default();
+        registry.register(
+            "aviary_proxy_control_reconnects",
+            "Watch streams reopened (on the next control-plane URL, from the last revision received) after one ended, failed or did not open",
+            reconnects.clone(),
+        );
         let ejections = Family::default();
         registry.register(
             "aviary_proxy_ejections",
@@ -239,6 +253,8 @@ impl Telemetry {
             config_revision,
             config_updates,
             control_errors,
+            snapshots,
+            reconnects,
             ejections,
             connections,
             refused,
@@ -440,6 +456,44 @@ impl ControlUnreachable<'_> {
             "cannot fetch the mesh's configuration; serving the last one"
         );
         telemetry.control_errors.inc();
+    }
+}
+
+/// A snapshot of the mesh arrived (at start, or to re-list).
+pub struct SnapshotFetched<'a> {
+    pub revision: u64,
+    /// The control-plane URL that answered.
+    pub control: &'a str,
+}
+
+impl SnapshotFetched<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::info!(
+            revision = self.revision,
+            control = self.control,
+            "snapshot fetched"
+        );
+        telemetry.snapshots.inc();
+    }
+}
+
+/// The watch stream ended, failed or did not open; it is reopened on the next control-plane
+/// URL, after `retry_in`, from `resume_after`. The configuration in use stays.
+pub struct WatchInterrupted<'a> {
+    pub error: &'a str,
+    pub resume_after: u64,
+    pub retry_in: Duration,
+}
+
+impl WatchInterrupted<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::warn!(
+            error = self.error,
+            resume_after = self.resume_after,
+            retry_in_ms = self.retry_in.as_millis() as u64,
+            "watch stream lost; reconnecting, serving the last configuration meanwhile"
+        );
+        telemetry.reconnects.inc();
     }
 }
 

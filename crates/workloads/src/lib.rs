@@ -33,7 +33,9 @@ pub use supervisor::Supervisor;
 /// Everything the supervisor needs to know that is not in the control plane.
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
-    /// Base URL of the control plane, e.g. `http://127.0.0.1:7070`.
+    /// Base URL of the control plane, e.g. `http://127.0.0.1:7070`, or a comma-separated list
+    /// of its replicas' URLs: snapshot, watch and endpoint registrations fail over between them
+    /// (`client::Client`).
     pub control: String,
     /// The mesh whose workloads run here.
     pub mesh: String,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use client::WatchEvent;
+use client::Watched;
 use model::wire::Workload;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -232,34 +232,42 @@ impl Follower<'_> {
         }
     }
 
-    /// Applies watch events to `current` until the stream ends.
+    /// Applies watch events to `current` until a relist. A lost stream is reopened by the
+    /// watch itself, on the next control-plane URL, from the last revision it received whole.
     async fn follow(&self, mut current: Desired) -> StreamEnd {
-        let opened = tokio::select! {
-            _ = self.shutdown.cancelled() => return StreamEnd::Shutdown,
-            opened = tokio::time::timeout(CONTROL_TIMEOUT, self.ctx.control.watch(&self.ctx.config.mesh, current.revision)) => opened,
-        };
-        let mut stream = match opened {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => return StreamEnd::Resnapshot(format!("cannot watch: {error}")),
-            Err(_) => return StreamEnd::Resnapshot("the watch did not open in time".into()),
-        };
+        let mesh = &self.ctx.config.mesh;
+        let mut watch = self
+            .ctx
+            .control
+            .follow(mesh, current.revision)
+            .with_backoff(RETRY_MIN, RETRY_MAX);
+        let mut last_problem = String::new();
         loop {
             let next = tokio::select! {
                 _ = self.shutdown.cancelled() => return StreamEnd::Shutdown,
-                next = stream.next() => next,
+                next = watch.next() => next,
             };
             match next {
-                Ok(Some(WatchEvent::Change { data, .. })) => match current.apply(&data) {
-                    Ok(true) => self.publish(&current),
-                    Ok(false) => {}
-                    Err(bad) => return StreamEnd::Resnapshot(format!("bad watch event: {bad}")),
-                },
-                Ok(Some(WatchEvent::Relist)) => {
+                Watched::Change { data, .. } => {
+                    last_problem.clear();
+                    match current.apply(&data) {
+                        Ok(true) => self.publish(&current),
+                        Ok(false) => {}
+                        Err(bad) => {
+                            return StreamEnd::Resnapshot(format!("bad watch event: {bad}"));
+                        }
+                    }
+                }
+                Watched::Relist => {
                     return StreamEnd::Resnapshot("the control plane asked for a relist".into());
                 }
-                Ok(None) => return StreamEnd::Resnapshot("the watch stream ended".into()),
-                Err(error) => {
-                    return StreamEnd::Resnapshot(format!("the watch stream failed: {error}"));
+                // Said once per problem: a control plane that stays down is not news every 2 s.
+                Watched::Interrupted { error, retry_in } if error != last_problem => {
+                    tracing::warn!(%mesh, %error, ?retry_in, resume_after = watch.resume_revision(), "watch lost; reconnecting, replicas keep running");
+                    last_problem = error;
+                }
+                Watched::Interrupted { error, retry_in } => {
+                    tracing::debug!(%mesh, %error, ?retry_in, "watch still lost");
                 }
             }
         }

@@ -16,6 +16,7 @@ mod fuzz;
 mod ha;
 mod limits;
 mod observability;
+mod replicas;
 mod tls;
 mod v1_api;
 mod walkthrough;

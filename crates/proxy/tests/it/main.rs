@@ -9,6 +9,7 @@ mod hot_config;
 mod limits;
 mod metrics;
 mod protocols;
+mod replicas;
 mod retries;
 mod split;
 mod stability;

@@ -5,6 +5,7 @@
 mod control_down;
 mod crashes;
 mod health;
+mod replicas;
 mod running;
 mod scaling;
 mod shutdown;
@@ -44,10 +45,16 @@ impl ControlPlane {
     }
 
     pub async fn start_at(listen: SocketAddr) -> ControlPlane {
+        ControlPlane::start_on(listen, None).await
+    }
+
+    /// On `listen`, over `store` when given (control planes over one store are replicas).
+    pub async fn start_on(listen: SocketAddr, store: Option<control::SharedStore>) -> ControlPlane {
         let token = CancellationToken::new();
         let config = control::Config {
             listen,
             data_dir: None,
+            store,
             identity: control::Identity {
                 account: "000000000000".into(),
                 region: "local".into(),
