@@ -68,7 +68,7 @@ pub(crate) fn demo_service(version: &str, extra: &[&str]) -> (Proc, u16) {
 
 /// The manifest of [`Bench`]'s mesh, its gateway listening on `gateway`.
 pub(crate) fn canary_mesh(gateway: u16) -> String {
-format!(
+    format!(
         "kind: Mesh\nmetadata: {{name: m}}\nspec: {{egressFilter: {{type: ALLOW_ALL}}}}\n---\n\
          kind: VirtualNode\nmetadata: {{name: stable-vn, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
          kind: VirtualNode\nmetadata: {{name: canary-vn, mesh: m}}\nspec: {{listeners: [{{portMapping: {{port: 8080, protocol: http}}}}]}}\n---\n\
