@@ -157,7 +157,10 @@ fn a_leased_key_lives_while_kept_alive_and_vanishes_when_its_lease_expires() {
     let keep_alive = || async {
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            assert!(leases.keep_alive(kept).unwrap(), "the kept lease is renewed");
+            assert!(
+                leases.keep_alive(kept).unwrap(),
+                "the kept lease is renewed"
+            );
         }
     };
     let started = Instant::now();
