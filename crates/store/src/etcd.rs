@@ -93,8 +93,20 @@ impl EtcdStore {
             shutdown: CancellationToken::new(),
             watchers: TaskTracker::new(),
         };
-        store.check()?;
-        Ok(store)
+        match store.check() {
+            Ok(()) => Ok(store),
+            // With TLS 1.3 a refused client certificate reaches the client after its handshake,
+            // often only as a closed connection; say what may be missing.
+            Err(StoreError::Unavailable(message))
+                if config.tls.as_ref().is_some_and(|tls| tls.cert.is_none()) =>
+            {
+                Err(StoreError::Unavailable(format!(
+                    "{message} (if the members require client certificates, set the TLS cert \
+                     and key)"
+                )))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     fn runtime(&self) -> &Runtime {
