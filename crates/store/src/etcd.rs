@@ -93,8 +93,20 @@ impl EtcdStore {
             shutdown: CancellationToken::new(),
             watchers: TaskTracker::new(),
         };
-        store.check()?;
-        Ok(store)
+        match store.check() {
+            Ok(()) => Ok(store),
+            // With TLS 1.3 a refused client certificate reaches the client after its handshake,
+            // often only as a closed connection; say what may be missing.
+            Err(StoreError::Unavailable(message))
+                if config.tls.as_ref().is_some_and(|tls| tls.cert.is_none()) =>
+            {
+                Err(StoreError::Unavailable(format!(
+                    "{message} (if the members require client certificates, set the TLS cert \
+                     and key)"
+                )))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     fn runtime(&self) -> &Runtime {
@@ -266,15 +278,22 @@ pub(crate) fn error(endpoints: &str, error: etcd_client::Error) -> StoreError {
 }
 
 /// An error with its causes, which is where tonic keeps the interesting part (refused
-/// connection, unknown certificate issuer).
+/// connection, unknown certificate issuer, a certificate the server wanted).
 fn describe(error: &etcd_client::Error) -> String {
+    use std::error::Error as _;
     let mut text = match error {
         etcd_client::Error::GRpcStatus(status) => {
             format!("{:?}: {}", status.code(), status.message())
         }
         other => other.to_string(),
     };
-    let mut source = std::error::Error::source(error);
+    // etcd-client's own error type reports no source; its payloads do.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = match error {
+        etcd_client::Error::GRpcStatus(status) => status.source(),
+        etcd_client::Error::TransportError(e) => e.source(),
+        etcd_client::Error::IoError(e) => e.source(),
+        _ => None,
+    };
     while let Some(cause) = source {
         let shown = cause.to_string();
         if !text.contains(&shown) {
