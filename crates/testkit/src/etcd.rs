@@ -26,13 +26,19 @@ const READY: Duration = Duration::from_secs(30);
 const STOPPING: Duration = Duration::from_secs(15);
 
 /// Starts the member `"$0" "$@"`, prints its PID, and SIGKILLs it once stdin closes.
+/// The test process writes `keep` when it halts the member itself (it may restart it on the same
+/// data); on a bare end of input (the test process is gone) the watchdog also removes the
+/// cluster's directory, which a cluster in a `static` never drops.
 const WATCHDOG: &str = r#""$0" "$@" >>"$AVIARY_ETCD_LOG" 2>&1 &
 pid=$!
 echo "$pid"
-read -r _
+read -r line
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
+[ "$line" = keep ] || rm -rf "$AVIARY_ETCD_DIR"
 exit 0"#;
+/// Attempts at starting a cluster: a port picked free can be taken before etcd binds it.
+const ATTEMPTS: usize = 3;
 
 /// PEM files of a TLS cluster: the CA that signed the members' certificate, and a client
 /// certificate it signed too.
@@ -94,15 +100,29 @@ impl EtcdCluster {
     fn start_with(members: usize, tls: ClientTls) -> EtcdCluster {
         assert!(members > 0, "a cluster has at least one member");
         let binary = etcd_binary();
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match EtcdCluster::try_start(&binary, members, tls) {
+                Ok(cluster) => return cluster,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!(
+            "no etcd cluster of {members} started in {ATTEMPTS} attempts:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    /// A started cluster, or why it did not start (the members already killed).
+    fn try_start(binary: &Path, members: usize, tls: ClientTls) -> Result<EtcdCluster, String> {
+        let binary = binary.to_owned();
         let dir = tempfile::Builder::new()
             .prefix("aviary-etcd-")
             .tempdir()
             .expect("create the cluster's directory");
         let files = (tls != ClientTls::Off).then(|| write_pki(dir.path()));
         let scheme = if files.is_some() { "https" } else { "http" };
-        let ports: Vec<[u16; 3]> = (0..members)
-            .map(|_| [free_port(), free_port(), free_port()])
-            .collect();
+        let ports = free_ports(members);
         let initial_cluster = ports
             .iter()
             .enumerate()
@@ -164,9 +184,9 @@ impl EtcdCluster {
             cluster.spawn(i);
         }
         for i in 0..cluster.members.len() {
-            cluster.wait_healthy(i);
+            cluster.wait_healthy(i)?;
         }
-        cluster
+        Ok(cluster)
     }
 
     /// Every member's client URL, started or not.
@@ -238,7 +258,9 @@ impl EtcdCluster {
         );
         self.members[i].running = None;
         self.spawn(i);
-        self.wait_healthy(i);
+        if let Err(failure) = self.wait_healthy(i) {
+            panic!("{failure}");
+        }
     }
 
     /// The tail of member `i`'s log, for failure messages.
@@ -259,6 +281,7 @@ impl EtcdCluster {
             .arg(&self.binary)
             .args(&member.args)
             .env("AVIARY_ETCD_LOG", &member.log)
+            .env("AVIARY_ETCD_DIR", self.dir.path())
             .current_dir(self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -296,27 +319,27 @@ impl EtcdCluster {
         release(running);
     }
 
-    fn wait_healthy(&self, i: usize) {
+    fn wait_healthy(&self, i: usize) -> Result<(), String> {
         let member = &self.members[i];
         let deadline = Instant::now() + READY;
         while Instant::now() < deadline {
             if !self.is_running(i) {
-                panic!(
+                return Err(format!(
                     "etcd member {} exited while starting; its log ends:\n{}",
                     member.name,
                     self.log(i)
-                );
+                ));
             }
             if healthy(&member.metrics_url) {
-                return;
+                return Ok(());
             }
             thread::sleep(Duration::from_millis(50));
         }
-        panic!(
+        Err(format!(
             "etcd member {} did not report healthy within {READY:?}; its log ends:\n{}",
             member.name,
             self.log(i)
-        );
+        ))
     }
 }
 
@@ -331,13 +354,14 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// Closes the watchdog's leash and reaps it.
+/// Tells the watchdog to finish without touching the data, and reaps it.
 fn release(running: Running) {
     let Running {
         mut watchdog,
-        leash,
+        mut leash,
         ..
     } = running;
+    let _ = leash.write_all(b"keep\n");
     drop(leash);
     let _ = watchdog.wait();
 }
@@ -362,13 +386,18 @@ fn etcd_binary() -> PathBuf {
     }
 }
 
-/// A port nothing listens on right now. Another process could take it before etcd binds it;
-/// on a test machine's loopback that race is rare, and etcd then fails loudly.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+/// Client, peer and metrics ports for each member, nothing listening on any of them right now
+/// and no two alike (all are held until all are picked). Another process can still take one
+/// before etcd binds it; the member then exits and the cluster is started again.
+fn free_ports(members: usize) -> Vec<[u16; 3]> {
+    let listeners: Vec<TcpListener> = (0..members * 3)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port"))
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound port").port())
+        .collect();
+    ports.chunks(3).map(|p| [p[0], p[1], p[2]]).collect()
 }
 
 /// Whether the process exists and is not a zombie.
