@@ -9,7 +9,8 @@ fn metrics_count_operations_by_status_and_show_the_store_revision() {
     let control = start();
     let url = control.url();
     let (status, _, body) = http("GET", &format!("{url}/healthz"), None);
-    assert_eq!((status, body.trim()), (200, "ok"));
+    // One process on its own store: it leads from the start.
+    assert_eq!((status, body.trim()), (200, "ok (redb, leader)"));
 
     let put =
         |path: &str, body: &str| http("PUT", &format!("{url}/v20190125/{path}"), Some(body)).0;
@@ -50,8 +51,10 @@ fn metrics_count_operations_by_status_and_show_the_store_revision() {
         sample(r#"aviary_control_api_requests_total{operation="CreateRoute",code="404"}"#),
         1.0
     );
-    // Three writes: the seeded admin token's record at start, then the two meshes.
-    assert_eq!(sample("aviary_control_store_revision "), 3.0);
+    // Four writes: the seeded admin token's record and the SigV4 key at start, then the two
+    // meshes.
+    assert_eq!(sample("aviary_control_store_revision "), 4.0);
+    assert_eq!(sample("aviary_control_leader "), 1.0);
     assert_eq!(
         sample("aviary_control_api_request_duration_seconds_count "),
         4.0
