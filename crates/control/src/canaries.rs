@@ -126,8 +126,8 @@ impl App {
             .resources
             .guarded(mesh, &[], |guard| async move {
                 self.resources.require(&ResourcePath::mesh(mesh)).await?;
-                self.check_canary_targets(&spec).await?;
-                if self.resources.get_raw(&key(mesh, &name)).await?.is_some() {
+                self.check_canary_targets(spec).await?;
+                if self.resources.get_raw(&key(mesh, name)).await?.is_some() {
                     return Err(ApiError::Conflict(format!(
                         "canary '{name}' already exists in mesh '{mesh}'"
                     )));
@@ -140,7 +140,7 @@ impl App {
                         spec.route, spec.router, other.name
                     )));
                 }
-                let (state, actions) = rollout::start(&spec, now);
+                let (state, actions) = rollout::start(spec, now);
                 let record = CanaryRecord {
                     name: name.clone(),
                     spec: spec.clone(),
@@ -319,7 +319,7 @@ impl App {
         let txn = Txn::default()
             .when(Compare::ModRevision(key.clone(), expected))
             .then(Op::Put(key, value));
-        self.resources.commit_guarded(&guard, txn).await
+        self.resources.commit_guarded(guard, txn).await
     }
 
     /// Feeds one input and stores the new state (before anyone acts on it); returns it, its
@@ -337,7 +337,7 @@ impl App {
             return Ok((record, mod_revision, actions));
         }
         let next = CanaryRecord { state, ..record };
-        let revision = self.store_canary(&guard, &next, mod_revision).await?;
+        let revision = self.store_canary(guard, &next, mod_revision).await?;
         Ok((next, revision, actions))
     }
 

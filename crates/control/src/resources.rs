@@ -382,7 +382,7 @@ impl Resources {
             compares: vec![Compare::ModRevision(key(id), expected)],
             ops: vec![Op::Put(key(id), value)],
         };
-        self.commit_guarded(&guard, txn).await.map(drop)
+        self.commit_guarded(guard, txn).await.map(drop)
     }
 }
 

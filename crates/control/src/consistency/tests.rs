@@ -51,10 +51,10 @@ async fn broken_rules(resources: &Resources) -> Vec<String> {
         let Some(id) = path_from_key(&kv.key) else {
             continue;
         };
-        if let (Some(parent_kind), Some(parent)) = (id.kind.parent(), &id.parent) {
-            if !exists(&path(parent_kind, None, parent)) {
-                broken.push(format!("{id} outlived its parent {parent}"));
-            }
+        if let (Some(parent_kind), Some(parent)) = (id.kind.parent(), &id.parent)
+            && !exists(&path(parent_kind, None, parent))
+        {
+            broken.push(format!("{id} outlived its parent {parent}"));
         }
         let record = crate::resources::decode(&kv.value).unwrap();
         for site in model::reference_sites(id.kind, &record.spec) {
