@@ -25,10 +25,21 @@ pub enum TlsError {
 }
 
 /// Makes ring rustls's process-wide crypto provider, which reqwest (built without its own, to
-/// keep aws-lc-rs out) needs before it builds any client: here, the canary webhook calls.
+/// keep aws-lc-rs out) needs before it builds any client (`http_client`).
 /// Idempotent; an error only says one is installed already.
 pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The control plane's outbound HTTP client (canary webhooks, stats forwarded to the leader):
+/// no redirects followed, since a redirect would let an allowed host send the call anywhere
+/// (a 3xx counts as a failure), and every request bounded by `timeout`.
+pub(crate) fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
 }
 
 /// Loads both files now, so a mistake fails `aviary control` at start rather than every

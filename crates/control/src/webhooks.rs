@@ -39,14 +39,7 @@ impl WebhookPolicy {
             .iter()
             .map(|text| parse_prefix(text))
             .collect::<Result<Vec<_>, _>>()?;
-        // A redirect would let an allowed host send the call anywhere; a 3xx counts as failure.
-        // reqwest is built without a provider of its own: this client needs ring's installed.
-        crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(MAX_WEBHOOK_TIMEOUT)
-            .build()
-            .map_err(|e| InvalidPrefix {
+        let client = crate::tls::http_client(MAX_WEBHOOK_TIMEOUT).map_err(|e| InvalidPrefix {
                 prefix: String::new(),
                 reason: format!("cannot build the webhook HTTP client: {e}"),
             })?;

@@ -27,12 +27,7 @@ pub struct Forwarder {
 
 impl Forwarder {
     pub fn new() -> Result<Forwarder, reqwest::Error> {
-        // reqwest is built without a provider of its own: this client needs ring's installed.
-        crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(FORWARD_TIMEOUT)
-            .build()?;
+        let client = crate::tls::http_client(FORWARD_TIMEOUT)?;
         Ok(Forwarder {
             client,
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
