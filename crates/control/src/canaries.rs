@@ -2,9 +2,10 @@
 //! API, and the driver that feeds `rollout` fresh stats every tick and carries out its actions.
 //!
 //! Durability: every transition is stored before it is acted on. A record counts how many of its
-//! history entries have been acted on (`acted`); after a crash between storing and acting, the
-//! driver's first pass finishes the job. Acting is idempotent (weights are written only when the
-//! route differs), so no step is applied twice.
+//! history entries have been acted on (`acted`); whatever is stored but not acted on (a crash
+//! between storing and acting, a former leader, a command taken by a follower) the leader's
+//! next pass finishes. Acting is idempotent (weights are written only when the route differs),
+//! so no step is applied twice.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -546,8 +547,12 @@ impl App {
         Ok(())
     }
 
-    /// The stored webhook answers of the canary's current step.
+    /// The stored webhook answers of the canary's current step; no store read for a canary
+    /// without webhooks (most of them, read every tick).
     async fn webhook_results(&self, record: &CanaryRecord) -> Result<Vec<WebhookResult>, ApiError> {
+        if record.spec.analysis.webhooks.is_empty() {
+            return Ok(Vec::new());
+        }
         let prefix = format!(
             "{}{}/",
             webhooks_prefix(&record.spec.mesh, &record.name),
