@@ -103,10 +103,10 @@ pub const LEASE_TTL: Duration = Duration::from_secs(2);
 /// How often a leader renews its lease, and a follower looks for a vacant leader key.
 const POLL: Duration = Duration::from_millis(250);
 
-/// What a leader writes into the leader key: who it is and where its API is.
+/// What a leader writes into the leader key: where its API is, which is also the replica's
+/// name (`AuthConfig::replica`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LeaderRecord {
-    pub replica: String,
     pub url: String,
 }
 
@@ -147,7 +147,7 @@ pub async fn run(
         }
         match campaign(&store, &value).await {
             Ok(Some((lease, revision))) => {
-                tracing::info!(replica = %me.replica, revision, "leading");
+                tracing::info!(replica = %me.url, revision, "leading");
                 lead(&store, &leadership, lease, revision, &shutdown).await;
             }
             Ok(None) => {}

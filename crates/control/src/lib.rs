@@ -263,7 +263,6 @@ impl Control {
     pub async fn run(self) -> Result<(), ControlError> {
         let shutdown = self.app.shutdown.clone();
         let me = leader::LeaderRecord {
-            replica: self.app.advertise_url.clone(),
             url: self.app.advertise_url.clone(),
         };
         tokio::spawn(leader::run(
