@@ -36,3 +36,6 @@ pub fn secret(local: &Keys, store: &Arc<dyn Store>, id: &str) -> Option<String> 
     let kv = store.get(&format!("{KEY_PREFIX}{id}")).ok()??;
     String::from_utf8(kv.value).ok()
 }
+
+#[cfg(test)]
+mod tests;
