@@ -168,6 +168,17 @@ impl Bench {
     }
 }
 
+/// `aviary canary start NAME` on route `rt` of router `r`, from `stable` to `canary`, with the
+/// strategy and analysis flags in `flags`.
+pub(crate) fn start_canary(url: &str, name: &str, stable: &str, canary: &str, flags: &[&str]) {
+    let mut args = vec![
+        "canary", "start", name, "--router", "r", "--route", "rt", "--stable", stable, "--canary",
+        canary,
+    ];
+    args.extend_from_slice(flags);
+    aviary(url, &args);
+}
+
 pub(crate) fn aviary(url: &str, args: &[&str]) -> String {
     let mut cmd = crate::aviary_cmd();
     cmd.args(args).env("AVIARY_CONTROL", url);
@@ -258,27 +269,12 @@ fn events(canary: &Value) -> Vec<(String, u64)> {
 fn a_broken_version_is_rolled_back_on_its_own_and_says_why() {
     let bench = Bench::start(&["--error-rate", "1"]);
     let _load = Load::start(bench.gateway, 100);
-    aviary(
+    start_canary(
         bench.control.url(),
-        &[
-            "canary",
-            "start",
-            "c1",
-            "--router",
-            "r",
-            "--route",
-            "rt",
-            "--stable",
-            "stable-vn",
-            "--canary",
-            "canary-vn",
-            "--step-weight",
-            "10",
-            "--interval",
-            "1s",
-            "--max-5xx",
-            "0",
-        ],
+        "c1",
+        "stable-vn",
+        "canary-vn",
+        &["--step-weight", "10", "--interval", "1s", "--max-5xx", "0"],
     );
     let canary = bench.wait_phase("c1", &["failed"], Duration::from_secs(20));
     let reason = canary["state"]["reason"].as_str().unwrap();
@@ -306,20 +302,12 @@ fn a_healthy_version_promotes_itself_and_commands_steer_it() {
     let bench = Bench::start(&[]);
     let load = Load::start(bench.gateway, 100);
     let url = bench.control.url();
-    aviary(
+    start_canary(
         url,
+        "c1",
+        "stable-vn",
+        "canary-vn",
         &[
-            "canary",
-            "start",
-            "c1",
-            "--router",
-            "r",
-            "--route",
-            "rt",
-            "--stable",
-            "stable-vn",
-            "--canary",
-            "canary-vn",
             "--weights",
             "20,gate,60",
             "--interval",
@@ -360,25 +348,12 @@ fn a_healthy_version_promotes_itself_and_commands_steer_it() {
     assert!(load.sent.load(Ordering::Relaxed) > 50);
 
     // A second canary back to the old version, aborted by hand: 100% to its stable at once.
-    aviary(
+    start_canary(
         url,
-        &[
-            "canary",
-            "start",
-            "c2",
-            "--router",
-            "r",
-            "--route",
-            "rt",
-            "--stable",
-            "canary-vn",
-            "--canary",
-            "stable-vn",
-            "--step-weight",
-            "50",
-            "--interval",
-            "1m",
-        ],
+        "c2",
+        "canary-vn",
+        "stable-vn",
+        &["--step-weight", "50", "--interval", "1m"],
     );
     let out = aviary(
         url,
@@ -402,25 +377,12 @@ fn kill_9_mid_canary_resumes_at_the_same_step_after_an_interval_of_fresh_stats()
     let mut bench = Bench::start(&[]);
     let _load = Load::start(bench.gateway, 100);
     let interval = 4000;
-    aviary(
+    start_canary(
         bench.control.url(),
-        &[
-            "canary",
-            "start",
-            "c1",
-            "--router",
-            "r",
-            "--route",
-            "rt",
-            "--stable",
-            "stable-vn",
-            "--canary",
-            "canary-vn",
-            "--step-weight",
-            "25",
-            "--interval",
-            "4s",
-        ],
+        "c1",
+        "stable-vn",
+        "canary-vn",
+        &["--step-weight", "25", "--interval", "4s"],
     );
     // Into the second step (50%), then a moment more.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use testkit::etcd::EtcdCluster;
 use testkit::{ControlProcess, http, http_json};
 
-use crate::canary::{Load, Proc, aviary, canary_mesh, demo_service, free_port, spawn_until};
+use crate::canary::{
+    Load, Proc, aviary, canary_mesh, demo_service, free_port, spawn_until, start_canary,
+};
 
 /// A replica of the control plane on `endpoints` (comma-separated etcd client URLs).
 fn replica(endpoints: &str) -> ControlProcess {
@@ -97,11 +99,19 @@ fn writes_through_one_replica_are_read_through_another_at_once_and_one_replica_l
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("etcd"), "{body}");
     }
-    // Each replica's own admin token (seeded by the test) works on the other as well: tokens
-    // live in the shared store.
-    let url = format!("{}/v1/tokens", b.url());
-    let (status, _, body) = crate::http_with("GET", &url, None, &a.admin_token());
+    // A token issued by one replica is good on the other at once: tokens live in the store.
+    let (status, _, issued) = http_json(
+        "POST",
+        &format!("{}/v1/tokens", a.url()),
+        Some(r#"{"name":"ha-viewer","role":"viewer"}"#),
+    );
+    assert_eq!(status, 201, "{issued}");
+    let token = issued["token"].as_str().expect("the token's text");
+    let url = format!("{}/v20190125/meshes/m/virtualNodes/n0", b.url());
+    let (status, _, body) = crate::http_with("GET", &url, None, token);
     assert_eq!(status, 200, "{body}");
+    let (status, _, body) = crate::http_with("GET", &format!("{}/v1/tokens", b.url()), None, token);
+    assert_eq!(status, 403, "a viewer's token keeps its role on B: {body}");
 }
 
 /// The mesh of `canary::Bench`, served by two replicas; the proxy knows both.
@@ -163,25 +173,12 @@ fn kill_9_of_the_leader_mid_canary_under_load_hands_the_canary_over_without_a_fa
         Duration::from_secs(10),
     );
     let other = 1 - leader;
-    aviary(
+    start_canary(
         bench.replicas[other].url(),
-        &[
-            "canary",
-            "start",
-            "c1",
-            "--router",
-            "r",
-            "--route",
-            "rt",
-            "--stable",
-            "stable-vn",
-            "--canary",
-            "canary-vn",
-            "--step-weight",
-            "25",
-            "--interval",
-            "3s",
-        ],
+        "c1",
+        "stable-vn",
+        "canary-vn",
+        &["--step-weight", "25", "--interval", "3s"],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while bench.canary(other)["state"]["canaryWeight"] != 50 {
