@@ -284,7 +284,7 @@ async fn signed(app: &App, request: &mut Request) -> Result<Caller, ApiError> {
         body: &bytes,
     };
     let store = app.resources.store();
-    let outcome = sigv4::verify_with(
+    let outcome = sigv4::verify(
         &signed,
         |id| sigv4_keys::secret(&app.auth.keys, store, id),
         SystemTime::now(),

@@ -103,6 +103,11 @@ impl Keys {
         )
     }
 
+    /// The secret of access key `id`.
+    pub fn get(&self, id: &str) -> Option<&str> {
+        self.0.get(id).map(String::as_str)
+    }
+
     /// Access key id and secret of every key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0
@@ -125,15 +130,9 @@ pub struct Signed<'a> {
 }
 
 /// Checks `request`'s SigV4 signature (in the `Authorization` header, or in the query as a
-/// presigned URL has it) against `keys`, at time `now`.
-/// Returns the access key that signed it.
-pub fn verify(request: &Signed<'_>, keys: &Keys, now: SystemTime) -> Result<String, SigError> {
-    verify_with(request, |id| keys.0.get(id).cloned(), now)
-}
-
-/// [`verify`] with the secret of an access key looked up by `secret_of` (the keys of every
-/// replica, in the store).
-pub fn verify_with(
+/// presigned URL has it) at time `now`, with the secret of an access key looked up by
+/// `secret_of` (the keys of every replica, in the store). Returns the access key that signed it.
+pub fn verify(
     request: &Signed<'_>,
     secret_of: impl Fn(&str) -> Option<String>,
     now: SystemTime,
