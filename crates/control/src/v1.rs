@@ -388,7 +388,7 @@ pub async fn list_tokens(State(app): State<Arc<App>>) -> Result<Response, ApiErr
 
 pub async fn revoke_token(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let store = app.resources.store().clone();
     let key = id.clone();
