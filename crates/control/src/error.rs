@@ -113,6 +113,13 @@ impl ApiError {
     }
 }
 
+/// Shape errors of a request, every one named: App Mesh's `BadRequestException`.
+impl From<model::Problems> for ApiError {
+    fn from(problems: model::Problems) -> Self {
+        ApiError::BadRequest(problems.to_string())
+    }
+}
+
 impl From<store::StoreError> for ApiError {
     fn from(err: store::StoreError) -> Self {
         match err {
