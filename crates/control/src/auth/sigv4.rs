@@ -141,17 +141,15 @@ pub fn verify(
         Some((path, query)) => (path, query),
         None => (request.path_and_query, ""),
     };
-    let presigned = query_params(query)
-        .iter()
-        .any(|(k, _)| k == "X-Amz-Algorithm");
+    let params = query_params(query);
+    let presigned = params.iter().any(|(k, _)| k == "X-Amz-Algorithm");
     let claim = if presigned {
-        Claim::from_query(query, now)?
+        Claim::from_query(&params, now)?
     } else {
         Claim::from_headers(request.headers, now)?
     };
     let secret = secret_of(&claim.access_key)
         .ok_or_else(|| SigError::UnknownKey(claim.access_key.clone()))?;
-    let secret = &secret;
 
     // Exactly the headers the client signed; the signer adds x-amz-date itself (header form).
     let mut headers = Vec::new();
@@ -196,7 +194,7 @@ pub fn verify(
     // generic signer, but `UNSIGNED-PAYLOAD` in S3-style signers: try both for those.
     let mut expected = compute(
         &claim,
-        secret,
+        &secret,
         request.method,
         &uri,
         &headers,
@@ -205,7 +203,7 @@ pub fn verify(
     if presigned && !constant_time_eq(expected.as_bytes(), claim.signature.as_bytes()) {
         expected = compute(
             &claim,
-            secret,
+            &secret,
             request.method,
             &uri,
             &headers,
@@ -320,8 +318,7 @@ impl Claim {
 
     /// `?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=...&X-Amz-Date=...&X-Amz-Expires=N
     /// &X-Amz-SignedHeaders=host&X-Amz-Signature=...`.
-    fn from_query(query: &str, now: SystemTime) -> Result<Claim, SigError> {
-        let params = query_params(query);
+    fn from_query(params: &[(String, String)], now: SystemTime) -> Result<Claim, SigError> {
         let get = |name: &str| {
             params
                 .iter()
