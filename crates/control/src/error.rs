@@ -75,17 +75,17 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_)
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::PayloadTooLarge { .. } => "BadRequestException",
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::BodyTimeout { .. }
+            | ApiError::UnsupportedMediaType(_) => "BadRequestException",
             ApiError::NotFound(_) => "NotFoundException",
             ApiError::Conflict(_) => "ConflictException",
             ApiError::ResourceInUse(_) => "ResourceInUseException",
             ApiError::TooManyTags(_) => "TooManyTagsException",
             ApiError::LimitExceeded(_) => "LimitExceededException",
-            ApiError::BodyTimeout { .. } => "BadRequestException",
             ApiError::Unauthenticated(_) => "UnauthorizedException",
             ApiError::Signature(err) => err.error_type(),
             ApiError::Forbidden(_) => "ForbiddenException",
-            ApiError::UnsupportedMediaType(_) => "BadRequestException",
             ApiError::Unavailable(_) | ApiError::Deposed => "ServiceUnavailableException",
             ApiError::GuardMoved(_) => "ConflictException",
             ApiError::Internal(_) => "InternalServerErrorException",
