@@ -186,7 +186,7 @@ pub async fn guard(State(app): State<Arc<App>>, mut request: Request, next: Next
     }
 }
 
-async fn admit(app: &App, request: &mut Request) -> Result<(), ApiError> {
+async fn admit(app: &Arc<App>, request: &mut Request) -> Result<(), ApiError> {
     check_host(request.headers(), &app.auth.config.allowed_hosts)?;
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -232,7 +232,7 @@ async fn admit(app: &App, request: &mut Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn authenticate(app: &App, request: &mut Request) -> Result<Caller, ApiError> {
+async fn authenticate(app: &Arc<App>, request: &mut Request) -> Result<Caller, ApiError> {
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -267,28 +267,35 @@ async fn bearer(app: &App, token: &str) -> Result<Caller, ApiError> {
     })
 }
 
-/// SigV4 needs the body's hash, so the body is read here (bounded) and put back.
-async fn signed(app: &App, request: &mut Request) -> Result<Caller, ApiError> {
+/// SigV4 needs the body's hash, so the body is read here (bounded) and put back. The check runs
+/// off the async threads: another replica's key is a store read, as a bearer token's record is.
+async fn signed(app: &Arc<App>, request: &mut Request) -> Result<Caller, ApiError> {
     let body = std::mem::replace(request.body_mut(), Body::empty());
     let bytes =
         crate::body::read_bounded(request.headers(), body, crate::body::MAX_BODY_BYTES).await?;
+    let method = request.method().clone();
     let path_and_query = request
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let signed = sigv4::Signed {
-        method: request.method().as_str(),
-        path_and_query: &path_and_query,
-        headers: request.headers(),
-        body: &bytes,
-    };
-    let store = app.resources.store();
-    let outcome = sigv4::verify_with(
-        &signed,
-        |id| sigv4_keys::secret(&app.auth.keys, store, id),
-        SystemTime::now(),
-    );
+    let headers = request.headers().clone();
+    let (app, body) = (Arc::clone(app), bytes.clone());
+    let outcome = crate::resources::blocking(move || {
+        let signed = sigv4::Signed {
+            method: method.as_str(),
+            path_and_query: &path_and_query,
+            headers: &headers,
+            body: &body,
+        };
+        let store = app.resources.store();
+        sigv4::verify(
+            &signed,
+            |id| sigv4_keys::secret(&app.auth.keys, store, id),
+            SystemTime::now(),
+        )
+    })
+    .await?;
     *request.body_mut() = Body::from(bytes);
     match outcome {
         Ok(access_key) => Ok(Caller::admin(&format!("sigv4:{access_key}"))),

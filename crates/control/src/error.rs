@@ -75,17 +75,17 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_)
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::PayloadTooLarge { .. } => "BadRequestException",
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::BodyTimeout { .. }
+            | ApiError::UnsupportedMediaType(_) => "BadRequestException",
             ApiError::NotFound(_) => "NotFoundException",
             ApiError::Conflict(_) => "ConflictException",
             ApiError::ResourceInUse(_) => "ResourceInUseException",
             ApiError::TooManyTags(_) => "TooManyTagsException",
             ApiError::LimitExceeded(_) => "LimitExceededException",
-            ApiError::BodyTimeout { .. } => "BadRequestException",
             ApiError::Unauthenticated(_) => "UnauthorizedException",
             ApiError::Signature(err) => err.error_type(),
             ApiError::Forbidden(_) => "ForbiddenException",
-            ApiError::UnsupportedMediaType(_) => "BadRequestException",
             ApiError::Unavailable(_) | ApiError::Deposed => "ServiceUnavailableException",
             ApiError::GuardMoved(_) => "ConflictException",
             ApiError::Internal(_) => "InternalServerErrorException",
@@ -110,6 +110,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+/// Shape errors of a request, every one named: App Mesh's `BadRequestException`.
+impl From<model::Problems> for ApiError {
+    fn from(problems: model::Problems) -> Self {
+        ApiError::BadRequest(problems.to_string())
     }
 }
 

@@ -388,7 +388,7 @@ pub async fn list_tokens(State(app): State<Arc<App>>) -> Result<Response, ApiErr
 
 pub async fn revoke_token(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let store = app.resources.store().clone();
     let key = id.clone();
@@ -470,11 +470,7 @@ pub async fn get_stats(
 /// or malformed one is a 400 naming it, never a mesh '' that is merely not found.
 fn check_mesh(mesh: &str) -> Result<(), ApiError> {
     let problems = model::validate_name("meshName", mesh);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(model::Problems(problems).to_string()))
-    }
+    Ok(model::Problems::check(problems)?)
 }
 
 /// 200 when this replica can reach its store now, else 503 naming why: what a load balancer

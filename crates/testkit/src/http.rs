@@ -249,7 +249,7 @@ pub(crate) fn parse_response(raw: &[u8], eof: bool) -> Option<Parsed> {
 }
 
 /// Status, headers and the length of the head (through the blank line), once it is complete.
-pub(crate) fn parse_head(raw: &[u8]) -> Option<(u16, Headers, usize)> {
+pub fn parse_head(raw: &[u8]) -> Option<(u16, Headers, usize)> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");

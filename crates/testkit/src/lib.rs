@@ -25,7 +25,7 @@ pub const TEST_SECRET_KEY: &str = "aviary-testkit-secret-key-not-a-real-one0";
 
 pub use aws::{AwsOutput, aws, aws_command, aws_json, aws_ok, run};
 pub use control::{ControlProcess, Memory};
-pub use http::{Headers, KeepAlive, http, http_as, http_json, http_raw, wait_closed};
+pub use http::{Headers, KeepAlive, http, http_as, http_json, http_raw, parse_head, wait_closed};
 pub use process::interrupt;
 pub use sse::{EventStream, SseEvent};
 pub use tempfile::TempDir;

@@ -14,7 +14,7 @@ use control::auth::policy::{Access, RULES};
 use serde_json::{Value, json};
 use testkit::{
     ControlProcess, TEST_ACCESS_KEY, TEST_ADMIN_TOKEN, TEST_SECRET_KEY, aws, aws_command, aws_json,
-    http, http_as, http_json, run,
+    http, http_as, http_json, parse_head, run,
 };
 
 use crate::{aviary_cmd, bin, http_with, start};
@@ -392,25 +392,19 @@ fn head(url: &str, method: &str, path: &str, token: Option<&str>) -> (u16, Optio
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
-    while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+    loop {
+        if let Some((status, headers, _)) = parse_head(&raw) {
+            return (status, headers.get("x-amzn-ErrorType").map(str::to_string));
+        }
         match stream.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => panic!(
+                "{method} {path}: no status in {:?}",
+                String::from_utf8_lossy(&raw)
+            ),
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             Err(e) => panic!("{method} {path}: {e}"),
         }
     }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: no status in {text:?}"));
-    let error_type = text
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("x-amzn-errortype:"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, t)| t.trim().to_string());
-    (status, error_type)
 }
 
 fn concrete(pattern: &str) -> String {

@@ -578,6 +578,13 @@ fn empty_names_in_paths_and_bodies_are_400s_naming_the_field() {
         )
         .mentions(&["node: is not valid UTF-8"]),
         case(
+            "a token id that is not UTF-8",
+            "DELETE",
+            "/v1/tokens/%C3%28",
+            None,
+        )
+        .mentions(&["is not valid UTF-8"]),
+        case(
             "a workload of an empty node",
             "PUT",
             "/v1/meshes/demomesh/workloads/w",

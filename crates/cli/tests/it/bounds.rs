@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::{ControlProcess, EventStream, http, http_json, http_raw, run};
+use testkit::{ControlProcess, EventStream, http, http_json, http_raw, parse_head, run};
 
 use crate::{bin, create_step1_raw, example, snapshot, snapshot_revision, start};
 
@@ -38,19 +38,10 @@ fn request(path: &str, host: &str, body: &str, extra: &str) -> Vec<u8> {
 
 /// Status, the `x-amzn-ErrorType` header and the JSON body of a raw response.
 fn parse(raw: &str) -> (u16, Option<String>, Value) {
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response head in {raw:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let error_type = head
-        .lines()
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("x-amzn-ErrorType"))
-        .map(|(_, value)| value.trim().to_string());
+    let (status, headers, head_len) = parse_head(raw.as_bytes())
+        .unwrap_or_else(|| panic!("no complete response head with a status in {raw:?}"));
+    let error_type = headers.get("x-amzn-ErrorType").map(str::to_string);
+    let body = &raw[head_len..];
     let body = serde_json::from_str(body.trim())
         .unwrap_or_else(|e| panic!("body is not JSON ({e}): {body:?}"));
     (status, error_type, body)

@@ -103,6 +103,11 @@ impl Keys {
         )
     }
 
+    /// The secret of access key `id`.
+    pub fn get(&self, id: &str) -> Option<&str> {
+        self.0.get(id).map(String::as_str)
+    }
+
     /// Access key id and secret of every key.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0
@@ -125,15 +130,9 @@ pub struct Signed<'a> {
 }
 
 /// Checks `request`'s SigV4 signature (in the `Authorization` header, or in the query as a
-/// presigned URL has it) against `keys`, at time `now`.
-/// Returns the access key that signed it.
-pub fn verify(request: &Signed<'_>, keys: &Keys, now: SystemTime) -> Result<String, SigError> {
-    verify_with(request, |id| keys.0.get(id).cloned(), now)
-}
-
-/// [`verify`] with the secret of an access key looked up by `secret_of` (the keys of every
-/// replica, in the store).
-pub fn verify_with(
+/// presigned URL has it) at time `now`, with the secret of an access key looked up by
+/// `secret_of` (the keys of every replica, in the store). Returns the access key that signed it.
+pub fn verify(
     request: &Signed<'_>,
     secret_of: impl Fn(&str) -> Option<String>,
     now: SystemTime,
@@ -142,17 +141,15 @@ pub fn verify_with(
         Some((path, query)) => (path, query),
         None => (request.path_and_query, ""),
     };
-    let presigned = query_params(query)
-        .iter()
-        .any(|(k, _)| k == "X-Amz-Algorithm");
+    let params = query_params(query);
+    let presigned = params.iter().any(|(k, _)| k == "X-Amz-Algorithm");
     let claim = if presigned {
-        Claim::from_query(query, now)?
+        Claim::from_query(&params, now)?
     } else {
         Claim::from_headers(request.headers, now)?
     };
     let secret = secret_of(&claim.access_key)
         .ok_or_else(|| SigError::UnknownKey(claim.access_key.clone()))?;
-    let secret = &secret;
 
     // Exactly the headers the client signed; the signer adds x-amz-date itself (header form).
     let mut headers = Vec::new();
@@ -197,7 +194,7 @@ pub fn verify_with(
     // generic signer, but `UNSIGNED-PAYLOAD` in S3-style signers: try both for those.
     let mut expected = compute(
         &claim,
-        secret,
+        &secret,
         request.method,
         &uri,
         &headers,
@@ -206,7 +203,7 @@ pub fn verify_with(
     if presigned && !constant_time_eq(expected.as_bytes(), claim.signature.as_bytes()) {
         expected = compute(
             &claim,
-            secret,
+            &secret,
             request.method,
             &uri,
             &headers,
@@ -321,8 +318,7 @@ impl Claim {
 
     /// `?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=...&X-Amz-Date=...&X-Amz-Expires=N
     /// &X-Amz-SignedHeaders=host&X-Amz-Signature=...`.
-    fn from_query(query: &str, now: SystemTime) -> Result<Claim, SigError> {
-        let params = query_params(query);
+    fn from_query(params: &[(String, String)], now: SystemTime) -> Result<Claim, SigError> {
         let get = |name: &str| {
             params
                 .iter()

@@ -30,7 +30,7 @@ pub fn register(store: &Arc<dyn Store>, keys: &Keys) -> Result<(), store::StoreE
 
 /// The secret of access key `id`: this replica's own file first, then the store.
 pub fn secret(local: &Keys, store: &Arc<dyn Store>, id: &str) -> Option<String> {
-    if let Some((_, secret)) = local.iter().find(|(known, _)| *known == id) {
+    if let Some(secret) = local.get(id) {
         return Some(secret.to_string());
     }
     let kv = store.get(&format!("{KEY_PREFIX}{id}")).ok()??;

@@ -23,7 +23,7 @@ impl MeshNodes {
 }
 
 /// A cache in front of the store for stats pushes, which arrive every 250 ms from every proxy:
-/// a push costs a hash lookup, not a store range, while nothing was written. It holds only
+/// a push costs a revision read and a hash lookup, not a store range, while nothing was written. It holds only
 /// meshes that exist and were pushed to since the last write, so callers cannot grow it.
 #[derive(Default)]
 pub struct KnownNodes {
@@ -38,8 +38,12 @@ impl KnownNodes {
         mesh: &str,
     ) -> Result<Option<Arc<MeshNodes>>, ApiError> {
         // Read before the store, so what is cached is at least as new as the revision it is
-        // filed under; a write in between only makes the next push read again.
-        let revision = store.revision();
+        // filed under; a write in between only makes the next push read again. On etcd the
+        // revision is a round trip too, so it is read off the async threads like the rest.
+        let revision = {
+            let store = Arc::clone(store);
+            crate::resources::blocking(move || store.revision()).await?
+        };
         if let Some(hit) = self.cached(mesh, revision) {
             return Ok(Some(hit));
         }
