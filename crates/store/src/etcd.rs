@@ -35,7 +35,8 @@ const MAX_RESPONSE: usize = 256 * 1024 * 1024;
 /// waits for the answer on a `std::sync::mpsc` channel, which works from any thread. Every
 /// request is bounded by [`EtcdConfig::request_timeout`].
 ///
-/// Revisions are etcd's; reads are linearizable. The watch history is etcd's own (bounded by
+/// Revisions are etcd's; reads are linearizable, except [`Store::revision`], which answers from
+/// what the store has seen (see there). The watch history is etcd's own (bounded by
 /// its compaction), so [`Store::history_usage`] reports nothing held here.
 pub struct EtcdStore {
     client: Client,
@@ -45,8 +46,9 @@ pub struct EtcdStore {
     timeout: Duration,
     /// Named in every error, so an operator sees which cluster did not answer.
     endpoints: String,
-    /// The highest revision any response showed: what [`Store::revision`] falls back on while
-    /// the cluster cannot be reached, and how far watchers drain when the store is dropped.
+    /// The highest revision any response showed, this store's own and those of the watch that
+    /// [`watch::follow_revision`] keeps on the prefix: what [`Store::revision`] answers without a
+    /// round trip, and how far watchers drain when the store is dropped.
     seen: Arc<AtomicU64>,
     /// Cancelled on drop; watchers then drain up to `seen` and end.
     shutdown: CancellationToken,
@@ -94,7 +96,12 @@ impl EtcdStore {
             watchers: TaskTracker::new(),
         };
         match store.check() {
-            Ok(()) => Ok(store),
+            Ok(()) => {
+                // From the revision `check` just read, so no write in between is missed.
+                let follow = watch::follow_revision(store.shared(), store.prefix.clone());
+                store.watchers.spawn_on(follow, store.runtime().handle());
+                Ok(store)
+            }
             // With TLS 1.3 a refused client certificate reaches the client after its handshake,
             // often only as a closed connection; say what may be missing.
             Err(StoreError::Unavailable(message))
@@ -153,7 +160,7 @@ impl EtcdStore {
         }
     }
 
-    /// One linearizable read of the key `key` under the prefix, for its revision.
+    /// One linearizable read of the key `key` under the prefix, for the cluster's revision.
     fn read_revision(&self) -> Result<u64, StoreError> {
         let key = self.prefix.clone();
         let response = self.call(move |mut client| {
@@ -452,9 +459,11 @@ impl Store for EtcdStore {
         )))
     }
 
+    /// From memory: callers ask per request (the control plane's stats cache, watch starts,
+    /// `/metrics`), often inside async code, so a round trip here would block a runtime thread
+    /// for up to the request timeout each time.
     fn revision(&self) -> u64 {
-        self.read_revision()
-            .unwrap_or_else(|_| self.seen.load(Ordering::Relaxed))
+        self.seen.load(Ordering::Relaxed)
     }
 
     fn watch(&self, prefix: &str, from_revision: u64) -> Result<Watcher, StoreError> {

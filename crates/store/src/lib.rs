@@ -213,7 +213,8 @@ pub trait Leases: Send + Sync {
 /// A revisioned key-value store; see the crate docs.
 ///
 /// Every method is blocking and linearizable: once a [`Store::txn`] returns, every later call on
-/// any thread sees its effects.
+/// any thread sees its effects (etcd's [`Store::revision`] only through the same store value;
+/// see there).
 pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<KeyValue>, StoreError>;
     /// All keys starting with prefix, sorted by key, plus the store revision they were read at
@@ -223,8 +224,11 @@ pub trait Store: Send + Sync + 'static {
     /// that passes but changes no key does not bump the revision. Err(InvalidTxn) for a txn that
     /// names one key twice; Err(Unsupported) for [`Op::PutLeased`] without [`Store::leases`].
     fn txn(&self, txn: Txn) -> Result<TxnOutcome, StoreError>;
-    /// The revision of the last committed txn; 0 for a local store never written. etcd: the
-    /// cluster's revision now, or the last one this store saw if the cluster cannot be reached.
+    /// The revision of the last committed txn; 0 for a local store never written. Answered
+    /// from memory, so it is cheap enough to call per request, even in async code. etcd: the
+    /// newest cluster revision this store has seen: at once for its own reads and writes, for
+    /// other clients' writes under its prefix as soon as its watch delivers them (so this one
+    /// method is not linearizable across replicas; [`Store::range`] is).
     fn revision(&self) -> u64;
     /// Events with revision > from_revision for keys under prefix, in order, each exactly once.
     /// Err(Compacted) if revisions after from_revision are no longer in the in-memory history.

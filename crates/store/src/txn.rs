@@ -45,13 +45,16 @@ pub(crate) fn validate(ops: &[Op]) -> Result<(), StoreError> {
 /// [`validate`], and refuses [`Op::PutLeased`]: the local backends have no leases.
 pub(crate) fn validate_local(ops: &[Op]) -> Result<(), StoreError> {
     validate(ops)?;
-    if let Some(op) = ops.iter().find(|op| matches!(op, Op::PutLeased(..))) {
-        return Err(StoreError::Unsupported(format!(
-            "leases (a leased put of {:?}): only the etcd store has them",
-            op.key()
-        )));
+    match ops.iter().find(|op| matches!(op, Op::PutLeased(..))) {
+        Some(op) => Err(no_leases(op.key())),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+fn no_leases(key: &str) -> StoreError {
+    StoreError::Unsupported(format!(
+        "leases (a leased put of {key:?}): only the etcd store has them"
+    ))
 }
 
 /// The outcome for the first compare that does not hold, if any.
@@ -97,11 +100,8 @@ pub(crate) fn apply(
                     kv,
                 });
             }
-            Op::PutLeased(key, ..) => {
-                return Err(StoreError::Unsupported(format!(
-                    "leases (a leased put of {key:?}): only the etcd store has them"
-                )));
-            }
+            // Refused by `validate_local` before anything was written; kept as the same error.
+            Op::PutLeased(key, ..) => return Err(no_leases(&key)),
             Op::Delete(key) => {
                 if tables.remove(&key)? {
                     events.push(Event {

@@ -34,13 +34,7 @@ async fn gateway_routes_pick_a_service_and_rewrite_the_request() {
     let a = Upstream::start("a", Behaviour::ok()).await;
     let b = Upstream::start("b", Behaviour::ok()).await;
     mesh_with_router(&cp, &[("a", &a)], &[("a", 1)], json!({})).await;
-    cp.create(
-        Kind::VirtualNode,
-        None,
-        "b",
-        node_spec(b.addr.port(), "http", &[]),
-    )
-    .await;
+    cp.add_node("b", &b).await;
     cp.create(
         Kind::VirtualService,
         None,

@@ -86,19 +86,10 @@ async fn past_the_limit_a_connection_gets_503_and_service_resumes_when_one_close
     assert!(status.starts_with("HTTP/1.1 200"), "{status:?}");
 
     // The admin listener has a limit of its own, so it still answers, and counts the refusal.
-    let admin = proxy.addr(proxy::ListenerKind::Admin);
-    let metrics = Caller::new()
-        .get(admin, "admin", "/metrics", &[])
-        .await
-        .body;
-    let refusals: u64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("aviary_proxy_connections_refused_total{listener=\"egress\"} ")
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no egress refusals counted:\n{metrics}"));
-    assert!(refusals >= 1, "{metrics}");
+    let refusals = proxy
+        .metric(r#"aviary_proxy_connections_refused_total{listener="egress"}"#)
+        .await;
+    assert!(refusals >= 1, "{refusals} egress refusals counted");
     drop(second);
     proxy.stop().await;
     cp.stop().await;

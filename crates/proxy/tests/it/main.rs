@@ -125,6 +125,23 @@ impl ControlPlane {
             .unwrap_or_else(|e| panic!("creating {path}: {e}"));
     }
 
+    /// A virtual node `name` served by `upstream`, with no backends.
+    pub async fn add_node(&self, name: &str, upstream: &Upstream) {
+        let spec = node_spec(upstream.addr.port(), upstream.protocol(), &[]);
+        self.create(Kind::VirtualNode, None, name, spec).await;
+    }
+
+    /// Requests the mesh's stats count over `window` (e.g. `"10s"`), summed over its nodes.
+    pub async fn requests_counted(&self, window: &str) -> u64 {
+        let stats = self.api.stats(MESH, window).await.unwrap();
+        stats["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["requests"].as_u64())
+            .sum()
+    }
+
     /// Sets a route's weighted targets: `[("a", 90), ("b", 10)]`.
     pub async fn set_weights(&self, router: &str, route: &str, targets: &[(&str, u32)]) -> Value {
         let path = ResourcePath::new(Kind::Route, MESH, Some(router.into()), route);
@@ -183,13 +200,7 @@ pub async fn mesh_with_router(
 ) {
     cp.create(Kind::Mesh, None, MESH, json!({})).await;
     for (name, upstream) in upstreams {
-        cp.create(
-            Kind::VirtualNode,
-            None,
-            name,
-            node_spec(upstream.addr.port(), upstream.protocol(), &[]),
-        )
-        .await;
+        cp.add_node(name, upstream).await;
     }
     cp.create(
         Kind::VirtualNode,
@@ -420,6 +431,21 @@ impl RunningProxy {
 
     pub fn egress(&self) -> SocketAddr {
         self.addr(proxy::ListenerKind::Egress)
+    }
+
+    /// The value of one series in the admin listener's `/metrics`, named as exposed: e.g.
+    /// `aviary_proxy_control_snapshots_total` or `…_refused_total{listener="egress"}`.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let admin = self.addr(proxy::ListenerKind::Admin);
+        let text = Caller::new()
+            .get(admin, "admin", "/metrics", &[])
+            .await
+            .body;
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{text}"))
     }
 
     /// Waits until the proxy uses a configuration of at least `revision`.

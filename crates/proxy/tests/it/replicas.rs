@@ -21,22 +21,6 @@ async fn replicas() -> (ControlPlane, ControlPlane) {
     )
 }
 
-/// The value of an unlabelled counter in the proxy's `/metrics`.
-async fn counter(proxy: &RunningProxy, name: &str) -> u64 {
-    let admin = proxy.addr(proxy::ListenerKind::Admin);
-    let text = Caller::new()
-        .get(admin, "admin", "/metrics", &[])
-        .await
-        .body;
-    let line = format!("{name}_total ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Who answers ten requests through the proxy.
 async fn answers(proxy: &RunningProxy) -> Vec<String> {
     let caller = Caller::new();
@@ -63,17 +47,23 @@ async fn a_lost_replica_costs_a_reconnect_not_a_relist() {
     .await;
     let proxy = RunningProxy::start(node_config(&format!("{},{}", a.url, b.url), None)).await;
     assert!(answers(&proxy).await.iter().all(|n| n == "x"));
-    assert_eq!(counter(&proxy, "aviary_proxy_control_snapshots").await, 1);
-    assert_eq!(counter(&proxy, "aviary_proxy_control_reconnects").await, 0);
+    assert_eq!(
+        proxy.metric("aviary_proxy_control_snapshots_total").await,
+        1
+    );
+    assert_eq!(
+        proxy.metric("aviary_proxy_control_reconnects_total").await,
+        0
+    );
 
     a.stop().await;
     b.set_weights("svc-router", "svc-route", &[("x", 0), ("y", 100)])
         .await;
     proxy.wait_for_revision(b.revision().await).await;
     assert!(answers(&proxy).await.iter().all(|n| n == "y"));
-    assert!(counter(&proxy, "aviary_proxy_control_reconnects").await >= 1);
+    assert!(proxy.metric("aviary_proxy_control_reconnects_total").await >= 1);
     assert_eq!(
-        counter(&proxy, "aviary_proxy_control_snapshots").await,
+        proxy.metric("aviary_proxy_control_snapshots_total").await,
         1,
         "the watch resumed on the other replica from its revision, without a re-list"
     );
@@ -82,7 +72,7 @@ async fn a_lost_replica_costs_a_reconnect_not_a_relist() {
     b.stop().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(answers(&proxy).await.iter().all(|n| n == "y"));
-    assert!(counter(&proxy, "aviary_proxy_control_reconnects").await >= 2);
+    assert!(proxy.metric("aviary_proxy_control_reconnects_total").await >= 2);
     proxy.stop().await;
 }
 
@@ -97,19 +87,13 @@ async fn a_proxy_starts_and_pushes_stats_through_the_second_url_when_the_first_i
     // The push (a POST) was never sent to the dead URL, so it went on to the live one.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let stats = b.api.stats(MESH, "1m").await.unwrap();
-        let requests: u64 = stats["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["requests"].as_u64())
-            .sum();
+        let requests = b.requests_counted("1m").await;
         if requests == 10 {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "no stats reached the live replica: {stats}"
+            "no stats reached the live replica: {requests} requests counted"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

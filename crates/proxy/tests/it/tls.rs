@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use model::Kind;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::json;
 use tempfile::TempDir;
@@ -73,13 +72,7 @@ async fn a_proxy_trusting_the_ca_follows_an_https_control_plane_and_others_get_n
     assert_eq!((answer.status.as_u16(), answer.body.as_str()), (200, "a"));
     // A change reaches it over the TLS watch stream.
     let b = Upstream::start("b", Behaviour::ok()).await;
-    cp.create(
-        Kind::VirtualNode,
-        None,
-        "b",
-        node_spec(b.addr.port(), "http", &[]),
-    )
-    .await;
+    cp.add_node("b", &b).await;
     cp.set_weights("svc-router", "svc-route", &[("b", 1)]).await;
     proxy.wait_for_revision(cp.revision().await).await;
     let answer = Caller::new()
@@ -89,13 +82,7 @@ async fn a_proxy_trusting_the_ca_follows_an_https_control_plane_and_others_get_n
     // Its stats push goes over TLS too: both requests arrive within a few pushes.
     let deadline = Instant::now() + Duration::from_secs(5);
     let pushed = loop {
-        let stats = cp.api.stats(MESH, "10s").await.unwrap();
-        let requests: u64 = stats["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["requests"].as_u64())
-            .sum();
+        let requests = cp.requests_counted("10s").await;
         if requests >= 2 || Instant::now() > deadline {
             break requests;
         }

@@ -1,4 +1,5 @@
-//! An etcd watch as a [`crate::Watcher`]: batches per revision, resumed across broken streams.
+//! An etcd watch as a [`crate::Watcher`]: batches per revision, resumed across broken streams;
+//! and the store's own watch that keeps its revision current.
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -264,4 +265,43 @@ fn batches(
         }
     }
     Ok(found)
+}
+
+/// Keeps `shared.seen` at the newest revision etcd reports for a watch of everything under the
+/// store's `prefix` (every response's header carries the cluster's revision), so
+/// [`crate::Store::revision`] sees other replicas' writes without asking; reopened from `seen`
+/// whenever the stream breaks, until the store is dropped.
+pub(crate) async fn follow_revision(shared: Shared, prefix: String) {
+    let mut retry = RETRY_FIRST;
+    loop {
+        let cursor = shared.seen.load(Ordering::Relaxed);
+        let opened = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            opened = tokio::time::timeout(shared.timeout, open(&shared, &prefix, cursor)) => opened,
+        };
+        if let Ok(Ok(mut stream)) = opened {
+            retry = RETRY_FIRST;
+            loop {
+                let message = tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    message = stream.message() => message,
+                };
+                let Ok(Some(response)) = message else { break };
+                if let Some(header) = response.header() {
+                    shared
+                        .seen
+                        .fetch_max(header.revision().max(0) as u64, Ordering::Relaxed);
+                }
+                // Compacted (the header moved `seen` past it) or the member lost its leader.
+                if response.canceled() {
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = sleep(retry) => {}
+        }
+        retry = (retry * 2).min(RETRY_MOST);
+    }
 }

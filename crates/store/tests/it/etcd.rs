@@ -8,7 +8,9 @@ use store::{
 };
 use testkit::etcd::{ClientTls, EtcdCluster};
 
-use crate::support::{Backend, Etcd, block_on, committed, keys_and_values, next_batch, put};
+use crate::support::{
+    Backend, Etcd, block_on, committed, keys_and_values, next_batch, put, shared_cluster,
+};
 
 fn connect(cluster: &EtcdCluster, request_timeout: Duration) -> EtcdStore {
     let config = EtcdConfig {
@@ -114,6 +116,14 @@ fn without_a_quorum_a_write_is_unavailable_and_a_watcher_resumes_after_it() {
     }
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert!(matches!(store.check(), Err(StoreError::Unavailable(_))));
+    // The revision is answered from what the store saw, not by waiting on the lost quorum.
+    let asked = Instant::now();
+    assert_eq!(store.revision(), acked[1]);
+    assert!(
+        asked.elapsed() < Duration::from_millis(100),
+        "took {:?}",
+        asked.elapsed()
+    );
 
     cluster.restart(leader);
     cluster.restart(follower);
@@ -135,6 +145,37 @@ fn without_a_quorum_a_write_is_unavailable_and_a_watcher_resumes_after_it() {
         seen
     });
     assert_eq!(seen, acked, "every committed revision once, in order");
+}
+
+/// Another replica's write under the prefix reaches `revision()`, which makes no round trip,
+/// through the store's own watch of the prefix.
+#[test]
+fn another_replicas_write_reaches_revision() {
+    let _turn = Etcd::new();
+    let config = EtcdConfig {
+        prefix: format!("replicas/{}/", std::process::id()),
+        request_timeout: Duration::from_secs(5),
+        ..EtcdConfig::new(shared_cluster().client_urls())
+    };
+    let connect = || EtcdStore::connect(&config).expect("connect to the shared etcd");
+    let (writer, reader) = (connect(), connect());
+    let before = reader.revision();
+    let written = put(&writer, "k", b"1");
+    assert!(written > before);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reader.revision() < written {
+        assert!(
+            Instant::now() < deadline,
+            "revision stayed at {}",
+            reader.revision()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        reader.revision(),
+        written,
+        "nothing else wrote on this turn"
+    );
 }
 
 /// A leased key stays while its lease is kept alive, and vanishes (a delete event) once its
