@@ -30,9 +30,16 @@ GATEWAY = "http://127.0.0.1:9080/"
 RATE = 200
 
 
+# The control plane's admin token (it wrote `admin.token` at its first start), once it is up.
+TOKEN = None
+
+
 def http(method, url, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if TOKEN:
+        headers["authorization"] = f"Bearer {TOKEN}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read() or b"null")
 
@@ -127,7 +134,9 @@ def main():
                 if line.strip().startswith("control plane"):
                     url = line.split()[-1]
             threading.Thread(target=lambda: [None for _ in demo.stdout], daemon=True).start()
-            env = {**os.environ, "AVIARY_CONTROL": url}
+            global TOKEN
+            TOKEN = open(os.path.join(work, "data", "admin.token")).read().strip()
+            env = {**os.environ, "AVIARY_CONTROL": url, "AVIARY_TOKEN": TOKEN}
             deadline = time.time() + 60
             while True:
                 try:

@@ -32,9 +32,16 @@ def started(cmd, want, env=None, timeout=20):
     return proc, lines
 
 
+# The control plane's admin token (it wrote `admin.token` at its first start), once it is up.
+TOKEN = None
+
+
 def http(method, url, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if TOKEN:
+        headers["authorization"] = f"Bearer {TOKEN}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read() or b"null")
 
@@ -48,16 +55,22 @@ def main():
             control, lines = started([aviary, "control", "--listen", "127.0.0.1:0", "--data-dir", work], 1)
             procs.append(control)
             url = lines[0].rsplit(" ", 1)[1]
+            global TOKEN
+            TOKEN = open(os.path.join(work, "admin.token")).read().strip()
             mesh = open(os.path.join(ROOT, "bench", "mesh.yaml")).read()
             mesh = mesh.replace("@A@", "18081").replace("@B@", "18082").replace("@GW@", "18080")
             manifest = os.path.join(work, "mesh.yaml")
             open(manifest, "w").write(mesh)
-            subprocess.run([aviary, "apply", "-f", manifest], env={**os.environ, "AVIARY_CONTROL": url},
+            subprocess.run([aviary, "apply", "-f", manifest],
+                           env={**os.environ, "AVIARY_CONTROL": url, "AVIARY_TOKEN": TOKEN},
                            check=True, stdout=subprocess.DEVNULL)
+            proxy_token = http("POST", f"{url}/v1/tokens",
+                               {"name": "bench-proxies", "role": "proxy", "mesh": "bench"})["token"]
             env = {**os.environ, "AVIARY_WORKER_THREADS": "1"}
             admins = []
             for _ in range(PROXIES):
-                proxy, lines = started([aviary, "proxy", "--control", url, "--mesh", "bench", "--node", "a-vn",
+                proxy, lines = started([aviary, "proxy", "--control", url, "--token", proxy_token,
+                                        "--mesh", "bench", "--node", "a-vn",
                                         "--egress-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], 2, env)
                 procs.append(proxy)
                 admins.append(next(l.split(" ")[4] for l in lines if l.endswith("(admin)")))

@@ -126,17 +126,24 @@ pub async fn watch(
 ) -> Result<Response, ApiError> {
     let store = app.resources.store().clone();
     let from = match query.get("fromRevision") {
-        Some(raw) => raw.parse::<u64>().map_err(|_| {
+        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
             ApiError::BadRequest(format!(
                 "fromRevision: must be a non-negative integer, got '{raw}'"
             ))
-        })?,
-        None => store.revision(),
+        })?),
+        None => None,
     };
     let role = caller.role;
     let guard = app.telemetry.watch_opened();
     let shutdown = app.shutdown.clone();
-    let first = match store.watch(&mesh_prefix(&mesh), from) {
+    // Both may be a network round trip (etcd): off the async workers.
+    let prefix = mesh_prefix(&mesh);
+    let (from, opened) = crate::resources::blocking(move || {
+        let from = from.unwrap_or_else(|| store.revision());
+        (from, store.watch(&prefix, from))
+    })
+    .await?;
+    let first = match opened {
         Ok(watcher) => Ok(watcher),
         Err(StoreError::Compacted { oldest, .. }) => Err(relist(from, oldest)),
         Err(other) => return Err(other.into()),
@@ -495,8 +502,13 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let store = app.resources.store().clone();
+    // A network round trip on etcd: off the async workers.
+    let revision = crate::resources::blocking(move || store.revision())
+        .await
+        .unwrap_or(0);
     let body = app.telemetry.render(
-        app.resources.store().revision(),
+        revision,
         app.leadership.term().is_some(),
         app.peers.dropped.load(std::sync::atomic::Ordering::Relaxed),
     );
