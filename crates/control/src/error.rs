@@ -56,6 +56,10 @@ pub enum ApiError {
     /// happening does a caller see it, as a 409.
     #[error("mesh '{0}' changed while this write was checked; retry")]
     GuardMoved(String),
+    /// A write the store may or may not have applied (it reached etcd, no answer came in
+    /// time): a 500 whose message says so, never a 503 that invites sending it again.
+    #[error("{0}; read it back before you retry")]
+    OutcomeUnknown(String),
     /// A canary write of a replica that no longer leads (its fence failed): it must stop acting.
     #[error("this control-plane replica no longer leads; the new leader carries on")]
     Deposed,
@@ -88,6 +92,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "ForbiddenException",
             ApiError::Unavailable(_) | ApiError::Deposed => "ServiceUnavailableException",
             ApiError::GuardMoved(_) => "ConflictException",
+            ApiError::OutcomeUnknown(_) => "InternalServerErrorException",
             ApiError::Internal(_) => "InternalServerErrorException",
         }
     }
@@ -108,7 +113,9 @@ impl ApiError {
             // AWS answers every signature problem 403.
             ApiError::Signature(_) | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::OutcomeUnknown(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }
@@ -125,6 +132,11 @@ impl From<store::StoreError> for ApiError {
         match err {
             store::StoreError::Unavailable(why) => {
                 ApiError::Unavailable(format!("the store cannot be reached: {why}"))
+            }
+            // Not 503: a client may send a `ServiceUnavailableException` write again to another
+            // replica, and this one may have been applied.
+            indeterminate @ store::StoreError::Indeterminate(_) => {
+                ApiError::OutcomeUnknown(indeterminate.to_string())
             }
             other => ApiError::Internal(other.to_string()),
         }

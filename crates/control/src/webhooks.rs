@@ -40,9 +40,9 @@ impl WebhookPolicy {
             .map(|text| parse_prefix(text))
             .collect::<Result<Vec<_>, _>>()?;
         let client = crate::tls::http_client(MAX_WEBHOOK_TIMEOUT).map_err(|e| InvalidPrefix {
-                prefix: String::new(),
-                reason: format!("cannot build the webhook HTTP client: {e}"),
-            })?;
+            prefix: String::new(),
+            reason: format!("cannot build the webhook HTTP client: {e}"),
+        })?;
         Ok(WebhookPolicy { allowed, client })
     }
 

@@ -133,10 +133,7 @@ impl EtcdStore {
             self.runtime(),
             bounded(timeout, move || request(client.clone())),
         )?;
-        answer.map_err(|e| match e {
-            Some(e) => error(&self.endpoints, e),
-            None => timed_out(&self.endpoints, timeout),
-        })
+        answer.map_err(|failed| failed.into_error(&self.endpoints, timeout))
     }
 
     /// Records a response's revision, returning it.
@@ -177,32 +174,65 @@ impl EtcdStore {
 /// How long to wait before sending again a request that could not connect.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(20);
 
+/// Why [`bounded`] got no answer.
+pub(crate) struct Unanswered {
+    /// The last error, if there was one before time ran out.
+    pub(crate) error: Option<etcd_client::Error>,
+    /// Whether the last attempt may have reached a member: for a write, its outcome is unknown.
+    pub(crate) maybe_sent: bool,
+}
+
 /// `request()` within `timeout`, sent again while it fails without having reached any member
 /// (a refused connection to a dead member: the balanced channel may pick it until it has
-/// noticed), which is safe even for writes. Err(None) if time ran out with no error to show.
+/// noticed), which is safe even for writes.
 pub(crate) async fn bounded<T, F>(
     timeout: Duration,
     request: impl Fn() -> F,
-) -> Result<T, Option<etcd_client::Error>>
+) -> Result<T, Unanswered>
 where
     F: Future<Output = Result<T, etcd_client::Error>>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut last = None;
     loop {
         match tokio::time::timeout_at(deadline, request()).await {
             Ok(Err(e)) if never_sent(&e) => {
-                last = Some(e);
                 if tokio::time::timeout_at(deadline, tokio::time::sleep(RECONNECT_PAUSE))
                     .await
                     .is_err()
                 {
-                    return Err(last);
+                    return Err(Unanswered {
+                        error: Some(e),
+                        maybe_sent: false,
+                    });
                 }
             }
-            Ok(answer) => return answer.map_err(Some),
-            Err(_elapsed) => return Err(last),
+            Ok(Ok(answer)) => return Ok(answer),
+            Ok(Err(e)) => {
+                let maybe_sent = !refused_unproposed(&e);
+                return Err(Unanswered {
+                    error: Some(e),
+                    maybe_sent,
+                });
+            }
+            // The request was on its way when time ran out.
+            Err(_elapsed) => {
+                return Err(Unanswered {
+                    error: None,
+                    maybe_sent: true,
+                });
+            }
         }
+    }
+}
+
+/// Whether a member refused the request before proposing it: without a leader, every request
+/// carries etcd's require-leader flag, so a member that knows it has none says so at once.
+fn refused_unproposed(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => {
+            status.code() == tonic::Code::Unavailable && status.message().contains("no leader")
+        }
+        _ => false,
     }
 }
 
@@ -310,6 +340,18 @@ fn describe(error: &etcd_client::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+impl Unanswered {
+    /// The store's error for a request that got no answer: `Unavailable`, which says nothing
+    /// was done. A txn whose attempt may have reached etcd turns that into `Indeterminate`
+    /// itself ([`Store::txn`]), since only a write has an outcome to be unsure of.
+    pub(crate) fn into_error(self, endpoints: &str, timeout: Duration) -> StoreError {
+        match self.error {
+            Some(e) => error(endpoints, e),
+            None => timed_out(endpoints, timeout),
+        }
+    }
 }
 
 pub(crate) fn timed_out(endpoints: &str, timeout: Duration) -> StoreError {
@@ -429,9 +471,20 @@ impl Store for EtcdStore {
             .when(compares)
             .and_then(ops)
             .or_else(reads);
-        let response = self.call(move |mut client| {
-            let request = request.clone();
-            async move { client.txn(request).await }
+        let (client, timeout) = (self.client.clone(), self.timeout);
+        let answer = run(
+            self.runtime(),
+            bounded(timeout, move || {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move { client.txn(request).await }
+            }),
+        )?;
+        let response = answer.map_err(|failed| {
+            let maybe_sent = failed.maybe_sent;
+            match failed.into_error(&self.endpoints, timeout) {
+                StoreError::Unavailable(why) if maybe_sent => StoreError::Indeterminate(why),
+                other => other,
+            }
         })?;
         let revision = self.saw(response.header());
         if response.succeeded() {

@@ -188,10 +188,14 @@ pub enum StoreError {
     /// Stored bytes are not in the shape this crate writes.
     #[error("store data corrupt at key {key:?}: {reason}")]
     Corrupt { key: String, reason: String },
-    /// The backend cannot be reached or has no quorum; the outcome of a write that got this is
-    /// unknown.
+    /// The backend cannot be reached or has no quorum, and nothing was done: a write that got
+    /// this was not applied, and may be sent again (elsewhere too).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A txn reached the backend (or may have) but got no answer in time: it may or may not
+    /// have been applied. Read before writing again.
+    #[error("the store did not confirm this write: {0}; it may or may not have been applied")]
+    Indeterminate(String),
     /// The backend cannot do this (memory/redb: leases).
     #[error("not supported by this store: {0}")]
     Unsupported(String),

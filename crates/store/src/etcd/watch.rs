@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::task::TaskTracker;
 
-use super::{MAX_RESPONSE, Shared, bounded, error, key_value, strip, timed_out};
+use super::{MAX_RESPONSE, Shared, bounded, key_value, strip};
 use crate::{Event, EventKind, KeyValue, StoreError};
 
 /// Batches a watch task may get ahead of its reader.
@@ -53,8 +53,7 @@ impl EtcdWatcher {
         let timeout = shared.timeout;
         let stream = match bounded(timeout, || open(&shared, &key, from_revision)).await {
             Ok(stream) => stream,
-            Err(Some(e)) => return Err(error(&shared.endpoints, e)),
-            Err(None) => return Err(timed_out(&shared.endpoints, timeout)),
+            Err(failed) => return Err(failed.into_error(&shared.endpoints, timeout)),
         };
         let (tx, rx) = mpsc::channel(BUFFER);
         let task = Task {

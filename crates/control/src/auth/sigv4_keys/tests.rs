@@ -24,7 +24,10 @@ fn replicas_accept_each_others_bootstrap_tokens_and_keys() {
     let b = replica(&store, dir_b.path(), "http://10.0.0.2:7070");
     assert_ne!(a.admin_token, b.admin_token, "each wrote its own file");
     // B started after A, and A's token was not retired by B's registration.
-    for (auth, name) in [(&a, "admin.token@http://10.0.0.1:7070"), (&b, "admin.token@http://10.0.0.2:7070")] {
+    for (auth, name) in [
+        (&a, "admin.token@http://10.0.0.1:7070"),
+        (&b, "admin.token@http://10.0.0.2:7070"),
+    ] {
         let record = tokens::lookup(&store, &auth.admin_token)
             .unwrap()
             .unwrap_or_else(|| panic!("{name}'s token is not valid"));
