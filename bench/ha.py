@@ -47,6 +47,16 @@ def spawn(cmd, **kw):
     return proc
 
 
+def stop_from(first):
+    """Kills (by PID) every process started since PROCS had `first` entries."""
+    for proc in PROCS[first:]:
+        if proc.poll() is None:
+            proc.kill()
+    for proc in PROCS[first:]:
+        proc.wait()
+    del PROCS[first:]
+
+
 def line_with(proc, text, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -98,9 +108,9 @@ def etcd(members, work):
 
 
 class Control:
-    def __init__(self, aviary, work, name, etcd_urls=None):
+    def __init__(self, aviary, work, name, etcd_urls=None, listen="127.0.0.1:0"):
         self.dir = os.path.join(work, name)
-        cmd = [aviary, "control", "--listen", "127.0.0.1:0", "--data-dir", self.dir]
+        cmd = [aviary, "control", "--listen", listen, "--data-dir", self.dir]
         if etcd_urls:
             cmd += ["--etcd", ",".join(etcd_urls)]
         self.proc = spawn(cmd)
@@ -112,7 +122,7 @@ class Control:
 
     def leads(self):
         try:
-            return "aviary_control_leader 1" in http("GET", self.url + "/metrics")
+            return "aviary_control_leader 1" in http("GET", self.url + "/metrics").splitlines()
         except (OSError, urllib.error.URLError):
             return False
 
@@ -241,7 +251,10 @@ def failover(aviary, work, urls):
                      executable=aviary)
         line_with(demo, "listening on")
     replicas = [Control(aviary, work, "fo-a", urls)]
+    deadline = time.time() + 20
     while not replicas[0].leads():
+        if time.time() > deadline:
+            raise SystemExit("the first replica never led")
         time.sleep(0.05)
     replicas.append(Control(aviary, work, "fo-b", urls))
     gateway = free_port()
@@ -284,14 +297,17 @@ def failover(aviary, work, urls):
                 decision = state["history"][entries]["at"] / 1000.0 - killed
                 break
             if time.time() - killed > 30:
-                raise SystemExit("no decision within 30 s")
+                raise SystemExit(f"no decision within 30 s: {json.dumps(state)[:1500]}\n"
+                                 f"{http('GET', other.url + '/v1/meshes/bench/stats?window=5s', token=other.token)}")
             time.sleep(0.02)
         while other.call("GET", f"/v1/meshes/bench/canaries/{name}")["state"]["phase"] != "succeeded":
             if time.time() - killed > 60:
                 raise SystemExit("the canary never finished")
             time.sleep(0.1)
         results.append((takeover * 1000, decision * 1000))
-        replicas[leader] = Control(aviary, work, f"fo-{round_}-again", urls)
+        # Back on its port: the proxy knows the replicas by their URLs.
+        address = replicas[leader].url.removeprefix("http://")
+        replicas[leader] = Control(aviary, work, f"fo-{round_}-again", urls, listen=address)
     load.stop()
     return results, load.sent, load.failed
 
@@ -305,20 +321,18 @@ def main():
     rows = []
     try:
         with tempfile.TemporaryDirectory() as work:
+            # Each measurement on its own etcd, with nothing of the others still running.
             for label, members in [("redb (embedded)", 0), ("etcd, 1 member", 1), ("etcd, 3 members", 3)]:
                 urls = etcd(members, os.path.join(work, f"w{members}")) if members else None
                 control = Control(aviary, work, f"writes-{members}", urls)
                 apply(aviary, control, mesh(18081, 18082, free_port()), work)
                 rows.append((label,) + writes(control))
-            urls = etcd(3, os.path.join(work, "shared"))
-            prop = propagation(aviary, work, urls)
-            fo, sent, failed = failover(aviary, work, urls)
+                stop_from(0)
+            prop = propagation(aviary, work, etcd(3, os.path.join(work, "propagation")))
+            stop_from(0)
+            fo, sent, failed = failover(aviary, work, etcd(3, os.path.join(work, "failover")))
     finally:
-        for proc in PROCS:
-            if proc.poll() is None:
-                proc.kill()
-        for proc in PROCS:
-            proc.wait()
+        stop_from(0)
     print(f"\nupdate-route, {UPDATES} sequential then 4 writers for 3 s ({os.cpu_count()} cores)")
     print(f"{'store':<18} {'p50 ms':>8} {'p99 ms':>8} {'1 writer/s':>11} {'4 writers/s':>12} {'409s':>6}")
     for label, p50, p99, seq, par, conflicts in rows:

@@ -21,11 +21,11 @@ PROXIES = int(sys.argv[1]) if len(sys.argv) > 1 else 50
 UPDATES = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 
 
-def started(cmd, want, env=None, timeout=20):
-    """Starts cmd and returns (process, lines) once `want` lines of stdout have arrived."""
+def started(cmd, until, env=None, timeout=20):
+    """Starts cmd and returns (process, lines) once a line of stdout containing `until` arrived."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     lines, deadline = [], time.time() + timeout
-    while len(lines) < want:
+    while not lines or until not in lines[-1]:
         if time.time() > deadline or proc.poll() is not None:
             raise SystemExit(f"{cmd[1]} did not start: {lines}")
         lines.append(proc.stdout.readline().strip())
@@ -52,9 +52,9 @@ def main():
     procs = []
     with tempfile.TemporaryDirectory() as work:
         try:
-            control, lines = started([aviary, "control", "--listen", "127.0.0.1:0", "--data-dir", work], 1)
+            control, lines = started([aviary, "control", "--listen", "127.0.0.1:0", "--data-dir", work], "listening on")
             procs.append(control)
-            url = lines[0].rsplit(" ", 1)[1]
+            url = lines[-1].rsplit(" ", 1)[1]
             global TOKEN
             TOKEN = open(os.path.join(work, "admin.token")).read().strip()
             mesh = open(os.path.join(ROOT, "bench", "mesh.yaml")).read()
@@ -71,7 +71,7 @@ def main():
             for _ in range(PROXIES):
                 proxy, lines = started([aviary, "proxy", "--control", url, "--token", proxy_token,
                                         "--mesh", "bench", "--node", "a-vn",
-                                        "--egress-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], 2, env)
+                                        "--egress-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"], "(admin)", env)
                 procs.append(proxy)
                 admins.append(next(l.split(" ")[4] for l in lines if l.endswith("(admin)")))
             route = f"{url}/v20190125/meshes/bench/virtualRouter/bench-vr/routes/bench-r"

@@ -75,7 +75,7 @@ impl Default for Telemetry {
         let leader = Gauge::default();
         registry.register(
             "leader",
-            "1 while this replica leads (drives canaries), else 0",
+            "Whether this replica leads (drives canaries): 1 or 0",
             leader.clone(),
         );
         let stats_not_forwarded = Gauge::<u64, AtomicU64>::default();
