@@ -20,6 +20,9 @@ use rcgen::{
 };
 use tempfile::TempDir;
 
+/// Every member also serves clients here; see [`EtcdCluster::client_urls_via_second_address`].
+pub const SECOND_ADDRESS: &str = "127.0.0.2";
+
 /// How long a cluster or a restarted member may take to answer.
 const READY: Duration = Duration::from_secs(30);
 /// How long a stopped member may take to exit after SIGTERM.
@@ -142,7 +145,11 @@ impl EtcdCluster {
                 let mut args = vec![
                     format!("--name={name}"),
                     format!("--data-dir={}", data_dir.display()),
-                    format!("--listen-client-urls={client_url}"),
+                    // 127.0.0.2 too: a second way in, which a test can cut off with a firewall
+                    // rule for one client while others keep 127.0.0.1 (`client_urls_via_second_address`).
+                    format!(
+                        "--listen-client-urls={client_url},{scheme}://{SECOND_ADDRESS}:{client}"
+                    ),
                     format!("--advertise-client-urls={client_url}"),
                     format!("--listen-peer-urls={peer_url}"),
                     format!("--initial-advertise-peer-urls={peer_url}"),
@@ -192,6 +199,16 @@ impl EtcdCluster {
     /// Every member's client URL, started or not.
     pub fn client_urls(&self) -> Vec<String> {
         self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    /// The members' client URLs on `SECOND_ADDRESS` (127.0.0.2) instead of 127.0.0.1: the same
+    /// members, reached by a path a firewall rule can cut without cutting the others. Plain
+    /// HTTP clusters only (the test certificates name 127.0.0.1).
+    pub fn client_urls_via_second_address(&self) -> Vec<String> {
+        self.client_urls()
+            .iter()
+            .map(|url| url.replacen("127.0.0.1", SECOND_ADDRESS, 1))
+            .collect()
     }
 
     /// [`EtcdCluster::client_urls`] comma-joined, as `--endpoints` takes them.

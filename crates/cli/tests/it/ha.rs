@@ -2,12 +2,9 @@
 //! `etcd-server`), two `aviary control --etcd` replicas, a gateway proxy and demo services.
 //! Writes through one replica read back through the other, `kill -9` of the leading replica in
 //! the middle of a canary under load, etcd members lost and back, a writer across replica
-//! kills, and a replica cut off from etcd.
+//! kills, and a replica cut off from etcd by firewall rules on loopback.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
@@ -382,91 +379,74 @@ fn a_writer_across_replica_kills_gets_a_2xx_only_for_writes_that_are_there_after
     }
 }
 
-/// A TCP relay in front of one etcd member that the test can cut: it stands for the network
-/// between one replica and etcd (a fake of the wire only; etcd and the replica are real).
-struct Relay {
-    port: u16,
-    open: Arc<AtomicBool>,
+/// A network partition made with firewall rules on loopback (iptables, Debian's `iptables`,
+/// which `.ci/run` installs): every packet to or from etcd's client ports on 127.0.0.2 is
+/// dropped, so whoever reaches etcd that way (one replica) is cut off while 127.0.0.1 (the
+/// other replica, and etcd's own peers) is not. The rules are deleted when this drops, also
+/// when the test fails.
+struct Partition {
+    rules: Vec<Vec<String>>,
 }
 
-impl Relay {
-    fn start(target: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let gate = open.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { return };
-                if !gate.load(Ordering::Relaxed) {
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(&target) else {
-                    continue;
-                };
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    let gate = gate.clone();
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 16 * 1024];
-                        from.set_read_timeout(Some(Duration::from_millis(100))).ok();
-                        loop {
-                            if !gate.load(Ordering::Relaxed) {
-                                let _ = from.shutdown(std::net::Shutdown::Both);
-                                let _ = to.shutdown(std::net::Shutdown::Both);
-                                return;
-                            }
-                            match from.read(&mut buf) {
-                                Ok(0) => {
-                                    let _ = to.shutdown(std::net::Shutdown::Write);
-                                    return;
-                                }
-                                Ok(n) => {
-                                    if to.write_all(&buf[..n]).is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(e)
-                                    if matches!(
-                                        e.kind(),
-                                        std::io::ErrorKind::WouldBlock
-                                            | std::io::ErrorKind::TimedOut
-                                    ) => {}
-                                Err(_) => return,
-                            }
-                        }
-                    });
-                }
+impl Partition {
+    fn cut(ports: &[u16]) -> Partition {
+        let address = testkit::etcd::SECOND_ADDRESS;
+        let mut partition = Partition { rules: Vec::new() };
+        for port in ports {
+            for (side, port_side) in [("-d", "--dport"), ("-s", "--sport")] {
+                let rule: Vec<String> =
+                    ["INPUT", "-i", "lo", "-p", "tcp", side, address, port_side]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .chain([port.to_string(), "-j".into(), "DROP".into()])
+                        .collect();
+                iptables("-I", &rule);
+                partition.rules.push(rule);
             }
+        }
+        partition
+    }
+
+    fn heal(&mut self) {
+        for rule in self.rules.drain(..) {
+            iptables("-D", &rule);
+        }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.heal();
+    }
+}
+
+fn iptables(action: &str, rule: &[String]) {
+    let status = std::process::Command::new("iptables")
+        .arg(action)
+        .args(rule)
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run iptables (Debian package iptables; the test runs as root): {e}")
         });
-        Relay { port, open }
-    }
+    assert!(status.success(), "iptables {action} {rule:?}: {status}");
+}
 
-    fn cut(&self) {
-        self.open.store(false, Ordering::Relaxed);
-    }
-
-    fn heal(&self) {
-        self.open.store(true, Ordering::Relaxed);
-    }
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 #[test]
 fn a_replica_cut_off_from_etcd_stops_leading_and_answering_writes() {
-    let etcd = EtcdCluster::start(1);
-    let target = etcd.client_urls()[0]
-        .trim_start_matches("http://")
-        .to_string();
-    let relay = Relay::start(target);
-    let a = replica(&format!("http://127.0.0.1:{}", relay.port));
+    let etcd = EtcdCluster::start(3);
+    // A reaches etcd only through 127.0.0.2, B through 127.0.0.1.
+    let a = replica(&etcd.client_urls_via_second_address().join(","));
     wait_leader(&[&a], Duration::from_secs(10));
     let b = replica(&etcd.endpoints());
     create_mesh(&a);
     assert_eq!(wait_leader(&[&a, &b], Duration::from_secs(5)), 0);
 
-    relay.cut();
+    let ports: Vec<u16> = etcd.client_urls().iter().map(|u| port_of(u)).collect();
+    let mut partition = Partition::cut(&ports);
     let cut_at = Instant::now();
     // The other replica takes over once A's lease is gone; A steps down even sooner.
     while leads(&a) || !leads(&b) {
@@ -489,11 +469,93 @@ fn a_replica_cut_off_from_etcd_stops_leading_and_answering_writes() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(describe_node(&b, "through-the-cut-off-one"), 404);
 
-    relay.heal();
+    partition.heal();
     let deadline = Instant::now() + Duration::from_secs(20);
     while http("GET", &format!("{}/healthz", a.url()), None).0 != 200 {
         assert!(Instant::now() < deadline, "A never recovered");
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(describe_node(&a, "through-the-other"), 200);
+}
+
+#[test]
+fn two_replicas_racing_creates_against_deletes_never_leave_a_route_without_its_router_or_node() {
+    let etcd = EtcdCluster::start(3);
+    let (a, b) = (replica(&etcd.endpoints()), replica(&etcd.endpoints()));
+    create_mesh(&a);
+    let api = |control: &ControlProcess, path: &str| {
+        format!("{}/v20190125/meshes/m{path}", control.url())
+    };
+    let rounds = 40;
+    let (mut routes, mut router_deletes) = (0, 0);
+    for i in 0..rounds {
+        let (router, node) = (format!("r{i}"), format!("n{i}"));
+        let listeners = json!([{ "portMapping": { "port": 80, "protocol": "http" } }]);
+        let body = json!({ "virtualRouterName": router, "spec": { "listeners": listeners } });
+        assert_eq!(
+            http("PUT", &api(&a, "/virtualRouters"), Some(&body.to_string())).0,
+            200
+        );
+        assert_eq!(create_node(&a, &node).0, 200);
+        let route = json!({ "routeName": "rt", "spec": { "httpRoute": {
+            "match": { "prefix": "/" },
+            "action": { "weightedTargets": [ { "virtualNode": node, "weight": 1 } ] } } } });
+        // Replica A adds a route naming the node under the router while replica B deletes
+        // the router, then the node, at the same moment.
+        let start = std::sync::Barrier::new(2);
+        let (created, deleted) = std::thread::scope(|scope| {
+            let create = scope.spawn(|| {
+                start.wait();
+                let url = api(&a, &format!("/virtualRouter/{router}/routes"));
+                http("PUT", &url, Some(&route.to_string())).0
+            });
+            let delete = scope.spawn(|| {
+                start.wait();
+                let router_gone = http(
+                    "DELETE",
+                    &api(&b, &format!("/virtualRouters/{router}")),
+                    None,
+                )
+                .0;
+                http("DELETE", &api(&b, &format!("/virtualNodes/{node}")), None);
+                router_gone
+            });
+            (create.join().unwrap(), delete.join().unwrap())
+        });
+        routes += usize::from(created == 200);
+        router_deletes += usize::from(deleted == 200);
+        let route_there = http(
+            "GET",
+            &api(&b, &format!("/virtualRouter/{router}/routes/rt")),
+            None,
+        )
+        .0 == 200;
+        if route_there {
+            assert_eq!(
+                http("GET", &api(&b, &format!("/virtualRouters/{router}")), None).0,
+                200,
+                "round {i}: the route outlived its router"
+            );
+            assert_eq!(
+                describe_node(&b, &node),
+                200,
+                "round {i}: the route names a deleted node"
+            );
+        }
+        assert_eq!(
+            route_there,
+            created == 200,
+            "round {i}: a 2xx for the route iff it is there"
+        );
+        assert!(
+            created == 200 || deleted == 200,
+            "round {i}: one of the two wins"
+        );
+        assert!(!(created == 200 && deleted == 200), "round {i}: both won");
+    }
+    eprintln!("{routes} routes created, {router_deletes} routers deleted, of {rounds} races");
+    assert!(
+        routes > 0 && router_deletes > 0,
+        "the race went one way only ({routes} routes, {router_deletes} router deletes)"
+    );
 }
