@@ -86,6 +86,18 @@ impl ProxyError {
         }
     }
 
+    /// What the caller is told: what failed and how, without upstream addresses or error
+    /// chains, which are the mesh's internals (the full error is logged).
+    pub fn public(&self) -> String {
+        match self {
+            ProxyError::Connect { node, .. } => format!("cannot connect to virtual node '{node}'"),
+            ProxyError::Stream { node, .. } => {
+                format!("virtual node '{node}' failed the request before answering it")
+            }
+            other => other.to_string(),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,

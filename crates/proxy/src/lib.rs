@@ -21,6 +21,7 @@ mod matching;
 mod outlier;
 mod pool;
 mod push;
+mod retry;
 mod server;
 mod snapshot;
 mod sync;

@@ -6,15 +6,26 @@
 //! pool, so a request takes an idle connection with one uncontended lock. The behaviour is the
 //! legacy client's: the most recently used idle connection first; a connection goes back to the
 //! pool once it is ready for the next request; a connection idle for [`IDLE_TIMEOUT`] is closed
-//! (at checkout and by [`Http1Pools::expire_idle`]); a request that a reused connection could
-//! not even start (closed meanwhile) is sent again on another; errors read as the legacy
-//! client's did (`client error (Connect): tcp connect error: ...`).
+//! (at checkout and by [`Http1Pools::expire_idle`]); errors read as the legacy client's did
+//! (`client error (Connect): tcp connect error: ...`).
+//!
+//! Beyond the legacy client, because upstreams close idle keep-alive connections on their own
+//! schedule (Node.js after 5 s, many servers sooner) and a request written into a connection the
+//! upstream is closing fails without any answer:
+//! - a connection is kept no longer than the upstream said it would keep it (`Keep-Alive:
+//!   timeout=N`, less a margin for the time the answer took to arrive), and never after
+//!   `Connection: close` (hyper closes those);
+//! - a request that failed on a reused connection before any byte of an answer came is sent
+//!   once more, on a fresh connection: always when it provably was not written (hyper hands it
+//!   back), and otherwise when the caller says it may be sent twice (an idempotent request
+//!   whose body is kept).
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -46,9 +57,17 @@ pub struct Pool {
     idle: Mutex<Vec<Idle>>,
 }
 
-struct Idle {
+/// One connection: the handle requests are sent with, and a token cancelled when its task
+/// ended (the connection is gone, whatever hyper still says about a request sent on it).
+struct Conn {
     sender: http1::SendRequest<RequestBody>,
-    since: Instant,
+    ended: CancellationToken,
+}
+
+struct Idle {
+    sender: Conn,
+    /// After this the connection is not used again: the upstream may be closing it.
+    until: Instant,
 }
 
 impl fmt::Debug for Pool {
@@ -65,8 +84,65 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn expired(since: Instant, now: Instant) -> bool {
-    now.saturating_duration_since(since) > IDLE_TIMEOUT
+fn expired(until: Instant, now: Instant) -> bool {
+    now >= until
+}
+
+/// The time an answer takes to reach the proxy after the upstream's idle clock started, with
+/// room for scheduling: what is taken off the upstream's announced keep-alive timeout.
+const KEEP_ALIVE_MARGIN: Duration = Duration::from_millis(500);
+
+/// How long a connection may be reused after this answer: [`IDLE_TIMEOUT`], or less when the
+/// upstream announced `Keep-Alive: timeout=N` (seconds): N less [`KEEP_ALIVE_MARGIN`], at least
+/// half of N. `max=` is not read: servers that count requests (Apache) say `Connection: close`
+/// on the last one, and hyper honours that.
+pub fn keep_for(headers: &http::HeaderMap) -> Duration {
+    let announced = headers
+        .get_all("keep-alive")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("timeout")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .min();
+    match announced {
+        Some(seconds) => {
+            let timeout = Duration::from_secs(seconds);
+            timeout
+                .saturating_sub(KEEP_ALIVE_MARGIN)
+                .max(timeout / 2)
+                .min(IDLE_TIMEOUT)
+        }
+        None => IDLE_TIMEOUT,
+    }
+}
+
+/// Whether a request that failed this way got no byte of an answer on a connection that was
+/// closing: the connection closed or was reset under it. A timeout, or an answer that did not
+/// parse, is the upstream's own failure and is not sent again here.
+fn closed_under(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
+        return true;
+    }
+    let mut source = StdError::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 impl Http1Pools {
@@ -92,7 +168,7 @@ impl Http1Pools {
             let mut idle = lock(&pool.idle);
             let (keep, expired): (Vec<Idle>, Vec<Idle>) = idle
                 .drain(..)
-                .partition(|i| i.sender.is_ready() && !expired(i.since, now));
+                .partition(|i| i.sender.sender.is_ready() && !expired(i.until, now));
             *idle = keep;
             closed.extend(expired);
             !idle.is_empty() || Arc::strong_count(pool) > 1
@@ -124,39 +200,40 @@ impl Http1Pools {
 
 impl Pool {
     /// The most recently used idle connection that is still open and ready.
-    fn checkout(&self) -> Option<http1::SendRequest<RequestBody>> {
+    fn checkout(&self) -> Option<Conn> {
         let now = Instant::now();
         let mut idle = lock(&self.idle);
         while let Some(entry) = idle.pop() {
-            if entry.sender.is_ready() && !expired(entry.since, now) {
+            if entry.sender.sender.is_ready() && !expired(entry.until, now) {
                 return Some(entry.sender);
             }
         }
         None
     }
 
-    fn put(&self, sender: http1::SendRequest<RequestBody>) {
-        let since = Instant::now();
-        lock(&self.idle).push(Idle { sender, since });
+    fn put(&self, sender: Conn, keep: Duration) {
+        let until = Instant::now() + keep;
+        lock(&self.idle).push(Idle { sender, until });
     }
 
     /// Returns a connection to the pool once it can take the next request: now if it can
-    /// (the whole response was read along with its head), else when it can.
-    fn release(self: &Arc<Self>, mut sender: http1::SendRequest<RequestBody>) {
-        if sender.is_ready() {
-            self.put(sender);
+    /// (the whole response was read along with its head), else when it can. It is kept for
+    /// `keep` from then ([`keep_for`]).
+    fn release(self: &Arc<Self>, mut sender: Conn, keep: Duration) {
+        if sender.sender.is_ready() {
+            self.put(sender, keep);
             return;
         }
         let pool = self.clone();
         // Ends when the response body was read (ready) or the connection closed.
         tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                pool.put(sender);
+            if sender.sender.ready().await.is_ok() {
+                pool.put(sender, keep);
             }
         });
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<RequestBody>, ClientError> {
+    async fn connect(&self) -> Result<Conn, ClientError> {
         let stream = connect_tcp(self.addr).await?;
         let (mut sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
@@ -165,14 +242,17 @@ impl Pool {
         let (error_tx, error_rx) = tokio::sync::oneshot::channel();
         // The connection's task ends with the connection: closed by the upstream, or by the
         // proxy when the last sender (in the pool or in use) is dropped.
+        let ended = CancellationToken::new();
+        let on_end = ended.clone().drop_guard();
         tokio::spawn(async move {
+            let _on_end = on_end;
             if let Err(error) = connection.with_upgrades().await {
                 tracing::debug!(%error, "upstream connection error");
                 let _ = error_tx.send(error);
             }
         });
         match sender.ready().await {
-            Ok(()) => Ok(sender),
+            Ok(()) => Ok(Conn { sender, ended }),
             // The connection ended before it was ready; its own error says why.
             Err(error) if error.is_closed() => match error_rx.await {
                 Ok(cause) => Err(ClientError::send_request(cause)),
@@ -182,30 +262,68 @@ impl Pool {
         }
     }
 
-    /// Sends `request` (origin-form URI) on an idle connection or a new one.
+    /// Sends `request` (origin-form URI) on an idle connection or a new one. `again` builds the
+    /// same request once more, for a caller whose request may be sent twice (idempotent, body
+    /// kept): it is used when a reused connection closed under the request before any answer.
     pub async fn send(
         self: &Arc<Self>,
         mut request: Request<RequestBody>,
+        again: Option<&(dyn Fn() -> Request<RequestBody> + Sync)>,
     ) -> Result<Response<Incoming>, ClientError> {
+        // At most two tries: the first on a pooled connection if there is one, and, when that
+        // one was closing, the second on a fresh connection (another pooled one may be closing
+        // for the same reason).
+        let mut fresh = false;
         loop {
-            let (mut sender, reused) = match self.checkout() {
-                Some(sender) => (sender, true),
+            let pooled = if fresh { None } else { self.checkout() };
+            let (conn, reused) = match pooled {
+                Some(conn) => (conn, true),
                 // Boxed: the connect future is large and rarely needed, and this one is moved
                 // through every level of the request's future.
                 None => (Box::pin(self.connect()).await?, false),
             };
-            match sender.try_send_request(request).await {
+            let Conn {
+                sender: mut handle,
+                ended,
+            } = conn;
+            let mut sent = pin!(handle.try_send_request(request));
+            // Biased: an answer the connection delivered before it ended is taken first.
+            let ended_first = tokio::select! {
+                biased;
+                result = &mut sent => Err(result),
+                () = ended.cancelled() => Ok(()),
+            };
+            let (result, handle) = match ended_first {
+                Err(result) => (result, Some(handle)),
+                // The connection ended and the request has no answer: it sits in the queue
+                // of a connection that is gone (sent while the connection was closing). Only
+                // dropping the last handle drops that queue, which hands the request back.
+                Ok(()) => {
+                    drop(handle);
+                    (sent.await, None)
+                }
+            };
+            match result {
                 Ok(response) => {
-                    self.release(sender);
+                    if let Some(sender) = handle {
+                        self.release(Conn { sender, ended }, keep_for(response.headers()));
+                    }
                     return Ok(response);
                 }
-                Err(mut error) => match error.take_message() {
-                    // Not even started, on a connection the upstream closed while it was
-                    // idle: another connection may well take it.
-                    Some(unsent) if reused => request = unsent,
-                    Some(_) => return Err(ClientError::canceled(error.into_error())),
-                    None => return Err(ClientError::send_request(error.into_error())),
-                },
+                Err(mut error) => {
+                    let unsent = error.take_message();
+                    let error = error.into_error();
+                    let stale = reused && closed_under(&error);
+                    match (unsent, again) {
+                        (Some(unsent), _) if stale => request = unsent,
+                        (None, Some(again)) if stale => request = again(),
+                        (Some(_), _) => return Err(ClientError::canceled(error)),
+                        (None, _) => return Err(ClientError::send_request(error)),
+                    }
+                    tracing::debug!(addr = %self.addr, %error,
+                        "a reused connection closed under the request; sending it on a fresh one");
+                    fresh = true;
+                }
             }
         }
     }

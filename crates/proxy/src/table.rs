@@ -19,6 +19,7 @@ use crate::endpoints::{DnsSource, EndpointSource, NoSource, NodeEndpoints, Regis
 use crate::error::ProxyError;
 use crate::matching::{HttpMatch, RequestView};
 use crate::outlier::OutlierConfig;
+use crate::retry::RetryPolicy;
 use crate::snapshot::Snapshot;
 use crate::telemetry::{ConfigSource, Series, SeriesKey, Telemetry};
 use crate::weighted::WeightedChoice;
@@ -123,71 +124,6 @@ impl NodeEntry {
     /// The endpoints serving `listener`, or the empty set of a node without listeners.
     pub fn endpoints<'a>(&'a self, listener: Option<&'a NodeListener>) -> &'a Arc<NodeEndpoints> {
         listener.map(|l| &l.endpoints).unwrap_or(&self.no_listener)
-    }
-}
-
-/// Which failures a route retries, and how often.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub max_retries: u32,
-    pub per_try: Option<Duration>,
-    pub server_error: bool,
-    pub gateway_error: bool,
-    pub client_error: bool,
-    pub stream_error: bool,
-    pub connection_error: bool,
-}
-
-impl RetryPolicy {
-    /// App Mesh's default for a route without `retryPolicy`: 2 retries of gateway errors and
-    /// connection errors, 15 s per try.
-    pub fn app_mesh_default() -> RetryPolicy {
-        RetryPolicy {
-            max_retries: 2,
-            per_try: Some(Duration::from_secs(15)),
-            server_error: false,
-            gateway_error: true,
-            client_error: false,
-            stream_error: false,
-            connection_error: true,
-        }
-    }
-
-    fn from_model(policy: &HttpRetryPolicy) -> RetryPolicy {
-        let has = |events: &[String], event: &str| events.iter().any(|e| e == event);
-        let http = &policy.http_retry_events;
-        RetryPolicy {
-            max_retries: u32::try_from(policy.max_retries).unwrap_or(u32::MAX),
-            per_try: Some(policy.per_retry_timeout.to_std()).filter(|d| !d.is_zero()),
-            server_error: has(http, "server-error"),
-            gateway_error: has(http, "gateway-error"),
-            client_error: has(http, "client-error"),
-            stream_error: has(http, "stream-error"),
-            connection_error: has(&policy.tcp_retry_events, "connection-error"),
-        }
-    }
-
-    /// Whether an upstream answer with `status` is retried.
-    pub fn retries_status(&self, status: u16) -> bool {
-        (self.server_error && matches!(status, 500..=508 | 510 | 511))
-            || (self.gateway_error && matches!(status, 502..=504))
-            || (self.client_error && status == 409)
-    }
-
-    /// Whether an upstream failure without an answer is retried. Connection errors need
-    /// `connection-error`; a reset or timeout after sending is Envoy's "reset" policy, which
-    /// App Mesh includes in server-error and gateway-error, and `stream-error` covers too.
-    pub fn retries_error(&self, error: &ProxyError) -> bool {
-        match error {
-            ProxyError::Connect { .. } | ProxyError::NoHealthyEndpoint { .. } => {
-                self.connection_error
-            }
-            ProxyError::Stream { .. } => {
-                self.stream_error || self.server_error || self.gateway_error
-            }
-            ProxyError::Timeout { .. } => self.server_error || self.gateway_error,
-            _ => false,
-        }
     }
 }
 

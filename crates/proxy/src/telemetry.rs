@@ -370,6 +370,20 @@ impl Attempt<'_> {
     }
 }
 
+/// A request whose last attempt failed upstream: the caller gets [`ProxyError::public`], the
+/// log gets the whole error (address, cause). Counted by the attempt itself.
+pub struct Failed<'a> {
+    pub virtual_service: &'a str,
+    pub error: &'a ProxyError,
+}
+
+impl Failed<'_> {
+    pub fn emit(&self) {
+        tracing::warn!(virtual_service = self.virtual_service, error = %self.error,
+            "request failed upstream");
+    }
+}
+
 /// A request answered by the proxy itself before any target was tried.
 pub struct Rejected<'a> {
     pub virtual_service: &'a str,

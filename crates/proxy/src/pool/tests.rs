@@ -63,7 +63,7 @@ async fn sequential_requests_share_one_connection() {
     let pools = Http1Pools::default();
     let pool = pools.pool(addr);
     for _ in 0..10 {
-        let response = pool.send(get()).await.unwrap();
+        let response = pool.send(get(), None).await.unwrap();
         assert_eq!(body(response).await, "ok");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 1);
@@ -75,14 +75,14 @@ async fn concurrent_requests_open_connections_that_are_kept_for_later() {
     let (addr, connections) = upstream(false).await;
     let pools = Http1Pools::default();
     let pool = pools.pool(addr);
-    let (a, b) = tokio::join!(pool.send(get()), pool.send(get()));
+    let (a, b) = tokio::join!(pool.send(get(), None), pool.send(get(), None));
     assert_eq!(
         (body(a.unwrap()).await, body(b.unwrap()).await),
         ("ok".into(), "ok".into())
     );
     assert_eq!(connections.load(Ordering::SeqCst), 2);
     assert_eq!(pools.idle(addr), 2);
-    pool.send(get()).await.unwrap();
+    pool.send(get(), None).await.unwrap();
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
 
@@ -91,7 +91,7 @@ async fn a_connection_the_upstream_closed_is_not_used_again() {
     let (addr, connections) = upstream(true).await;
     let pool = Http1Pools::default().pool(addr);
     for _ in 0..5 {
-        let response = pool.send(get()).await.unwrap();
+        let response = pool.send(get(), None).await.unwrap();
         assert_eq!(body(response).await, "ok");
         // Give the closed connection's task a moment to notice.
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -104,7 +104,7 @@ async fn idle_connections_expire_and_unused_pools_are_forgotten() {
     let (addr, connections) = upstream(false).await;
     let pools = Http1Pools::default();
     let pool = pools.pool(addr);
-    pool.send(get()).await.unwrap();
+    pool.send(get(), None).await.unwrap();
     let now = Instant::now();
     pools.expire(now + IDLE_TIMEOUT - Duration::from_secs(1));
     assert_eq!(pools.idle(addr), 1, "idle for less than the timeout: kept");
@@ -119,7 +119,7 @@ async fn idle_connections_expire_and_unused_pools_are_forgotten() {
     pools.expire(now);
     assert!(lock(&pools.pools).is_empty());
     // A new pool for the address connects again.
-    pools.pool(addr).send(get()).await.unwrap();
+    pools.pool(addr).send(get(), None).await.unwrap();
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
 
@@ -130,7 +130,7 @@ async fn a_refused_connection_reads_as_the_legacy_client_error() {
     drop(listener);
     let error = Http1Pools::default()
         .pool(addr)
-        .send(get())
+        .send(get(), None)
         .await
         .unwrap_err();
     assert!(error.is_connect());
@@ -144,4 +144,25 @@ async fn a_refused_connection_reads_as_the_legacy_client_error() {
         chain.starts_with("client error (Connect): tcp connect error: "),
         "{chain}"
     );
+}
+
+/// `Keep-Alive` values → how long a connection is kept after the answer.
+#[test]
+fn keep_alive_timeouts_shorten_how_long_a_connection_is_kept() {
+    let check = |values: &[&str], expected: Duration| {
+        let mut headers = http::HeaderMap::new();
+        for value in values {
+            headers.append("keep-alive", value.parse().unwrap());
+        }
+        assert_eq!(keep_for(&headers), expected, "{values:?}");
+    };
+    check(&[], IDLE_TIMEOUT);
+    check(&["timeout=5"], Duration::from_millis(4500));
+    check(&["timeout=5, max=100"], Duration::from_millis(4500));
+    check(&["max=100, Timeout = 2"], Duration::from_millis(1500));
+    check(&["timeout=1"], Duration::from_millis(500));
+    check(&["timeout=0"], Duration::ZERO);
+    check(&["timeout=600"], IDLE_TIMEOUT);
+    check(&["timeout=9", "timeout=3"], Duration::from_millis(2500));
+    check(&["timeout=soon"], IDLE_TIMEOUT);
 }

@@ -13,6 +13,7 @@ mod replicas;
 mod retries;
 mod split;
 mod stability;
+mod stale;
 mod tls;
 
 use std::convert::Infallible;
