@@ -111,6 +111,41 @@ fn accepts_the_public_keys_rcgen_makes() {
     }
 }
 
+/// Public keys as `openssl pkey -pubout` writes them (OpenSSL 3), the other common source.
+const OPENSSL_P256: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpG8GZUzc+FMIqGsvbN2EG0gLIVFH
+TcuGiZTBHvQ4nehcP2zRB1Dqlx32qN7E401CD55ywN4bFAK10sQW30RyBQ==
+-----END PUBLIC KEY-----
+";
+const OPENSSL_P384: &str = "-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAE0etY62Nqnr+mw3XFCA+qteZA5P+xG2cS
+YlTHkaeaIIiEKATexMAfV1YycSOySAtB/VGEPgQiZ6MGkjNOhgo2+K4bvyuIuvpc
+UdaR5uP+NzRtVPHdANma0/XjyLVCodoy
+-----END PUBLIC KEY-----
+";
+const OPENSSL_ED25519: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAE15P5K0Q9VEV18YGTyNLADkAUAqnuW5ryfwy08Y/EZA=
+-----END PUBLIC KEY-----
+";
+const OPENSSL_RSA: &str = "-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDm8XVvBsUHImjxSoliZHbarf5W
+3HDptf+ucS7bfKqY9tKUOELI41Ea31ByiiTAOhCkOISY1fB0Qs39ZZLh7ar8scsB
+Py5/K/mWfYUeCrWT/d+pZDg2HT8gSCNWvfLRV2MVaK5bUyPPV7DQ5zZZWNEuwr4W
+NMlF0ilqTyCSSH5uKQIDAQAB
+-----END PUBLIC KEY-----
+";
+
+#[test]
+fn accepts_the_public_keys_openssl_writes_but_rsa() {
+    for pem in [OPENSSL_P256, OPENSSL_P384, OPENSSL_ED25519] {
+        assert!(parse_public_key(pem).is_ok(), "{pem}");
+    }
+    assert!(matches!(
+        parse_public_key(OPENSSL_RSA),
+        Err(KeyError::Unsupported)
+    ));
+}
+
 #[test]
 fn refuses_what_is_not_an_accepted_public_key() {
     let good = p256_key();
@@ -368,4 +403,231 @@ async fn a_ttl_outside_one_minute_to_thirty_days_is_refused_at_start() {
     for ttl in [super::MIN_CERT_TTL, super::MAX_CERT_TTL] {
         assert!(control(store.clone(), ttl).await.is_ok(), "{ttl:?}");
     }
+}
+
+/// What a mesh peer's TLS client checks of a server: the chain to the mesh's bundle (webpki,
+/// serverAuth) and the SPIFFE ID it expects. rustls's own server verifier matches only DNS
+/// names and IP addresses, never a URI, so a mesh client needs this much of its own; this one
+/// shows that the issued certificates work in a real rustls handshake.
+#[derive(Debug)]
+struct SpiffeServerVerifier {
+    roots: Vec<CertificateDer<'static>>,
+    expected: String,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let anchors: Vec<_> = self
+            .roots
+            .iter()
+            .map(|ca| webpki::anchor_from_trusted_cert(ca).unwrap())
+            .collect();
+        let leaf = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        leaf.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &anchors,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map_err(|e| rustls::Error::General(e.to_string()))?;
+        if leaf.valid_uri_names().eq([self.expected.as_str()]) {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the server is not {}",
+                self.expected
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// A key pair and a certificate issued for it.
+async fn identity(
+    control: &Control,
+    mesh: &str,
+    kind: &str,
+    name: &str,
+) -> (
+    Vec<CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let issued = control
+        .app
+        .issue_certificate(mesh, request(kind, name, &key.public_key_pem()))
+        .await
+        .unwrap();
+    let private = rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into();
+    (der(&issued.certificate), private)
+}
+
+/// Runs a TLS handshake in memory between a server that requires client certificates of
+/// `server_mesh`'s CA and a client that expects the server to be `expected`; returns the
+/// client's SPIFFE ID as the server saw it, or the first side's error.
+fn handshake(
+    server_identity: (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    server_bundle: &str,
+    client_identity: (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    client_bundle: &str,
+    expected: &str,
+) -> Result<Vec<String>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in der(server_bundle) {
+        roots.add(ca).unwrap();
+    }
+    let client_verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(server_identity.0, server_identity.1)
+        .unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier {
+            roots: der(client_bundle),
+            expected: expected.to_string(),
+            provider,
+        }))
+        .with_client_auth_cert(client_identity.0, client_identity.1)
+        .unwrap();
+    let mut server = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("mesh.invalid").unwrap();
+    let mut client = rustls::ClientConnection::new(Arc::new(client_config), name).unwrap();
+    for _ in 0..10 {
+        let mut wire = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        if !wire.is_empty() {
+            server.read_tls(&mut wire.as_slice()).unwrap();
+            server.process_new_packets()?;
+        }
+        let mut wire = Vec::new();
+        while server.wants_write() {
+            server.write_tls(&mut wire).unwrap();
+        }
+        if !wire.is_empty() {
+            client.read_tls(&mut wire.as_slice()).unwrap();
+            client.process_new_packets()?;
+        }
+        if !client.is_handshaking() && !server.is_handshaking() {
+            let peer = server.peer_certificates().unwrap()[0].clone();
+            let leaf = webpki::EndEntityCert::try_from(&peer).unwrap();
+            return Ok(leaf.valid_uri_names().map(str::to_string).collect());
+        }
+    }
+    panic!("the handshake did not finish in 10 rounds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesh_peers_complete_a_mutual_tls_handshake_and_other_meshes_do_not() {
+    let (control, _) = meshes().await;
+    let m1 = control.app.trust_bundle("m1").await.unwrap();
+    let m2 = control.app.trust_bundle("m2").await.unwrap();
+    let gateway = || identity(&control, "m1", "virtualGateway", "gw");
+    let node = "spiffe://m1/virtualNode/web";
+
+    let seen = handshake(
+        identity(&control, "m1", "virtualNode", "web").await,
+        &m1,
+        gateway().await,
+        &m1,
+        node,
+    )
+    .unwrap();
+    assert_eq!(seen, ["spiffe://m1/virtualGateway/gw"]);
+
+    // The server is a node of the mesh, but not the one the client asked for.
+    let wrong = handshake(
+        identity(&control, "m1", "virtualGateway", "gw").await,
+        &m1,
+        gateway().await,
+        &m1,
+        node,
+    );
+    assert!(
+        matches!(&wrong, Err(rustls::Error::General(why)) if why.contains("is not")),
+        "{wrong:?}"
+    );
+    // A client of another mesh is refused by the server, and trusts none of this mesh's servers.
+    let foreign_client = handshake(
+        identity(&control, "m1", "virtualNode", "web").await,
+        &m1,
+        identity(&control, "m2", "virtualGateway", "gw").await,
+        &m1,
+        node,
+    );
+    assert!(
+        matches!(foreign_client, Err(rustls::Error::InvalidCertificate(_))),
+        "{foreign_client:?}"
+    );
+    let foreign_roots = handshake(
+        identity(&control, "m1", "virtualNode", "web").await,
+        &m1,
+        gateway().await,
+        &m2,
+        node,
+    );
+    assert!(foreign_roots.is_err(), "{foreign_roots:?}");
 }
