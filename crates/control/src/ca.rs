@@ -89,9 +89,7 @@ impl App {
         mesh: &str,
         body: serde_json::Value,
     ) -> Result<IssuedCertificate, ApiError> {
-        let request = parse_request(body)?;
-        let key = x509::parse_public_key(&request.public_key)
-            .map_err(|e| ApiError::BadRequest(format!("publicKey: {e}")))?;
+        let (request, key) = parse_request(body)?;
         let kind = match request.kind {
             IdentityKind::VirtualNode => Kind::VirtualNode,
             IdentityKind::VirtualGateway => Kind::VirtualGateway,
@@ -131,9 +129,9 @@ impl App {
     }
 }
 
-/// The request's fields, every problem named at once (serde alone would name one, without
-/// its field).
-fn parse_request(body: serde_json::Value) -> Result<CertificateRequest, ApiError> {
+/// The request's fields and its key, every problem named at once (serde alone would name one,
+/// without its field).
+fn parse_request(body: serde_json::Value) -> Result<(CertificateRequest, x509::LeafKey), ApiError> {
     use model::Problem;
     let mut problems = Vec::new();
     let Some(fields) = body.as_object() else {
@@ -185,12 +183,29 @@ fn parse_request(body: serde_json::Value) -> Result<CertificateRequest, ApiError
     if body.get("name").is_some_and(serde_json::Value::is_string) {
         problems.extend(model::validate_name("name", &name));
     }
+    let key = match x509::parse_public_key(&public_key) {
+        Ok(key) => Some(key),
+        Err(_) if !body["publicKey"].is_string() => None,
+        Err(problem) => {
+            problems.push(Problem::new("publicKey", problem.to_string()));
+            None
+        }
+    };
     model::Problems::check(problems)?;
-    Ok(CertificateRequest {
-        kind: kind.ok_or_else(|| ApiError::Internal("kind checked above".into()))?,
-        name,
-        public_key,
-    })
+    match (kind, key) {
+        (Some(kind), Some(key)) => Ok((
+            CertificateRequest {
+                kind,
+                name,
+                public_key,
+            },
+            key,
+        )),
+        // Each None pushed a problem above, so check() returned.
+        _ => Err(ApiError::Internal(
+            "certificate request neither valid nor refused".into(),
+        )),
+    }
 }
 
 /// The mesh's CA, made if it has none. Race-safe across replicas: the CA is put only if

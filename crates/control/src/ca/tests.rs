@@ -331,6 +331,18 @@ async fn refused_requests_name_the_problem_and_store_nothing() {
         assert_eq!(error.status().as_u16(), status, "{what}: {error:?}");
         assert!(error.to_string().contains(message), "{what}: {error}");
     }
+    // Every problem at once.
+    let error = app
+        .issue_certificate(
+            "m1",
+            json!({ "kind": "virtualRouter", "name": "-x", "publicKey": "x", "extra": 1 }),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    for field in ["kind: ", "name: ", "publicKey: ", "extra: "] {
+        assert!(error.contains(field), "{field} in {error}");
+    }
     assert!(app.trust_bundle("absent").await.is_err());
     assert_eq!(
         store.revision(),
