@@ -38,7 +38,7 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane (App Mesh API, /v1 API, embedded store).
-    Control(ControlOpts),
+    Control(Box<ControlOpts>),
     /// Create or update resources from YAML or JSON manifests.
     Apply(ApplyOpts),
     /// Show resources.
@@ -112,6 +112,9 @@ pub struct ControlOpts {
     /// How long a keep-alive connection may sit idle between requests.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_timeout: std::time::Duration,
+    /// How long the certificates the mesh CAs issue are valid (from 1m to 30d), e.g. 1h.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub cert_ttl: std::time::Duration,
     #[command(flatten)]
     pub etcd: EtcdOpts,
 }
@@ -265,22 +268,27 @@ pub struct TopOpts {
     pub iterations: Option<u64>,
 }
 
-/// `500ms`, `2s`, `1m`.
+/// `500ms`, `2s`, `1m`, `1h`, `30d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let wrong = || format!("'{text}' is not a duration such as 500ms, 2s, 1m, 1h or 30d");
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration such as 500ms, 2s or 1m"))?;
+    let number: u64 = number.parse().map_err(|_| wrong())?;
+    let seconds = |per: u64| {
+        number
+            .checked_mul(per)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(wrong)
+    };
     match unit {
         "ms" => Ok(std::time::Duration::from_millis(number)),
-        "s" => Ok(std::time::Duration::from_secs(number)),
-        "m" => Ok(std::time::Duration::from_secs(number * 60)),
-        _ => Err(format!(
-            "'{text}' is not a duration such as 500ms, 2s or 1m"
-        )),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        "d" => seconds(24 * 3600),
+        _ => Err(wrong()),
     }
 }
 

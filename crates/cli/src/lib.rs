@@ -75,7 +75,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         client::Client::with_options(&args.control, &options).map(|c| c.with_token(token.clone()))
     };
     match args.command {
-        Command::Control(opts) => serve_control(opts).await,
+        Command::Control(opts) => serve_control(*opts).await,
         Command::Apply(opts) => apply::run(&client()?, opts).await,
         Command::Get(opts) => get::run(&client()?, opts).await,
         Command::Delete(opts) => get::delete(&client()?, opts).await,
@@ -122,6 +122,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             idle_timeout: opts.idle_timeout,
             ..control::Limits::default()
         },
+        cert_ttl: opts.cert_ttl,
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     if !opts.no_auth {

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 pub use failover::Tried;
 pub use follow::{MeshWatch, Watched};
+pub use model::wire::{IdentityKind, IssuedCertificate};
 pub use sse::{WatchEvent, WatchStream};
 pub use tls::install_crypto_provider;
 
@@ -313,6 +314,48 @@ impl Client {
         self.send(reqwest::Method::POST, &path, Some(body))
             .await
             .map(drop)
+    }
+
+    /// `POST /v1/meshes/{mesh}/certificates`: a certificate from the mesh's CA naming the node
+    /// or gateway `name` (`spiffe://<mesh>/<kind>/<name>`) for `public_key_pem`, a PEM `PUBLIC
+    /// KEY` (SubjectPublicKeyInfo; ECDSA P-256 or P-384, or Ed25519), e.g.
+    /// `rcgen::KeyPair::public_key_pem()`. The private key stays with the caller. Needs a
+    /// `proxy` token of the mesh (or admin). Renew at [`IssuedCertificate::renew_at`].
+    pub async fn issue_certificate(
+        &self,
+        mesh: &str,
+        kind: IdentityKind,
+        name: &str,
+        public_key_pem: &str,
+    ) -> Result<IssuedCertificate, ClientError> {
+        let request = model::wire::CertificateRequest {
+            kind,
+            name: name.to_string(),
+            public_key: public_key_pem.to_string(),
+        };
+        let body =
+            serde_json::to_string(&request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let path = format!("/v1/meshes/{mesh}/certificates");
+        let response = self.send(reqwest::Method::POST, &path, Some(body)).await?;
+        let url = response.url().to_string();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|source| unreachable(&url, source))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("certificate answer: {e}")))
+    }
+
+    /// `GET /v1/meshes/{mesh}/ca`: the PEM certificates that verify the mesh's identities,
+    /// for a TLS config's roots. Made on first use, so any mesh that exists has one.
+    pub async fn trust_bundle(&self, mesh: &str) -> Result<String, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/ca");
+        let response = self.send(reqwest::Method::GET, &path, None).await?;
+        let url = response.url().to_string();
+        response
+            .text()
+            .await
+            .map_err(|source| unreachable(&url, source))
     }
 
     /// `/v1/meshes/{mesh}/snapshot`: every resource of the mesh at one store revision.

@@ -73,7 +73,7 @@ impl Resources {
 
     /// Commits `txn` if nothing in the guard's mesh was written since the guard was read (and
     /// the fence holds); returns the new revision. A txn that deletes the mesh's own record
-    /// retires the guard, every other one bumps it.
+    /// retires the guard and the mesh's CA (`ca/{mesh}`), every other one bumps the guard.
     pub(crate) async fn commit_guarded(&self, guard: &Guard, txn: Txn) -> Result<u64, ApiError> {
         let mesh_key = crate::records::key(&model::ResourcePath::mesh(&guard.mesh));
         let retires = txn
@@ -84,11 +84,15 @@ impl Resources {
         compares.extend(guard.fence.iter().cloned());
         compares.extend(txn.compares);
         let mut ops = txn.ops;
-        ops.push(if retires {
-            Op::Delete(guard.key.clone())
+        if retires {
+            ops.push(Op::Delete(guard.key.clone()));
+            // A mesh made again under the same name gets a new CA, which its old
+            // certificates do not chain to. (A CA made concurrently compares the mesh's record,
+            // so it cannot land after this delete.)
+            ops.push(Op::Delete(crate::ca::ca_key(&guard.mesh)));
         } else {
-            Op::Put(guard.key.clone(), Vec::new())
-        });
+            ops.push(Op::Put(guard.key.clone(), Vec::new()));
+        }
         let store = self.store().clone();
         let outcome = blocking(move || store.txn(Txn { compares, ops })).await??;
         match outcome {

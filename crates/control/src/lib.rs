@@ -11,6 +11,7 @@ mod activity;
 mod appmesh;
 pub mod auth;
 mod body;
+pub mod ca;
 mod canaries;
 mod consistency;
 mod endpoints;
@@ -65,6 +66,9 @@ pub struct Config {
     /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    /// How long certificates of the mesh CAs are valid (`--cert-ttl`); from
+    /// `ca::MIN_CERT_TTL` to `ca::MAX_CERT_TTL`, checked at `bind`.
+    pub cert_ttl: std::time::Duration,
 }
 
 impl Default for Config {
@@ -84,6 +88,7 @@ impl Default for Config {
             webhook_allow: Vec::new(),
             tls: None,
             limits: Limits::default(),
+            cert_ttl: ca::DEFAULT_CERT_TTL,
         }
     }
 }
@@ -119,6 +124,8 @@ pub enum ControlError {
     Tls(#[from] TlsError),
     #[error("invalid limits: {0}")]
     Limits(String),
+    #[error(transparent)]
+    CertTtl(#[from] ca::InvalidTtl),
     #[error("cannot build the client that forwards stats to the leader: {0}")]
     Forwarder(#[from] reqwest::Error),
 }
@@ -144,6 +151,8 @@ pub struct App {
     webhook_policy: Arc<webhooks::WebhookPolicy>,
     /// Cancelled at shutdown; long-lived streams end on it so shutdown never waits on a peer.
     shutdown: CancellationToken,
+    /// Validity of the certificates the mesh CAs issue.
+    cert_ttl: std::time::Duration,
 }
 
 /// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
@@ -168,6 +177,7 @@ impl Control {
                 "max_connections must be at least 1".into(),
             ));
         }
+        let cert_ttl = ca::check_ttl(config.cert_ttl)?;
         // Before the store and the port: a bad certificate path fails fast and binds nothing.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let store: Arc<dyn store::Store> = match (&config.store, &config.etcd, &config.data_dir) {
@@ -215,6 +225,7 @@ impl Control {
             peers: stats::Forwarder::new()?,
             webhook_policy,
             shutdown,
+            cert_ttl,
         });
         Ok(Control {
             listener,
@@ -316,6 +327,11 @@ pub fn router(app: Arc<App>) -> Router {
             put(v1::put_workload)
                 .get(v1::get_workload)
                 .delete(v1::delete_workload),
+        )
+        .route("/v1/meshes/{mesh}/ca", get(v1::trust_bundle))
+        .route(
+            "/v1/meshes/{mesh}/certificates",
+            axum::routing::post(v1::issue_certificate),
         )
         .route(
             "/v1/meshes/{mesh}/stats",

@@ -17,6 +17,13 @@ struct RequestLabels {
     code: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabels {
+    mesh: String,
+    /// `virtualNode` or `virtualGateway`.
+    kind: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
 enum TimeoutPhase {
@@ -43,6 +50,7 @@ pub struct Telemetry {
     timeouts: Family<TimeoutLabels, Counter>,
     tls_failures: Counter,
     accept_errors: Counter,
+    certificates_issued: Family<CertificateLabels, Counter>,
 }
 
 impl Default for Telemetry {
@@ -115,6 +123,12 @@ impl Default for Telemetry {
             "Failed accepts, such as running out of file descriptors",
             accept_errors.clone(),
         );
+        let certificates_issued = Family::<CertificateLabels, Counter>::default();
+        registry.register(
+            "certificates_issued",
+            "Certificates the mesh CAs issued, by mesh and identity kind",
+            certificates_issued.clone(),
+        );
         Telemetry {
             registry,
             requests,
@@ -128,6 +142,7 @@ impl Default for Telemetry {
             timeouts,
             tls_failures,
             accept_errors,
+            certificates_issued,
         }
     }
 }
@@ -269,5 +284,45 @@ impl ConnectionEnded {
         if let Some(error) = &self.error {
             tracing::debug!(%error, "connection ended with an error");
         }
+    }
+}
+
+/// A mesh CA signed a certificate. Logged at info: each one grants an identity.
+pub struct CertificateIssued<'a> {
+    pub mesh: &'a str,
+    pub kind: model::wire::IdentityKind,
+    pub name: &'a str,
+    /// Unix seconds.
+    pub not_after: u64,
+}
+
+impl CertificateIssued<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::info!(
+            mesh = self.mesh,
+            kind = self.kind.as_str(),
+            name = self.name,
+            not_after = self.not_after,
+            "certificate issued"
+        );
+        telemetry
+            .certificates_issued
+            .get_or_create(&CertificateLabels {
+                mesh: self.mesh.to_string(),
+                kind: self.kind.as_str(),
+            })
+            .inc();
+    }
+}
+
+/// A mesh got its CA (once per mesh, on whichever replica won the race to make it).
+pub struct MeshCaCreated<'a> {
+    pub mesh: &'a str,
+    pub common_name: &'a str,
+}
+
+impl MeshCaCreated<'_> {
+    pub fn emit(&self) {
+        tracing::info!(mesh = self.mesh, ca = self.common_name, "mesh CA created");
     }
 }

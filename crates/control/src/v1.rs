@@ -357,6 +357,31 @@ fn hide_env(role: Role, workload: &mut Value) {
     }
 }
 
+/// `GET /v1/meshes/{mesh}/ca`: the mesh CA's certificate (PEM), made on first use.
+pub async fn trust_bundle(
+    State(app): State<Arc<App>>,
+    ApiPath(mesh): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let bundle = app.trust_bundle(&mesh).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+        bundle,
+    )
+        .into_response())
+}
+
+/// `POST /v1/meshes/{mesh}/certificates` `{"kind", "name", "publicKey"}`: a certificate for
+/// the caller's key naming the node or gateway (`model::wire::CertificateRequest`).
+pub async fn issue_certificate(
+    State(app): State<Arc<App>>,
+    ApiPath(mesh): ApiPath<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = read_json(request, MAX_BODY_BYTES).await?;
+    let issued = app.issue_certificate(&mesh, body).await?;
+    Ok(json_response(StatusCode::OK, &json!(issued)))
+}
+
 /// `POST /v1/tokens` `{"name", "role", "mesh"?}`: a new token, whose text is shown only here.
 pub async fn create_token(
     State(app): State<Arc<App>>,

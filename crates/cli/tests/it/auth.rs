@@ -446,6 +446,26 @@ fn every_route_admits_exactly_the_roles_of_its_row() {
     );
     let other = other["token"].as_str().unwrap().to_string();
 
+    // The mesh CA's routes are in the table, so the walk below covers them: its trust bundle
+    // for every role of the mesh, identities for its proxies and admins only.
+    for (method, path, roles) in [
+        (
+            "GET",
+            "/v1/meshes/{mesh}/ca",
+            &[Role::Admin, Role::Operator, Role::Viewer, Role::Proxy][..],
+        ),
+        (
+            "POST",
+            "/v1/meshes/{mesh}/certificates",
+            &[Role::Admin, Role::Proxy][..],
+        ),
+    ] {
+        let row = RULES
+            .iter()
+            .find(|rule| rule.method == method && rule.path == path)
+            .unwrap_or_else(|| panic!("no row for {method} {path}"));
+        assert_eq!(row.access, Access::Roles(roles), "{method} {path}");
+    }
     // Per caller: (allowed, refused); each must see both, or the table says nothing of it.
     let mut outcomes = std::collections::BTreeMap::<String, (usize, usize)>::new();
     for rule in RULES {

@@ -559,3 +559,56 @@ fn two_replicas_racing_creates_against_deletes_never_leave_a_route_without_its_r
         "the race went one way only ({routes} routes, {router_deletes} router deletes)"
     );
 }
+
+/// Two replicas asked at the same moment for a mesh's CA, before it has one, make one CA
+/// between them: the loser of the create-if-absent txn reads the winner's. A certificate one
+/// replica issues then verifies against the other's bundle.
+#[test]
+fn replicas_asked_at_once_for_a_new_mesh_ca_end_with_one() {
+    let etcd = EtcdCluster::start(1);
+    let a = replica(&etcd.endpoints());
+    let b = replica(&etcd.endpoints());
+    for round in 0..5 {
+        let mesh = format!("ca{round}");
+        let (status, _, body) = http(
+            "PUT",
+            &format!("{}/v20190125/meshes", a.url()),
+            Some(&json!({ "meshName": mesh }).to_string()),
+        );
+        assert_eq!(status, 200, "{body}");
+        let start = std::sync::Barrier::new(8);
+        let bundles: Vec<String> = std::thread::scope(|scope| {
+            let tasks: Vec<_> = (0..8)
+                .map(|i| {
+                    let (url, start, mesh) =
+                        (if i % 2 == 0 { a.url() } else { b.url() }, &start, &mesh);
+                    scope.spawn(move || {
+                        start.wait();
+                        crate::mesh_ca::bundle(url, mesh, testkit::TEST_ADMIN_TOKEN)
+                    })
+                })
+                .collect();
+            tasks.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(
+            bundles.iter().all(|b| *b == bundles[0]),
+            "{mesh}: more than one CA"
+        );
+    }
+    // A certificate from A chains to B's bundle for the same mesh.
+    let node = json!({
+        "virtualNodeName": "web",
+        "spec": { "listeners": [ { "portMapping": { "port": 80, "protocol": "http" } } ] }
+    });
+    let url = format!("{}/v20190125/meshes/ca0/virtualNodes", a.url());
+    let (status, _, body) = http_json("PUT", &url, Some(&node.to_string()));
+    assert_eq!(status, 200, "{body}");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let request =
+        json!({ "kind": "virtualNode", "name": "web", "publicKey": key.public_key_pem() });
+    let (status, issued) =
+        crate::mesh_ca::issue(a.url(), "ca0", testkit::TEST_ADMIN_TOKEN, &request);
+    assert_eq!(status, 200, "{issued}");
+    let other = crate::mesh_ca::bundle(b.url(), "ca0", testkit::TEST_ADMIN_TOKEN);
+    crate::mesh_ca::verifies(&issued, &other, issued["notBefore"].as_u64().unwrap() + 1).unwrap();
+}

@@ -15,6 +15,7 @@ mod fuzz;
 #[cfg(feature = "etcd")]
 mod ha;
 mod limits;
+mod mesh_ca;
 mod observability;
 mod replicas;
 mod tls;

@@ -310,3 +310,68 @@ async fn a_watch_cut_off_within_a_revision_resumes_before_it_and_a_finished_one_
         .collect();
     assert_eq!(from, ["5", "5", "10"], "{asked:?}");
 }
+
+/// The mesh CA through the client, on two replicas of one store: both hand out certificates
+/// of one CA, a POST that reaches a dead first URL moves on (nothing was sent), and the
+/// server's refusals come back as typed errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_come_from_one_mesh_ca_whichever_replica_answers() {
+    let store = memory_store();
+    let (a, b) = (Replica::start(&store).await, Replica::start(&store).await);
+    let admin = Client::new(&a.url);
+    admin
+        .create(&ResourcePath::mesh("m"), &json!({}), None)
+        .await
+        .unwrap();
+    let node = ResourcePath::new(model::Kind::VirtualNode, "m", None, "web");
+    admin
+        .create(
+            &node,
+            &json!({ "listeners": [ { "portMapping": { "port": 80, "protocol": "http" } } ] }),
+            None,
+        )
+        .await
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let via_b = Client::new(&format!("{},{}", dead_url().await, b.url));
+    let issued = via_b
+        .issue_certificate(
+            "m",
+            client::IdentityKind::VirtualNode,
+            "web",
+            &key.public_key_pem(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(via_b.base_url(), b.url);
+    assert_eq!(issued.identity, "spiffe://m/virtualNode/web");
+    assert!(issued.certificate.ends_with(&issued.trust_bundle));
+    assert!(issued.not_after > issued.not_before);
+    let bundle = admin.trust_bundle("m").await.unwrap();
+    assert_eq!(bundle, issued.trust_bundle);
+    assert!(
+        bundle.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{bundle}"
+    );
+
+    let missing = admin
+        .issue_certificate(
+            "m",
+            client::IdentityKind::VirtualGateway,
+            "web",
+            &key.public_key_pem(),
+        )
+        .await
+        .unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    let bad = admin
+        .issue_certificate("m", client::IdentityKind::VirtualNode, "web", "garbage")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&bad, ClientError::Api { status: 400, message, .. } if message.contains("publicKey")),
+        "{bad}"
+    );
+    a.stop().await;
+    b.stop().await;
+}

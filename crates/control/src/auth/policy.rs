@@ -78,6 +78,10 @@ pub const RULES: &[Rule] = &[
     // A workload's command runs as the supervisor's user: only admins say what runs.
     rule("PUT", "/v1/meshes/{mesh}/workloads/{name}", ADMINS),
     rule("DELETE", "/v1/meshes/{mesh}/workloads/{name}", ADMINS),
+    // The mesh CA: anyone of the mesh may read its trust bundle; only its proxies (and admins)
+    // get identities, since a certificate lets its holder serve as the node.
+    rule("GET", "/v1/meshes/{mesh}/ca", READERS_AND_PROXIES),
+    rule("POST", "/v1/meshes/{mesh}/certificates", ADMINS_AND_PROXIES),
     rule("GET", "/v1/meshes/{mesh}/stats", READERS),
     // Canaries are judged on these counts: only the mesh's own proxies may report them.
     rule("POST", "/v1/meshes/{mesh}/stats", PROXIES),

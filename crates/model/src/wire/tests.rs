@@ -48,3 +48,32 @@ fn endpoint_json_is_camel_case_and_healthy_by_default() {
         .is_err()
     );
 }
+
+#[test]
+fn certificate_requests_use_the_documented_json() {
+    let request: CertificateRequest =
+        serde_json::from_str(r#"{"kind": "virtualGateway", "name": "gw", "publicKey": "PEM"}"#)
+            .unwrap();
+    assert_eq!(request.kind, IdentityKind::VirtualGateway);
+    assert_eq!(
+        spiffe_id("m", request.kind, &request.name),
+        "spiffe://m/virtualGateway/gw"
+    );
+    let unknown = serde_json::from_str::<CertificateRequest>(
+        r#"{"kind": "virtualRouter", "name": "r", "publicKey": "PEM"}"#,
+    );
+    assert!(unknown.is_err());
+}
+
+#[test]
+fn renewal_is_due_two_thirds_into_the_validity() {
+    let issued = IssuedCertificate {
+        certificate: String::new(),
+        trust_bundle: String::new(),
+        identity: String::new(),
+        not_before: 1_000,
+        not_after: 4_000,
+    };
+    let due = issued.renew_at().duration_since(std::time::UNIX_EPOCH);
+    assert_eq!(due.unwrap().as_secs(), 3_000);
+}
