@@ -50,6 +50,9 @@ pub enum Command {
     Route(RouteCommand),
     /// Run a proxy: a virtual gateway's listeners, or a virtual node's egress listener.
     Proxy(ProxyOpts),
+    /// Run one host's part of the mesh: the workloads placed on it and its proxy (outbound
+    /// listeners for them, inbound listeners on the host's address).
+    Agent(AgentOpts),
     /// Print the output of a workload's replicas (DATA_DIR/logs/<mesh>/<workload>-<n>.log).
     Logs(LogsOpts),
     /// Run everything in one process: control plane, gateway proxies, the mesh's egress proxy
@@ -493,6 +496,43 @@ pub struct RouteSetOpts {
     /// NODE=WEIGHT pairs.
     #[arg(required = true)]
     pub targets: Vec<String>,
+}
+
+#[derive(Debug, Parser)]
+pub struct AgentOpts {
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: String,
+    /// This host's name: it runs the workloads that name it in `hosts` (or name none).
+    #[arg(long, value_parser = host_name)]
+    pub host: String,
+    /// This host's address, where other hosts' proxies reach its replicas (inbound listeners).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub address: IpAddr,
+    /// The shared outbound listener, for callers on this host that are no local workload;
+    /// each local virtual node also gets its own, on the same IP.
+    #[arg(long, default_value = "127.0.0.1:15001")]
+    pub outbound_listen: SocketAddr,
+    /// Serve /metrics, /healthz and /config here.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Workload logs and the proxy's saved configuration (created if missing).
+    #[arg(long, default_value = ".aviary-agent")]
+    pub data_dir: PathBuf,
+    /// Health-check interval for local workloads, instead of each node's `intervalMillis`.
+    #[arg(long, value_parser = parse_duration)]
+    pub health_interval: Option<std::time::Duration>,
+    /// Open connections at most on each listener; one more is answered 503 and closed.
+    #[arg(long, default_value_t = proxy::Config::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    pub max_connections: usize,
+}
+
+/// A host name is a resource name: it ends up in endpoint ids.
+fn host_name(name: &str) -> Result<String, String> {
+    let problems = model::validate_name("--host", name);
+    match problems.first() {
+        None => Ok(name.to_string()),
+        Some(problem) => Err(problem.to_string()),
+    }
 }
 
 #[derive(Debug, Parser)]

@@ -4,6 +4,7 @@
 //! It owns argument parsing, output formats (tables, JSON, YAML) and exit codes. It must not hold
 //! business logic: validation lives in `model`, consistency rules in `control`.
 
+mod agent;
 mod apply;
 mod args;
 mod canary;
@@ -82,6 +83,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Route(args::RouteCommand::Set(opts)) => route::set(&client()?, opts).await,
         Command::Logs(opts) => logs::run(opts).await,
         Command::Proxy(opts) => proxy::run(&args.control, ca, token.clone(), opts).await,
+        Command::Agent(opts) => agent::run(&args.control, ca, token.clone(), opts).await,
         Command::Token(command) => token::run(&client()?, command).await,
         Command::Up(opts) => up::up(opts, ca).await,
         Command::Demo(opts) => up::demo(opts, ca).await,

@@ -1,5 +1,6 @@
-//! `aviary up` and `aviary demo`: the control plane, a gateway proxy per virtual gateway, the
-//! mesh's egress proxy and the workload supervisor, in one process, on 127.0.0.1.
+//! `aviary up` and `aviary demo`: the control plane, a gateway proxy per virtual gateway, and
+//! an agent per mesh (the workload supervisor and the host's proxy, `aviary agent`'s), in one
+//! process, on 127.0.0.1.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -102,7 +103,7 @@ async fn run(
     crate::print_secrets(&opts.data_dir);
     println!("  control plane      {url}");
     let extra_path = demo_binary_dir(&opts.data_dir)?;
-    let mut supervisors = Vec::new();
+    let mut agents = Vec::new();
     for (i, mesh) in meshes.iter().enumerate() {
         let snapshot = client.snapshot(mesh).await?;
         let gateways = snapshot["virtualGateways"]
@@ -126,30 +127,27 @@ async fn run(
             }
             tasks.spawn(async move { proxy.run().await.map_err(anyhow::Error::from) });
         }
-        let mut config = proxy::Config::new(&url, mesh, proxy::Role::Mesh);
-        config.egress_listen = egress_addr(opts.egress_listen, i);
-        config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-egress")));
-        config.token = proxy_tokens.get(mesh).cloned();
-        config.ca = ca.clone();
-        let proxy = proxy::Proxy::bind(config, services.clone())
-            .await
-            .with_context(|| format!("cannot start the egress proxy of mesh '{mesh}'"))?;
-        let egress = proxy
-            .listeners()
-            .into_iter()
-            .find(|(kind, _)| *kind == proxy::ListenerKind::Egress)
-            .map(|(_, addr)| addr)
-            .context("the egress proxy bound no listener")?;
-        println!("  egress  {mesh:<10} http://{egress}   (every workload's HTTP_PROXY)");
-        tasks.spawn(async move { proxy.run().await.map_err(anyhow::Error::from) });
-
-        let mut config = workloads::SupervisorConfig::new(&url, mesh, opts.data_dir.clone());
-        config.token = proxy_tokens.get(mesh).cloned();
-        config.http_proxy = Some(format!("http://{egress}"));
-        config.extra_path = extra_path.clone();
-        config.health_interval = Some(opts.health_interval);
-        config.ca = ca.clone();
-        supervisors.push(workloads::Supervisor::start(config)?);
+        // One agent per mesh, on this machine only: no host name, every workload runs here.
+        let agent = crate::agent::Agent::start(crate::agent::AgentConfig {
+            control: url.clone(),
+            mesh: mesh.clone(),
+            host: None,
+            address: opts.egress_listen.ip(),
+            outbound_listen: egress_addr(opts.egress_listen, i),
+            admin_listen: None,
+            data_dir: opts.data_dir.clone(),
+            token: proxy_tokens.get(mesh).cloned(),
+            ca: ca.clone(),
+            health_interval: Some(opts.health_interval),
+            extra_path: extra_path.clone(),
+            max_connections: proxy::Config::DEFAULT_MAX_CONNECTIONS,
+        })
+        .await?;
+        println!(
+            "  egress  {mesh:<10} http://{}   (the mesh from this machine; each workload gets its node's own)",
+            agent.outbound
+        );
+        agents.push(agent);
     }
     let mesh_flag = if meshes.len() > 1 { " --mesh MESH" } else { "" };
     println!(
@@ -173,9 +171,9 @@ async fn run(
         }
     }
     eprintln!("stopping workloads...");
-    for supervisor in supervisors {
-        if let Err(error) = supervisor.shutdown().await {
-            eprintln!("error: stopping workloads: {error}");
+    for agent in agents {
+        if let Err(error) = agent.shutdown().await {
+            eprintln!("error: stopping workloads: {error:#}");
         }
     }
     services.cancel();

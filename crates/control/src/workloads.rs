@@ -1,6 +1,6 @@
 //! Workloads: how to run the replicas of a virtual node, stored for the supervisor to act on.
 
-use model::wire::{MAX_REPLICAS, Workload};
+use model::wire::{MAX_HOSTS, MAX_REPLICAS, Workload};
 use model::{Kind, Problem, Problems, ResourcePath};
 use serde_json::Value;
 use store::{Compare, Op, Txn};
@@ -130,6 +130,21 @@ pub fn validate(workload: &Workload) -> Vec<Problem> {
                 "is not a valid variable name",
             ));
         }
+    }
+    for (i, host) in workload.hosts.iter().enumerate() {
+        problems.extend(model::validate_name(&format!("hosts[{i}]"), host));
+        if workload.hosts[..i].contains(host) {
+            problems.push(Problem::new(
+                format!("hosts[{i}]"),
+                format!("'{host}' is named twice"),
+            ));
+        }
+    }
+    if workload.hosts.len() > MAX_HOSTS {
+        problems.push(Problem::new(
+            "hosts",
+            format!("must name at most {MAX_HOSTS} hosts"),
+        ));
     }
     if workload.replicas > MAX_REPLICAS {
         problems.push(Problem::new(

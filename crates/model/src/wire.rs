@@ -38,7 +38,25 @@ pub struct Workload {
     pub env: std::collections::BTreeMap<String, String>,
     #[serde(default = "one")]
     pub replicas: u32,
+    /// The hosts (`aviary agent --host NAME`) that run `replicas` replicas each; empty: every
+    /// agent of the mesh runs them (on one machine, `aviary up`'s agent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
 }
+
+impl Workload {
+    /// Whether the agent of `host` runs this workload (`None`: a one-machine agent, which runs
+    /// every workload).
+    pub fn runs_on(&self, host: Option<&str>) -> bool {
+        match host {
+            None => true,
+            Some(host) => self.hosts.is_empty() || self.hosts.iter().any(|h| h == host),
+        }
+    }
+}
+
+/// Most hosts one workload may name.
+pub const MAX_HOSTS: usize = 64;
 
 /// Most replicas one workload may ask for on one machine.
 pub const MAX_REPLICAS: u32 = 64;

@@ -29,6 +29,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Res
                 Role::Gateway(name) => json!({ "virtualGateway": name }),
                 Role::Node(name) => json!({ "virtualNode": name }),
                 Role::Mesh => json!({ "mesh": true }),
+                Role::Agent { host } => json!({ "agent": host }),
             };
             let body = json!({
                 "mesh": table.mesh(),

@@ -185,6 +185,16 @@ impl ResponseBody {
         ResponseBody::Full(Some(Bytes::from(text.into())))
     }
 
+    /// An upstream body passed on as it comes, with no idle limit and no endpoint to account
+    /// to (an agent's inbound side: the calling proxy does both).
+    pub fn passed_on(body: Incoming) -> ResponseBody {
+        ResponseBody::Upstream {
+            body,
+            idle: None,
+            in_flight: None,
+        }
+    }
+
     pub fn upstream(body: Incoming, idle: Option<Duration>, in_flight: InFlight) -> ResponseBody {
         ResponseBody::Upstream {
             body,

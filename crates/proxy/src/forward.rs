@@ -6,6 +6,8 @@
 mod attempt;
 mod resolve;
 
+use std::sync::Arc;
+
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
@@ -25,22 +27,24 @@ use crate::pool::{CONNECT_TIMEOUT, Http1Pools, IDLE_TIMEOUT};
 use crate::retry::{Outcome, Retries, is_idempotent};
 use crate::table::RouteEntry;
 use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected};
+pub use attempt::error_chain;
 use attempt::{RequestHead, UpstreamRequest, downstream_response};
 
 /// How a request entered the proxy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Entry {
     /// A virtual gateway listener on this port.
     Gateway { port: u16 },
-    /// The egress listener of a mesh node.
-    Egress,
+    /// An outbound (egress) listener: of this local virtual node, whose `backends` the egress
+    /// filter applies, or shared by callers it cannot tell apart (`None`).
+    Egress { node: Option<Arc<str>> },
 }
 
 /// Keep-alive connection pools to upstreams: HTTP/1.1 (the proxy's own, per endpoint), and
 /// HTTP/2 with prior knowledge (hyper-util's, one multiplexed connection per address).
 pub struct Upstreams {
     pub http1: Http1Pools,
-    http2: Client<HttpConnector, RequestBody>,
+    pub http2: Client<HttpConnector, RequestBody>,
 }
 
 impl Upstreams {
@@ -84,7 +88,7 @@ impl Failure {
 /// `forwarded_for` is the caller's `X-Forwarded-For` entry ([`headers::forwarded_for`]).
 pub async fn handle(
     shared: &Shared,
-    entry: Entry,
+    entry: &Entry,
     forwarded_for: &HeaderValue,
     request: Request<Incoming>,
 ) -> Response<ResponseBody> {

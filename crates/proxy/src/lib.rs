@@ -12,11 +12,13 @@
 //! dev-dependency, to run a real control plane in tests).
 
 mod admin;
+mod agent;
 mod body;
 mod endpoints;
 mod error;
 mod forward;
 mod headers;
+mod inbound;
 mod matching;
 mod outlier;
 mod pool;
@@ -40,7 +42,6 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 pub use endpoints::{BoxFuture, DnsSource, EndpointSource, RegisteredSource};
 pub use error::{Delivery, Party, ProxyError, StartError};
@@ -60,10 +61,15 @@ pub enum Role {
     Gateway(String),
     /// The egress proxy of this virtual node.
     Node(String),
-    /// An egress proxy shared by every local workload of the mesh (`aviary up`): it reaches
-    /// every virtual service, since it cannot tell which node a caller is, so no node's
-    /// `backends` list is enforced.
+    /// An egress proxy shared by every local workload of the mesh: it reaches every virtual
+    /// service, since it cannot tell which node a caller is, so no node's `backends` list is
+    /// enforced.
     Mesh,
+    /// The data plane of one host (`aviary agent`, `aviary up`): a shared outbound listener
+    /// like `Mesh`'s, plus the outbound and inbound listeners its local replicas get through
+    /// [`Handle::outbound`] and [`Handle::inbound`]. `host`: the machine's name, if it has one
+    /// among several.
+    Agent { host: Option<String> },
 }
 
 /// "gateway demo-gw" / "node order-vn": who reports stats and logs.
@@ -73,6 +79,8 @@ impl fmt::Display for Role {
             Role::Gateway(name) => write!(f, "gateway {name}"),
             Role::Node(name) => write!(f, "node {name}"),
             Role::Mesh => f.write_str("mesh egress"),
+            Role::Agent { host: Some(host) } => write!(f, "agent {host}"),
+            Role::Agent { host: None } => f.write_str("agent"),
         }
     }
 }
@@ -85,9 +93,11 @@ pub struct Config {
     pub control: String,
     pub mesh: String,
     pub role: Role,
-    /// Address the gateway's listener ports are bound on.
+    /// Address the gateway's listener ports are bound on, and an agent's inbound listeners:
+    /// the host's address, which other hosts reach it at.
     pub bind: IpAddr,
-    /// The egress listener (mesh role only).
+    /// The egress listener (node, mesh and agent roles); an agent's per-node outbound
+    /// listeners bind on its address too.
     pub egress_listen: SocketAddr,
     pub admin_listen: Option<SocketAddr>,
     /// Where the last snapshot is saved, to start from when the control plane is down.
@@ -154,13 +164,45 @@ pub(crate) struct Shared {
     upstreams: Upstreams,
 }
 
-/// A read-only view of a running proxy, for tests and embedding.
+/// A poisoned lock only means another task panicked while holding it; the maps behind these
+/// locks are updated in one step, so they are still sound.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A view of a running proxy, for tests and embedding, and an agent's way to open and close
+/// the listeners of its local replicas.
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
+    dynamic: Arc<agent::Dynamic>,
 }
 
 impl Handle {
+    /// The outbound listener of local virtual node `node` (bound on first use, on the egress
+    /// address's IP): its replicas' `HTTP_PROXY`, under which the node's `backends` apply.
+    pub async fn outbound(&self, node: &str) -> Result<SocketAddr, StartError> {
+        self.dynamic.outbound(&self.shared, node).await
+    }
+
+    /// Opens the inbound listener (on [`Config::bind`], a free port) for replica `id` of
+    /// `node`, which passes every request to `local`; the same one while `local` is the same.
+    pub async fn inbound(
+        &self,
+        node: &str,
+        id: &str,
+        local: SocketAddr,
+    ) -> Result<SocketAddr, StartError> {
+        self.dynamic.inbound(&self.shared, node, id, local).await
+    }
+
+    /// Closes replica `id`'s inbound listener; its open connections drain.
+    pub fn close_inbound(&self, id: &str) {
+        self.dynamic.close_inbound(id);
+    }
+
     /// The store revision of the configuration in use (0 before any).
     pub fn revision(&self) -> u64 {
         self.shared.table.load().revision
@@ -187,6 +229,7 @@ pub struct Proxy {
     listeners: Vec<(ListenerKind, TcpListener)>,
     gateway_ports: Vec<u16>,
     shutdown: CancellationToken,
+    dynamic: Arc<agent::Dynamic>,
 }
 
 async fn bind_listener(addr: SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
@@ -238,7 +281,7 @@ impl Proxy {
         let mut listeners = Vec::new();
         let mut gateway_ports = Vec::new();
         match &config.role {
-            Role::Node(_) | Role::Mesh => {
+            Role::Node(_) | Role::Mesh | Role::Agent { .. } => {
                 let listener = bind_listener(config.egress_listen, "egress").await?;
                 listeners.push((ListenerKind::Egress, listener));
             }
@@ -253,6 +296,12 @@ impl Proxy {
         if let Some(addr) = config.admin_listen {
             listeners.push((ListenerKind::Admin, bind_listener(addr, "admin").await?));
         }
+        let dynamic = Arc::new(agent::Dynamic::new(
+            shutdown.clone(),
+            config.max_connections,
+            config.egress_listen.ip(),
+            config.bind,
+        ));
         Ok(Proxy {
             shared,
             config,
@@ -261,6 +310,7 @@ impl Proxy {
             listeners,
             gateway_ports,
             shutdown,
+            dynamic,
         })
     }
 
@@ -276,18 +326,26 @@ impl Proxy {
     pub fn handle(&self) -> Handle {
         Handle {
             shared: self.shared.clone(),
+            dynamic: self.dynamic.clone(),
         }
     }
 
     /// Serves until the shutdown token is cancelled, then drains connections (bounded).
     pub async fn run(self) -> Result<(), StartError> {
-        let tracker = TaskTracker::new();
+        let tracker = self.dynamic.tracker.clone();
         let shutdown = self.shutdown.clone();
         let mut gateway_stops: HashMap<u16, CancellationToken> = HashMap::new();
         let mut gateway_ports = self.gateway_ports.into_iter();
         for (kind, listener) in self.listeners {
             let (serves, stop) = match kind {
-                ListenerKind::Egress => (Serves::Proxy(Entry::Egress), shutdown.clone()),
+                ListenerKind::Egress => {
+                    // A node's own egress listener knows its caller; a shared one does not.
+                    let node = match &self.config.role {
+                        Role::Node(name) => Some(Arc::from(name.as_str())),
+                        _ => None,
+                    };
+                    (Serves::Proxy(Entry::Egress { node }), shutdown.clone())
+                }
                 ListenerKind::Admin => (Serves::Admin, shutdown.clone()),
                 ListenerKind::Gateway => {
                     let port = gateway_ports.next().expect("one port per gateway listener");

@@ -10,13 +10,15 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::forward::{self, Entry};
+use crate::inbound::{self, Target};
 use crate::telemetry::ConnectionRefused;
 use crate::{Shared, admin, headers};
 
@@ -30,18 +32,21 @@ content-length: 45\r\n\
 too many connections to this proxy listener\r\n";
 
 /// What a listener serves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Serves {
     Proxy(Entry),
+    /// An agent's inbound listener for one local replica.
+    Inbound(Arc<Target>),
     Admin,
 }
 
 impl Serves {
     /// The `listener` label of its metrics.
-    fn listener(self) -> &'static str {
+    fn listener(&self) -> &'static str {
         match self {
             Serves::Proxy(Entry::Gateway { .. }) => "gateway",
-            Serves::Proxy(Entry::Egress) => "egress",
+            Serves::Proxy(Entry::Egress { .. }) => "egress",
+            Serves::Inbound(_) => "inbound",
             Serves::Admin => "admin",
         }
     }
@@ -83,6 +88,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let stop = stop.clone();
+        let serves = serves.clone();
         tracker.spawn(async move {
             let _open = shared.telemetry.connection_opened(serves.listener());
             connection(TokioIo::new(stream), remote, shared, serves, stop).await;
@@ -106,19 +112,39 @@ async fn connection(
     stop: CancellationToken,
 ) {
     let forwarded_for = headers::forwarded_for(remote.ip());
+    // HTTP/2 from other hosts' proxies (to nodes that speak it) as well as HTTP/1.1.
+    let inbound = matches!(serves, Serves::Inbound(_));
     let service = service_fn(move |request| {
         let shared = shared.clone();
         let forwarded_for = forwarded_for.clone();
+        let serves = serves.clone();
         async move {
-            let response = match serves {
+            let response = match &serves {
                 Serves::Proxy(entry) => {
                     forward::handle(&shared, entry, &forwarded_for, request).await
                 }
+                Serves::Inbound(target) => inbound::handle(&shared, target, request).await,
                 Serves::Admin => admin::handle(&shared, request).await,
             };
             Ok::<_, Infallible>(response)
         }
     });
+    if inbound {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut conn = pin!(builder.serve_connection(io, service));
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%remote, %error, "connection ended with an error");
+                }
+            }
+            _ = stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+        return;
+    }
     let mut conn = pin!(
         http1::Builder::new()
             .timer(TokioTimer::new())

@@ -63,15 +63,12 @@ pub struct RouteTable {
     drop_all: bool,
     services: HashMap<String, Arc<ServiceEntry>, BuildHasherDefault<Fnv>>,
     nodes: HashMap<String, Arc<NodeEntry>>,
-    local_node: Option<LocalNode>,
+    /// Every node's backends (virtual service names), for the egress filter: whoever calls
+    /// through a node's outbound listener is that node.
+    backends: HashMap<String, HashSet<String>>,
     gateway: Option<GatewayEntry>,
     /// Resources that could not be compiled (they serve nothing); logged, shown at `/config`.
     pub problems: Vec<String>,
-}
-
-struct LocalNode {
-    name: String,
-    backends: Option<HashSet<String>>,
 }
 
 pub struct ServiceEntry {
@@ -355,7 +352,7 @@ impl RouteTable {
             drop_all: true,
             services: HashMap::default(),
             nodes: HashMap::new(),
-            local_node: None,
+            backends: HashMap::new(),
             gateway: None,
             problems: Vec::new(),
         }
@@ -374,8 +371,17 @@ impl RouteTable {
         let reuse = EndpointReuse::new(previous);
         let registered = registered_endpoints(&snapshot, &mut problems);
         let mut nodes = HashMap::new();
+        let mut backends = HashMap::new();
         for item in snapshot.of_kind(Kind::VirtualNode) {
             let name = name_of(item, Kind::VirtualNode);
+            if let Some(spec) = typed::view::<typed::VirtualNodeSpec>(spec_of(item)) {
+                let names = spec
+                    .backends
+                    .iter()
+                    .filter_map(|b| b.virtual_service.as_ref());
+                let names = names.map(|vs| vs.virtual_service_name.clone()).collect();
+                backends.insert(name.clone(), names);
+            }
             let node = compile_node(&name, spec_of(item), registered.get(&name), &reuse);
             nodes.insert(name, Arc::new(node));
         }
@@ -404,31 +410,11 @@ impl RouteTable {
         let drop_all = mesh_spec
             .and_then(|s| s["egressFilter"]["type"].as_str())
             .is_none_or(|t| t != "ALLOW_ALL");
-        let (local_node, gateway) = match role {
-            Role::Node(name) => {
-                let backends = snapshot
-                    .get(Kind::VirtualNode, None, name)
-                    .and_then(|item| typed::view::<typed::VirtualNodeSpec>(spec_of(item)))
-                    .map(|node| {
-                        node.backends
-                            .iter()
-                            .filter_map(|b| b.virtual_service.as_ref())
-                            .map(|vs| vs.virtual_service_name.clone())
-                            .collect()
-                    });
-                let local = LocalNode {
-                    name: name.clone(),
-                    backends,
-                };
-                (Some(local), None)
-            }
-            Role::Mesh => (None, None),
-            Role::Gateway(name) => (
-                None,
-                snapshot
-                    .get(Kind::VirtualGateway, None, name)
-                    .map(|item| compile_gateway(name, spec_of(item), &snapshot, &mut problems)),
-            ),
+        let gateway = match role {
+            Role::Gateway(name) => snapshot
+                .get(Kind::VirtualGateway, None, name)
+                .map(|item| compile_gateway(name, spec_of(item), &snapshot, &mut problems)),
+            Role::Node(_) | Role::Mesh | Role::Agent { .. } => None,
         };
         for problem in &problems {
             tracing::warn!(%problem, "configuration problem");
@@ -441,7 +427,7 @@ impl RouteTable {
             drop_all,
             services,
             nodes,
-            local_node,
+            backends,
             gateway,
             problems,
             snapshot,
@@ -469,25 +455,35 @@ impl RouteTable {
             })
     }
 
-    /// The egress filter: with DROP_ALL a node may call only its backends.
-    pub fn check_backend(&self, service: &str) -> Result<(), ProxyError> {
-        let Some(local) = &self.local_node else {
+    /// The egress filter: with DROP_ALL a node may call only its backends. `caller` is the
+    /// node whose outbound listener the request came in on (`None`: a listener shared by
+    /// callers it cannot tell apart, which the filter cannot apply to).
+    pub fn check_backend(&self, caller: Option<&str>, service: &str) -> Result<(), ProxyError> {
+        let Some(caller) = caller else {
             return Ok(());
         };
         let allowed = !self.drop_all
-            || local
+            || self
                 .backends
-                .as_ref()
+                .get(caller)
                 .is_some_and(|backends| backends.contains(service));
         if allowed {
             Ok(())
         } else {
             Err(ProxyError::NotABackend {
-                node: local.name.clone(),
+                node: caller.to_string(),
                 service: service.to_string(),
                 mesh: self.mesh.clone(),
             })
         }
+    }
+
+    /// Whether `node`'s listener speaks HTTP/2 (`http2`, `grpc`).
+    pub fn node_speaks_http2(&self, node: &str) -> bool {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.listeners.first())
+            .is_some_and(|l| l.http2)
     }
 
     /// The gateway's listener ports (empty in the mesh role).

@@ -22,7 +22,11 @@ mod process;
 mod replica;
 mod supervisor;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -55,6 +59,41 @@ pub struct SupervisorConfig {
     pub token: Option<String>,
     /// For an `https://` control plane: the CA file (PEM) to trust instead of the system's roots.
     pub ca: Option<PathBuf>,
+    /// This machine's name among the mesh's hosts: only workloads that name it (or no host)
+    /// run here, and endpoint ids end in `.<host>` so that hosts never collide. `None`: the
+    /// only machine (`aviary up`), which runs every workload under plain `<workload>-<n>` ids.
+    pub host: Option<String>,
+    /// The agent's data plane, which gives each replica its outbound proxy and the address
+    /// other hosts reach it at. `None`: replicas get `http_proxy` and register `127.0.0.1`.
+    pub network: Option<Arc<dyn Network>>,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a replica meets the mesh on this host: implemented by the agent (`aviary agent`,
+/// `aviary up`) over its proxy, so that this crate never knows routing.
+pub trait Network: Send + Sync + 'static {
+    /// The proxy URL a replica of `node` sends its mesh traffic to (its `HTTP_PROXY`): the
+    /// node's own outbound listener, so the node's `backends` apply to it.
+    fn outbound<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<String, String>>;
+
+    /// Opens the inbound listener that other hosts reach replica `id` of `node` at, which
+    /// passes its traffic to the replica's `127.0.0.1:port`; the address is what is registered.
+    fn inbound<'a>(
+        &'a self,
+        node: &'a str,
+        id: &'a str,
+        port: u16,
+    ) -> BoxFuture<'a, Result<SocketAddr, String>>;
+
+    /// Closes replica `id`'s inbound listener (after its endpoint was deregistered).
+    fn close_inbound(&self, id: &str);
+}
+
+impl std::fmt::Debug for dyn Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Network")
+    }
 }
 
 impl SupervisorConfig {
@@ -73,6 +112,16 @@ impl SupervisorConfig {
             health_interval: None,
             token: None,
             ca: None,
+            host: None,
+            network: None,
+        }
+    }
+
+    /// The endpoint id of a replica: `<workload>-<n>`, then `.<host>` on a named host.
+    pub fn endpoint_id(&self, workload: &str, replica: u32) -> String {
+        match &self.host {
+            Some(host) => format!("{}.{host}", replica_id(workload, replica)),
+            None => replica_id(workload, replica),
         }
     }
 }

@@ -70,7 +70,7 @@ impl Replica {
         status: Arc<Mutex<ReplicaStatus>>,
         cancel: CancellationToken,
     ) -> Replica {
-        let id = crate::replica_id(&workload.name, index);
+        let id = ctx.config.endpoint_id(&workload.name, index);
         let log = logs::log_path(
             &ctx.config.data_dir,
             &ctx.config.mesh,
@@ -148,10 +148,17 @@ impl Replica {
         };
         let port = lease.port();
         let config = &self.ctx.config;
+        let outbound = match &config.network {
+            Some(network) => match network.outbound(&self.workload.virtual_node).await {
+                Ok(url) => Some(url),
+                Err(error) => return ended(format!("no outbound proxy for it: {error}")),
+            },
+            None => config.http_proxy.clone(),
+        };
         let env = process::child_env(
             &self.workload.env,
             port,
-            config.http_proxy.as_deref(),
+            outbound.as_deref(),
             &config.extra_path,
             std::env::var_os("PATH"),
         );
@@ -275,7 +282,17 @@ impl Replica {
         let (mesh, node) = (&self.ctx.config.mesh, &self.workload.virtual_node);
         let collection = format!("endpoints/{node}");
         let result = if want {
-            let body = json!({ "address": "127.0.0.1", "port": port, "healthy": true });
+            let (address, port) = match &self.ctx.config.network {
+                Some(network) => match network.inbound(node, &self.id, port).await {
+                    Ok(addr) => (addr.ip().to_string(), addr.port()),
+                    Err(error) => {
+                        tracing::warn!(replica = %self.id, %node, %error, "no inbound listener for the replica");
+                        return;
+                    }
+                },
+                None => ("127.0.0.1".to_string(), port),
+            };
+            let body = json!({ "address": address, "port": port, "healthy": true });
             tokio::time::timeout(
                 CONTROL_TIMEOUT,
                 control.put_object(mesh, &collection, &self.id, &body),
@@ -301,6 +318,9 @@ impl Replica {
                     tracing::info!(replica = %self.id, %node, port, "endpoint registered");
                 } else {
                     tracing::info!(replica = %self.id, %node, "endpoint deregistered");
+                    if let Some(network) = &self.ctx.config.network {
+                        network.close_inbound(&self.id);
+                    }
                 }
             }
             Ok(Err(error)) => {

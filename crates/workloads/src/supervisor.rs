@@ -292,10 +292,11 @@ fn reconcile(ctx: &Arc<Context>, registry: &Mutex<Registry>, desired: &Desired) 
         .slots
         .iter()
         .filter(|((name, index), slot)| {
-            !desired
-                .workloads
-                .get(name)
-                .is_some_and(|wanted| *index < wanted.replicas && same_spec(&slot.workload, wanted))
+            !desired.workloads.get(name).is_some_and(|wanted| {
+                *index < wanted.replicas
+                    && same_spec(&slot.workload, wanted)
+                    && wanted.runs_on(ctx.config.host.as_deref())
+            })
         })
         .map(|(key, _)| key.clone())
         .collect();
@@ -308,6 +309,9 @@ fn reconcile(ctx: &Arc<Context>, registry: &Mutex<Registry>, desired: &Desired) 
     }
     for (name, workload) in &desired.workloads {
         let workload = Arc::new(workload.clone());
+        if !workload.runs_on(ctx.config.host.as_deref()) {
+            continue;
+        }
         for index in 0..workload.replicas {
             let key = (name.clone(), index);
             if registry.slots.contains_key(&key) {

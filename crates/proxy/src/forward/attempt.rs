@@ -188,7 +188,7 @@ pub(super) fn downstream_response(
     Response::from_parts(parts, ResponseBody::upstream(body, route.idle, in_flight))
 }
 
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut out = error.to_string();
     let mut source = error.source();
     while let Some(e) = source {

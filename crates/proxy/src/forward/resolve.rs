@@ -39,7 +39,7 @@ fn requested_host(parts: &Parts) -> Result<(String, Option<u16>), ProxyError> {
 pub(super) async fn serve(
     shared: &Shared,
     table: &Arc<RouteTable>,
-    entry: Entry,
+    entry: &Entry,
     forwarded_for: &HeaderValue,
     request: Request<Incoming>,
     start: Instant,
@@ -66,12 +66,12 @@ pub(super) async fn serve(
     let original = original.as_ref();
     let (service_name, port, path_and_query, host): (Cow<'_, str>, _, Cow<'_, str>, _) = match entry
     {
-        Entry::Egress => {
+        Entry::Egress { .. } => {
             let (host, port) = requested_host(&parts).map_err(|e| Failure::new("", e))?;
             let path_and_query = original.map_or("/", PathAndQuery::as_str);
             (Cow::Owned(host), port, Cow::Borrowed(path_and_query), None)
         }
-        Entry::Gateway { port } => {
+        &Entry::Gateway { port } => {
             // Only a hostname match reads the host; most gateways have none.
             let host = if table.gateway_matches_hostnames() {
                 requested_host(&parts).map(|h| h.0).unwrap_or_default()
@@ -124,7 +124,11 @@ pub(super) async fn serve(
     };
     let fail = |error| Failure::new(&service_name, error);
     let service = table.service(&service_name).map_err(fail)?;
-    table.check_backend(&service_name).map_err(fail)?;
+    let caller = match entry {
+        Entry::Egress { node } => node.as_deref(),
+        Entry::Gateway { .. } => None,
+    };
+    table.check_backend(caller, &service_name).map_err(fail)?;
     let (route_path, route_query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (&*path_and_query, None),

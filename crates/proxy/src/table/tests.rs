@@ -139,8 +139,10 @@ fn unknown_services_and_the_egress_filter() {
         table.service("nope.local").err().unwrap().to_string(),
         "virtual service 'nope.local' not found in mesh 'm'"
     );
-    assert!(table.check_backend("svc.local").is_ok());
-    let denied = table.check_backend("direct.local").unwrap_err();
+    assert!(table.check_backend(Some("client"), "svc.local").is_ok());
+    let denied = table
+        .check_backend(Some("client"), "direct.local")
+        .unwrap_err();
     assert_eq!(denied.status(), http::StatusCode::FORBIDDEN);
     assert!(denied.to_string().contains("'direct.local'"), "{denied}");
 
@@ -148,10 +150,12 @@ fn unknown_services_and_the_egress_filter() {
         json!({"mesh": {"meshName": "m", "spec": {"egressFilter": {"type": "ALLOW_ALL"}}}}),
     );
     let table = compile(allow_all, Role::Node("client".into()));
-    assert!(table.check_backend("direct.local").is_ok());
+    assert!(table.check_backend(Some("client"), "direct.local").is_ok());
     // A node the mesh does not know has no backends.
     let table = compile(snapshot(json!({})), Role::Node("ghost".into()));
-    assert!(table.check_backend("svc.local").is_err());
+    assert!(table.check_backend(Some("ghost"), "svc.local").is_err());
+    // A listener shared by callers it cannot tell apart does not filter.
+    assert!(table.check_backend(None, "direct.local").is_ok());
 }
 
 #[test]
