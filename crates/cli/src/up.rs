@@ -118,6 +118,7 @@ async fn run(
             config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-{name}")));
             config.token = proxy_tokens.get(mesh).cloned();
             config.ca = ca.clone();
+            config.trace = opts.trace.config();
             let proxy = proxy::Proxy::bind(config, services.clone())
                 .await
                 .with_context(|| format!("cannot start the proxy of virtual gateway '{name}'"))?;
@@ -131,6 +132,7 @@ async fn run(
         config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-egress")));
         config.token = proxy_tokens.get(mesh).cloned();
         config.ca = ca.clone();
+        config.trace = opts.trace.config();
         let proxy = proxy::Proxy::bind(config, services.clone())
             .await
             .with_context(|| format!("cannot start the egress proxy of mesh '{mesh}'"))?;
