@@ -439,10 +439,12 @@ impl Tracer {
             || new_trace_id(&mut rng, now),
         );
         context.inject(request.headers_mut());
-        let tracestate = match context.w3c && context.sampled {
-            true => single(request.headers(), &TRACESTATE).map(str::to_string),
-            false => None,
-        };
+        // Several `tracestate` fields are one list (the spec's own rule for combining them).
+        let tracestate = (context.w3c && context.sampled).then(|| {
+            let values = request.headers().get_all(TRACESTATE).iter();
+            let values: Vec<&str> = values.filter_map(|v| v.to_str().ok()).collect();
+            values.join(",")
+        });
         Hop {
             context,
             kind,
