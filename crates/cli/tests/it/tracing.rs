@@ -293,3 +293,41 @@ fn one_request_through_the_demo_is_one_trace_from_the_gateway_to_product_and_cus
     let root = assert_one_walk(&spans);
     assert_eq!(hex(&root.span.parent_span_id), "53995c3f42cd8ad8");
 }
+
+#[test]
+fn trace_flags_are_checked_before_anything_starts() {
+    let check = |args: &[&str], expected: &str| {
+        let mut cmd = crate::aviary_cmd();
+        cmd.args([
+            "proxy",
+            "--mesh",
+            "m",
+            "--node",
+            "n",
+            "--egress-listen",
+            "127.0.0.1:0",
+        ])
+        .args(args);
+        let out = testkit::run(&mut cmd, Duration::from_secs(30));
+        assert!(!out.success(), "{args:?} was accepted");
+        assert!(out.stderr.contains(expected), "{args:?}: {}", out.stderr);
+    };
+    check(
+        &[
+            "--trace-collector",
+            "http://127.0.0.1:4318",
+            "--trace-sampling",
+            "1.5",
+        ],
+        "'1.5' is not a number from 0 to 1",
+    );
+    check(
+        &["--trace-sampling", "0.5"],
+        "the following required arguments were not provided",
+    );
+    // The proxy refuses a collector URL it cannot post to, naming it, before it binds.
+    check(
+        &["--trace-collector", "https://collector:4318"],
+        "trace collector \"https://collector:4318\": https is not supported",
+    );
+}
