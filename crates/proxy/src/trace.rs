@@ -408,8 +408,8 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// The tracer and the exporter that drains its queue; `None` with the reason when the
-    /// configuration cannot work.
+    /// The tracer and the exporter that drains its queue, or what in the configuration cannot
+    /// work (named, for `StartError::Config`).
     pub fn new(config: &TraceConfig, service_name: &str) -> Result<(Tracer, Exporter), String> {
         if !(0.0..=1.0).contains(&config.sampling) {
             return Err(format!(
