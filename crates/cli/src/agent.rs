@@ -29,6 +29,8 @@ pub struct AgentConfig {
     pub health_interval: Option<Duration>,
     pub extra_path: Vec<PathBuf>,
     pub max_connections: usize,
+    /// Spans of the agent's proxy go here (OTLP/HTTP).
+    pub trace: Option<proxy::TraceConfig>,
 }
 
 /// A started agent: its proxy serves, its supervisor runs the local replicas.
@@ -53,6 +55,7 @@ impl Agent {
         proxy_config.token = config.token.clone();
         proxy_config.ca = config.ca.clone();
         proxy_config.max_connections = config.max_connections;
+        proxy_config.trace = config.trace.clone();
         let stop_proxy = CancellationToken::new();
         let proxy = proxy::Proxy::bind(proxy_config, stop_proxy.clone())
             .await
@@ -176,6 +179,7 @@ pub async fn run(
         health_interval: opts.health_interval,
         extra_path: Vec::new(),
         max_connections: opts.max_connections,
+        trace: opts.trace.config(),
     })
     .await?;
     // Tests and scripts read these lines to learn the ports.

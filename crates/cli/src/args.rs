@@ -216,6 +216,37 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Span export of the proxies (`aviary proxy`, and every proxy `aviary up`/`demo` runs).
+#[derive(Debug, Clone, Parser)]
+pub struct TraceOpts {
+    /// Export a span per request and proxy hop over OTLP/HTTP to this collector's base URL
+    /// (`http://127.0.0.1:4318`; spans go to `/v1/traces` under it). Without it no spans are
+    /// made and trace headers pass through untouched.
+    #[arg(long, value_name = "URL")]
+    pub trace_collector: Option<String>,
+    /// The share of new traces to sample, 0 to 1; a caller's sampled flag always stands.
+    #[arg(long, value_name = "P", default_value_t = proxy::TraceConfig::DEFAULT_SAMPLING,
+        value_parser = share, requires = "trace_collector")]
+    pub trace_sampling: f64,
+}
+
+impl TraceOpts {
+    pub fn config(&self) -> Option<proxy::TraceConfig> {
+        Some(proxy::TraceConfig {
+            collector: self.trace_collector.clone()?,
+            sampling: self.trace_sampling,
+        })
+    }
+}
+
+/// A share: a number from 0 to 1.
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{text}' is not a number from 0 to 1")),
+    }
+}
+
 /// What `aviary up` and `aviary demo` share.
 #[derive(Debug, Parser)]
 pub struct RunOpts {
@@ -239,6 +270,8 @@ pub struct RunOpts {
     /// The control plane serves HTTPS; the proxies and workloads trust it through --ca.
     #[command(flatten)]
     pub tls: TlsOpts,
+    #[command(flatten)]
+    pub trace: TraceOpts,
 }
 
 #[derive(Debug, Parser)]
@@ -524,6 +557,8 @@ pub struct AgentOpts {
     /// Open connections at most on each listener; one more is answered 503 and closed.
     #[arg(long, default_value_t = proxy::Config::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
     pub max_connections: usize,
+    #[command(flatten)]
+    pub trace: TraceOpts,
 }
 
 /// A host name is a resource name: it ends up in endpoint ids.
@@ -561,4 +596,6 @@ pub struct ProxyOpts {
     /// Open connections at most on each listener; one more is answered 503 and closed.
     #[arg(long, default_value_t = proxy::Config::DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
     pub max_connections: usize,
+    #[command(flatten)]
+    pub trace: TraceOpts,
 }

@@ -28,6 +28,7 @@ pub async fn run(
         token,
         ca,
         max_connections: opts.max_connections,
+        trace: opts.trace.config(),
     };
     let shutdown = CancellationToken::new();
     let server = proxy::Proxy::bind(config, shutdown.clone()).await?;

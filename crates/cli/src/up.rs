@@ -119,6 +119,7 @@ async fn run(
             config.state_dir = Some(opts.data_dir.join("proxy").join(format!("{mesh}-{name}")));
             config.token = proxy_tokens.get(mesh).cloned();
             config.ca = ca.clone();
+            config.trace = opts.trace.config();
             let proxy = proxy::Proxy::bind(config, services.clone())
                 .await
                 .with_context(|| format!("cannot start the proxy of virtual gateway '{name}'"))?;
@@ -141,6 +142,7 @@ async fn run(
             health_interval: Some(opts.health_interval),
             extra_path: extra_path.clone(),
             max_connections: proxy::Config::DEFAULT_MAX_CONNECTIONS,
+            trace: opts.trace.config(),
         })
         .await?;
         println!(

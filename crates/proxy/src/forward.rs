@@ -28,6 +28,7 @@ use crate::retry::{Outcome, Retries, is_idempotent};
 use crate::table::RouteEntry;
 use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected};
 pub use attempt::error_chain;
+use crate::trace;
 use attempt::{RequestHead, UpstreamRequest, downstream_response};
 
 /// How a request entered the proxy.
@@ -90,12 +91,16 @@ pub async fn handle(
     shared: &Shared,
     entry: &Entry,
     forwarded_for: &HeaderValue,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
+    // The trace headers are rewritten once, at the door: every attempt sends the same ones.
+    let hop = (shared.tracer.as_ref()).map(|t| t.start(entry.into(), &mut request));
     let table = shared.table.load_full();
-    match resolve::serve(shared, &table, entry, forwarded_for, request, start).await {
-        Ok(response) => response,
+    let serving = resolve::serve(shared, &table, entry, forwarded_for, request, start);
+    let (result, notes) = trace::observed(hop.is_some(), serving).await;
+    let (response, failure) = match result {
+        Ok(response) => (response, None),
         Err(failure) => {
             if failure.counted {
                 Failed {
@@ -111,9 +116,19 @@ pub async fn handle(
                 }
                 .emit(&shared.telemetry);
             }
-            error_response(&failure.error)
+            (error_response(&failure.error), Some(failure))
         }
+    };
+    if let (Some(hop), Some(tracer)) = (hop, &shared.tracer) {
+        let outcome = trace::Outcome {
+            status: response.status(),
+            error: failure.as_ref().map(|f| &f.error),
+            virtual_service: failure.as_ref().map(|f| f.service.as_str()),
+            notes,
+        };
+        hop.finish(tracer, &shared.telemetry, &shared.mesh, outcome);
     }
+    response
 }
 
 /// The caller's answer to a failure. Upstream failures say which virtual node failed and how

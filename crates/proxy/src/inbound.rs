@@ -16,6 +16,7 @@ use crate::body::{self, Prepared, RequestBody, ResponseBody};
 use crate::forward::text_response;
 use crate::headers::remove_hop_by_hop;
 use crate::retry::is_idempotent;
+use crate::trace;
 
 /// The local replica an inbound listener serves.
 #[derive(Debug)]
@@ -27,16 +28,32 @@ pub struct Target {
 pub async fn handle(
     shared: &Shared,
     target: &Target,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Response<ResponseBody> {
-    match pass(shared, target, request).await {
+    // The replica's own calls out carry this hop as their parent, if it passes the headers on.
+    let hop = (shared.tracer.as_ref()).map(|t| t.start(trace::Kind::Server, &mut request));
+    let response = match pass(shared, target, request).await {
         Ok(response) => response,
         Err((status, public, detail)) => {
             tracing::warn!(node = %target.node, local = %target.local, %detail,
                 "inbound request failed");
             text_response(status, "text/plain; charset=utf-8", format!("{public}\n"))
         }
+    };
+    if let (Some(hop), Some(tracer)) = (hop, &shared.tracer) {
+        let outcome = trace::Outcome {
+            status: response.status(),
+            error: None,
+            virtual_service: None,
+            notes: trace::Notes {
+                target_node: Some(target.node.clone()),
+                endpoint: Some(target.local),
+                ..trace::Notes::default()
+            },
+        };
+        hop.finish(tracer, &shared.telemetry, &shared.mesh, outcome);
     }
+    response
 }
 
 type Failed = (StatusCode, String, String);

@@ -29,6 +29,7 @@ mod snapshot;
 mod sync;
 mod table;
 mod telemetry;
+mod trace;
 mod weighted;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ pub use endpoints::{BoxFuture, DnsSource, EndpointSource, RegisteredSource};
 pub use error::{Delivery, Party, ProxyError, StartError};
 pub use snapshot::Snapshot;
 pub use telemetry::{SeriesCounts, SeriesKey};
+pub use trace::TraceConfig;
 pub use weighted::WeightedChoice;
 
 use forward::{Entry, Upstreams};
@@ -109,6 +111,9 @@ pub struct Config {
     /// Open connections at most on each listener; one more is answered 503 and closed, so a
     /// flood meets a clear refusal instead of the file-descriptor limit.
     pub max_connections: usize,
+    /// Where to export spans, and how many new traces to sample; `None`: no spans, and the
+    /// trace headers pass through untouched.
+    pub trace: Option<TraceConfig>,
 }
 
 impl Config {
@@ -129,6 +134,7 @@ impl Config {
             token: None,
             ca: None,
             max_connections: Config::DEFAULT_MAX_CONNECTIONS,
+            trace: None,
         }
     }
 }
@@ -162,6 +168,8 @@ pub(crate) struct Shared {
     applied_at: std::sync::atomic::AtomicU64,
     telemetry: Telemetry,
     upstreams: Upstreams,
+    /// Starts each request's span; `None` without a collector.
+    tracer: Option<trace::Tracer>,
 }
 
 /// A poisoned lock only means another task panicked while holding it; the maps behind these
@@ -228,6 +236,8 @@ pub struct Proxy {
     initial: Option<snapshot::Snapshot>,
     listeners: Vec<(ListenerKind, TcpListener)>,
     gateway_ports: Vec<u16>,
+    /// Drains the tracer's queue once `run` spawns it.
+    exporter: Option<trace::Exporter>,
     shutdown: CancellationToken,
     dynamic: Arc<agent::Dynamic>,
 }
@@ -250,6 +260,14 @@ impl Proxy {
                 "max_connections must be at least 1".into(),
             ));
         }
+        let (tracer, exporter) = match &config.trace {
+            Some(trace) => {
+                let (tracer, exporter) = trace::Tracer::new(trace, &config.role.to_string())
+                    .map_err(StartError::Config)?;
+                (Some(tracer), Some(exporter))
+            }
+            None => (None, None),
+        };
         let options = client::ClientOptions {
             ca: config.ca.clone(),
         };
@@ -264,6 +282,7 @@ impl Proxy {
             applied_at: Default::default(),
             telemetry: Telemetry::new(&config.mesh),
             upstreams: Upstreams::new(),
+            tracer,
         });
         let mut initial = None;
         if let Some((snapshot, source)) =
@@ -309,6 +328,7 @@ impl Proxy {
             initial,
             listeners,
             gateway_ports,
+            exporter,
             shutdown,
             dynamic,
         })
@@ -382,6 +402,11 @@ impl Proxy {
         let shared = self.shared.clone();
         let stop = shutdown.clone();
         tracker.spawn(async move { shared.upstreams.http1.expire_idle(stop).await });
+        if let Some(exporter) = self.exporter {
+            let shared = self.shared.clone();
+            let stop = shutdown.clone();
+            tracker.spawn(async move { exporter.run(&shared.telemetry, stop).await });
+        }
         tracker.spawn(push::run(
             self.shared.clone(),
             self.client,

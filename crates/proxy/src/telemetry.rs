@@ -189,6 +189,9 @@ pub struct Telemetry {
     ejections: Family<[(&'static str, String); 1], Counter>,
     connections: Family<[(&'static str, &'static str); 1], Gauge>,
     refused: Family<[(&'static str, &'static str); 1], Counter>,
+    spans_exported: Counter,
+    spans_dropped: Family<[(&'static str, &'static str); 1], Counter>,
+    trace_export_failures: Counter,
 }
 
 impl Telemetry {
@@ -247,6 +250,24 @@ impl Telemetry {
             "Connections answered 503 because the listener had --max-connections open",
             refused.clone(),
         );
+        let spans_exported = Counter::default();
+        registry.register(
+            "aviary_proxy_trace_spans_exported",
+            "Spans the trace collector accepted",
+            spans_exported.clone(),
+        );
+        let spans_dropped = Family::default();
+        registry.register(
+            "aviary_proxy_trace_spans_dropped",
+            "Sampled spans never exported, by reason (queue_full, export_failed, shutdown)",
+            spans_dropped.clone(),
+        );
+        let trace_export_failures = Counter::default();
+        registry.register(
+            "aviary_proxy_trace_export_failures",
+            "Batches of spans the trace collector refused or did not answer in time",
+            trace_export_failures.clone(),
+        );
         Telemetry {
             series,
             registry,
@@ -258,6 +279,9 @@ impl Telemetry {
             ejections,
             connections,
             refused,
+            spans_exported,
+            spans_dropped,
+            trace_export_failures,
         }
     }
 
@@ -363,6 +387,9 @@ impl Attempt<'_> {
             retried = self.retried,
             "upstream attempt"
         );
+        // The request's span, if it has one, names its target from here: the retry loop
+        // reports each attempt here anyway.
+        crate::trace::note_attempt(self.key, self.endpoint, self.retried);
         self.series.observe(self.status, self.elapsed);
         if self.retried {
             self.series.retries.fetch_add(1, Ordering::Relaxed);
@@ -407,6 +434,67 @@ impl Rejected<'_> {
         telemetry
             .series(&key)
             .observe(self.error.status().as_u16(), self.elapsed);
+    }
+}
+
+/// A sampled span was not queued for export. Counted only: under a flood or with the exporter
+/// gone there is one per request, and the counter tells the story.
+pub struct SpanDropped {
+    pub reason: &'static str,
+}
+
+impl SpanDropped {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::trace!(reason = self.reason, "span dropped");
+        telemetry
+            .spans_dropped
+            .get_or_create(&[("reason", self.reason)])
+            .inc();
+    }
+}
+
+/// A batch of spans reached the collector.
+pub struct SpansExported {
+    pub spans: usize,
+}
+
+impl SpansExported {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::debug!(spans = self.spans, "spans exported");
+        telemetry.spans_exported.inc_by(self.spans as u64);
+    }
+}
+
+/// A batch of spans could not be exported; its spans are dropped. Logged at warn only when
+/// `warn` (the exporter rate-limits it), with how many failures went unlogged before.
+pub struct TraceExportFailed<'a> {
+    pub error: &'a str,
+    pub spans: usize,
+    pub warn: bool,
+    pub unlogged_before: u64,
+}
+
+impl TraceExportFailed<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        if self.warn {
+            tracing::warn!(
+                error = self.error,
+                spans = self.spans,
+                unlogged_failures = self.unlogged_before,
+                "cannot export spans; they are dropped"
+            );
+        } else {
+            tracing::debug!(
+                error = self.error,
+                spans = self.spans,
+                "cannot export spans"
+            );
+        }
+        telemetry.trace_export_failures.inc();
+        telemetry
+            .spans_dropped
+            .get_or_create(&[("reason", "export_failed")])
+            .inc_by(self.spans as u64);
     }
 }
 

@@ -19,6 +19,7 @@ mod mesh_ca;
 mod observability;
 mod replicas;
 mod tls;
+mod tracing;
 mod v1_api;
 mod walkthrough;
 mod watch;

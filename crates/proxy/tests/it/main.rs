@@ -15,6 +15,7 @@ mod split;
 mod stability;
 mod stale;
 mod tls;
+mod tracing;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
