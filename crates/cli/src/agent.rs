@@ -166,6 +166,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("cannot create {}", opts.data_dir.display()))?;
+    // Workloads may name `aviary-demo`, as in `aviary up`.
+    let extra_path = crate::up::demo_binary_dir(&opts.data_dir)?;
     let mut agent = Agent::start(AgentConfig {
         control: control.to_string(),
         mesh: opts.mesh,
@@ -177,7 +179,7 @@ pub async fn run(
         token,
         ca,
         health_interval: opts.health_interval,
-        extra_path: Vec::new(),
+        extra_path,
         max_connections: opts.max_connections,
         trace: opts.trace.config(),
     })

@@ -204,7 +204,7 @@ fn egress_addr(first: SocketAddr, index: usize) -> SocketAddr {
 
 /// Where workloads find `aviary-demo`: next to this executable, on PATH, or else a link to
 /// this very executable (which acts as `aviary-demo` under that name) in `DATA_DIR/bin`.
-fn demo_binary_dir(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn demo_binary_dir(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let exe = std::env::current_exe().context("cannot find this executable")?;
     if let Some(dir) = exe.parent().filter(|dir| dir.join(DEMO_BINARY).is_file()) {
         return Ok(vec![dir.to_path_buf()]);

@@ -27,8 +27,8 @@ use crate::pool::{CONNECT_TIMEOUT, Http1Pools, IDLE_TIMEOUT};
 use crate::retry::{Outcome, Retries, is_idempotent};
 use crate::table::RouteEntry;
 use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected};
-pub use attempt::error_chain;
 use crate::trace;
+pub use attempt::error_chain;
 use attempt::{RequestHead, UpstreamRequest, downstream_response};
 
 /// How a request entered the proxy.

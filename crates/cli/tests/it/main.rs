@@ -14,6 +14,7 @@ mod examples;
 mod fuzz;
 #[cfg(feature = "etcd")]
 mod ha;
+mod hosts;
 mod limits;
 mod mesh_ca;
 mod observability;

@@ -199,9 +199,10 @@ fn by_service<'a>(spans: &'a [Received], service: &str) -> Vec<&'a Received> {
     spans.iter().filter(|r| r.service == service).collect()
 }
 
-/// Gateway span → order's two egress calls, product's and customer's; returns the gateway span.
+/// Gateway span → order's inbound hop → order's two outbound calls → product's and
+/// customer's inbound hops, each the child of the one before; returns the gateway span.
 fn assert_one_walk(spans: &[Received]) -> Received {
-    assert_eq!(spans.len(), 3, "{spans:#?}");
+    assert_eq!(spans.len(), 6, "{spans:#?}");
     let gateway = by_service(spans, "gateway demo-gw");
     assert_eq!(gateway.len(), 1, "{spans:#?}");
     let gateway = gateway[0];
@@ -215,20 +216,40 @@ fn assert_one_walk(spans: &[Received]) -> Received {
         gateway.attribute("http.response.status_code").as_deref(),
         Some("200")
     );
-    let mut calls: Vec<(String, String)> = by_service(spans, "mesh egress")
-        .into_iter()
+    let agent = by_service(spans, "agent");
+    let inbound = |node: &str| {
+        let found: Vec<&&Received> = agent
+            .iter()
+            .filter(|r| {
+                r.span.kind == span::SpanKind::Server as i32
+                    && r.attribute("aviary.target_node").as_deref() == Some(node)
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "one inbound span of {node}: {spans:#?}");
+        (*found[0]).clone()
+    };
+    let order = inbound("order-vn");
+    assert_eq!(
+        order.span.parent_span_id, gateway.span.span_id,
+        "order's inbound hop is the gateway's child: {spans:#?}"
+    );
+    let mut calls: Vec<(String, String)> = agent
+        .iter()
+        .filter(|r| r.span.kind == span::SpanKind::Client as i32)
         .map(|r| {
-            assert_eq!(r.span.kind, span::SpanKind::Client as i32, "{r:#?}");
             assert_eq!(
-                r.span.parent_span_id, gateway.span.span_id,
-                "order's calls are children of the gateway's span: {spans:#?}"
+                r.span.parent_span_id, order.span.span_id,
+                "order's calls are children of its inbound hop: {spans:#?}"
             );
             // Order's own request is inside the gateway's span.
             assert!(r.span.start_time_unix_nano >= gateway.span.start_time_unix_nano);
-            (
-                r.span.name.clone(),
-                r.attribute("aviary.target_node").unwrap(),
-            )
+            let target = r.attribute("aviary.target_node").unwrap();
+            let callee = inbound(&target);
+            assert_eq!(
+                callee.span.parent_span_id, r.span.span_id,
+                "{target}'s inbound hop is the child of order's call to it: {spans:#?}"
+            );
+            (r.span.name.clone(), target)
         })
         .collect();
     calls.sort();
@@ -280,7 +301,7 @@ fn one_request_through_the_demo_is_one_trace_from_the_gateway_to_product_and_cus
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    let spans = collector.trace(&started, 3);
+    let spans = collector.trace(&started, 6);
     let root = assert_one_walk(&spans);
     assert!(root.span.parent_span_id.is_empty());
 
@@ -289,7 +310,7 @@ fn one_request_through_the_demo_is_one_trace_from_the_gateway_to_product_and_cus
     let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     let (status, _, body) = http_as("GET", &url, None, &[("X-Amzn-Trace-Id", xray)]);
     assert_eq!(status, 200, "{body}");
-    let spans = collector.trace("5759e988bd862e3fe1be46a994272793", 3);
+    let spans = collector.trace("5759e988bd862e3fe1be46a994272793", 6);
     let root = assert_one_walk(&spans);
     assert_eq!(hex(&root.span.parent_span_id), "53995c3f42cd8ad8");
 }
