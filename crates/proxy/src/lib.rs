@@ -27,6 +27,7 @@ mod snapshot;
 mod sync;
 mod table;
 mod telemetry;
+mod tls;
 mod weighted;
 
 use std::collections::HashMap;

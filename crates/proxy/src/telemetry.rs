@@ -189,6 +189,9 @@ pub struct Telemetry {
     ejections: Family<[(&'static str, String); 1], Counter>,
     connections: Family<[(&'static str, &'static str); 1], Gauge>,
     refused: Family<[(&'static str, &'static str); 1], Counter>,
+    /// TLS refusals and certificate renewals, named in `tls/events.rs`.
+    #[allow(dead_code)] // Until the agent's listeners and identity emit into it.
+    pub tls: crate::tls::TlsMetrics,
 }
 
 impl Telemetry {
@@ -249,6 +252,7 @@ impl Telemetry {
         );
         Telemetry {
             series,
+            tls: crate::tls::TlsMetrics::register(&mut registry),
             registry,
             config_revision,
             config_updates,
