@@ -747,3 +747,78 @@ fn a_client_policy_applies_where_it_says_and_keys_tell_policies_apart() {
         ClientTls::mesh(&me, "y").key()
     );
 }
+
+/// What the agent's accept loop will do: hyper over [`Accepted`] and over [`connect`]'s stream,
+/// through `TokioIo`, keep-alive included.
+#[tokio::test]
+async fn hyper_serves_and_sends_over_both_kinds_of_connection() {
+    use http_body_util::{BodyExt, Empty, Full};
+    use hyper_util::rt::TokioIo;
+
+    let ca = Ca::new();
+    let (server, _) = identity(&ca, &ca, "server");
+    let (client, _) = identity(&ca, &ca, "client");
+    let tls = ServerTls::mesh(&server, TlsMode::Permissive, None);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let Ok(accepted) = accept(stream, &tls).await else {
+                continue;
+            };
+            let who = accepted
+                .peer()
+                .and_then(|p| p.spiffe_id().map(str::to_string))
+                .unwrap_or_else(|| "plain".into());
+            let service = hyper::service::service_fn(move |_request| {
+                let body = Full::new(bytes::Bytes::from(who.clone()));
+                async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(body)) }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(accepted), service),
+            );
+        }
+    });
+
+    let to_server = ClientTls::mesh(&client, "server");
+    for use_tls in [true, false] {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = if use_tls {
+            let stream = connect(stream, &to_server, "server").await.unwrap();
+            let (sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(
+                TokioIo::new(stream),
+            )
+            .await
+            .unwrap();
+            (sender, tokio::spawn(async move { conn.await.is_ok() }))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(
+                TokioIo::new(stream),
+            )
+            .await
+            .unwrap();
+            (sender, tokio::spawn(async move { conn.await.is_ok() }))
+        };
+        let expected = if use_tls {
+            "spiffe://m/virtualNode/client"
+        } else {
+            "plain"
+        };
+        for _ in 0..3 {
+            let request = hyper::Request::get("/")
+                .header("host", "server")
+                .body(Empty::new())
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, expected.as_bytes(), "tls {use_tls}");
+        }
+        drop(sender);
+        assert!(
+            conn.await.unwrap(),
+            "the connection ends cleanly (tls {use_tls})"
+        );
+    }
+}

@@ -98,28 +98,33 @@ fn name(node: &str) -> IdentityName {
     }
 }
 
-/// One request on a new mutual-TLS connection; the server certificate it saw.
-async fn request(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<Vec<u8>, String> {
+type Conn = BufReader<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// A new mutual-TLS connection and the server certificate it was given.
+async fn open(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<(Conn, Vec<u8>), String> {
     let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let stream = connect(stream, tls, "server")
         .await
         .map_err(|e| e.to_string())?;
     let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].to_vec();
-    let mut stream = BufReader::new(stream);
-    stream
-        .write_all(b"ping\n")
-        .await
-        .map_err(|e| e.to_string())?;
+    Ok((BufReader::new(stream), leaf))
+}
+
+/// One request and its answer on a connection.
+async fn ping(conn: &mut Conn) -> Result<(), String> {
+    conn.write_all(b"ping\n").await.map_err(|e| e.to_string())?;
     let mut line = String::new();
-    stream
-        .read_line(&mut line)
-        .await
-        .map_err(|e| e.to_string())?;
+    conn.read_line(&mut line).await.map_err(|e| e.to_string())?;
     if line == "pong\n" {
-        Ok(leaf)
+        Ok(())
     } else {
         Err(format!("answer {line:?}"))
     }
+}
+
+/// One request on a new connection.
+async fn request(addr: std::net::SocketAddr, tls: &ClientTls) -> Result<(), String> {
+    ping(&mut open(addr, tls).await?.0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,37 +189,66 @@ async fn a_mesh_identity_rotates_under_requests_with_none_failing() {
     });
 
     let to_server = ClientTls::mesh(&client, "server");
-    // ~4 workers making new connections for 2 s, bounded in count too.
+    // 4 workers for 2 s (and 5,000 requests each at most), as a pool uses connections: each
+    // keeps one open for 25 requests, then makes a new one, so handshakes fall before,
+    // during and after every rotation while requests go on.
     let mut workers = Vec::new();
     for _ in 0..4 {
         let tls = to_server.clone();
         workers.push(tokio::spawn(async move {
-            let (mut leaves, mut failures) = (Vec::new(), Vec::new());
+            let (mut leaves, mut failures, mut requests) = (Vec::new(), Vec::new(), 0);
             let end = tokio::time::Instant::now() + Duration::from_secs(2);
-            for _ in 0..2000 {
+            let mut conn = None;
+            for i in 0..5000 {
                 if tokio::time::Instant::now() >= end {
                     break;
                 }
-                match request(addr, &tls).await {
-                    Ok(leaf) => leaves.push(leaf),
-                    Err(error) => failures.push(error),
+                if i % 25 == 0 {
+                    conn = match open(addr, &tls).await {
+                        Ok((conn, leaf)) => {
+                            leaves.push(leaf);
+                            Some(conn)
+                        }
+                        Err(error) => {
+                            failures.push(error);
+                            None
+                        }
+                    };
+                }
+                let Some(conn) = conn.as_mut() else { continue };
+                requests += 1;
+                if let Err(error) = ping(conn).await {
+                    failures.push(error);
                 }
             }
-            (leaves, failures)
+            (leaves, failures, requests)
         }));
     }
-    let (mut leaves, mut failures) = (Vec::new(), Vec::new());
+    let (mut leaves, mut failures, mut requests) = (Vec::new(), Vec::new(), 0);
     for worker in workers {
-        let (l, f) = worker.await.unwrap();
+        let (l, f, r) = worker.await.unwrap();
+        // Each worker's handshakes see each certificate once in a run: never an older one
+        // after a newer one.
+        let mut runs = l.clone();
+        runs.dedup();
+        let unique: std::collections::HashSet<_> = runs.iter().collect();
+        assert_eq!(
+            unique.len(),
+            runs.len(),
+            "a handshake went back to an older certificate"
+        );
         leaves.extend(l);
         failures.extend(f);
+        requests += r;
     }
     assert_eq!(failures, Vec::<String>::new());
     assert_eq!(refused.load(Ordering::SeqCst), 0);
-    assert!(leaves.len() > 100, "{} requests", leaves.len());
-    let mut distinct = leaves.clone();
-    distinct.dedup();
-    let distinct: std::collections::HashSet<_> = distinct.into_iter().collect();
+    assert!(
+        requests > 1000 && leaves.len() > 40,
+        "{requests} requests, {} handshakes",
+        leaves.len()
+    );
+    let distinct: std::collections::HashSet<_> = leaves.iter().collect();
     assert!(
         distinct.len() >= 3,
         "{} certificates seen in 2 s",
