@@ -21,7 +21,8 @@
 //! - [`ClientTls`] is what one backend connection needs: [`ClientTls::from_policy`] from a
 //!   client policy's `tls`, [`ClientTls::mesh`] to reach another node of the mesh (present our
 //!   certificate, expect the target's SPIFFE ID). [`ClientTls::applies_to`] says whether a
-//!   port gets TLS, [`ClientTls::key`] tells pools apart, [`connect`] runs the handshake.
+//!   port gets TLS, [`ClientTls::key`] tells pools apart, [`connect`] runs the handshake; the caller emits
+//!   [`TlsConnectFailed`] when it fails.
 //!
 //! `sds` and `acm` sources are App Mesh fields aviary stores but cannot act on: they give
 //! [`TlsError::Unsupported`] naming the field and the source. Session resumption is off on
@@ -49,7 +50,9 @@ use rustls::crypto::CryptoProvider;
 use tokio::net::TcpStream;
 
 pub use accept::{Accepted, Refusal, Refused, accept};
-pub use events::{CertificateRenewalFailed, CertificateRenewed, TlsMetrics, TlsRefused};
+pub use events::{
+    CertificateRenewalFailed, CertificateRenewed, TlsConnectFailed, TlsMetrics, TlsRefused,
+};
 pub use identity::{CertResolver, IdentityName, MeshIdentity, Renewal};
 pub use verify::PeerIdentity;
 

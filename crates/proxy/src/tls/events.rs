@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use super::Refused;
 
 const REFUSED: &str = "aviary_proxy_tls_refused";
+const CONNECT_FAILURES: &str = "aviary_proxy_tls_connect_failures";
 const RENEWALS: &str = "aviary_proxy_certificate_renewals";
 const NOT_AFTER: &str = "aviary_proxy_certificate_not_after_seconds";
 
@@ -20,6 +21,7 @@ const NOT_AFTER: &str = "aviary_proxy_certificate_not_after_seconds";
 #[derive(Debug, Clone, Default)]
 pub struct TlsMetrics {
     refused: Family<[(&'static str, String); 2], Counter>,
+    connect_failures: Family<[(&'static str, &'static str); 1], Counter>,
     renewals: Family<[(&'static str, String); 2], Counter>,
     not_after: Family<[(&'static str, String); 1], Gauge<i64, AtomicI64>>,
 }
@@ -32,6 +34,11 @@ impl TlsMetrics {
             REFUSED,
             "Inbound connections refused by a listener's TLS, by listener and reason",
             metrics.refused.clone(),
+        );
+        registry.register(
+            CONNECT_FAILURES,
+            "Outbound TLS handshakes that failed or were refused, by reason",
+            metrics.connect_failures.clone(),
         );
         registry.register(
             RENEWALS,
@@ -71,6 +78,28 @@ impl TlsRefused<'_> {
                 ("listener", self.listener.to_string()),
                 ("reason", self.refused.reason.as_str().to_string()),
             ])
+            .inc();
+    }
+}
+
+/// An outbound TLS handshake failed or was refused (a server of another CA, not the node
+/// expected, no certificate of our own). Logged at warn: the request it was for fails.
+pub struct TlsConnectFailed<'a> {
+    pub address: SocketAddr,
+    pub refused: &'a Refused,
+}
+
+impl TlsConnectFailed<'_> {
+    pub fn emit(&self, metrics: &TlsMetrics) {
+        tracing::warn!(
+            address = %self.address,
+            reason = self.refused.reason.as_str(),
+            detail = %self.refused.detail,
+            "TLS connection to an upstream failed"
+        );
+        metrics
+            .connect_failures
+            .get_or_create(&[("reason", self.refused.reason.as_str())])
             .inc();
     }
 }
@@ -141,3 +170,6 @@ impl CertificateRenewalFailed<'_> {
             .inc();
     }
 }
+
+#[cfg(test)]
+mod tests;

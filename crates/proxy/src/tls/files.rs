@@ -1,5 +1,5 @@
-//! PEM certificates, keys and trust from the files a TLS spec names, each error naming the
-//! file and the spec field it came from.
+//! PEM certificates, keys and trust from the files a TLS spec names (each error naming the
+//! file and the spec field) and from the mesh CA's answers.
 
 use std::sync::Arc;
 

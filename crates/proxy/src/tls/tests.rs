@@ -59,6 +59,18 @@ impl Ca {
 
     /// A leaf naming `sans`: `spiffe://...` ones as URI SANs, the others as DNS names.
     pub fn leaf(&self, sans: &[&str]) -> Leaf {
+        self.leaf_with(sans, |_| {})
+    }
+
+    /// A leaf whose validity ended in 2021.
+    pub fn expired_leaf(&self, sans: &[&str]) -> Leaf {
+        self.leaf_with(sans, |params| {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        })
+    }
+
+    fn leaf_with(&self, sans: &[&str], adjust: impl FnOnce(&mut CertificateParams)) -> Leaf {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.subject_alt_names = sans
             .iter()
@@ -71,6 +83,7 @@ impl Ca {
                 }
             })
             .collect();
+        adjust(&mut params);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
@@ -230,12 +243,13 @@ fn rendered(registry: &Registry) -> String {
 /// A client policy whose files (a certificate for `sans` from `ca`, if any) trust `trust_ca`
 /// and expect the server to be `server.local`.
 fn policy(files: &Files, name: &str, trust_ca: &Ca, cert: Option<(&Ca, &[&str])>) -> ClientTls {
-    let certificate = cert.map(|(ca, sans)| {
-        let leaf = ca.leaf(sans);
-        ClientTlsCertificate::File {
-            certificate_chain: files.write(&format!("{name}.pem"), &leaf.cert_pem),
-            private_key: files.write(&format!("{name}.key"), &leaf.key_pem),
-        }
+    policy_with(files, name, trust_ca, cert.map(|(ca, sans)| ca.leaf(sans)))
+}
+
+fn policy_with(files: &Files, name: &str, trust_ca: &Ca, leaf: Option<Leaf>) -> ClientTls {
+    let certificate = leaf.map(|leaf| ClientTlsCertificate::File {
+        certificate_chain: files.write(&format!("{name}.pem"), &leaf.cert_pem),
+        private_key: files.write(&format!("{name}.key"), &leaf.key_pem),
     });
     let policy = ClientPolicyTls {
         enforce: None,
@@ -321,6 +335,16 @@ async fn strict_accepts_only_allowed_clients_of_its_ca_and_counts_each_refusal()
             Some(policy(&files, "anonymous", &ca, None)),
             Err(Refusal::NoClientCertificate),
         ),
+        (
+            "an expired certificate",
+            Some(policy_with(
+                &files,
+                "expired",
+                &ca,
+                Some(ca.expired_leaf(good_uri)),
+            )),
+            Err(Refusal::BadCertificate),
+        ),
     ];
     for (what, client, expected) in &cases {
         let answer = match client {
@@ -340,12 +364,71 @@ async fn strict_accepts_only_allowed_clients_of_its_ca_and_counts_each_refusal()
         "unknown_ca",
         "san_not_allowed",
         "no_client_certificate",
+        "bad_certificate",
     ] {
         let line = format!(
             "aviary_proxy_tls_refused_total{{listener=\"inbound:test\",reason=\"{reason}\"}} 1"
         );
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
+}
+
+/// STRICT without `validation` is one-way TLS: no client certificate is asked for; a client
+/// policy without `subjectAlternativeNames` checks the chain only.
+#[tokio::test]
+async fn strict_without_validation_is_one_way_tls() {
+    let (ca, other) = (Ca::new(), Ca::new());
+    let files = Files::new();
+    let server = ca.leaf(&["anything.local"]);
+    let listener_tls = ListenerTls {
+        mode: TlsMode::Strict,
+        certificate: TlsCertificate::File {
+            certificate_chain: files.write("server.pem", &server.cert_pem),
+            private_key: files.write("server.key", &server.key_pem),
+        },
+        validation: None,
+    };
+    let mut listener = Listener::start(
+        ServerTls::from_listener(&listener_tls).unwrap(),
+        TlsMetrics::default(),
+    )
+    .await;
+    let chain_only = |trust: &Ca| {
+        ClientTls::from_policy(&ClientPolicyTls {
+            enforce: None,
+            ports: vec![],
+            certificate: None,
+            validation: TlsValidationContext {
+                trust: TlsTrust::File {
+                    certificate_chain: files.write("trust.pem", &trust.pem),
+                },
+                subject_alternative_names: None,
+            },
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        ask_tls(listener.addr, &chain_only(&ca)).await.as_deref(),
+        Ok("tls")
+    );
+    assert_eq!(listener.outcome().await, Ok((true, None)));
+    // The server's certificate names no `server.local`, which the SAN-checking policy wants.
+    let refused = connect(
+        TcpStream::connect(listener.addr).await.unwrap(),
+        &policy(&files, "named", &ca, None),
+        "server.local",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.reason, Refusal::SanNotAllowed, "{refused}");
+    let refused = connect(
+        TcpStream::connect(listener.addr).await.unwrap(),
+        &chain_only(&other),
+        "server.local",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.reason, Refusal::UnknownCa, "{refused}");
 }
 
 #[tokio::test]
