@@ -21,8 +21,29 @@
 //! - [`ClientTls`] is what one backend connection needs: [`ClientTls::from_policy`] from a
 //!   client policy's `tls`, [`ClientTls::mesh`] to reach another node of the mesh (present our
 //!   certificate, expect the target's SPIFFE ID). [`ClientTls::applies_to`] says whether a
-//!   port gets TLS, [`ClientTls::key`] tells pools apart, [`connect`] runs the handshake; the caller emits
-//!   [`TlsConnectFailed`] when it fails.
+//!   port gets TLS, [`ClientTls::key`] tells pools apart, [`connect`] runs the handshake;
+//!   the caller emits [`TlsConnectFailed`] when it fails.
+//!
+//! Wired, it reads like this (a sketch; names outside this module are the caller's):
+//!
+//! ```text
+//! let identity = MeshIdentity::start(client, IdentityName { mesh, kind, name },
+//!     Renewal::default(), telemetry.tls.clone(), &tracker, shutdown.child_token()).await?;
+//! // per inbound listener, rebuilt with each configuration
+//! let server = match &listener.tls {
+//!     Some(tls) => ServerTls::from_listener(tls)?,
+//!     None => ServerTls::mesh(&identity, TlsMode::Strict, None),
+//! };
+//! // in each connection's own task, never in the accept loop (a handshake may take 10 s)
+//! match tls::accept(stream, &server).await {
+//!     Ok(io) => http1::Builder::new().serve_connection(TokioIo::new(io), service).await,
+//!     Err(refused) => TlsRefused { listener, peer, refused: &refused }.emit(&telemetry.tls),
+//! }
+//! // outbound: the backend's client policy, else backendDefaults, else the mesh target
+//! let tls = ClientTls::from_policy(&policy_tls)?;  // or ClientTls::mesh(&identity, node)
+//! let pool_key = (address, tls.applies_to(port).then(|| tls.key()));
+//! let io = tls::connect(TcpStream::connect(address).await?, &tls, host).await?;
+//! ```
 //!
 //! `sds` and `acm` sources are App Mesh fields aviary stores but cannot act on: they give
 //! [`TlsError::Unsupported`] naming the field and the source. Session resumption is off on
@@ -58,7 +79,7 @@ pub use verify::PeerIdentity;
 
 use verify::{ClientVerifier, ServerVerifier, Trust};
 
-/// A handshake (and, in PERMISSIVE, the wait for the first byte) must finish within this, so
+/// A handshake (with the wait for its first byte) must finish within this, so
 /// a client that connects and sends nothing holds a connection for a bounded time.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
