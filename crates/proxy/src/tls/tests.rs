@@ -538,9 +538,15 @@ async fn a_certificate_swapped_under_load_fails_no_request_and_new_handshakes_ge
     let second = ca.leaf(&["spiffe://m/virtualNode/server"]);
     let swapped = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..4 {
-        let (client, swapped, failures) = (client.clone(), swapped.clone(), failures.clone());
+        let (client, swapped, failures, done) = (
+            client.clone(),
+            swapped.clone(),
+            failures.clone(),
+            done.clone(),
+        );
         workers.push(tokio::spawn(async move {
             // (the swap had happened when the connection started, the leaf it was given)
             let mut seen = Vec::new();
@@ -551,7 +557,10 @@ async fn a_certificate_swapped_under_load_fails_no_request_and_new_handshakes_ge
                     Ok(mut tls) => {
                         let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
                         match ask(&mut tls).await.as_deref() {
-                            Ok("tls") => seen.push((after_swap, leaf)),
+                            Ok("tls") => {
+                                done.fetch_add(1, Ordering::SeqCst);
+                                seen.push((after_swap, leaf));
+                            }
                             _ => {
                                 failures.fetch_add(1, Ordering::SeqCst);
                             }
@@ -565,7 +574,16 @@ async fn a_certificate_swapped_under_load_fails_no_request_and_new_handshakes_ge
             seen
         }));
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Swap once a few handshakes are done, so some happen on each side of it however slow
+    // the machine is.
+    let waiting = tokio::time::Instant::now();
+    while failures.load(Ordering::SeqCst) == 0 && done.load(Ordering::SeqCst) < 8 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(10),
+            "no handshake in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     server.resolver().set(second.key.clone(), None);
     swapped.store(true, Ordering::SeqCst);
     let mut seen = Vec::new();
