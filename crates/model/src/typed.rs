@@ -209,6 +209,8 @@ pub struct PortMapping {
 pub struct Listener {
     pub port_mapping: PortMapping,
     pub health_check: Option<HealthCheck>,
+    /// Inbound TLS (virtual nodes' and gateways' listeners; routers have none).
+    pub tls: Option<ListenerTls>,
 }
 
 /// An active health check of a listener.
@@ -233,6 +235,8 @@ pub struct VirtualNodeSpec {
     pub service_discovery: Option<ServiceDiscovery>,
     #[serde(default)]
     pub backends: Vec<Backend>,
+    /// The client policy of every backend that sets none of its own.
+    pub backend_defaults: Option<BackendDefaults>,
 }
 
 /// How a node's instances are found (a union; only DNS is modelled here).
@@ -257,6 +261,8 @@ pub struct Backend {
 #[serde(rename_all = "camelCase")]
 pub struct VirtualServiceBackend {
     pub virtual_service_name: String,
+    /// Overrides the node's `backendDefaults` for this backend.
+    pub client_policy: Option<ClientPolicy>,
 }
 
 /// `VirtualRouterSpec` and `VirtualGatewaySpec` as far as listeners go.
@@ -330,6 +336,156 @@ pub struct GatewayRouteTarget {
 #[serde(rename_all = "camelCase")]
 pub struct GatewayRouteVirtualService {
     pub virtual_service_name: String,
+}
+
+/// A listener's `tls` (`ListenerTls`; a gateway's `VirtualGatewayListenerTls` has the same
+/// shape with fewer trust sources, so it reads through this view too).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTls {
+    pub mode: TlsMode,
+    pub certificate: TlsCertificate,
+    pub validation: Option<ListenerTlsValidation>,
+}
+
+/// `ListenerTlsMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TlsMode {
+    /// TLS only: plain text is refused.
+    Strict,
+    /// TLS and plain text on the same port.
+    Permissive,
+    /// Plain text only.
+    Disabled,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Strict => "STRICT",
+            TlsMode::Permissive => "PERMISSIVE",
+            TlsMode::Disabled => "DISABLED",
+        }
+    }
+}
+
+/// Where a listener's certificate comes from (`ListenerTlsCertificate`, a union).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TlsCertificate {
+    /// PEM files on the proxy's host.
+    #[serde(rename_all = "camelCase")]
+    File {
+        certificate_chain: String,
+        private_key: String,
+    },
+    /// An Envoy secret discovery service secret.
+    #[serde(rename_all = "camelCase")]
+    Sds { secret_name: String },
+    /// An AWS Certificate Manager certificate.
+    #[serde(rename_all = "camelCase")]
+    Acm { certificate_arn: String },
+}
+
+/// `ListenerTlsValidationContext`: which client certificates a listener accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerTlsValidation {
+    pub trust: TlsTrust,
+    #[serde(default, deserialize_with = "san_match")]
+    pub subject_alternative_names: Option<SanMatch>,
+}
+
+/// Whom a peer's certificate must chain to (`TlsValidationContextTrust`, a union; a
+/// listener's trust has no `acm`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TlsTrust {
+    /// A PEM file of CA certificates.
+    #[serde(rename_all = "camelCase")]
+    File { certificate_chain: String },
+    #[serde(rename_all = "camelCase")]
+    Sds { secret_name: String },
+    #[serde(rename_all = "camelCase")]
+    Acm {
+        certificate_authority_arns: Vec<String>,
+    },
+}
+
+/// `SubjectAlternativeNames.match`: the peer must present one of these names (DNS or URI
+/// SANs). App Mesh's extra `match` level is folded away, since it has only `exact`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+pub struct SanMatch {
+    pub exact: Vec<String>,
+}
+
+fn san_match<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SanMatch>, D::Error> {
+    #[derive(Deserialize)]
+    struct SubjectAlternativeNames {
+        r#match: SanMatch,
+    }
+    Ok(Option::<SubjectAlternativeNames>::deserialize(d)?.map(|s| s.r#match))
+}
+
+/// A node's `backendDefaults`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendDefaults {
+    pub client_policy: Option<ClientPolicy>,
+}
+
+/// `ClientPolicy`: how a node's proxy connects to a backend.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+pub struct ClientPolicy {
+    pub tls: Option<ClientPolicyTls>,
+}
+
+/// `ClientPolicyTls`: TLS towards a backend's nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientPolicyTls {
+    /// App Mesh's default is `true`; read it through [`ClientPolicyTls::enforced`].
+    pub enforce: Option<bool>,
+    /// The backend ports it applies to; empty: every port.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// A client certificate, for listeners that ask for one (mutual TLS).
+    pub certificate: Option<ClientTlsCertificate>,
+    pub validation: TlsValidationContext,
+}
+
+impl ClientPolicyTls {
+    pub fn enforced(&self) -> bool {
+        self.enforce.unwrap_or(true)
+    }
+
+    /// Whether TLS is used towards `port`: enforced, and `port` listed (or no list).
+    pub fn applies_to(&self, port: u16) -> bool {
+        self.enforced() && (self.ports.is_empty() || self.ports.contains(&port))
+    }
+}
+
+/// `ClientTlsCertificate` (a union).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClientTlsCertificate {
+    #[serde(rename_all = "camelCase")]
+    File {
+        certificate_chain: String,
+        private_key: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Sds { secret_name: String },
+}
+
+/// `TlsValidationContext`: which server certificates a client accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsValidationContext {
+    pub trust: TlsTrust,
+    #[serde(default, deserialize_with = "san_match")]
+    pub subject_alternative_names: Option<SanMatch>,
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ mod sync;
 mod table;
 mod telemetry;
 mod trace;
+mod tls;
 mod weighted;
 
 use std::collections::HashMap;

@@ -192,6 +192,9 @@ pub struct Telemetry {
     spans_exported: Counter,
     spans_dropped: Family<[(&'static str, &'static str); 1], Counter>,
     trace_export_failures: Counter,
+    /// TLS refusals and certificate renewals, named in `tls/events.rs`.
+    #[allow(dead_code)] // Until the agent's listeners and identity emit into it.
+    pub tls: crate::tls::TlsMetrics,
 }
 
 impl Telemetry {
@@ -270,6 +273,7 @@ impl Telemetry {
         );
         Telemetry {
             series,
+            tls: crate::tls::TlsMetrics::register(&mut registry),
             registry,
             config_revision,
             config_updates,

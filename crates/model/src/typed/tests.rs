@@ -2,9 +2,12 @@
 
 use serde_json::{Value, json};
 
+use crate::Kind;
 use crate::spec::tests as walkthrough;
 use crate::typed::{
-    DurationUnit, GatewayRouteSpec, HeaderMatch, ListenersSpec, RouteSpec, VirtualNodeSpec,
+    BackendDefaults, ClientPolicy, ClientPolicyTls, ClientTlsCertificate, DurationUnit,
+    GatewayRouteSpec, HeaderMatch, ListenerTls, ListenerTlsValidation, ListenersSpec, RouteSpec,
+    SanMatch, TlsCertificate, TlsMode, TlsTrust, TlsValidationContext, VirtualNodeSpec,
     VirtualServiceProvider, VirtualServiceSpec, WeightedTarget, route_targets, view,
 };
 
@@ -112,4 +115,164 @@ fn other_kinds_views() {
         Some("order.demomesh.local")
     );
     assert!(view::<VirtualNodeSpec>(&json!({"listeners": "no"})).is_none());
+}
+
+/// App Mesh's own examples of listener TLS (its user guide's "Transport Layer Security" and
+/// "Mutual TLS authentication" pages), each decoded into the view.
+#[test]
+fn listener_tls_of_the_app_mesh_examples() {
+    fn check(tls: Value, expected: Option<ListenerTls>) {
+        let mut spec = walkthrough::virtual_node();
+        spec["listeners"][0]["tls"] = tls.clone();
+        assert_eq!(
+            crate::validate_spec(Kind::VirtualNode, &spec),
+            vec![],
+            "{tls} is a valid App Mesh spec"
+        );
+        let node: Option<VirtualNodeSpec> = view(&spec);
+        assert_eq!(
+            node.map(|n| n.listeners[0].tls.clone()),
+            Some(expected),
+            "{tls}"
+        );
+    }
+    let file = |chain: &str, key: &str| TlsCertificate::File {
+        certificate_chain: chain.into(),
+        private_key: key.into(),
+    };
+    check(
+        json!({"mode": "STRICT", "certificate": {"file": {"certificateChain": "/keys/chain.pem", "privateKey": "/keys/key.pem"}}}),
+        Some(ListenerTls {
+            mode: TlsMode::Strict,
+            certificate: file("/keys/chain.pem", "/keys/key.pem"),
+            validation: None,
+        }),
+    );
+    check(
+        json!({"mode": "PERMISSIVE",
+               "certificate": {"file": {"certificateChain": "/c.pem", "privateKey": "/k.pem"}},
+               "validation": {"trust": {"file": {"certificateChain": "/ca.pem"}},
+                              "subjectAlternativeNames": {"match": {"exact": ["spiffe://m/virtualNode/a", "b.local"]}}}}),
+        Some(ListenerTls {
+            mode: TlsMode::Permissive,
+            certificate: file("/c.pem", "/k.pem"),
+            validation: Some(ListenerTlsValidation {
+                trust: TlsTrust::File {
+                    certificate_chain: "/ca.pem".into(),
+                },
+                subject_alternative_names: Some(SanMatch {
+                    exact: vec!["spiffe://m/virtualNode/a".into(), "b.local".into()],
+                }),
+            }),
+        }),
+    );
+    check(
+        json!({"mode": "DISABLED", "certificate": {"sds": {"secretName": "spiffe://m/svc"}},
+               "validation": {"trust": {"sds": {"secretName": "bundle"}}}}),
+        Some(ListenerTls {
+            mode: TlsMode::Disabled,
+            certificate: TlsCertificate::Sds {
+                secret_name: "spiffe://m/svc".into(),
+            },
+            validation: Some(ListenerTlsValidation {
+                trust: TlsTrust::Sds {
+                    secret_name: "bundle".into(),
+                },
+                subject_alternative_names: None,
+            }),
+        }),
+    );
+    let arn = "arn:aws:acm:us-west-2:111122223333:certificate/abc";
+    check(
+        json!({"mode": "STRICT", "certificate": {"acm": {"certificateArn": arn}}}),
+        Some(ListenerTls {
+            mode: TlsMode::Strict,
+            certificate: TlsCertificate::Acm {
+                certificate_arn: arn.into(),
+            },
+            validation: None,
+        }),
+    );
+}
+
+#[test]
+fn client_policies_of_the_app_mesh_examples() {
+    let policy = json!({"tls": {
+        "enforce": false, "ports": [8080, 8443],
+        "certificate": {"file": {"certificateChain": "/c.pem", "privateKey": "/k.pem"}},
+        "validation": {"trust": {"acm": {"certificateAuthorityArns": ["arn:aws:acm-pca:us-west-2:111122223333:certificate-authority/ca"]}},
+                       "subjectAlternativeNames": {"match": {"exact": ["product.local"]}}}}});
+    let mut spec = walkthrough::virtual_node();
+    spec["backendDefaults"] = json!({"clientPolicy": policy});
+    spec["backends"][0]["virtualService"]["clientPolicy"] =
+        json!({"tls": {"validation": {"trust": {"file": {"certificateChain": "/ca.pem"}}}}});
+    assert_eq!(crate::validate_spec(Kind::VirtualNode, &spec), vec![]);
+    let node: VirtualNodeSpec = view(&spec).expect("node view");
+    let defaults = ClientPolicyTls {
+        enforce: Some(false),
+        ports: vec![8080, 8443],
+        certificate: Some(ClientTlsCertificate::File {
+            certificate_chain: "/c.pem".into(),
+            private_key: "/k.pem".into(),
+        }),
+        validation: TlsValidationContext {
+            trust: TlsTrust::Acm {
+                certificate_authority_arns: vec![
+                    "arn:aws:acm-pca:us-west-2:111122223333:certificate-authority/ca".into(),
+                ],
+            },
+            subject_alternative_names: Some(SanMatch {
+                exact: vec!["product.local".into()],
+            }),
+        },
+    };
+    assert_eq!(
+        node.backend_defaults,
+        Some(BackendDefaults {
+            client_policy: Some(ClientPolicy {
+                tls: Some(defaults.clone())
+            })
+        })
+    );
+    let own = node.backends[0].virtual_service.as_ref().unwrap();
+    let own = own
+        .client_policy
+        .as_ref()
+        .and_then(|p| p.tls.clone())
+        .unwrap();
+    assert_eq!(
+        own.validation.trust,
+        TlsTrust::File {
+            certificate_chain: "/ca.pem".into()
+        }
+    );
+    // `enforce` defaults to true; `ports` to every port.
+    let cases = [
+        (&own, 80, true),
+        (&own, 8080, true),
+        (&defaults, 8080, false),
+    ];
+    for (policy, port, expected) in cases {
+        assert_eq!(policy.applies_to(port), expected, "{policy:?} {port}");
+    }
+    let enforced_on_8443 = ClientPolicyTls {
+        enforce: None,
+        ..defaults
+    };
+    assert!(enforced_on_8443.applies_to(8443));
+    assert!(!enforced_on_8443.applies_to(80));
+}
+
+/// A gateway listener's TLS (`VirtualGatewayListenerTls`) reads through the same view.
+#[test]
+fn gateway_listener_tls() {
+    let mut spec = walkthrough::virtual_gateway();
+    spec["listeners"][0]["tls"] = json!({"mode": "STRICT",
+        "certificate": {"file": {"certificateChain": "/c.pem", "privateKey": "/k.pem"}},
+        "validation": {"trust": {"file": {"certificateChain": "/ca.pem"}}}});
+    assert_eq!(crate::validate_spec(Kind::VirtualGateway, &spec), vec![]);
+    let gateway: ListenersSpec = view(&spec).expect("gateway view");
+    let tls = gateway.listeners[0].tls.as_ref().expect("tls");
+    assert_eq!(tls.mode, TlsMode::Strict);
+    assert_eq!(tls.mode.as_str(), "STRICT");
 }
