@@ -31,6 +31,8 @@ pub struct AgentConfig {
     pub max_connections: usize,
     /// Spans of the agent's proxy go here (OTLP/HTTP).
     pub trace: Option<proxy::TraceConfig>,
+    /// Mutual TLS with mesh certificates for the local nodes.
+    pub mesh_tls: Option<proxy::MeshTlsConfig>,
 }
 
 /// A started agent: its proxy serves, its supervisor runs the local replicas.
@@ -56,6 +58,7 @@ impl Agent {
         proxy_config.ca = config.ca.clone();
         proxy_config.max_connections = config.max_connections;
         proxy_config.trace = config.trace.clone();
+        proxy_config.mesh_tls = config.mesh_tls.clone();
         let stop_proxy = CancellationToken::new();
         let proxy = proxy::Proxy::bind(proxy_config, stop_proxy.clone())
             .await
@@ -86,6 +89,7 @@ impl Agent {
         supervisor.health_interval = config.health_interval;
         supervisor.extra_path = config.extra_path;
         supervisor.network = Some(std::sync::Arc::new(Network { handle }));
+        supervisor.mesh_tls = config.mesh_tls.is_some();
         let supervisor = workloads::Supervisor::start(supervisor)?;
         Ok(Agent {
             outbound,
@@ -182,9 +186,10 @@ pub async fn run(
         extra_path,
         max_connections: opts.max_connections,
         trace: opts.trace.config(),
+        mesh_tls: opts.mesh_tls.config(),
     })
     .await?;
-    // Tests and scripts read these lines to learn the ports.
+    // Tests and scripts read these lines to learn the ports; the admin line comes last.
     println!(
         "aviary agent {} listening on http://{} (outbound)",
         opts.host, agent.outbound

@@ -239,6 +239,28 @@ impl TraceOpts {
     }
 }
 
+/// Mutual TLS with the mesh's CA (`aviary agent`, `aviary proxy`, every proxy of `up`/`demo`).
+#[derive(Debug, Clone, Parser)]
+pub struct MeshTlsOpts {
+    /// Get certificates from the control plane's mesh CA (`spiffe://<mesh>/virtualNode/<name>`,
+    /// a gateway's `.../virtualGateway/<name>`), renewed before they expire, and use them:
+    /// calls to endpoints that take mesh TLS present them, and an agent's inbound listeners
+    /// take mutual TLS (PERMISSIVE unless the node's listener `tls` says otherwise).
+    #[arg(long)]
+    pub mesh_tls: bool,
+    /// Renew the mesh certificates this often rather than at two thirds of their validity.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "mesh_tls")]
+    pub cert_renew_every: Option<std::time::Duration>,
+}
+
+impl MeshTlsOpts {
+    pub fn config(&self) -> Option<proxy::MeshTlsConfig> {
+        self.mesh_tls.then_some(proxy::MeshTlsConfig {
+            renew_every: self.cert_renew_every,
+        })
+    }
+}
+
 /// A share: a number from 0 to 1.
 fn share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -272,6 +294,8 @@ pub struct RunOpts {
     pub tls: TlsOpts,
     #[command(flatten)]
     pub trace: TraceOpts,
+    #[command(flatten)]
+    pub mesh_tls: MeshTlsOpts,
 }
 
 #[derive(Debug, Parser)]
@@ -559,6 +583,8 @@ pub struct AgentOpts {
     pub max_connections: usize,
     #[command(flatten)]
     pub trace: TraceOpts,
+    #[command(flatten)]
+    pub mesh_tls: MeshTlsOpts,
 }
 
 /// A host name is a resource name: it ends up in endpoint ids.
@@ -598,4 +624,6 @@ pub struct ProxyOpts {
     pub max_connections: usize,
     #[command(flatten)]
     pub trace: TraceOpts,
+    #[command(flatten)]
+    pub mesh_tls: MeshTlsOpts,
 }

@@ -29,6 +29,7 @@ pub async fn run(
         ca,
         max_connections: opts.max_connections,
         trace: opts.trace.config(),
+        mesh_tls: opts.mesh_tls.config(),
     };
     let shutdown = CancellationToken::new();
     let server = proxy::Proxy::bind(config, shutdown.clone()).await?;

@@ -120,6 +120,7 @@ async fn run(
             config.token = proxy_tokens.get(mesh).cloned();
             config.ca = ca.clone();
             config.trace = opts.trace.config();
+            config.mesh_tls = opts.mesh_tls.config();
             let proxy = proxy::Proxy::bind(config, services.clone())
                 .await
                 .with_context(|| format!("cannot start the proxy of virtual gateway '{name}'"))?;
@@ -143,6 +144,7 @@ async fn run(
             extra_path: extra_path.clone(),
             max_connections: proxy::Config::DEFAULT_MAX_CONNECTIONS,
             trace: opts.trace.config(),
+            mesh_tls: opts.mesh_tls.config(),
         })
         .await?;
         println!(

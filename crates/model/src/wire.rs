@@ -17,6 +17,15 @@ pub struct Endpoint {
     /// Passing its health check; proxies send traffic only to healthy endpoints.
     #[serde(default = "yes")]
     pub healthy: bool,
+    /// An agent's inbound listener that takes mutual TLS with mesh certificates (as well as
+    /// what the node's listener `tls` says): proxies with a mesh identity call it over TLS and
+    /// expect `spiffe://<mesh>/virtualNode/<virtualNode>`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mesh_tls: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 fn yes() -> bool {

@@ -16,10 +16,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use model::typed::TlsMode;
+use model::wire::IdentityKind;
+
 use crate::error::StartError;
 use crate::forward::Entry;
 use crate::inbound::Target;
 use crate::server::{self, Serves};
+use crate::tls::ServerTls;
 use crate::{Shared, lock};
 
 /// The dynamic listeners of one proxy, and what they need to serve.
@@ -44,13 +48,14 @@ struct Inbound {
 
 impl Dynamic {
     pub fn new(
+        tracker: TaskTracker,
         shutdown: CancellationToken,
         max_connections: usize,
         outbound_ip: IpAddr,
         inbound_ip: IpAddr,
     ) -> Dynamic {
         Dynamic {
-            tracker: TaskTracker::new(),
+            tracker,
             shutdown,
             max_connections,
             outbound_ip,
@@ -110,10 +115,21 @@ impl Dynamic {
         let listener = bind(addr, "inbound").await?;
         let addr = local_addr(&listener, addr)?;
         tracing::info!(%addr, %local, node, replica = id, "inbound listener bound");
+        let mesh = match &shared.mesh_tls {
+            None => None,
+            Some(mesh_tls) => {
+                let identity = mesh_tls
+                    .identity(IdentityKind::VirtualNode, node)
+                    .await
+                    .map_err(|e| StartError::Config(e.to_string()))?;
+                Some(ServerTls::mesh(&identity, TlsMode::Permissive, None))
+            }
+        };
         let stop = self.shutdown.child_token();
         let target = Target {
             node: node.to_string(),
             local,
+            mesh,
         };
         self.spawn(
             listener,

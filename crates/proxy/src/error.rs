@@ -62,6 +62,8 @@ pub enum ProxyError {
     Timeout { node: String, after: Duration },
     #[error("the proxy has no configuration for mesh '{mesh}' yet")]
     NotConfigured { mesh: String },
+    #[error("no TLS to virtual node '{node}': {detail}")]
+    Tls { node: String, detail: String },
 }
 
 impl ProxyError {
@@ -75,7 +77,7 @@ impl ProxyError {
             | ProxyError::Connect { .. }
             | ProxyError::Stream { .. }
             | ProxyError::Timeout { .. } => Party::Upstream,
-            ProxyError::NotConfigured { .. } => Party::Proxy,
+            ProxyError::NotConfigured { .. } | ProxyError::Tls { .. } => Party::Proxy,
         }
     }
 
@@ -94,6 +96,7 @@ impl ProxyError {
             ProxyError::Stream { node, .. } => {
                 format!("virtual node '{node}' failed the request before answering it")
             }
+            ProxyError::Tls { node, .. } => format!("no TLS to virtual node '{node}'"),
             other => other.to_string(),
         }
     }
@@ -105,7 +108,8 @@ impl ProxyError {
             ProxyError::NotABackend { .. } => StatusCode::FORBIDDEN,
             ProxyError::NoHealthyEndpoint { .. }
             | ProxyError::Connect { .. }
-            | ProxyError::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            | ProxyError::NotConfigured { .. }
+            | ProxyError::Tls { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Stream { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         }

@@ -23,13 +23,18 @@ use crate::body::{self, Prepared, RequestBody, ResponseBody};
 use crate::error::ProxyError;
 use crate::headers::append_forwarded_for;
 use crate::headers::remove_hop_by_hop;
+use crate::mesh_tls::Caller;
+use crate::pool::PoolTls;
 use crate::pool::{CONNECT_TIMEOUT, Http1Pools, IDLE_TIMEOUT};
 use crate::retry::{Outcome, Retries, is_idempotent};
-use crate::table::RouteEntry;
+use crate::table::{NodeEntry, NodeListener, RouteEntry, RouteTable};
 use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected};
+use crate::tls::ClientTls;
 use crate::trace;
 pub use attempt::error_chain;
 use attempt::{RequestHead, UpstreamRequest, downstream_response};
+use model::wire::IdentityKind;
+use std::net::SocketAddr;
 
 /// How a request entered the proxy.
 #[derive(Debug, Clone)]
@@ -147,6 +152,9 @@ pub fn error_response(error: &ProxyError) -> Response<ResponseBody> {
 /// One request on its way to a route's targets.
 pub(super) struct Forward<'a> {
     pub shared: &'a Shared,
+    pub table: &'a RouteTable,
+    /// Who calls, when mutual TLS can present it (see `mesh_tls::Caller`).
+    pub caller: Option<Caller>,
     pub service: &'a str,
     pub route: &'a RouteEntry,
     pub forwarded_for: &'a HeaderValue,
@@ -221,8 +229,14 @@ impl Forward<'_> {
                         idempotent,
                     };
                     let timeout = retries.attempt_timeout();
-                    self.send(request, in_flight, &target.node.name, timeout)
-                        .await
+                    let addr = in_flight.endpoint().addr;
+                    match self.tls_for(&target.node, listener, addr).await {
+                        Ok(tls) => {
+                            self.send(request, in_flight, &target.node.name, timeout, tls)
+                                .await
+                        }
+                        Err(error) => Err(error),
+                    }
                 }
             };
             let (outcome, server_error) = match &result {
@@ -275,6 +289,57 @@ impl Forward<'_> {
                 }),
             };
         }
+    }
+
+    /// How a connection to `addr` (an endpoint of `node`, behind `listener`) is secured: the
+    /// calling node's App Mesh client policy for this service where it applies, else mesh
+    /// mutual TLS where the endpoint takes it, the node's listener sets no App Mesh `tls` of
+    /// its own (which then governs, as in App Mesh) and this proxy has an identity to present,
+    /// else plain text. A policy that could not be built fails the attempt rather than send in
+    /// plain text what the spec says must be encrypted.
+    async fn tls_for(
+        &self,
+        node: &NodeEntry,
+        listener: Option<&NodeListener>,
+        addr: SocketAddr,
+    ) -> Result<Option<PoolTls>, ProxyError> {
+        let port = listener.map_or(0, |l| l.port);
+        let pool_tls = |tls: ClientTls| PoolTls {
+            tls,
+            server_name: self.service.to_string(),
+            metrics: self.shared.telemetry.tls.clone(),
+        };
+        let policy = match &self.caller {
+            Some((IdentityKind::VirtualNode, caller)) => self
+                .table
+                .node(caller)
+                .and_then(|entry| entry.client_policies.for_service(self.service)),
+            _ => None,
+        };
+        match policy {
+            Some(Ok(tls)) if tls.applies_to(port) => return Ok(Some(pool_tls(tls.clone()))),
+            Some(Err(why)) => {
+                return Err(ProxyError::Tls {
+                    node: node.name.clone(),
+                    detail: why.clone(),
+                });
+            }
+            _ => {}
+        }
+        if let (Some(mesh), Some(caller)) = (&self.shared.mesh_tls, &self.caller)
+            && self.table.speaks_mesh_tls(addr)
+            && listener.is_none_or(|l| l.tls.is_none())
+        {
+            let tls = mesh
+                .client(caller, &node.name)
+                .await
+                .map_err(|e| ProxyError::Tls {
+                    node: node.name.clone(),
+                    detail: e.to_string(),
+                })?;
+            return Ok(Some(pool_tls(tls)));
+        }
+        Ok(None)
     }
 
     /// The caller's headers as every attempt sends them: hop-by-hop headers removed,

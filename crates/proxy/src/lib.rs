@@ -20,6 +20,7 @@ mod forward;
 mod headers;
 mod inbound;
 mod matching;
+mod mesh_tls;
 mod outlier;
 mod pool;
 mod push;
@@ -29,8 +30,8 @@ mod snapshot;
 mod sync;
 mod table;
 mod telemetry;
-mod trace;
 mod tls;
+mod trace;
 mod weighted;
 
 use std::collections::HashMap;
@@ -44,9 +45,11 @@ use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use endpoints::{BoxFuture, DnsSource, EndpointSource, RegisteredSource};
 pub use error::{Delivery, Party, ProxyError, StartError};
+pub use mesh_tls::MeshTlsConfig;
 pub use snapshot::Snapshot;
 pub use telemetry::{SeriesCounts, SeriesKey};
 pub use trace::TraceConfig;
@@ -112,6 +115,10 @@ pub struct Config {
     /// Open connections at most on each listener; one more is answered 503 and closed, so a
     /// flood meets a clear refusal instead of the file-descriptor limit.
     pub max_connections: usize,
+    /// Take part in the mesh's mutual TLS: certificates from the control plane's CA for this
+    /// gateway, or for each local node of an agent, presented to endpoints that take mesh TLS
+    /// (`meshTls`) and, on an agent, required of nothing but offered by its inbound listeners.
+    pub mesh_tls: Option<MeshTlsConfig>,
     /// Where to export spans, and how many new traces to sample; `None`: no spans, and the
     /// trace headers pass through untouched.
     pub trace: Option<TraceConfig>,
@@ -135,6 +142,7 @@ impl Config {
             token: None,
             ca: None,
             max_connections: Config::DEFAULT_MAX_CONNECTIONS,
+            mesh_tls: None,
             trace: None,
         }
     }
@@ -171,6 +179,8 @@ pub(crate) struct Shared {
     upstreams: Upstreams,
     /// Starts each request's span; `None` without a collector.
     tracer: Option<trace::Tracer>,
+    /// This proxy's mesh identities; `None` without `Config::mesh_tls`.
+    mesh_tls: Option<mesh_tls::MeshTls>,
 }
 
 /// A poisoned lock only means another task panicked while holding it; the maps behind these
@@ -275,15 +285,28 @@ impl Proxy {
         let client = client::Client::with_options(&config.control, &options)
             .map_err(StartError::Client)?
             .with_token(config.token.clone());
+        let tracker = TaskTracker::new();
+        let telemetry = Telemetry::new(&config.mesh);
+        let mesh_tls = config.mesh_tls.as_ref().map(|mesh_tls| {
+            mesh_tls::MeshTls::new(
+                client.clone(),
+                &config.mesh,
+                mesh_tls,
+                telemetry.tls.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+            )
+        });
         let shared = Arc::new(Shared {
             mesh: config.mesh.clone(),
             role: config.role.clone(),
             table: ArcSwap::from_pointee(RouteTable::empty(&config.mesh)),
             applied: watch::Sender::new(0),
             applied_at: Default::default(),
-            telemetry: Telemetry::new(&config.mesh),
+            telemetry,
             upstreams: Upstreams::new(),
             tracer,
+            mesh_tls,
         });
         let mut initial = None;
         if let Some((snapshot, source)) =
@@ -317,6 +340,7 @@ impl Proxy {
             listeners.push((ListenerKind::Admin, bind_listener(addr, "admin").await?));
         }
         let dynamic = Arc::new(agent::Dynamic::new(
+            tracker,
             shutdown.clone(),
             config.max_connections,
             config.egress_listen.ip(),

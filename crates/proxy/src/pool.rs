@@ -38,6 +38,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{BoxError, RequestBody};
+use crate::tls::{ClientTls, TlsConnectFailed, TlsKey, TlsMetrics};
 
 /// How long a connection may stay idle in a pool.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -48,12 +49,28 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// afterwards the endpoint holds its pool.
 #[derive(Default)]
 pub struct Http1Pools {
-    pools: Mutex<HashMap<SocketAddr, Arc<Pool>>>,
+    /// By address and TLS identity: a connection made with one client certificate and trust
+    /// is never handed to a request that needs another.
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
+}
+
+/// An address, and the TLS identity its connections are made with (`None`: plain text).
+type PoolKey = (SocketAddr, Option<TlsKey>);
+
+/// How a pool's connections are secured: the client TLS, the name sent as SNI, and where
+/// handshake failures are counted.
+#[derive(Clone)]
+pub struct PoolTls {
+    pub tls: ClientTls,
+    pub server_name: String,
+    pub metrics: TlsMetrics,
 }
 
 /// The idle connections to one address, most recently used last.
 pub struct Pool {
     addr: SocketAddr,
+    /// TLS for new connections.
+    tls: Option<PoolTls>,
     idle: Mutex<Vec<Idle>>,
 }
 
@@ -146,13 +163,20 @@ fn closed_under(error: &hyper::Error) -> bool {
 }
 
 impl Http1Pools {
-    /// The pool of `addr`, shared by every endpoint with that address.
+    /// The plain-text pool of `addr`, shared by every endpoint with that address.
     pub fn pool(&self, addr: SocketAddr) -> Arc<Pool> {
+        self.pool_with(addr, None)
+    }
+
+    /// The pool of `addr` whose connections are made with `tls`.
+    pub fn pool_with(&self, addr: SocketAddr, tls: Option<PoolTls>) -> Arc<Pool> {
+        let key = (addr, tls.as_ref().map(|t| t.tls.key()));
         lock(&self.pools)
-            .entry(addr)
+            .entry(key)
             .or_insert_with(|| {
                 Arc::new(Pool {
                     addr,
+                    tls,
                     idle: Mutex::default(),
                 })
             })
@@ -193,7 +217,7 @@ impl Http1Pools {
     #[cfg(test)]
     pub fn idle(&self, addr: SocketAddr) -> usize {
         lock(&self.pools)
-            .get(&addr)
+            .get(&(addr, None))
             .map_or(0, |pool| lock(&pool.idle).len())
     }
 }
@@ -235,6 +259,27 @@ impl Pool {
 
     async fn connect(&self) -> Result<Conn, ClientError> {
         let stream = connect_tcp(self.addr).await?;
+        match &self.tls {
+            None => self.handshake(stream).await,
+            Some(pool_tls) => {
+                let connected = crate::tls::connect(stream, &pool_tls.tls, &pool_tls.server_name);
+                let stream = connected.await.map_err(|refused| {
+                    TlsConnectFailed {
+                        address: self.addr,
+                        refused: &refused,
+                    }
+                    .emit(&pool_tls.metrics);
+                    ClientError::tls(refused)
+                })?;
+                self.handshake(stream).await
+            }
+        }
+    }
+
+    async fn handshake<T>(&self, stream: T) -> Result<Conn, ClientError>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let (mut sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -375,6 +420,14 @@ impl ClientError {
         ClientError {
             kind: ClientErrorKind::SendRequest,
             source: Box::new(cause),
+        }
+    }
+
+    /// The TLS handshake failed: nothing was sent, as with a refused connection.
+    fn tls(refused: crate::tls::Refused) -> ClientError {
+        ClientError {
+            kind: ClientErrorKind::Connect,
+            source: Box::new(refused),
         }
     }
 

@@ -91,7 +91,16 @@ pub async fn serve(
         let serves = serves.clone();
         tracker.spawn(async move {
             let _open = shared.telemetry.connection_opened(serves.listener());
-            connection(TokioIo::new(stream), remote, shared, serves, stop).await;
+            match &serves {
+                Serves::Inbound(target) => {
+                    // TLS in the connection's own task: a handshake may take seconds.
+                    let target = target.clone();
+                    if let Some(io) = inbound::accept(&shared, &target, stream, remote).await {
+                        connection(TokioIo::new(io), remote, shared, serves, stop).await;
+                    }
+                }
+                _ => connection(TokioIo::new(stream), remote, shared, serves, stop).await,
+            }
             drop(permit);
         });
     }
@@ -104,13 +113,15 @@ fn refuse(stream: TcpStream) {
     let _ = stream.try_write(TOO_MANY);
 }
 
-async fn connection(
-    io: TokioIo<tokio::net::TcpStream>,
+async fn connection<T>(
+    io: TokioIo<T>,
     remote: SocketAddr,
     shared: Arc<Shared>,
     serves: Serves,
     stop: CancellationToken,
-) {
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let forwarded_for = headers::forwarded_for(remote.ip());
     // HTTP/2 from other hosts' proxies (to nodes that speak it) as well as HTTP/1.1.
     let inbound = matches!(serves, Serves::Inbound(_));

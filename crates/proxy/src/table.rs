@@ -22,6 +22,7 @@ use crate::outlier::OutlierConfig;
 use crate::retry::RetryPolicy;
 use crate::snapshot::Snapshot;
 use crate::telemetry::{ConfigSource, Series, SeriesKey, Telemetry};
+use crate::tls::{ClientTls, ServerTls};
 use crate::weighted::WeightedChoice;
 
 /// FNV-1a, for the map every request looks its service up in: its keys come from the
@@ -66,6 +67,8 @@ pub struct RouteTable {
     /// Every node's backends (virtual service names), for the egress filter: whoever calls
     /// through a node's outbound listener is that node.
     backends: HashMap<String, HashSet<String>>,
+    /// Registered endpoints that are agents' inbound listeners taking mesh mutual TLS.
+    mesh_tls: HashSet<SocketAddr>,
     gateway: Option<GatewayEntry>,
     /// Resources that could not be compiled (they serve nothing); logged, shown at `/config`.
     pub problems: Vec<String>,
@@ -107,6 +110,24 @@ pub struct NodeEntry {
     pub listeners: Vec<NodeListener>,
     /// Endpoints when the node has no listener: none, with the reason.
     pub no_listener: Arc<NodeEndpoints>,
+    /// How this node's proxy connects to its backends (App Mesh client policies).
+    pub client_policies: ClientPolicies,
+}
+
+/// A node's client policies with TLS, built once per configuration: per backend virtual
+/// service, and the node's `backendDefaults`. A policy that cannot be built (a file missing,
+/// `sds`) is kept as its reason: requests under it fail rather than go out in plain text.
+#[derive(Default)]
+pub struct ClientPolicies {
+    pub defaults: Option<Result<ClientTls, String>>,
+    pub backends: HashMap<String, Result<ClientTls, String>>,
+}
+
+impl ClientPolicies {
+    /// The TLS policy for calls to `service`, if any applies.
+    pub fn for_service(&self, service: &str) -> Option<&Result<ClientTls, String>> {
+        self.backends.get(service).or(self.defaults.as_ref())
+    }
 }
 
 pub struct NodeListener {
@@ -115,6 +136,9 @@ pub struct NodeListener {
     pub http2: bool,
     pub outlier: Option<OutlierConfig>,
     pub endpoints: Arc<NodeEndpoints>,
+    /// The listener's App Mesh `tls`, built (or why it cannot be: its inbound listeners then
+    /// refuse every connection rather than serve without the TLS the spec asks for).
+    pub tls: Option<Result<ServerTls, String>>,
 }
 
 impl NodeEntry {
@@ -353,6 +377,7 @@ impl RouteTable {
             services: HashMap::default(),
             nodes: HashMap::new(),
             backends: HashMap::new(),
+            mesh_tls: HashSet::new(),
             gateway: None,
             problems: Vec::new(),
         }
@@ -370,6 +395,7 @@ impl RouteTable {
         let mut problems = Vec::new();
         let reuse = EndpointReuse::new(previous);
         let registered = registered_endpoints(&snapshot, &mut problems);
+        let mesh_tls = mesh_tls_endpoints(&snapshot);
         let mut nodes = HashMap::new();
         let mut backends = HashMap::new();
         for item in snapshot.of_kind(Kind::VirtualNode) {
@@ -382,7 +408,13 @@ impl RouteTable {
                 let names = names.map(|vs| vs.virtual_service_name.clone()).collect();
                 backends.insert(name.clone(), names);
             }
-            let node = compile_node(&name, spec_of(item), registered.get(&name), &reuse);
+            let node = compile_node(
+                &name,
+                spec_of(item),
+                registered.get(&name),
+                &reuse,
+                &mut problems,
+            );
             nodes.insert(name, Arc::new(node));
         }
         let mut services = HashMap::default();
@@ -428,6 +460,7 @@ impl RouteTable {
             services,
             nodes,
             backends,
+            mesh_tls,
             gateway,
             problems,
             snapshot,
@@ -478,6 +511,16 @@ impl RouteTable {
         }
     }
 
+    /// Whether the endpoint at `addr` is an agent's inbound listener taking mesh mutual TLS.
+    pub fn speaks_mesh_tls(&self, addr: SocketAddr) -> bool {
+        self.mesh_tls.contains(&addr)
+    }
+
+    /// The node `name`, if the configuration has it.
+    pub fn node(&self, name: &str) -> Option<&Arc<NodeEntry>> {
+        self.nodes.get(name)
+    }
+
     /// Whether `node`'s listener speaks HTTP/2 (`http2`, `grpc`).
     pub fn node_speaks_http2(&self, node: &str) -> bool {
         self.nodes
@@ -522,6 +565,20 @@ impl ServiceEntry {
 
 /// The snapshot's registered endpoints by node; an entry marked unhealthy counts as present
 /// (the node then uses registered endpoints) but is not used.
+/// The addresses of registered endpoints that take mesh mutual TLS (`meshTls`).
+fn mesh_tls_endpoints(snapshot: &Snapshot) -> HashSet<SocketAddr> {
+    snapshot
+        .endpoints
+        .iter()
+        .filter(|e| e["meshTls"].as_bool() == Some(true))
+        .filter_map(|e| {
+            let ip = e["address"].as_str()?.parse::<std::net::IpAddr>().ok()?;
+            let port = u16::try_from(e["port"].as_u64()?).ok()?;
+            Some(SocketAddr::new(ip, port))
+        })
+        .collect()
+}
+
 fn registered_endpoints(
     snapshot: &Snapshot,
     problems: &mut Vec<String>,
@@ -561,8 +618,10 @@ fn compile_node(
     spec: &Value,
     registered: Option<&Vec<SocketAddr>>,
     reuse: &EndpointReuse<'_>,
+    problems: &mut Vec<String>,
 ) -> NodeEntry {
     let view = typed::view::<typed::VirtualNodeSpec>(spec);
+    let view_again = view.clone();
     let hostname = view
         .as_ref()
         .and_then(|v| v.service_discovery.as_ref())
@@ -589,14 +648,50 @@ fn compile_node(
                         .into(),
                 }),
             };
+            let tls = listener.tls.as_ref().map(|tls| {
+                ServerTls::from_listener(tls).map_err(|e| {
+                    let problem = format!("virtual node '{name}' listener {port}: {e}");
+                    problems.push(problem.clone());
+                    problem
+                })
+            });
             NodeListener {
                 port,
                 http2: matches!(listener.port_mapping.protocol.as_str(), "http2" | "grpc"),
                 outlier: OutlierConfig::from_listener(&raw),
                 endpoints: reuse.get(name, source),
+                tls,
             }
         })
         .collect();
+    let mut client_policies = ClientPolicies::default();
+    let mut build = |policy: Option<&typed::ClientPolicy>, what: String| {
+        let tls = policy.and_then(|p| p.tls.as_ref())?;
+        Some(ClientTls::from_policy(tls).map_err(|e| {
+            let problem = format!("virtual node '{name}' {what}: {e}");
+            problems.push(problem.clone());
+            problem
+        }))
+    };
+    if let Some(spec) = &view_again {
+        let defaults = spec.backend_defaults.as_ref();
+        client_policies.defaults = build(
+            defaults.and_then(|d| d.client_policy.as_ref()),
+            "backendDefaults.clientPolicy".into(),
+        );
+        for backend in spec
+            .backends
+            .iter()
+            .filter_map(|b| b.virtual_service.as_ref())
+        {
+            let what = format!("backend '{}' clientPolicy", backend.virtual_service_name);
+            if let Some(tls) = build(backend.client_policy.as_ref(), what) {
+                client_policies
+                    .backends
+                    .insert(backend.virtual_service_name.clone(), tls);
+            }
+        }
+    }
     let no_listener = reuse.get(
         name,
         Box::new(NoSource {
@@ -607,6 +702,7 @@ fn compile_node(
         name: name.to_string(),
         listeners,
         no_listener,
+        client_policies,
     }
 }
 

@@ -193,7 +193,6 @@ pub struct Telemetry {
     spans_dropped: Family<[(&'static str, &'static str); 1], Counter>,
     trace_export_failures: Counter,
     /// TLS refusals and certificate renewals, named in `tls/events.rs`.
-    #[allow(dead_code)] // Until the agent's listeners and identity emit into it.
     pub tls: crate::tls::TlsMetrics,
 }
 

@@ -50,9 +50,8 @@
 //! both sides, so every new connection is verified against the certificates and trust in use
 //! now (pools keep connections open, so full handshakes are rare).
 //!
-//! Wiring into the listeners and pools comes with `aviary agent`; until then only the tests
-//! use this module, hence the allowances below.
-#![allow(dead_code, unused_imports)]
+//! Wired in: an agent's inbound listeners accept with it (`inbound::accept`), outbound pools
+//! connect with it (`pool::PoolTls`), and `mesh_tls::MeshTls` holds the identities.
 
 mod accept;
 mod events;
@@ -71,9 +70,7 @@ use rustls::crypto::CryptoProvider;
 use tokio::net::TcpStream;
 
 pub use accept::{Accepted, Refusal, Refused, accept};
-pub use events::{
-    CertificateRenewalFailed, CertificateRenewed, TlsConnectFailed, TlsMetrics, TlsRefused,
-};
+pub use events::{InboundAccepted, TlsConnectFailed, TlsMetrics, TlsRefused};
 pub use identity::{CertResolver, IdentityName, MeshIdentity, Renewal};
 pub use verify::PeerIdentity;
 
@@ -217,22 +214,15 @@ impl ServerTls {
         }
     }
 
+    #[cfg(test)]
     pub fn mode(&self) -> TlsMode {
         self.mode
     }
 
+    #[cfg(test)]
     /// Bounds the first byte's wait and the handshake together (default [`HANDSHAKE_TIMEOUT`]).
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> ServerTls {
         self.handshake_timeout = timeout;
-        self
-    }
-
-    /// The ALPN protocols offered (none by default: the peer speaks what the listener's
-    /// protocol says).
-    pub fn with_alpn(mut self, protocols: Vec<Vec<u8>>) -> ServerTls {
-        if let Some(config) = &mut self.config {
-            Arc::make_mut(config).alpn_protocols = protocols;
-        }
         self
     }
 }
@@ -362,15 +352,11 @@ impl ClientTls {
         self.key
     }
 
+    #[cfg(test)]
     /// The ALPN protocols offered (none by default).
     pub fn with_alpn(mut self, protocols: Vec<Vec<u8>>) -> ClientTls {
         self.key = key_of(("alpn", self.key, &protocols));
         Arc::make_mut(&mut self.config).alpn_protocols = protocols;
-        self
-    }
-
-    pub fn with_handshake_timeout(mut self, timeout: Duration) -> ClientTls {
-        self.handshake_timeout = timeout;
         self
     }
 }

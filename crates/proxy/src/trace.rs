@@ -665,6 +665,7 @@ fn error_type(error: &ProxyError) -> &'static str {
         ProxyError::Stream { .. } => "stream",
         ProxyError::Timeout { .. } => "timeout",
         ProxyError::NotConfigured { .. } => "not_configured",
+        ProxyError::Tls { .. } => "tls",
     }
 }
 

@@ -66,6 +66,9 @@ pub struct SupervisorConfig {
     /// The agent's data plane, which gives each replica its outbound proxy and the address
     /// other hosts reach it at. `None`: replicas get `http_proxy` and register `127.0.0.1`.
     pub network: Option<Arc<dyn Network>>,
+    /// The inbound listeners take mutual TLS with mesh certificates: endpoints are registered
+    /// with `meshTls`, so callers with a mesh identity use it.
+    pub mesh_tls: bool,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -114,6 +117,7 @@ impl SupervisorConfig {
             ca: None,
             host: None,
             network: None,
+            mesh_tls: false,
         }
     }
 

@@ -292,7 +292,10 @@ impl Replica {
                 },
                 None => ("127.0.0.1".to_string(), port),
             };
-            let body = json!({ "address": address, "port": port, "healthy": true });
+            let mut body = json!({ "address": address, "port": port, "healthy": true });
+            if self.ctx.config.mesh_tls {
+                body["meshTls"] = true.into();
+            }
             tokio::time::timeout(
                 CONTROL_TIMEOUT,
                 control.put_object(mesh, &collection, &self.id, &body),

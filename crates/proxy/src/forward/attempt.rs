@@ -17,6 +17,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::endpoints::{Endpoint, InFlight};
 use crate::error::ProxyError;
 use crate::headers::remove_hop_by_hop;
+use crate::pool::PoolTls;
 use crate::table::RouteEntry;
 
 impl Forward<'_> {
@@ -27,6 +28,7 @@ impl Forward<'_> {
         in_flight: InFlight,
         node: &str,
         timeout: Option<(Duration, Duration)>,
+        tls: Option<PoolTls>,
     ) -> Result<(Response<Incoming>, InFlight), ProxyError> {
         let endpoint = in_flight.endpoint();
         let addr = endpoint.addr;
@@ -39,6 +41,12 @@ impl Forward<'_> {
         // Either way: (whether no connection could be made, what went wrong). The calls are
         // pinned here and passed on by reference: they are large, and every move copies.
         let result = if head.http2 {
+            // hyper-util's HTTP/2 client makes its own plain connections; TLS to HTTP/2
+            // nodes comes with the HTTP/2 work (the mesh's inbound listeners are PERMISSIVE
+            // unless the node's listener says otherwise).
+            if tls.is_some() {
+                tracing::debug!(node, "HTTP/2 upstream: sent in plain text");
+            }
             let call = pin!(upstreams.http2.request(first));
             within(timeout, node, call)
                 .await?
@@ -59,7 +67,14 @@ impl Forward<'_> {
             let again = again
                 .as_ref()
                 .map(|f| f as &(dyn Fn() -> Request<RequestBody> + Sync));
-            let pool = endpoint.http1_pool(&upstreams.http1);
+            let tls_pool;
+            let pool = match tls {
+                None => endpoint.http1_pool(&upstreams.http1),
+                Some(tls) => {
+                    tls_pool = upstreams.http1.pool_with(addr, Some(tls));
+                    &tls_pool
+                }
+            };
             let call = pin!(pool.send(first, again));
             within(timeout, node, call)
                 .await?

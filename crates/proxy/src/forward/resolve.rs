@@ -13,6 +13,8 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::{Entry, Failure, Forward};
+use model::wire::IdentityKind;
+
 use crate::Shared;
 use crate::body::ResponseBody;
 use crate::error::ProxyError;
@@ -152,8 +154,20 @@ pub(super) async fn serve(
         })
     };
     let route = service.route(&view).ok_or_else(no_route)?;
+    // Who calls, for mutual TLS: the node of an outbound listener, or this gateway.
+    let caller = match (entry, &shared.role) {
+        (Entry::Egress { node: Some(node) }, _) => {
+            Some((IdentityKind::VirtualNode, node.to_string()))
+        }
+        (Entry::Gateway { .. }, crate::Role::Gateway(name)) => {
+            Some((IdentityKind::VirtualGateway, name.clone()))
+        }
+        _ => None,
+    };
     let forward = Forward {
         shared,
+        table,
+        caller,
         service: &service_name,
         route,
         forwarded_for,

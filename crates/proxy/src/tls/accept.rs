@@ -120,14 +120,6 @@ impl Accepted {
             Accepted::Tls { peer, .. } => peer.as_ref(),
         }
     }
-
-    /// The TCP connection underneath (addresses, options).
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Accepted::Plain(stream) => stream,
-            Accepted::Tls { stream, .. } => stream.get_ref().0,
-        }
-    }
 }
 
 /// Makes `stream` what `tls` says the listener speaks. DISABLED reads nothing. STRICT and

@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 use super::Refused;
 
 const REFUSED: &str = "aviary_proxy_tls_refused";
+const ACCEPTED: &str = "aviary_proxy_inbound_connections";
 const CONNECT_FAILURES: &str = "aviary_proxy_tls_connect_failures";
 const RENEWALS: &str = "aviary_proxy_certificate_renewals";
 const NOT_AFTER: &str = "aviary_proxy_certificate_not_after_seconds";
@@ -21,6 +22,7 @@ const NOT_AFTER: &str = "aviary_proxy_certificate_not_after_seconds";
 #[derive(Debug, Clone, Default)]
 pub struct TlsMetrics {
     refused: Family<[(&'static str, String); 2], Counter>,
+    accepted: Family<[(&'static str, &'static str); 1], Counter>,
     connect_failures: Family<[(&'static str, &'static str); 1], Counter>,
     renewals: Family<[(&'static str, String); 2], Counter>,
     not_after: Family<[(&'static str, String); 1], Gauge<i64, AtomicI64>>,
@@ -34,6 +36,11 @@ impl TlsMetrics {
             REFUSED,
             "Inbound connections refused by a listener's TLS, by listener and reason",
             metrics.refused.clone(),
+        );
+        registry.register(
+            ACCEPTED,
+            "Connections an agent's inbound listeners accepted, by transport (tls, plain)",
+            metrics.accepted.clone(),
         );
         registry.register(
             CONNECT_FAILURES,
@@ -51,6 +58,22 @@ impl TlsMetrics {
             metrics.not_after.clone(),
         );
         metrics
+    }
+}
+
+/// An inbound listener accepted a connection, over TLS or in plain text (PERMISSIVE and
+/// DISABLED listeners take both or the latter). Counted only: one per connection.
+pub struct InboundAccepted {
+    pub tls: bool,
+}
+
+impl InboundAccepted {
+    pub fn emit(&self, metrics: &TlsMetrics) {
+        let transport = if self.tls { "tls" } else { "plain" };
+        metrics
+            .accepted
+            .get_or_create(&[("transport", transport)])
+            .inc();
     }
 }
 

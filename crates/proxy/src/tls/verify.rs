@@ -79,6 +79,7 @@ impl PeerIdentity {
         })
     }
 
+    #[cfg(test)]
     /// The first `spiffe://` URI SAN: a mesh identity.
     pub fn spiffe_id(&self) -> Option<&str> {
         self.uris
