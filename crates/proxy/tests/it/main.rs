@@ -2,6 +2,7 @@
 //! upstream HTTP servers and real proxies, all on 127.0.0.1:0, driven over HTTP. Shared helpers
 //! live here; each module is one area.
 
+mod agent;
 mod discovery;
 mod failures;
 mod gateway;
