@@ -12,6 +12,7 @@ use serde_json::Value;
 use testkit::{ControlProcess, http, http_json};
 
 use crate::canary::{Proc, aviary, spawn_until};
+use crate::tracing::{Collector, assert_one_walk};
 
 const GATEWAY: &str = "http://127.0.0.6:9080/";
 
@@ -25,6 +26,7 @@ fn agent(
     host: &str,
     address: &str,
     data: &std::path::Path,
+    collector: &str,
 ) -> (Proc, String) {
     let mut cmd = crate::aviary_cmd();
     cmd.args([
@@ -36,6 +38,7 @@ fn agent(
         "--address",
         address,
     ])
+    .args(["--trace-collector", collector])
     .args([
         "--outbound-listen",
         "127.0.0.1:0",
@@ -149,6 +152,7 @@ fn endpoints(control: &ControlProcess) -> BTreeMap<String, (String, String)> {
 #[test]
 fn the_walkthrough_runs_across_five_hosts_proxy_to_proxy() {
     let control = ControlProcess::start(crate::bin());
+    let collector = Collector::start();
     let url = control.url().to_string();
     let data = testkit::temp_dir();
     let mesh = crate::demomesh_dir().join("mesh.yaml");
@@ -171,7 +175,7 @@ fn the_walkthrough_runs_across_five_hosts_proxy_to_proxy() {
     ];
     let agents: Vec<(Proc, String)> = hosts
         .iter()
-        .map(|(host, address)| agent(&control, host, address, data.path()))
+        .map(|(host, address)| agent(&control, host, address, data.path(), &collector.url))
         .collect();
     let mut gateway = crate::aviary_cmd();
     gateway
@@ -185,6 +189,7 @@ fn the_walkthrough_runs_across_five_hosts_proxy_to_proxy() {
             "127.0.0.6",
         ])
         .args(["--mesh-tls", "--cert-renew-every", RENEW_EVERY])
+        .args(["--trace-collector", &collector.url])
         .env("AVIARY_CONTROL", &url);
     let (_gateway, _) = spawn_until(&mut gateway, "(gateway)");
 
@@ -209,6 +214,16 @@ fn the_walkthrough_runs_across_five_hosts_proxy_to_proxy() {
     .map(|(id, node, address)| (id.to_string(), (node.to_string(), address.to_string())))
     .collect();
     assert_eq!(registered, expected);
+
+    // One request is one trace across the hosts: the gateway's span, order's inbound hop on
+    // h1 and its two calls out, product's inbound hop on h2 and customer's on h3, each the
+    // child of the hop before.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = format!("00-{trace}-00f067aa0ba902b7-01");
+    let (status, _, body) = testkit::http_as("GET", GATEWAY, None, &[("traceparent", &parent)]);
+    assert_eq!(status, 200, "{body}");
+    let spans = collector.trace(trace, 6);
+    assert_one_walk(&spans, ["agent h1", "agent h2", "agent h3"]);
 
     // The canary of product on the fourth host: half the traffic, then all of it.
     let canary = data.path().join("product-v15.yaml");

@@ -20,7 +20,7 @@ use crate::demomesh_dir;
 
 /// A span and the `service.name` of the proxy that exported it.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     service: String,
     span: Span,
 }
@@ -46,13 +46,13 @@ fn hex(bytes: &[u8]) -> String {
 
 /// An OTLP/HTTP receiver on 127.0.0.1:0: `POST /v1/traces` with a protobuf body, as an
 /// OpenTelemetry Collector takes it, over keep-alive HTTP/1.1 (a thread per connection).
-struct Collector {
-    url: String,
+pub(crate) struct Collector {
+    pub(crate) url: String,
     spans: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Collector {
-    fn start() -> Collector {
+    pub(crate) fn start() -> Collector {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let spans: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -73,7 +73,7 @@ impl Collector {
 
     /// The spans of `trace` once there are `n`, waiting up to 10 s (batches leave a proxy a
     /// second after their first span).
-    fn trace(&self, trace: &str, n: usize) -> Vec<Received> {
+    pub(crate) fn trace(&self, trace: &str, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found: Vec<Received> = self
@@ -201,7 +201,8 @@ fn by_service<'a>(spans: &'a [Received], service: &str) -> Vec<&'a Received> {
 
 /// Gateway span → order's inbound hop → order's two outbound calls → product's and
 /// customer's inbound hops, each the child of the one before; returns the gateway span.
-fn assert_one_walk(spans: &[Received]) -> Received {
+/// `agents`: the `service.name` of the agent of order's, product's and customer's host.
+pub(crate) fn assert_one_walk(spans: &[Received], agents: [&str; 3]) -> Received {
     assert_eq!(spans.len(), 6, "{spans:#?}");
     let gateway = by_service(spans, "gateway demo-gw");
     assert_eq!(gateway.len(), 1, "{spans:#?}");
@@ -216,25 +217,29 @@ fn assert_one_walk(spans: &[Received]) -> Received {
         gateway.attribute("http.response.status_code").as_deref(),
         Some("200")
     );
-    let agent = by_service(spans, "agent");
+    let host_of = |node: &str| match node {
+        "order-vn" => agents[0],
+        "product-vn" => agents[1],
+        _ => agents[2],
+    };
     let inbound = |node: &str| {
-        let found: Vec<&&Received> = agent
-            .iter()
+        let found: Vec<&Received> = by_service(spans, host_of(node))
+            .into_iter()
             .filter(|r| {
                 r.span.kind == span::SpanKind::Server as i32
                     && r.attribute("aviary.target_node").as_deref() == Some(node)
             })
             .collect();
         assert_eq!(found.len(), 1, "one inbound span of {node}: {spans:#?}");
-        (*found[0]).clone()
+        found[0].clone()
     };
     let order = inbound("order-vn");
     assert_eq!(
         order.span.parent_span_id, gateway.span.span_id,
         "order's inbound hop is the gateway's child: {spans:#?}"
     );
-    let mut calls: Vec<(String, String)> = agent
-        .iter()
+    let mut calls: Vec<(String, String)> = by_service(spans, agents[0])
+        .into_iter()
         .filter(|r| r.span.kind == span::SpanKind::Client as i32)
         .map(|r| {
             assert_eq!(
@@ -302,7 +307,7 @@ fn one_request_through_the_demo_is_one_trace_from_the_gateway_to_product_and_cus
         std::thread::sleep(Duration::from_millis(100));
     };
     let spans = collector.trace(&started, 6);
-    let root = assert_one_walk(&spans);
+    let root = assert_one_walk(&spans, ["agent"; 3]);
     assert!(root.span.parent_span_id.is_empty());
 
     // A request that comes with a trace (an X-Ray SDK's header): continued, the gateway's span
@@ -311,7 +316,7 @@ fn one_request_through_the_demo_is_one_trace_from_the_gateway_to_product_and_cus
     let (status, _, body) = http_as("GET", &url, None, &[("X-Amzn-Trace-Id", xray)]);
     assert_eq!(status, 200, "{body}");
     let spans = collector.trace("5759e988bd862e3fe1be46a994272793", 6);
-    let root = assert_one_walk(&spans);
+    let root = assert_one_walk(&spans, ["agent"; 3]);
     assert_eq!(hex(&root.span.parent_span_id), "53995c3f42cd8ad8");
 }
 
