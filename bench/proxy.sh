@@ -2,7 +2,9 @@
 # Proxy benchmark: aviary's gateway proxy, nginx and HAProxy, each in front of the same two
 # upstreams with a 90/10 split and keep-alive, driven by the same wrk settings in one run, next
 # to a direct connection to one upstream. Prints req/s, p50, p99, the ratio to direct, and the
-# proxy's resident memory.
+# proxy's resident memory. Then two aviary proxies in a row (a gateway, then an agent's inbound
+# listener in front of a demo service), in plain text and with mutual TLS (mesh certificates),
+# in the same run: the cost of mTLS between hosts per request.
 #
 #   bench/proxy.sh [SECONDS_PER_RUN] [CONNECTIONS]
 #
@@ -13,7 +15,7 @@ set -euo pipefail
 duration=${1:-10}
 connections=${2:-32}
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-for tool in nginx haproxy wrk python3; do
+for tool in nginx haproxy wrk python3 curl bc; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install nginx haproxy wrk)" >&2; exit 1; }
 done
 
@@ -49,7 +51,7 @@ rss_mib() {
 }
 
 up_a=$(free_port); up_b=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
-control_port=$(free_port); gateway_port=$(free_port)
+control_port=$(free_port); gateway_port=$(free_port); hops_port=$(free_port)
 
 # Two upstreams, one nginx worker, answering a small body from memory.
 cat >"$work/upstreams.conf" <<CONF
@@ -113,6 +115,9 @@ haproxy_pid=$!
 "$aviary" control --listen "127.0.0.1:$control_port" --data-dir "$work/aviary" >"$work/control.log" 2>&1 &
 pids+=($!)
 wait_port "$control_port"
+for _ in $(seq 50); do [[ -s "$work/aviary/admin.token" ]] && break; sleep 0.1; done
+export AVIARY_TOKEN; AVIARY_TOKEN=$(cat "$work/aviary/admin.token")
+export AVIARY_CONTROL="http://127.0.0.1:$control_port"
 sed -e "s/@A@/$up_a/g" -e "s/@B@/$up_b/g" -e "s/@GW@/$gateway_port/g" \
   "$root/bench/mesh.yaml" >"$work/mesh.yaml"
 AVIARY_CONTROL="http://127.0.0.1:$control_port" "$aviary" apply -f "$work/mesh.yaml" >/dev/null
@@ -147,6 +152,29 @@ results+=("$(run aviary "$gateway_port" "$aviary_pid")")
 results+=("$(run nginx "$nginx_port" "$nginx_pid")")
 results+=("$(run haproxy "$haproxy_port" "$haproxy_pid")")
 
+# Two proxies in a row, plain text then mutual TLS: the gateway and an agent (one worker thread
+# each), the agent running one demo service and serving it on an inbound listener.
+sed -e "s/@GW@/$hops_port/g" "$root/bench/hops.yaml" >"$work/hops.yaml"
+"$aviary" apply -f "$work/hops.yaml" >/dev/null
+hops() { # hops NAME [--mesh-tls]: start both proxies, one run, stop them
+  local name=$1; shift
+  AVIARY_WORKER_THREADS=1 "$aviary" agent --mesh hops --host h --address 127.0.0.1 \
+    --outbound-listen 127.0.0.1:0 --health-interval 200ms --data-dir "$work/agent" "$@" \
+    >"$work/agent-$name.log" 2>&1 &
+  local agent=$!; pids+=("$agent")
+  AVIARY_WORKER_THREADS=1 "$aviary" proxy --mesh hops --gateway hops-gw "$@" \
+    >"$work/hops-$name.log" 2>&1 &
+  local gateway=$!; pids+=("$gateway")
+  for _ in $(seq 200); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hops_port/" || true) == 200 ]] && break
+    sleep 0.1
+  done
+  run "$name" "$hops_port" "$gateway"
+  kill "$gateway" "$agent"; wait "$gateway" "$agent" 2>/dev/null || true
+}
+results+=("$(hops 2hops)")
+results+=("$(hops 2hopsTLS --mesh-tls)")
+
 direct_rps=$(awk '{print $2}' <<<"${results[0]}")
 echo
 echo "wrk -t1 -c$connections -d${duration}s, 90/10 split over two upstreams, keep-alive, one worker each, $(nproc) cores"
@@ -156,4 +184,8 @@ for line in "${results[@]}"; do
   ratio=$(echo "scale=2; $rps / $direct_rps" | bc)
   printf '%-8s %12s %10s %10s %10s %10s\n' "$name" "$rps" "$p50" "$p99" "$ratio" "$rss"
 done
+plain=$(awk '{print $2}' <<<"${results[4]}"); tls=$(awk '{print $2}' <<<"${results[5]}")
+echo
+echo "2hops: gateway -> agent inbound -> demo service, plain text; 2hopsTLS: the same with mutual TLS"
+echo "mTLS between the proxies costs $(echo "scale=2; (1000000 / $tls - 1000000 / $plain) * $connections" | bc) us of latency per request at $connections connections ($(echo "scale=1; 100 * (1 - $tls / $plain)" | bc)% of req/s)"
 
