@@ -223,7 +223,15 @@ async fn tls_get(pki: &Pki, addr: SocketAddr, cert: Option<&str>) -> Result<u16,
         .connect(name, tcp)
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+    get_on(tls).await
+}
+
+/// One GET of `/` for `svc.local` on `io`: `Ok(status)` or why it got no answer.
+async fn get_on<T>(io: T) -> Result<u16, String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
@@ -252,20 +260,7 @@ async fn plain_get(addr: SocketAddr) -> Result<u16, String> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let request = Request::builder()
-        .uri("/")
-        .header("host", "svc.local")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(response.status().as_u16())
+    get_on(tcp).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
