@@ -6,9 +6,10 @@ use crate::Kind;
 use crate::spec::tests as walkthrough;
 use crate::typed::{
     BackendDefaults, ClientPolicy, ClientPolicyTls, ClientTlsCertificate, DurationUnit,
-    GatewayRouteSpec, HeaderMatch, ListenerTls, ListenerTlsValidation, ListenersSpec, RouteSpec,
-    SanMatch, TlsCertificate, TlsMode, TlsTrust, TlsValidationContext, VirtualNodeSpec,
-    VirtualServiceProvider, VirtualServiceSpec, WeightedTarget, route_targets, view,
+    GatewayRouteSpec, HeaderMatch, HttpRetryEvent, ListenerTls, ListenerTlsValidation,
+    ListenersSpec, PortProtocol, RouteSpec, SanMatch, TlsCertificate, TlsMode, TlsTrust,
+    TlsValidationContext, VirtualNodeSpec, VirtualServiceProvider, VirtualServiceSpec,
+    WeightedTarget, route_targets, view,
 };
 
 fn target(node: &str, weight: u32, port: Option<u16>) -> WeightedTarget {
@@ -67,7 +68,10 @@ fn http_route_details() {
         retry.per_retry_timeout.to_std(),
         std::time::Duration::from_millis(1000)
     );
-    assert_eq!(retry.http_retry_events, ["server-error", "gateway-error"]);
+    assert_eq!(
+        retry.http_retry_events,
+        [HttpRetryEvent::ServerError, HttpRetryEvent::GatewayError]
+    );
     let per_request = http.timeout.and_then(|t| t.per_request).expect("timeout");
     assert_eq!(per_request.to_std(), std::time::Duration::from_secs(15));
 }
@@ -106,7 +110,10 @@ fn other_kinds_views() {
     let gateway: ListenersSpec = view(&walkthrough::virtual_gateway()).unwrap();
     assert_eq!(gateway.listeners[0].port_mapping.port, 9080);
     let router: ListenersSpec = view(&walkthrough::virtual_router()).unwrap();
-    assert_eq!(router.listeners[0].port_mapping.protocol, "http");
+    assert_eq!(
+        router.listeners[0].port_mapping.protocol,
+        PortProtocol::Http
+    );
     let gateway_route: GatewayRouteSpec = view(&walkthrough::gateway_route()).unwrap();
     assert_eq!(
         gateway_route
