@@ -60,6 +60,38 @@ impl RouteSpec {
     }
 }
 
+/// `MeshSpec` (the parts the data plane acts on).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshSpec {
+    pub egress_filter: Option<EgressFilter>,
+}
+
+impl MeshSpec {
+    /// The egress filter's type; App Mesh's default, without one, is `DROP_ALL`.
+    pub fn egress_filter_type(&self) -> EgressFilterType {
+        self.egress_filter
+            .as_ref()
+            .map_or(EgressFilterType::DropAll, |f| f.r#type)
+    }
+}
+
+/// `EgressFilter`: whom a mesh's nodes may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct EgressFilter {
+    pub r#type: EgressFilterType,
+}
+
+/// `EgressFilterType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EgressFilterType {
+    /// Any destination.
+    AllowAll,
+    /// A node's backends only.
+    DropAll,
+}
+
 /// An HTTP or HTTP/2 route.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,11 +108,64 @@ pub struct HttpRoute {
 pub struct HttpRouteMatch {
     pub prefix: Option<String>,
     pub path: Option<HttpPathMatch>,
-    pub method: Option<String>,
-    pub scheme: Option<String>,
+    pub method: Option<HttpMethod>,
+    pub scheme: Option<HttpScheme>,
     pub port: Option<u16>,
     #[serde(default)]
     pub headers: Vec<HttpRouteHeader>,
+    #[serde(default)]
+    pub query_parameters: Vec<HttpQueryParameter>,
+}
+
+/// `HttpMethod`: App Mesh accepts only these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Connect,
+    Options,
+    Trace,
+    Patch,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Connect => "CONNECT",
+            HttpMethod::Options => "OPTIONS",
+            HttpMethod::Trace => "TRACE",
+            HttpMethod::Patch => "PATCH",
+        }
+    }
+}
+
+/// `HttpScheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpScheme {
+    Http,
+    Https,
+}
+
+/// A query parameter condition: present, or (with `match`) equal to a value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HttpQueryParameter {
+    pub name: String,
+    pub r#match: Option<QueryParameterMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct QueryParameterMatch {
+    pub exact: Option<String>,
 }
 
 /// Exact path or path regex.
@@ -116,15 +201,64 @@ pub enum HeaderMatch {
 pub struct HttpRetryPolicy {
     pub max_retries: u64,
     pub per_retry_timeout: Duration,
-    /// `server-error`, `gateway-error`, `client-error`, `stream-error`.
     #[serde(default)]
-    pub http_retry_events: Vec<String>,
-    /// `connection-error`.
+    pub http_retry_events: Vec<HttpRetryEvent>,
     #[serde(default)]
-    pub tcp_retry_events: Vec<String>,
+    pub tcp_retry_events: Vec<TcpRetryEvent>,
 }
 
-/// Timeouts of an HTTP route.
+/// `HttpRetryPolicyEvent`. App Mesh's model types it as any string of 1 to 25 characters and
+/// only documents these, so other values decode as [`HttpRetryEvent::Unknown`] rather than fail
+/// the whole spec's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpRetryEvent {
+    /// 500–508, 510, 511.
+    ServerError,
+    /// 502, 503, 504.
+    GatewayError,
+    /// 409.
+    ClientError,
+    /// A refused stream.
+    StreamError,
+    /// A value App Mesh accepts but does not document: retries nothing.
+    #[serde(other)]
+    Unknown,
+}
+
+/// `TcpRetryPolicyEvent`: the model's enum has this one value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpRetryEvent {
+    ConnectionError,
+}
+
+/// Retries of a gRPC route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRetryPolicy {
+    pub max_retries: u64,
+    pub per_retry_timeout: Duration,
+    #[serde(default)]
+    pub grpc_retry_events: Vec<GrpcRetryEvent>,
+    #[serde(default)]
+    pub http_retry_events: Vec<HttpRetryEvent>,
+    #[serde(default)]
+    pub tcp_retry_events: Vec<TcpRetryEvent>,
+}
+
+/// `GrpcRetryPolicyEvent`: a gRPC status, by the model's enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrpcRetryEvent {
+    Cancelled,
+    DeadlineExceeded,
+    Internal,
+    ResourceExhausted,
+    Unavailable,
+}
+
+/// Timeouts of an HTTP route (a gRPC route's `GrpcTimeout` has the same shape).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpTimeout {
@@ -132,15 +266,17 @@ pub struct HttpTimeout {
     pub idle: Option<Duration>,
 }
 
-/// A gRPC route (match details beyond service and method are not modelled here).
+/// A gRPC route.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrpcRoute {
     pub r#match: GrpcRouteMatch,
     pub action: RouteAction,
+    pub retry_policy: Option<GrpcRetryPolicy>,
+    pub timeout: Option<HttpTimeout>,
 }
 
-/// What calls a gRPC route matches.
+/// What calls a gRPC route matches (`metadata` is not modelled).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrpcRouteMatch {
@@ -196,11 +332,28 @@ pub enum VirtualServiceProvider {
     VirtualRouter { virtual_router_name: String },
 }
 
-/// A listener's port and protocol (`http`, `http2`, `grpc`, `tcp`).
+/// A listener's port and protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PortMapping {
     pub port: u16,
-    pub protocol: String,
+    pub protocol: PortProtocol,
+}
+
+/// `PortProtocol` (a gateway's `VirtualGatewayPortProtocol` is the same without `tcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    Http,
+    Http2,
+    Grpc,
+    Tcp,
+}
+
+impl PortProtocol {
+    /// Whether the listener's clients speak HTTP/2 (gRPC is HTTP/2 too).
+    pub fn speaks_http2(self) -> bool {
+        matches!(self, PortProtocol::Http2 | PortProtocol::Grpc)
+    }
 }
 
 /// A listener of a virtual node, router or gateway (health check only on nodes and gateways).
@@ -211,6 +364,20 @@ pub struct Listener {
     pub health_check: Option<HealthCheck>,
     /// Inbound TLS (virtual nodes' and gateways' listeners; routers have none).
     pub tls: Option<ListenerTls>,
+    /// Passive ejection of failing endpoints (virtual nodes' listeners only).
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `OutlierDetection`: eject an endpoint after `max_server_errors` within one `interval`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutlierDetection {
+    /// At least 1; the model sets no upper bound.
+    pub max_server_errors: u64,
+    pub interval: Duration,
+    pub base_ejection_duration: Duration,
+    /// 0..=100.
+    pub max_ejection_percent: u32,
 }
 
 /// An active health check of a listener.
@@ -293,35 +460,109 @@ impl GatewayRouteSpec {
     }
 }
 
+/// An HTTP or HTTP/2 gateway route.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpGatewayRoute {
     pub r#match: HttpGatewayRouteMatch,
-    pub action: GatewayRouteAction,
+    pub action: HttpGatewayRouteAction,
 }
 
-/// What requests an HTTP gateway route matches (hostname and query matches not modelled).
+/// What requests an HTTP gateway route matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpGatewayRouteMatch {
     pub prefix: Option<String>,
     pub path: Option<HttpPathMatch>,
-    pub method: Option<String>,
+    pub method: Option<HttpMethod>,
     pub port: Option<u16>,
     #[serde(default)]
     pub headers: Vec<HttpRouteHeader>,
+    #[serde(default)]
+    pub query_parameters: Vec<HttpQueryParameter>,
+    pub hostname: Option<GatewayRouteHostnameMatch>,
 }
 
+/// `GatewayRouteHostnameMatch`: the request's host, exactly or by suffix.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GatewayRouteHostnameMatch {
+    pub exact: Option<String>,
+    pub suffix: Option<String>,
+}
+
+/// Where an HTTP gateway route sends a request, and how it rewrites it on the way.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HttpGatewayRouteAction {
+    pub target: GatewayRouteTarget,
+    pub rewrite: Option<HttpGatewayRouteRewrite>,
+}
+
+/// `HttpGatewayRouteRewrite`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct HttpGatewayRouteRewrite {
+    pub prefix: Option<HttpGatewayRoutePrefixRewrite>,
+    pub path: Option<HttpGatewayRoutePathRewrite>,
+    pub hostname: Option<GatewayRouteHostnameRewrite>,
+}
+
+/// `HttpGatewayRoutePrefixRewrite`: `value` replaces the matched prefix; without one,
+/// `defaultPrefix` says whether the prefix becomes `/` (ENABLED, App Mesh's default).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGatewayRoutePrefixRewrite {
+    pub default_prefix: Option<DefaultGatewayRouteRewrite>,
+    pub value: Option<String>,
+}
+
+/// `HttpGatewayRoutePathRewrite`: the whole path becomes `exact`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HttpGatewayRoutePathRewrite {
+    pub exact: Option<String>,
+}
+
+/// `GatewayRouteHostnameRewrite`: whether `Host` becomes the target virtual service's name
+/// (ENABLED, App Mesh's default).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRouteHostnameRewrite {
+    pub default_target_hostname: Option<DefaultGatewayRouteRewrite>,
+}
+
+/// `DefaultGatewayRouteRewrite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DefaultGatewayRouteRewrite {
+    Enabled,
+    Disabled,
+}
+
+/// A gRPC gateway route.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GrpcGatewayRoute {
-    pub r#match: GrpcRouteMatch,
-    pub action: GatewayRouteAction,
+    pub r#match: GrpcGatewayRouteMatch,
+    pub action: GrpcGatewayRouteAction,
 }
 
+/// What calls a gRPC gateway route matches (`hostname` and `metadata` are not modelled).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcGatewayRouteMatch {
+    pub service_name: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// A gRPC gateway route's action: its rewrite has only the hostname.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct GatewayRouteAction {
+pub struct GrpcGatewayRouteAction {
     pub target: GatewayRouteTarget,
+    pub rewrite: Option<GrpcGatewayRouteRewrite>,
+}
+
+/// `GrpcGatewayRouteRewrite`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct GrpcGatewayRouteRewrite {
+    pub hostname: Option<GatewayRouteHostnameRewrite>,
 }
 
 /// The virtual service (and optionally port) a gateway route sends traffic to.

@@ -2,9 +2,8 @@
 //! headers, query parameters, port and (gateway routes) hostname, as App Mesh defines them.
 
 use http::{HeaderMap, Method};
+use model::typed;
 use regex::Regex;
-use serde::Deserialize;
-use serde_json::Value;
 
 /// What a match looks at, borrowed from the request.
 #[derive(Debug, Clone, Copy)]
@@ -67,50 +66,19 @@ enum HostnameMatch {
     Suffix(String),
 }
 
-/// The App Mesh JSON of a route or gateway route match (both shapes, all fields optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct MatchJson {
-    prefix: Option<String>,
-    path: Option<PathJson>,
-    method: Option<String>,
-    headers: Vec<HeaderJson>,
-    query_parameters: Vec<QueryJson>,
-    port: Option<u16>,
-    hostname: Option<HostnameJson>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct PathJson {
-    exact: Option<String>,
-    regex: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HeaderJson {
-    name: String,
-    #[serde(default)]
-    invert: bool,
-    r#match: Option<model::typed::HeaderMatch>,
-}
-
-#[derive(Debug, Deserialize)]
-struct QueryJson {
-    name: String,
-    r#match: Option<QueryValueJson>,
-}
-
-#[derive(Debug, Deserialize)]
-struct QueryValueJson {
-    exact: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct HostnameJson {
-    exact: Option<String>,
-    suffix: Option<String>,
+fn http_method(method: typed::HttpMethod) -> Method {
+    use typed::HttpMethod as M;
+    match method {
+        M::Get => Method::GET,
+        M::Head => Method::HEAD,
+        M::Post => Method::POST,
+        M::Put => Method::PUT,
+        M::Delete => Method::DELETE,
+        M::Connect => Method::CONNECT,
+        M::Options => Method::OPTIONS,
+        M::Trace => Method::TRACE,
+        M::Patch => Method::PATCH,
+    }
 }
 
 /// Regexes match the whole value, as Envoy's `safe_regex` does.
@@ -119,62 +87,91 @@ fn full_regex(pattern: &str) -> Result<Regex, String> {
 }
 
 impl HttpMatch {
-    /// Compiles the `match` object of an HTTP route or gateway route.
-    pub fn from_json(value: &Value) -> Result<HttpMatch, String> {
-        let json = MatchJson::deserialize(value).map_err(|e| e.to_string())?;
-        let path = match json.path {
-            Some(PathJson {
+    /// Compiles an HTTP route's `match`. Its `scheme` is not matched on.
+    pub fn from_route(m: &typed::HttpRouteMatch) -> Result<HttpMatch, String> {
+        HttpMatch::common(
+            &m.prefix,
+            &m.path,
+            m.method,
+            &m.headers,
+            &m.query_parameters,
+            m.port,
+        )
+    }
+
+    /// Compiles an HTTP gateway route's `match`.
+    pub fn from_gateway(m: &typed::HttpGatewayRouteMatch) -> Result<HttpMatch, String> {
+        let mut matcher = HttpMatch::common(
+            &m.prefix,
+            &m.path,
+            m.method,
+            &m.headers,
+            &m.query_parameters,
+            m.port,
+        )?;
+        matcher.hostname = m
+            .hostname
+            .as_ref()
+            .and_then(|h| match (&h.exact, &h.suffix) {
+                (Some(exact), _) => Some(HostnameMatch::Exact(exact.to_ascii_lowercase())),
+                (None, Some(suffix)) => Some(HostnameMatch::Suffix(suffix.to_ascii_lowercase())),
+                (None, None) => None,
+            });
+        Ok(matcher)
+    }
+
+    /// What routes and gateway routes match alike.
+    fn common(
+        prefix: &Option<String>,
+        path: &Option<typed::HttpPathMatch>,
+        method: Option<typed::HttpMethod>,
+        headers: &[typed::HttpRouteHeader],
+        query: &[typed::HttpQueryParameter],
+        port: Option<u16>,
+    ) -> Result<HttpMatch, String> {
+        let path = match path {
+            Some(typed::HttpPathMatch {
                 exact: Some(exact), ..
-            }) => Some(PathMatch::Exact(exact)),
-            Some(PathJson {
+            }) => Some(PathMatch::Exact(exact.clone())),
+            Some(typed::HttpPathMatch {
                 regex: Some(regex), ..
-            }) => Some(PathMatch::Regex(full_regex(&regex)?)),
+            }) => Some(PathMatch::Regex(full_regex(regex)?)),
             _ => None,
         };
-        let method = json
-            .method
-            .map(|m| Method::from_bytes(m.as_bytes()).map_err(|e| format!("method '{m}': {e}")))
-            .transpose()?;
-        let mut headers = Vec::new();
-        for header in json.headers {
+        let mut conditions = Vec::new();
+        for header in headers {
             let name = http::HeaderName::from_bytes(header.name.to_ascii_lowercase().as_bytes())
                 .map_err(|e| format!("header '{}': {e}", header.name))?;
-            use model::typed::HeaderMatch as H;
-            let value = match header.r#match {
+            use typed::HeaderMatch as H;
+            let value = match &header.r#match {
                 None => None,
-                Some(H::Exact(v)) => Some(ValueMatch::Exact(v)),
-                Some(H::Prefix(v)) => Some(ValueMatch::Prefix(v)),
-                Some(H::Suffix(v)) => Some(ValueMatch::Suffix(v)),
-                Some(H::Regex(v)) => Some(ValueMatch::Regex(full_regex(&v)?)),
-                Some(H::Range { start, end }) => Some(ValueMatch::Range(start, end)),
+                Some(H::Exact(v)) => Some(ValueMatch::Exact(v.clone())),
+                Some(H::Prefix(v)) => Some(ValueMatch::Prefix(v.clone())),
+                Some(H::Suffix(v)) => Some(ValueMatch::Suffix(v.clone())),
+                Some(H::Regex(v)) => Some(ValueMatch::Regex(full_regex(v)?)),
+                Some(H::Range { start, end }) => Some(ValueMatch::Range(*start, *end)),
             };
-            headers.push(HeaderCondition {
+            conditions.push(HeaderCondition {
                 name,
                 invert: header.invert,
                 value,
             });
         }
-        let query = json
-            .query_parameters
-            .into_iter()
+        let query = query
+            .iter()
             .map(|q| QueryCondition {
-                name: q.name,
-                exact: q.r#match.and_then(|m| m.exact),
+                name: q.name.clone(),
+                exact: q.r#match.as_ref().and_then(|m| m.exact.clone()),
             })
             .collect();
-        let hostname = json.hostname.and_then(|h| match (h.exact, h.suffix) {
-            (Some(exact), _) => Some(HostnameMatch::Exact(exact.to_ascii_lowercase())),
-            (None, Some(suffix)) => Some(HostnameMatch::Suffix(suffix.to_ascii_lowercase())),
-            (None, None) => None,
-        });
         Ok(HttpMatch {
-            prefix: json.prefix,
+            prefix: prefix.clone(),
             path,
-            method,
-            headers,
+            method: method.map(http_method),
+            headers: conditions,
             query,
-            port: json.port,
-            hostname,
+            port,
+            hostname: None,
         })
     }
 

@@ -6,8 +6,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::Value;
+use model::typed;
 
 /// The longest ejection, however often an endpoint was ejected (Envoy's default cap).
 const MAX_EJECTION: Duration = Duration::from_secs(300);
@@ -20,24 +19,18 @@ pub struct OutlierConfig {
     pub max_ejection_percent: u32,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OutlierJson {
-    max_server_errors: u32,
-    interval: model::typed::Duration,
-    base_ejection_duration: model::typed::Duration,
-    max_ejection_percent: u32,
-}
-
 impl OutlierConfig {
     /// From a listener's `outlierDetection`, when it has one.
-    pub fn from_listener(listener: &Value) -> Option<OutlierConfig> {
-        let json = OutlierJson::deserialize(listener.get("outlierDetection")?).ok()?;
+    pub fn from_listener(listener: &typed::Listener) -> Option<OutlierConfig> {
+        let detection = listener.outlier_detection.as_ref()?;
         Some(OutlierConfig {
-            max_server_errors: json.max_server_errors.max(1),
-            interval: json.interval.to_std(),
-            base_ejection: json.base_ejection_duration.to_std(),
-            max_ejection_percent: json.max_ejection_percent.min(100),
+            // Past u32::MAX errors in one interval an endpoint is never ejected either way.
+            max_server_errors: u32::try_from(detection.max_server_errors)
+                .unwrap_or(u32::MAX)
+                .max(1),
+            interval: detection.interval.to_std(),
+            base_ejection: detection.base_ejection_duration.to_std(),
+            max_ejection_percent: detection.max_ejection_percent.min(100),
         })
     }
 

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::Method;
-use model::typed::HttpRetryPolicy;
+use model::typed::{self, GrpcRetryPolicy, HttpRetryEvent, HttpRetryPolicy, TcpRetryEvent};
 use tokio::time::Instant;
 
 use crate::error::{Delivery, ProxyError};
@@ -44,16 +44,39 @@ impl RetryPolicy {
     }
 
     pub fn from_model(policy: &HttpRetryPolicy) -> RetryPolicy {
-        let has = |events: &[String], event: &str| events.iter().any(|e| e == event);
-        let http = &policy.http_retry_events;
+        RetryPolicy::from_events(
+            policy.max_retries,
+            policy.per_retry_timeout,
+            &policy.http_retry_events,
+            &policy.tcp_retry_events,
+        )
+    }
+
+    /// A gRPC route's policy: its HTTP and TCP events as an HTTP route's. `grpcRetryEvents`
+    /// are not acted on: retries here look at HTTP statuses and transport failures only.
+    pub fn from_grpc(policy: &GrpcRetryPolicy) -> RetryPolicy {
+        RetryPolicy::from_events(
+            policy.max_retries,
+            policy.per_retry_timeout,
+            &policy.http_retry_events,
+            &policy.tcp_retry_events,
+        )
+    }
+
+    fn from_events(
+        max_retries: u64,
+        per_retry_timeout: typed::Duration,
+        http: &[HttpRetryEvent],
+        tcp: &[TcpRetryEvent],
+    ) -> RetryPolicy {
         RetryPolicy {
-            max_retries: u32::try_from(policy.max_retries).unwrap_or(u32::MAX),
-            per_try: Some(policy.per_retry_timeout.to_std()).filter(|d| !d.is_zero()),
-            server_error: has(http, "server-error"),
-            gateway_error: has(http, "gateway-error"),
-            client_error: has(http, "client-error"),
-            stream_error: has(http, "stream-error"),
-            connection_error: has(&policy.tcp_retry_events, "connection-error"),
+            max_retries: u32::try_from(max_retries).unwrap_or(u32::MAX),
+            per_try: Some(per_retry_timeout.to_std()).filter(|d| !d.is_zero()),
+            server_error: http.contains(&HttpRetryEvent::ServerError),
+            gateway_error: http.contains(&HttpRetryEvent::GatewayError),
+            client_error: http.contains(&HttpRetryEvent::ClientError),
+            stream_error: http.contains(&HttpRetryEvent::StreamError),
+            connection_error: tcp.contains(&TcpRetryEvent::ConnectionError),
         }
     }
 

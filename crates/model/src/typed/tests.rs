@@ -1,15 +1,11 @@
 //! Tests of the typed views over the walkthrough's specs.
 
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::Kind;
 use crate::spec::tests as walkthrough;
-use crate::typed::{
-    BackendDefaults, ClientPolicy, ClientPolicyTls, ClientTlsCertificate, DurationUnit,
-    GatewayRouteSpec, HeaderMatch, ListenerTls, ListenerTlsValidation, ListenersSpec, RouteSpec,
-    SanMatch, TlsCertificate, TlsMode, TlsTrust, TlsValidationContext, VirtualNodeSpec,
-    VirtualServiceProvider, VirtualServiceSpec, WeightedTarget, route_targets, view,
-};
+use crate::typed::*;
 
 fn target(node: &str, weight: u32, port: Option<u16>) -> WeightedTarget {
     WeightedTarget {
@@ -67,7 +63,10 @@ fn http_route_details() {
         retry.per_retry_timeout.to_std(),
         std::time::Duration::from_millis(1000)
     );
-    assert_eq!(retry.http_retry_events, ["server-error", "gateway-error"]);
+    assert_eq!(
+        retry.http_retry_events,
+        [HttpRetryEvent::ServerError, HttpRetryEvent::GatewayError]
+    );
     let per_request = http.timeout.and_then(|t| t.per_request).expect("timeout");
     assert_eq!(per_request.to_std(), std::time::Duration::from_secs(15));
 }
@@ -106,7 +105,10 @@ fn other_kinds_views() {
     let gateway: ListenersSpec = view(&walkthrough::virtual_gateway()).unwrap();
     assert_eq!(gateway.listeners[0].port_mapping.port, 9080);
     let router: ListenersSpec = view(&walkthrough::virtual_router()).unwrap();
-    assert_eq!(router.listeners[0].port_mapping.protocol, "http");
+    assert_eq!(
+        router.listeners[0].port_mapping.protocol,
+        PortProtocol::Http
+    );
     let gateway_route: GatewayRouteSpec = view(&walkthrough::gateway_route()).unwrap();
     assert_eq!(
         gateway_route
@@ -275,4 +277,328 @@ fn gateway_listener_tls() {
     let tls = gateway.listeners[0].tls.as_ref().expect("tls");
     assert_eq!(tls.mode, TlsMode::Strict);
     assert_eq!(tls.mode.as_str(), "STRICT");
+}
+
+/// A valid App Mesh `kind` spec, read through the view `T`.
+fn valid<T: DeserializeOwned>(kind: Kind, spec: &Value) -> T {
+    assert_eq!(
+        crate::validate_spec(kind, spec),
+        vec![],
+        "{spec} is a valid App Mesh spec"
+    );
+    view(spec).unwrap_or_else(|| panic!("{spec} fits the view"))
+}
+
+fn duration(unit: DurationUnit, value: u64) -> Duration {
+    Duration { unit, value }
+}
+
+fn order_service(port: Option<u16>) -> GatewayRouteTarget {
+    GatewayRouteTarget {
+        virtual_service: GatewayRouteVirtualService {
+            virtual_service_name: "order.demomesh.local".into(),
+        },
+        port,
+    }
+}
+
+#[test]
+fn mesh_egress_filter_defaults_to_drop_all() {
+    let check = |spec: Value, filter: Option<EgressFilterType>, expected: EgressFilterType| {
+        let mesh: MeshSpec = valid(Kind::Mesh, &spec);
+        assert_eq!(
+            mesh,
+            MeshSpec {
+                egress_filter: filter.map(|r#type| EgressFilter { r#type })
+            },
+            "{spec}"
+        );
+        assert_eq!(mesh.egress_filter_type(), expected, "{spec}");
+    };
+    use EgressFilterType::{AllowAll, DropAll};
+    check(walkthrough::mesh(), Some(AllowAll), AllowAll);
+    check(
+        json!({"egressFilter": {"type": "DROP_ALL"}}),
+        Some(DropAll),
+        DropAll,
+    );
+    check(json!({}), None, DropAll);
+}
+
+#[test]
+fn retry_events_are_enums_and_undocumented_http_events_decode() {
+    let check = |events: Value, expected: &[HttpRetryEvent]| {
+        let spec = walkthrough::with(
+            walkthrough::route(),
+            "/httpRoute/retryPolicy/httpRetryEvents",
+            events.clone(),
+        );
+        let route: RouteSpec = valid(Kind::Route, &spec);
+        let retry = route
+            .http_route
+            .and_then(|r| r.retry_policy)
+            .expect("retry");
+        assert_eq!(retry.http_retry_events, expected, "{events}");
+        assert_eq!(retry.tcp_retry_events, [TcpRetryEvent::ConnectionError]);
+    };
+    use HttpRetryEvent::*;
+    check(
+        json!([
+            "server-error",
+            "gateway-error",
+            "client-error",
+            "stream-error"
+        ]),
+        &[ServerError, GatewayError, ClientError, StreamError],
+    );
+    // The model types an HTTP retry event as any string of 1 to 25 characters.
+    check(json!(["gateway-error", "reset"]), &[GatewayError, Unknown]);
+}
+
+#[test]
+fn listener_protocols_and_outlier_detection() {
+    let check = |protocol: &str, expected: PortProtocol, http2: bool| {
+        let spec = walkthrough::with(
+            walkthrough::virtual_node(),
+            "/listeners/0/portMapping/protocol",
+            json!(protocol),
+        );
+        let node: VirtualNodeSpec = valid(Kind::VirtualNode, &spec);
+        let protocol = node.listeners[0].port_mapping.protocol;
+        assert_eq!((protocol, protocol.speaks_http2()), (expected, http2));
+    };
+    check("http", PortProtocol::Http, false);
+    check("http2", PortProtocol::Http2, true);
+    check("grpc", PortProtocol::Grpc, true);
+    check("tcp", PortProtocol::Tcp, false);
+
+    let node: VirtualNodeSpec = valid(Kind::VirtualNode, &walkthrough::virtual_node());
+    assert_eq!(node.listeners[0].outlier_detection, None);
+    let spec = walkthrough::with(
+        walkthrough::virtual_node(),
+        "/listeners/0/outlierDetection",
+        json!({"maxServerErrors": 5, "interval": {"unit": "s", "value": 10},
+               "baseEjectionDuration": {"unit": "ms", "value": 30000}, "maxEjectionPercent": 50}),
+    );
+    let node: VirtualNodeSpec = valid(Kind::VirtualNode, &spec);
+    assert_eq!(
+        node.listeners[0].outlier_detection,
+        Some(OutlierDetection {
+            max_server_errors: 5,
+            interval: duration(DurationUnit::Seconds, 10),
+            base_ejection_duration: duration(DurationUnit::Millis, 30000),
+            max_ejection_percent: 50,
+        })
+    );
+}
+
+#[test]
+fn http_route_match_method_scheme_and_query() {
+    let spec = walkthrough::with(
+        walkthrough::route(),
+        "/httpRoute/match",
+        json!({"prefix": "/", "method": "POST", "scheme": "https",
+               "queryParameters": [{"name": "v", "match": {"exact": "2"}}, {"name": "debug"}]}),
+    );
+    let route: RouteSpec = valid(Kind::Route, &spec);
+    assert_eq!(
+        route.http_route.map(|r| r.r#match),
+        Some(HttpRouteMatch {
+            prefix: Some("/".into()),
+            path: None,
+            method: Some(HttpMethod::Post),
+            scheme: Some(HttpScheme::Https),
+            port: None,
+            headers: vec![],
+            query_parameters: vec![
+                HttpQueryParameter {
+                    name: "v".into(),
+                    r#match: Some(QueryParameterMatch {
+                        exact: Some("2".into())
+                    }),
+                },
+                HttpQueryParameter {
+                    name: "debug".into(),
+                    r#match: None,
+                },
+            ],
+        })
+    );
+    assert_eq!(HttpMethod::Post.as_str(), "POST");
+}
+
+#[test]
+fn grpc_route_retries_and_timeout() {
+    let spec = json!({"grpcRoute": {
+        "match": {"serviceName": "shop.Orders", "methodName": "Get"},
+        "action": {"weightedTargets": [{"virtualNode": "orders-vn", "weight": 1}]},
+        "retryPolicy": {"maxRetries": 3, "perRetryTimeout": {"unit": "ms", "value": 250},
+                        "grpcRetryEvents": ["unavailable", "deadline-exceeded"],
+                        "httpRetryEvents": ["stream-error"], "tcpRetryEvents": ["connection-error"]},
+        "timeout": {"perRequest": {"unit": "s", "value": 5}}}});
+    let route: RouteSpec = valid(Kind::Route, &spec);
+    let grpc = route.grpc_route.expect("grpc route");
+    assert_eq!(
+        grpc.r#match,
+        GrpcRouteMatch {
+            service_name: Some("shop.Orders".into()),
+            method_name: Some("Get".into()),
+            port: None,
+        }
+    );
+    assert_eq!(
+        grpc.retry_policy,
+        Some(GrpcRetryPolicy {
+            max_retries: 3,
+            per_retry_timeout: duration(DurationUnit::Millis, 250),
+            grpc_retry_events: vec![
+                GrpcRetryEvent::Unavailable,
+                GrpcRetryEvent::DeadlineExceeded
+            ],
+            http_retry_events: vec![HttpRetryEvent::StreamError],
+            tcp_retry_events: vec![TcpRetryEvent::ConnectionError],
+        })
+    );
+    assert_eq!(
+        grpc.timeout,
+        Some(HttpTimeout {
+            per_request: Some(duration(DurationUnit::Seconds, 5)),
+            idle: None,
+        })
+    );
+}
+
+/// Gateway routes with the rewrites of App Mesh's user guide ("Gateway routes").
+#[test]
+fn gateway_routes_with_matches_and_rewrites() {
+    let check = |spec: Value, expected: GatewayRouteSpec| {
+        assert_eq!(
+            valid::<GatewayRouteSpec>(Kind::GatewayRoute, &spec),
+            expected,
+            "{spec}"
+        );
+    };
+    let target = json!({"virtualService": {"virtualServiceName": "order.demomesh.local"}});
+    let http = |r#match: HttpGatewayRouteMatch, rewrite: Option<HttpGatewayRouteRewrite>| {
+        Some(HttpGatewayRoute {
+            r#match,
+            action: HttpGatewayRouteAction {
+                target: order_service(None),
+                rewrite,
+            },
+        })
+    };
+    let none = GatewayRouteSpec {
+        priority: None,
+        http_route: None,
+        http2_route: None,
+        grpc_route: None,
+    };
+    check(
+        json!({"priority": 10, "httpRoute": {
+            "match": {"prefix": "/old/", "method": "GET", "hostname": {"suffix": ".example.com"},
+                      "headers": [{"name": "x-canary", "match": {"exact": "1"}}],
+                      "queryParameters": [{"name": "v"}]},
+            "action": {"target": target, "rewrite": {
+                "prefix": {"value": "/new/"},
+                "hostname": {"defaultTargetHostname": "DISABLED"}}}}}),
+        GatewayRouteSpec {
+            priority: Some(10),
+            http_route: http(
+                HttpGatewayRouteMatch {
+                    prefix: Some("/old/".into()),
+                    method: Some(HttpMethod::Get),
+                    hostname: Some(GatewayRouteHostnameMatch {
+                        exact: None,
+                        suffix: Some(".example.com".into()),
+                    }),
+                    headers: vec![HttpRouteHeader {
+                        name: "x-canary".into(),
+                        invert: false,
+                        r#match: Some(HeaderMatch::Exact("1".into())),
+                    }],
+                    query_parameters: vec![HttpQueryParameter {
+                        name: "v".into(),
+                        r#match: None,
+                    }],
+                    ..HttpGatewayRouteMatch::default()
+                },
+                Some(HttpGatewayRouteRewrite {
+                    prefix: Some(HttpGatewayRoutePrefixRewrite {
+                        default_prefix: None,
+                        value: Some("/new/".into()),
+                    }),
+                    path: None,
+                    hostname: Some(GatewayRouteHostnameRewrite {
+                        default_target_hostname: Some(DefaultGatewayRouteRewrite::Disabled),
+                    }),
+                }),
+            ),
+            ..none.clone()
+        },
+    );
+    check(
+        json!({"httpRoute": {"match": {"prefix": "/keep/"}, "action": {"target": target,
+            "rewrite": {"prefix": {"defaultPrefix": "DISABLED"}}}}}),
+        GatewayRouteSpec {
+            http_route: http(
+                HttpGatewayRouteMatch {
+                    prefix: Some("/keep/".into()),
+                    ..HttpGatewayRouteMatch::default()
+                },
+                Some(HttpGatewayRouteRewrite {
+                    prefix: Some(HttpGatewayRoutePrefixRewrite {
+                        default_prefix: Some(DefaultGatewayRouteRewrite::Disabled),
+                        value: None,
+                    }),
+                    ..HttpGatewayRouteRewrite::default()
+                }),
+            ),
+            ..none.clone()
+        },
+    );
+    check(
+        json!({"http2Route": {"match": {"path": {"exact": "/status"}}, "action": {"target": target,
+            "rewrite": {"path": {"exact": "/health"}}}}}),
+        GatewayRouteSpec {
+            http2_route: http(
+                HttpGatewayRouteMatch {
+                    path: Some(HttpPathMatch {
+                        exact: Some("/status".into()),
+                        regex: None,
+                    }),
+                    ..HttpGatewayRouteMatch::default()
+                },
+                Some(HttpGatewayRouteRewrite {
+                    path: Some(HttpGatewayRoutePathRewrite {
+                        exact: Some("/health".into()),
+                    }),
+                    ..HttpGatewayRouteRewrite::default()
+                }),
+            ),
+            ..none.clone()
+        },
+    );
+    check(
+        json!({"grpcRoute": {"match": {"serviceName": "shop.Orders", "port": 9080},
+            "action": {"target": {"virtualService": {"virtualServiceName": "order.demomesh.local"}, "port": 8080},
+                       "rewrite": {"hostname": {"defaultTargetHostname": "ENABLED"}}}}}),
+        GatewayRouteSpec {
+            grpc_route: Some(GrpcGatewayRoute {
+                r#match: GrpcGatewayRouteMatch {
+                    service_name: Some("shop.Orders".into()),
+                    port: Some(9080),
+                },
+                action: GrpcGatewayRouteAction {
+                    target: order_service(Some(8080)),
+                    rewrite: Some(GrpcGatewayRouteRewrite {
+                        hostname: Some(GatewayRouteHostnameRewrite {
+                            default_target_hostname: Some(DefaultGatewayRouteRewrite::Enabled),
+                        }),
+                    }),
+                },
+            }),
+            ..none
+        },
+    );
 }

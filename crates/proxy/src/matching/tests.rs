@@ -1,6 +1,8 @@
 //! Route match rules, one `check` per case.
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use model::typed::{HttpGatewayRouteMatch, HttpRouteMatch};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{HttpMatch, RequestView};
@@ -23,8 +25,20 @@ const GET_ROOT: Req<'static> = Req {
     port: None,
 };
 
+/// `rule` as a gateway route's `match`.
+fn gateway(rule: &Value) -> Result<HttpMatch, String> {
+    HttpMatch::from_gateway(&HttpGatewayRouteMatch::deserialize(rule).map_err(|e| e.to_string())?)
+}
+
+/// `rule` as a route's `match`.
+fn route(rule: &Value) -> Result<HttpMatch, String> {
+    HttpMatch::from_route(&HttpRouteMatch::deserialize(rule).map_err(|e| e.to_string())?)
+}
+
+/// Checks `rule` as a gateway route's match and, unless it matches a hostname (which only
+/// gateway routes have), as a route's too.
 fn check(rule: Value, request: Req<'_>, expected: bool) {
-    let matcher = HttpMatch::from_json(&rule).unwrap_or_else(|e| panic!("{rule}: {e}"));
+    let matcher = gateway(&rule).unwrap_or_else(|e| panic!("{rule}: {e}"));
     let mut headers = HeaderMap::new();
     for (name, value) in request.headers {
         headers.append(
@@ -47,6 +61,16 @@ fn check(rule: Value, request: Req<'_>, expected: bool) {
         request.method,
         request.path
     );
+    if rule.get("hostname").is_none() {
+        let matcher = route(&rule).unwrap_or_else(|e| panic!("{rule}: {e}"));
+        assert_eq!(
+            matcher.matches(&view),
+            expected,
+            "{rule} as a route's match against {} {}",
+            request.method,
+            request.path
+        );
+    }
 }
 
 #[test]
@@ -157,10 +181,11 @@ fn headers_and_query_parameters() {
 
 #[test]
 fn specificity_orders_exact_then_regex_then_longer_prefix() {
-    let m = |v: Value| HttpMatch::from_json(&v).unwrap().specificity();
+    let m = |v: Value| gateway(&v).unwrap().specificity();
     assert!(m(json!({"path": {"exact": "/a"}})) > m(json!({"path": {"regex": "/.*"}})));
     assert!(m(json!({"path": {"regex": "/.*"}})) > m(json!({"prefix": "/long/prefix"})));
     assert!(m(json!({"prefix": "/long"})) > m(json!({"prefix": "/"})));
     assert!(m(json!({"prefix": "/", "headers": [{"name": "x"}]})) > m(json!({"prefix": "/"})));
-    assert!(HttpMatch::from_json(&json!({"path": {"regex": "("}})).is_err());
+    assert!(gateway(&json!({"path": {"regex": "("}})).is_err());
+    assert!(route(&json!({"path": {"regex": "("}})).is_err());
 }

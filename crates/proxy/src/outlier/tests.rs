@@ -2,12 +2,16 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 
+fn listener(json: Value) -> typed::Listener {
+    typed::view(&json).expect("a listener")
+}
+
 fn config() -> OutlierConfig {
-    OutlierConfig::from_listener(&json!({
+    OutlierConfig::from_listener(&listener(json!({
         "portMapping": {"port": 80, "protocol": "http"},
         "outlierDetection": {
             "maxServerErrors": 3,
@@ -15,7 +19,7 @@ fn config() -> OutlierConfig {
             "baseEjectionDuration": {"unit": "ms", "value": 500},
             "maxEjectionPercent": 50
         }
-    }))
+    })))
     .expect("a complete outlierDetection parses")
 }
 
@@ -30,7 +34,8 @@ fn parses_the_listener_setting() {
             max_ejection_percent: 50,
         }
     );
-    assert_eq!(OutlierConfig::from_listener(&json!({})), None);
+    let without = listener(json!({"portMapping": {"port": 80, "protocol": "http"}}));
+    assert_eq!(OutlierConfig::from_listener(&without), None);
 }
 
 #[test]

@@ -181,6 +181,44 @@ fn retry_policy_and_timeouts_come_from_the_route() {
     assert_eq!(route.idle, Some(Duration::from_secs(2)));
 }
 
+/// A gRPC route matches `/service/method`; its retry policy's HTTP and TCP events apply as an
+/// HTTP route's, its `grpcRetryEvents` add nothing.
+#[test]
+fn grpc_routes_match_the_method_path_and_retry_by_their_http_events() {
+    let mut spec = route("g", None, json!({}), &[("a", 1)]);
+    spec["spec"] = json!({"grpcRoute": {
+        "match": {"serviceName": "shop.Orders", "methodName": "Get"},
+        "action": {"weightedTargets": [{"virtualNode": "a", "weight": 1}]},
+        "retryPolicy": {"maxRetries": 4, "perRetryTimeout": {"unit": "ms", "value": 100},
+                        "grpcRetryEvents": ["unavailable"], "httpRetryEvents": ["gateway-error"]},
+        "timeout": {"perRequest": {"unit": "s", "value": 3}}}});
+    let table = compile(
+        snapshot(json!({"routes": [spec]})),
+        Role::Node("client".into()),
+    );
+    let headers = HeaderMap::new();
+    let service = table.service("svc.local").unwrap();
+    let route = service
+        .route(&view("/shop.Orders/Get", &headers, "svc.local"))
+        .unwrap();
+    assert_eq!(route.name, "g");
+    assert_eq!(
+        route.retry,
+        RetryPolicy {
+            max_retries: 4,
+            per_try: Some(Duration::from_millis(100)),
+            server_error: false,
+            gateway_error: true,
+            client_error: false,
+            stream_error: false,
+            connection_error: false,
+        }
+    );
+    assert_eq!(route.per_request, Some(Duration::from_secs(3)));
+    let other = service.route(&view("/shop.Orders/List", &headers, "svc.local"));
+    assert!(other.is_none(), "only the method's path matches");
+}
+
 fn gateway_snapshot(routes: Vec<Value>) -> Arc<Snapshot> {
     snapshot(json!({
         "virtualGateways": [{"meshName": "m", "virtualGatewayName": "gw", "spec": {
