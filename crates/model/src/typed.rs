@@ -432,11 +432,15 @@ pub struct VirtualServiceBackend {
     pub client_policy: Option<ClientPolicy>,
 }
 
-/// `VirtualRouterSpec` and `VirtualGatewaySpec` as far as listeners go.
+/// `VirtualRouterSpec` and `VirtualGatewaySpec` as far as listeners (and a gateway's client
+/// policy) go.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ListenersSpec {
     #[serde(default)]
     pub listeners: Vec<Listener>,
+    /// A virtual gateway's client policy for its calls to the mesh (routers have none).
+    pub backend_defaults: Option<BackendDefaults>,
 }
 
 /// `GatewayRouteSpec`: exactly one route type is set.

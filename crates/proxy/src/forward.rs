@@ -292,7 +292,8 @@ impl Forward<'_> {
     }
 
     /// How a connection to `addr` (an endpoint of `node`, behind `listener`) is secured: the
-    /// calling node's App Mesh client policy for this service where it applies, else mesh
+    /// calling node's App Mesh client policy for this service (a gateway's: its
+    /// `backendDefaults`) where it applies, else mesh
     /// mutual TLS where the endpoint takes it, the node's listener sets no App Mesh `tls` of
     /// its own (which then governs, as in App Mesh) and this proxy has an identity to present,
     /// else plain text. A policy that could not be built fails the attempt rather than send in
@@ -314,7 +315,8 @@ impl Forward<'_> {
                 .table
                 .node(caller)
                 .and_then(|entry| entry.client_policies.for_service(self.service)),
-            _ => None,
+            Some((IdentityKind::VirtualGateway, _)) => self.table.gateway_client_policy(),
+            None => None,
         };
         match policy {
             Some(Ok(tls)) if tls.applies_to(port) => return Ok(Some(pool_tls(tls.clone()))),

@@ -16,9 +16,8 @@ use crate::body::{self, Prepared, RequestBody, ResponseBody};
 use crate::forward::text_response;
 use crate::headers::remove_hop_by_hop;
 use crate::retry::is_idempotent;
-use crate::tls::{self, Accepted, InboundAccepted, Refusal, Refused, ServerTls, TlsRefused};
+use crate::tls::ServerTls;
 use crate::trace;
-use tokio::net::TcpStream;
 
 /// The local replica an inbound listener serves.
 #[derive(Debug)]
@@ -33,7 +32,7 @@ pub struct Target {
 /// The TLS an inbound connection meets, from the configuration in use: the node listener's
 /// App Mesh `tls` (its mode, certificate, validation), else the mesh's, else plain text. A
 /// listener `tls` that cannot be built refuses every connection: the spec asked for TLS.
-fn server_tls(shared: &Shared, target: &Target) -> Result<ServerTls, String> {
+pub fn server_tls(shared: &Shared, target: &Target) -> Result<ServerTls, String> {
     let table = shared.table.load();
     let listener_tls = table
         .node(&target.node)
@@ -43,40 +42,6 @@ fn server_tls(shared: &Shared, target: &Target) -> Result<ServerTls, String> {
         Some(tls) => tls,
         None => Ok(target.mesh.clone().unwrap_or_else(ServerTls::disabled)),
     }
-}
-
-/// Accepts one connection as the node's TLS mode says; a refusal is counted by reason and
-/// ends the connection.
-pub async fn accept(
-    shared: &Shared,
-    target: &Target,
-    stream: TcpStream,
-    remote: SocketAddr,
-) -> Option<Accepted> {
-    let refused = match server_tls(shared, target) {
-        Ok(tls) => match tls::accept(stream, &tls).await {
-            Ok(accepted) => {
-                let peer = accepted
-                    .peer()
-                    .and_then(|p| p.uris.first().or(p.dns_names.first()));
-                tracing::debug!(%remote, node = %target.node, peer = ?peer, "inbound connection");
-                InboundAccepted {
-                    tls: accepted.is_tls(),
-                }
-                .emit(&shared.telemetry.tls);
-                return Some(accepted);
-            }
-            Err(refused) => refused,
-        },
-        Err(why) => Refused::new(Refusal::HandshakeFailed, why),
-    };
-    TlsRefused {
-        listener: "inbound",
-        peer: remote,
-        refused: &refused,
-    }
-    .emit(&shared.telemetry.tls);
-    None
 }
 
 pub async fn handle(

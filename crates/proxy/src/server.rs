@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::forward::{self, Entry};
 use crate::inbound::{self, Target};
 use crate::telemetry::ConnectionRefused;
+use crate::tls::{self, Accepted, InboundAccepted, Refusal, Refused, ServerTls, TlsRefused};
 use crate::{Shared, admin, headers};
 
 /// The answer past a listener's connection limit, written without a task or a wait.
@@ -91,19 +92,63 @@ pub async fn serve(
         let serves = serves.clone();
         tracker.spawn(async move {
             let _open = shared.telemetry.connection_opened(serves.listener());
-            match &serves {
-                Serves::Inbound(target) => {
-                    // TLS in the connection's own task: a handshake may take seconds.
-                    let target = target.clone();
-                    if let Some(io) = inbound::accept(&shared, &target, stream, remote).await {
+            // TLS in the connection's own task: a handshake may take seconds.
+            let tls = match &serves {
+                Serves::Inbound(target) => Some(("inbound", inbound::server_tls(&shared, target))),
+                Serves::Proxy(Entry::Gateway { port }) => {
+                    let tls = shared.table.load().gateway_tls(*port);
+                    tls.map(|tls| ("gateway", tls))
+                }
+                _ => None,
+            };
+            match tls {
+                Some((listener, tls)) => {
+                    if let Some(io) = accept(&shared, listener, tls, stream, remote).await {
                         connection(TokioIo::new(io), remote, shared, serves, stop).await;
                     }
                 }
-                _ => connection(TokioIo::new(stream), remote, shared, serves, stop).await,
+                None => connection(TokioIo::new(stream), remote, shared, serves, stop).await,
             }
             drop(permit);
         });
     }
+}
+
+/// Accepts one connection as `tls` says (a listener's `tls` that could not be built refuses
+/// every connection: the spec asked for TLS); a refusal is counted by reason and ends it.
+async fn accept(
+    shared: &Shared,
+    listener: &str,
+    tls: Result<ServerTls, String>,
+    stream: TcpStream,
+    remote: SocketAddr,
+) -> Option<Accepted> {
+    let refused = match tls {
+        Ok(tls) => match tls::accept(stream, &tls).await {
+            Ok(accepted) => {
+                let peer = accepted
+                    .peer()
+                    .and_then(|p| p.uris.first().or(p.dns_names.first()));
+                tracing::debug!(%remote, listener, peer = ?peer, "connection accepted");
+                if listener == "inbound" {
+                    InboundAccepted {
+                        tls: accepted.is_tls(),
+                    }
+                    .emit(&shared.telemetry.tls);
+                }
+                return Some(accepted);
+            }
+            Err(refused) => refused,
+        },
+        Err(why) => Refused::new(Refusal::HandshakeFailed, why),
+    };
+    TlsRefused {
+        listener,
+        peer: remote,
+        refused: &refused,
+    }
+    .emit(&shared.telemetry.tls);
+    None
 }
 
 /// A connection past the limit, refused without a task, a read or a wait: a fresh socket's

@@ -155,6 +155,10 @@ pub struct GatewayEntry {
     routes: Vec<GatewayRouteEntry>,
     /// Some route matches on the hostname (else the request's host need not be parsed).
     matches_hostnames: bool,
+    /// Listener ports whose App Mesh `tls` is set: what they accept (or why they cannot).
+    tls: HashMap<u16, Result<ServerTls, String>>,
+    /// The gateway's `backendDefaults` client policy with TLS, for its calls to the mesh.
+    pub client_policy: Option<Result<ClientTls, String>>,
 }
 
 pub struct GatewayRouteEntry {
@@ -500,6 +504,16 @@ impl RouteTable {
             .unwrap_or_default()
     }
 
+    /// The App Mesh `tls` of the gateway's listener on `port`, if it sets one.
+    pub fn gateway_tls(&self, port: u16) -> Option<Result<ServerTls, String>> {
+        self.gateway.as_ref()?.tls.get(&port).cloned()
+    }
+
+    /// The gateway's `backendDefaults` client policy with TLS, if it has one.
+    pub fn gateway_client_policy(&self) -> Option<&Result<ClientTls, String>> {
+        self.gateway.as_ref()?.client_policy.as_ref()
+    }
+
     /// Whether any gateway route matches on the request's hostname.
     pub fn gateway_matches_hostnames(&self) -> bool {
         self.gateway.as_ref().is_some_and(|g| g.matches_hostnames)
@@ -816,9 +830,37 @@ fn compile_gateway(
     snapshot: &Snapshot,
     problems: &mut Vec<String>,
 ) -> GatewayEntry {
-    let listeners = typed::view::<typed::ListenersSpec>(spec)
+    let view = typed::view::<typed::ListenersSpec>(spec);
+    let listeners = view
+        .as_ref()
         .map(|l| l.listeners.iter().map(|l| l.port_mapping.port).collect())
         .unwrap_or_default();
+    let mut tls = HashMap::new();
+    let mut client_policy = None;
+    if let Some(view) = &view {
+        for listener in &view.listeners {
+            let port = listener.port_mapping.port;
+            if let Some(listener_tls) = &listener.tls {
+                let built = ServerTls::from_listener(listener_tls).map_err(|e| {
+                    let problem = format!("virtual gateway '{name}' listener {port}: {e}");
+                    problems.push(problem.clone());
+                    problem
+                });
+                tls.insert(port, built);
+            }
+        }
+        let policy = view
+            .backend_defaults
+            .as_ref()
+            .and_then(|d| d.client_policy.as_ref());
+        client_policy = policy.and_then(|p| p.tls.as_ref()).map(|policy| {
+            ClientTls::from_policy(policy).map_err(|e| {
+                let problem = format!("virtual gateway '{name}' backendDefaults.clientPolicy: {e}");
+                problems.push(problem.clone());
+                problem
+            })
+        });
+    }
     let mut routes: Vec<(u32, GatewayRouteEntry)> = Vec::new();
     for item in snapshot.of_kind(Kind::GatewayRoute) {
         if item["virtualGatewayName"].as_str() != Some(name) {
@@ -838,6 +880,8 @@ fn compile_gateway(
     GatewayEntry {
         name: name.to_string(),
         listeners,
+        tls,
+        client_policy,
         matches_hostnames: routes.iter().any(|(_, r)| r.matcher.matches_hostname()),
         routes: routes.into_iter().map(|(_, r)| r).collect(),
     }

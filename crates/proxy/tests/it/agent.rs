@@ -335,3 +335,67 @@ async fn a_strict_listener_refuses_plain_text_other_cas_and_unlisted_names_and_c
     proxy.stop().await;
     cp.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_serves_tls_on_its_listener_and_calls_a_strict_node_with_its_client_policy() {
+    let pki = Pki::new();
+    let cp = ControlPlane::start().await;
+    let upstream = Upstream::start("svc", Behaviour::ok()).await;
+    mesh(&cp, Some(listener_tls(&pki, "STRICT")), None).await;
+    let port = free_port().await;
+    cp.create(
+        model::Kind::VirtualGateway,
+        None,
+        "gw",
+        json!({
+            "listeners": [{
+                "portMapping": {"port": port, "protocol": "http"},
+                "tls": {"mode": "STRICT", "certificate": {"file": {
+                    "certificateChain": pki.path("a-server.pem"),
+                    "privateKey": pki.path("a-server.key"),
+                }}},
+            }],
+            "backendDefaults": {"clientPolicy": {"tls": {
+                "certificate": {"file": {
+                    "certificateChain": pki.path("a-client.pem"),
+                    "privateKey": pki.path("a-client.key"),
+                }},
+                "validation": {"trust": {"file": {"certificateChain": pki.path("a.pem")}}},
+            }}},
+        }),
+    )
+    .await;
+    cp.create(
+        model::Kind::GatewayRoute,
+        Some("gw"),
+        "to-svc",
+        json!({"httpRoute": {"match": {"prefix": "/"},
+            "action": {"target": {"virtualService": {"virtualServiceName": "svc.local"}}}}}),
+    )
+    .await;
+    let agent = agent(&cp).await;
+    register(&cp, &agent, &upstream).await;
+    let mut config = proxy::Config::new(&cp.url, MESH, proxy::Role::Gateway("gw".into()));
+    config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = RunningProxy::start(config).await;
+    gateway.wait_for_revision(cp.revision().await).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    assert!(plain_get(addr).await.is_err(), "plain text is refused");
+    // Server-only TLS at the gateway (no `validation`: no client certificate asked), then the
+    // gateway's own client certificate towards the STRICT node.
+    assert_eq!(tls_get(&pki, addr, None).await, Ok(200));
+    assert_eq!(upstream.hits(), 1);
+    let series =
+        "aviary_proxy_tls_refused_total{listener=\"gateway\",reason=\"plain_text_in_strict\"}";
+    assert_eq!(gateway.metric(series).await, 1);
+    assert_eq!(
+        agent
+            .metric("aviary_proxy_inbound_connections_total{transport=\"tls\"}")
+            .await,
+        1
+    );
+    gateway.stop().await;
+    agent.stop().await;
+    cp.stop().await;
+}
