@@ -25,7 +25,7 @@ use crate::headers::append_forwarded_for;
 use crate::headers::remove_hop_by_hop;
 use crate::mesh_tls::Caller;
 use crate::pool::PoolTls;
-use crate::pool::{CONNECT_TIMEOUT, Http1Pools, IDLE_TIMEOUT};
+use crate::pool::{CONNECT_TIMEOUT, Http1Pools, Http2TlsPools, IDLE_TIMEOUT};
 use crate::retry::{Outcome, Retries, is_idempotent};
 use crate::table::{NodeEntry, NodeListener, RouteEntry, RouteTable};
 use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected};
@@ -51,6 +51,8 @@ pub enum Entry {
 pub struct Upstreams {
     pub http1: Http1Pools,
     pub http2: Client<HttpConnector, RequestBody>,
+    /// HTTP/2 over TLS (client policies, mesh TLS), which `http2` cannot make.
+    pub http2_tls: Http2TlsPools,
 }
 
 impl Upstreams {
@@ -69,6 +71,24 @@ impl Upstreams {
         Upstreams {
             http1: Http1Pools::default(),
             http2,
+            http2_tls: Http2TlsPools::default(),
+        }
+    }
+}
+
+impl Upstreams {
+    /// Every [`IDLE_TIMEOUT`] until `stop`: closes HTTP/1.1 connections idle that long (or
+    /// closed by the upstream) and forgets closed HTTP/2-over-TLS ones.
+    pub async fn expire_idle(&self, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(IDLE_TIMEOUT);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {
+                    self.http1.expire(Instant::now());
+                    self.http2_tls.expire();
+                }
+            }
         }
     }
 }

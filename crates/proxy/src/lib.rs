@@ -426,7 +426,7 @@ impl Proxy {
         tracker.spawn(syncer.run(self.initial, shutdown.clone()));
         let shared = self.shared.clone();
         let stop = shutdown.clone();
-        tracker.spawn(async move { shared.upstreams.http1.expire_idle(stop).await });
+        tracker.spawn(async move { shared.upstreams.expire_idle(stop).await });
         if let Some(exporter) = self.exporter {
             let shared = self.shared.clone();
             let stop = shutdown.clone();

@@ -6,7 +6,7 @@
 //! pool, so a request takes an idle connection with one uncontended lock. The behaviour is the
 //! legacy client's: the most recently used idle connection first; a connection goes back to the
 //! pool once it is ready for the next request; a connection idle for [`IDLE_TIMEOUT`] is closed
-//! (at checkout and by [`Http1Pools::expire_idle`]); errors read as the legacy client's did
+//! (at checkout and by `Upstreams::expire_idle`); errors read as the legacy client's did
 //! (`client error (Connect): tcp connect error: ...`).
 //!
 //! Beyond the legacy client, because upstreams close idle keep-alive connections on their own
@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -202,17 +202,6 @@ impl Http1Pools {
         drop(closed);
     }
 
-    /// Expires idle connections every [`IDLE_TIMEOUT`] until `stop`.
-    pub async fn expire_idle(&self, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(IDLE_TIMEOUT);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => self.expire(Instant::now()),
-            }
-        }
-    }
-
     /// The number of idle connections to `addr` (for tests).
     #[cfg(test)]
     pub fn idle(&self, addr: SocketAddr) -> usize {
@@ -372,6 +361,86 @@ impl Pool {
             }
         }
     }
+}
+
+/// HTTP/2 over TLS: one multiplexed connection per (address, TLS identity), which hyper-util's
+/// client (the proxy's plain HTTP/2, making its own connections) cannot make.
+#[derive(Default)]
+pub struct Http2TlsPools {
+    conns: Mutex<HashMap<PoolKey, http2::SendRequest<RequestBody>>>,
+    /// Serialises connecting, so a burst of first requests makes one connection, not many.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Http2TlsPools {
+    /// Sends `request` (absolute-form URI) on the connection to `addr` made with `tls`,
+    /// connecting first if there is none or it closed.
+    pub async fn send(
+        &self,
+        addr: SocketAddr,
+        tls: &PoolTls,
+        request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let key = (addr, Some(tls.tls.key()));
+        let mut sender = match self.live(&key) {
+            Some(sender) => sender,
+            None => {
+                let _one = self.connecting.lock().await;
+                match self.live(&key) {
+                    Some(sender) => sender,
+                    None => {
+                        let sender = Box::pin(connect_http2(addr, tls)).await?;
+                        lock(&self.conns).insert(key, sender.clone());
+                        sender
+                    }
+                }
+            }
+        };
+        sender
+            .send_request(request)
+            .await
+            .map_err(ClientError::send_request)
+    }
+
+    fn live(&self, key: &PoolKey) -> Option<http2::SendRequest<RequestBody>> {
+        lock(&self.conns)
+            .get(key)
+            .filter(|sender| !sender.is_closed())
+            .cloned()
+    }
+
+    /// Forgets closed connections (their endpoints went away, or the upstream ended them).
+    pub fn expire(&self) {
+        lock(&self.conns).retain(|_, sender| !sender.is_closed());
+    }
+}
+
+async fn connect_http2(
+    addr: SocketAddr,
+    tls: &PoolTls,
+) -> Result<http2::SendRequest<RequestBody>, ClientError> {
+    let stream = connect_tcp(addr).await?;
+    let connected = crate::tls::connect(stream, &tls.tls, &tls.server_name);
+    let stream = connected.await.map_err(|refused| {
+        TlsConnectFailed {
+            address: addr,
+            refused: &refused,
+        }
+        .emit(&tls.metrics);
+        ClientError::tls(refused)
+    })?;
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(ClientError::send_request)?;
+    // Ends with the connection: closed by the upstream, or when the last sender is dropped.
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "upstream HTTP/2 connection error");
+        }
+    });
+    Ok(sender)
 }
 
 async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, ClientError> {

@@ -40,13 +40,12 @@ impl Forward<'_> {
         let upstreams = &self.shared.upstreams;
         // Either way: (whether no connection could be made, what went wrong). The calls are
         // pinned here and passed on by reference: they are large, and every move copies.
-        let result = if head.http2 {
-            // hyper-util's HTTP/2 client makes its own plain connections; TLS to HTTP/2
-            // nodes comes with the HTTP/2 work (the mesh's inbound listeners are PERMISSIVE
-            // unless the node's listener says otherwise).
-            if tls.is_some() {
-                tracing::debug!(node, "HTTP/2 upstream: sent in plain text");
-            }
+        let result = if let (true, Some(tls)) = (head.http2, &tls) {
+            let call = pin!(upstreams.http2_tls.send(addr, tls, first));
+            within(timeout, node, call)
+                .await?
+                .map_err(|e| (e.is_connect(), error_chain(&e)))
+        } else if head.http2 {
             let call = pin!(upstreams.http2.request(first));
             within(timeout, node, call)
                 .await?

@@ -399,3 +399,48 @@ async fn a_gateway_serves_tls_on_its_listener_and_calls_a_strict_node_with_its_c
     agent.stop().await;
     cp.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_nodes_are_called_over_tls_when_the_client_policy_says_so() {
+    let pki = Pki::new();
+    let cp = ControlPlane::start().await;
+    let behaviour = Behaviour {
+        http2: true,
+        ..Behaviour::ok()
+    };
+    let upstream = Upstream::start("svc", behaviour).await;
+    let policy = json!({
+        "certificate": {"file": {
+            "certificateChain": pki.path("a-client.pem"),
+            "privateKey": pki.path("a-client.key"),
+        }},
+        "validation": {"trust": {"file": {"certificateChain": pki.path("a.pem")}}},
+    });
+    mesh(&cp, Some(listener_tls(&pki, "STRICT")), Some(policy)).await;
+    let path = ResourcePath::new(model::Kind::VirtualNode, MESH, None, "svc-vn");
+    let mut listener = json!({"portMapping": {"port": 8080, "protocol": "http2"}});
+    listener["tls"] = listener_tls(&pki, "STRICT");
+    cp.api
+        .update(&path, &json!({"listeners": [listener]}))
+        .await
+        .unwrap();
+    let proxy = agent(&cp).await;
+    register(&cp, &proxy, &upstream).await;
+    let client = proxy.handle.outbound("client").await.unwrap();
+    for _ in 0..3 {
+        let answer = Caller::new().get(client, "svc.local", "/", &[]).await;
+        assert_eq!((answer.status.as_u16(), answer.body.as_str()), (200, "svc"));
+        // HTTP/2 all the way: over TLS to the inbound listener, then to the replica.
+        assert_eq!(answer.headers["x-version"], "HTTP/2.0");
+    }
+    assert_eq!(upstream.hits(), 3);
+    assert_eq!(
+        proxy
+            .metric("aviary_proxy_inbound_connections_total{transport=\"tls\"}")
+            .await,
+        1,
+        "one multiplexed connection"
+    );
+    proxy.stop().await;
+    cp.stop().await;
+}
