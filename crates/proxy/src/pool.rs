@@ -251,16 +251,8 @@ impl Pool {
         match &self.tls {
             None => self.handshake(stream).await,
             Some(pool_tls) => {
-                let connected = crate::tls::connect(stream, &pool_tls.tls, &pool_tls.server_name);
-                let stream = connected.await.map_err(|refused| {
-                    TlsConnectFailed {
-                        address: self.addr,
-                        refused: &refused,
-                    }
-                    .emit(&pool_tls.metrics);
-                    ClientError::tls(refused)
-                })?;
-                self.handshake(stream).await
+                self.handshake(secure(stream, self.addr, pool_tls).await?)
+                    .await
             }
         }
     }
@@ -419,16 +411,7 @@ async fn connect_http2(
     addr: SocketAddr,
     tls: &PoolTls,
 ) -> Result<http2::SendRequest<RequestBody>, ClientError> {
-    let stream = connect_tcp(addr).await?;
-    let connected = crate::tls::connect(stream, &tls.tls, &tls.server_name);
-    let stream = connected.await.map_err(|refused| {
-        TlsConnectFailed {
-            address: addr,
-            refused: &refused,
-        }
-        .emit(&tls.metrics);
-        ClientError::tls(refused)
-    })?;
+    let stream = secure(connect_tcp(addr).await?, addr, tls).await?;
     let (sender, connection) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .handshake(TokioIo::new(stream))
@@ -441,6 +424,24 @@ async fn connect_http2(
         }
     });
     Ok(sender)
+}
+
+/// The TLS handshake of a new upstream connection; a failure is counted and reads as a
+/// connect error (nothing was sent).
+async fn secure(
+    stream: TcpStream,
+    addr: SocketAddr,
+    tls: &PoolTls,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ClientError> {
+    let connected = crate::tls::connect(stream, &tls.tls, &tls.server_name);
+    connected.await.map_err(|refused| {
+        TlsConnectFailed {
+            address: addr,
+            refused: &refused,
+        }
+        .emit(&tls.metrics);
+        ClientError::tls(refused)
+    })
 }
 
 async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, ClientError> {
