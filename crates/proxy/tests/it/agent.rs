@@ -444,3 +444,53 @@ async fn http2_nodes_are_called_over_tls_when_the_client_policy_says_so() {
     proxy.stop().await;
     cp.stop().await;
 }
+
+/// A client policy applies only where it says: `ports` naming the node's listener port, and
+/// `enforce` not false (App Mesh's default is true). Elsewhere the call goes in plain text,
+/// which the STRICT listener refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_policy_applies_to_its_ports_and_only_when_enforced() {
+    let pki = Pki::new();
+    let cp = ControlPlane::start().await;
+    let upstream = Upstream::start("svc", Behaviour::ok()).await;
+    mesh(&cp, Some(listener_tls(&pki, "STRICT")), None).await;
+    let proxy = agent(&cp).await;
+    register(&cp, &proxy, &upstream).await;
+    let client = proxy.handle.outbound("client").await.unwrap();
+    let path = ResourcePath::new(model::Kind::VirtualNode, MESH, None, "client");
+    let check = |extra: Value, expected: u16| {
+        let (cp, proxy, path, pki) = (&cp, &proxy, &path, &pki);
+        async move {
+            let mut policy = json!({
+                "certificate": {"file": {
+                    "certificateChain": pki.path("a-client.pem"),
+                    "privateKey": pki.path("a-client.key"),
+                }},
+                "validation": {"trust": {"file": {"certificateChain": pki.path("a.pem")}}},
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                policy[k] = v.clone();
+            }
+            let spec = json!({
+                "backends": [{"virtualService": {"virtualServiceName": "svc.local"}}],
+                "backendDefaults": {"clientPolicy": {"tls": policy}},
+            });
+            cp.api.update(path, &spec).await.unwrap();
+            proxy.wait_for_revision(cp.revision().await).await;
+            let answer = Caller::new().get(client, "svc.local", "/", &[]).await;
+            let status = answer.status.as_u16();
+            let ok = if expected == 200 {
+                status == 200
+            } else {
+                status >= 500
+            };
+            assert!(ok, "{extra}: {status} {}", answer.body);
+        }
+    };
+    check(json!({"ports": [8080]}), 200).await;
+    check(json!({"ports": [9999]}), 502).await;
+    check(json!({"enforce": false}), 502).await;
+    check(json!({"enforce": true}), 200).await;
+    proxy.stop().await;
+    cp.stop().await;
+}
