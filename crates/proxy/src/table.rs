@@ -213,10 +213,9 @@ impl Rewrite {
 
     fn grpc(rewrite: Option<&typed::GrpcGatewayRouteRewrite>) -> Rewrite {
         Rewrite {
-            // As for an HTTP route without `rewrite`: the matched `/service/` prefix becomes
-            // `/`. App Mesh has no path rewrite for gRPC, so this looks wrong; it is kept here
-            // as it was, for a change of its own.
-            prefix: PrefixRewrite::Default,
+            // App Mesh has no path rewrite for gRPC: `/package.Service/Method` is the call
+            // itself, and a service that got `/Method` could not serve it.
+            prefix: PrefixRewrite::Keep,
             path: None,
             hostname: rewrites_hostname(rewrite.and_then(|r| r.hostname.as_ref())),
         }

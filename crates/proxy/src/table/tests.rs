@@ -237,6 +237,28 @@ fn gateway_route(name: &str, priority: Option<u32>, matcher: Value, rewrite: Val
 }
 
 #[test]
+fn a_grpc_gateway_route_keeps_the_method_path() {
+    let route = json!({"meshName": "m", "virtualGatewayName": "gw", "gatewayRouteName": "rpc",
+        "spec": {"grpcRoute": {"match": {"serviceName": "shop.Orders"},
+            "action": {"target": {"virtualService": {"virtualServiceName": "svc.local"}}}}}});
+    let table = compile(gateway_snapshot(vec![route]), Role::Gateway("gw".into()));
+    let headers = HeaderMap::new();
+    let route = table
+        .gateway_route(&view("/shop.Orders/List", &headers, ""))
+        .expect("the service's calls match");
+    assert_eq!(
+        route.rewrite_path("/shop.Orders/List", None),
+        "/shop.Orders/List"
+    );
+    assert!(route.keeps_path("/shop.Orders/List"));
+    assert!(
+        table
+            .gateway_route(&view("/shop.Users/Get", &headers, ""))
+            .is_none()
+    );
+}
+
+#[test]
 fn gateway_routes_rewrite_as_app_mesh_does() {
     let table = compile(
         gateway_snapshot(vec![
