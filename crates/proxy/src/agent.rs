@@ -24,7 +24,7 @@ use crate::forward::Entry;
 use crate::inbound::Target;
 use crate::server::{self, Serves};
 use crate::tls::ServerTls;
-use crate::{Shared, lock};
+use crate::{Shared, bind_listener, lock};
 
 /// The dynamic listeners of one proxy, and what they need to serve.
 pub struct Dynamic {
@@ -84,7 +84,7 @@ impl Dynamic {
             return Ok(*addr);
         }
         let addr = SocketAddr::new(self.outbound_ip, 0);
-        let listener = bind(addr, "outbound").await?;
+        let listener = bind_listener(addr, "outbound").await?;
         let addr = local_addr(&listener, addr)?;
         tracing::info!(%addr, node, "outbound listener bound");
         let serves = Serves::Proxy(Entry::Egress {
@@ -112,7 +112,7 @@ impl Dynamic {
         }
         self.close_inbound(id);
         let addr = SocketAddr::new(self.inbound_ip, 0);
-        let listener = bind(addr, "inbound").await?;
+        let listener = bind_listener(addr, "inbound").await?;
         let addr = local_addr(&listener, addr)?;
         tracing::info!(%addr, %local, node, replica = id, "inbound listener bound");
         let mesh = match &shared.mesh_tls {
@@ -168,12 +168,6 @@ impl Dynamic {
             self.tracker.clone(),
         ));
     }
-}
-
-async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, what, source })
 }
 
 fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {

@@ -253,7 +253,10 @@ pub struct Proxy {
     dynamic: Arc<agent::Dynamic>,
 }
 
-async fn bind_listener(addr: SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
+pub(crate) async fn bind_listener(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, what, source })

@@ -26,7 +26,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -38,6 +38,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{BoxError, RequestBody};
+use crate::lock;
 use crate::tls::{ClientTls, TlsConnectFailed, TlsKey, TlsMetrics};
 
 /// How long a connection may stay idle in a pool.
@@ -82,7 +83,7 @@ struct Conn {
 }
 
 struct Idle {
-    sender: Conn,
+    conn: Conn,
     /// After this the connection is not used again: the upstream may be closing it.
     until: Instant,
 }
@@ -94,11 +95,6 @@ impl fmt::Debug for Pool {
             .field("idle", &lock(&self.idle).len())
             .finish()
     }
-}
-
-/// A poisoned lock only means another request panicked; the list itself is still sound.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn expired(until: Instant, now: Instant) -> bool {
@@ -192,7 +188,7 @@ impl Http1Pools {
             let mut idle = lock(&pool.idle);
             let (keep, expired): (Vec<Idle>, Vec<Idle>) = idle
                 .drain(..)
-                .partition(|i| i.sender.sender.is_ready() && !expired(i.until, now));
+                .partition(|i| i.conn.sender.is_ready() && !expired(i.until, now));
             *idle = keep;
             closed.extend(expired);
             !idle.is_empty() || Arc::strong_count(pool) > 1
@@ -217,31 +213,31 @@ impl Pool {
         let now = Instant::now();
         let mut idle = lock(&self.idle);
         while let Some(entry) = idle.pop() {
-            if entry.sender.sender.is_ready() && !expired(entry.until, now) {
-                return Some(entry.sender);
+            if entry.conn.sender.is_ready() && !expired(entry.until, now) {
+                return Some(entry.conn);
             }
         }
         None
     }
 
-    fn put(&self, sender: Conn, keep: Duration) {
+    fn put(&self, conn: Conn, keep: Duration) {
         let until = Instant::now() + keep;
-        lock(&self.idle).push(Idle { sender, until });
+        lock(&self.idle).push(Idle { conn, until });
     }
 
     /// Returns a connection to the pool once it can take the next request: now if it can
     /// (the whole response was read along with its head), else when it can. It is kept for
     /// `keep` from then ([`keep_for`]).
-    fn release(self: &Arc<Self>, mut sender: Conn, keep: Duration) {
-        if sender.sender.is_ready() {
-            self.put(sender, keep);
+    fn release(self: &Arc<Self>, mut conn: Conn, keep: Duration) {
+        if conn.sender.is_ready() {
+            self.put(conn, keep);
             return;
         }
         let pool = self.clone();
         // Ends when the response body was read (ready) or the connection closed.
         tokio::spawn(async move {
-            if sender.sender.ready().await.is_ok() {
-                pool.put(sender, keep);
+            if conn.sender.ready().await.is_ok() {
+                pool.put(conn, keep);
             }
         });
     }

@@ -358,8 +358,7 @@ impl RouteTable {
     ) -> RouteTable {
         let mut problems = Vec::new();
         let reuse = EndpointReuse::new(previous);
-        let registered = registered_endpoints(&snapshot, &mut problems);
-        let mesh_tls = mesh_tls_endpoints(&snapshot);
+        let (registered, mesh_tls) = registered_endpoints(&snapshot, &mut problems);
         let mut nodes = HashMap::new();
         let mut backends = HashMap::new();
         for item in snapshot.of_kind(Kind::VirtualNode) {
@@ -541,25 +540,14 @@ impl ServiceEntry {
 
 /// The snapshot's registered endpoints by node; an entry marked unhealthy counts as present
 /// (the node then uses registered endpoints) but is not used.
-/// The addresses of registered endpoints that take mesh mutual TLS (`meshTls`).
-fn mesh_tls_endpoints(snapshot: &Snapshot) -> HashSet<SocketAddr> {
-    snapshot
-        .endpoints
-        .iter()
-        .filter(|e| e["meshTls"].as_bool() == Some(true))
-        .filter_map(|e| {
-            let ip = e["address"].as_str()?.parse::<std::net::IpAddr>().ok()?;
-            let port = u16::try_from(e["port"].as_u64()?).ok()?;
-            Some(SocketAddr::new(ip, port))
-        })
-        .collect()
-}
-
+/// The healthy registered endpoints of each node, and the addresses of those that take mesh
+/// mutual TLS (`meshTls`), in one pass over the snapshot's endpoints.
 fn registered_endpoints(
     snapshot: &Snapshot,
     problems: &mut Vec<String>,
-) -> HashMap<String, Vec<SocketAddr>> {
+) -> (HashMap<String, Vec<SocketAddr>>, HashSet<SocketAddr>) {
     let mut out: HashMap<String, Vec<SocketAddr>> = HashMap::new();
+    let mut mesh_tls = HashSet::new();
     for entry in &snapshot.endpoints {
         let (Some(node), Some(address), Some(port)) = (
             entry["virtualNode"].as_str(),
@@ -578,15 +566,19 @@ fn registered_endpoints(
             ));
             continue;
         };
+        let addr = SocketAddr::new(ip, u16::try_from(port).unwrap_or(0));
+        if entry["meshTls"].as_bool() == Some(true) {
+            mesh_tls.insert(addr);
+        }
         if entry["healthy"].as_bool() != Some(false) {
-            addrs.push(SocketAddr::new(ip, u16::try_from(port).unwrap_or(0)));
+            addrs.push(addr);
         }
     }
     for addrs in out.values_mut() {
         addrs.sort();
         addrs.dedup();
     }
-    out
+    (out, mesh_tls)
 }
 
 fn compile_node(

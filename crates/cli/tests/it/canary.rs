@@ -502,8 +502,9 @@ fn bad_canaries_are_refused_with_the_problem_named_and_start_nothing() {
     );
 }
 
-/// `aviary up` with the demo mesh on free ports; returns it with its control URL and gateway.
-fn up_demo() -> (Proc, String, u16, testkit::TempDir) {
+/// `aviary up` with the demo mesh on free ports and `extra` flags; returns it with its control
+/// URL and gateway port once the demo answers.
+pub(crate) fn up_demo(extra: &[&str]) -> (Proc, String, u16, testkit::TempDir) {
     let data = testkit::temp_dir();
     let gateway = free_port();
     let mesh = std::fs::read_to_string(demomesh_dir().join("mesh.yaml"))
@@ -529,7 +530,8 @@ fn up_demo() -> (Proc, String, u16, testkit::TempDir) {
             "127.0.0.1:0",
             "--data-dir",
         ])
-        .arg(data.path().join("state"));
+        .arg(data.path().join("state"))
+        .args(extra);
     let (proc, line) = spawn_until(&mut cmd, "control plane");
     let url = line
         .trim()
@@ -576,7 +578,7 @@ fn node_names(url: &str) -> Vec<String> {
 
 #[test]
 fn deploy_json_rolls_out_rolls_back_and_refuses_what_never_gets_healthy() {
-    let (_up, url, gateway, data) = up_demo();
+    let (_up, url, gateway, data) = up_demo(&[]);
     let _load = Load::start(gateway, 50);
     let base = json!({"microservice_name": "product", "percentage_step": 50, "wait_time": 1,
         "failure_threshold_value": 0, "failure_threshold_time": 60, "cluster_name": "eks-1"});

@@ -8,11 +8,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use testkit::{ControlProcess, http, http_json};
 
 use crate::canary::{Proc, aviary, spawn_until};
 use crate::tracing::{Collector, assert_one_walk};
+use crate::walkthrough::call_at;
 
 const GATEWAY: &str = "http://127.0.0.6:9080/";
 
@@ -108,27 +108,12 @@ fn workload(name: &str, node: &str, service: &str, version: &str, host: &str) ->
     )
 }
 
-/// One answer through the gateway: `(status, {service: version})`.
 fn call() -> (u16, BTreeMap<String, String>) {
-    let (status, _, body) = http("GET", GATEWAY, None);
-    let mut versions = BTreeMap::new();
-    for line in body.lines() {
-        let Ok(value) = serde_json::from_str::<Value>(line) else {
-            versions.insert("proxy".to_string(), line.to_string());
-            continue;
-        };
-        let service = value["service"].as_str().unwrap_or("?").to_string();
-        let version = value["version"].as_str().unwrap_or("error").to_string();
-        versions.insert(service, version);
-    }
-    (status, versions)
+    call_at(GATEWAY)
 }
 
 fn versions(product: &str) -> BTreeMap<String, String> {
-    [("Order", "1.0"), ("Product", product), ("Customer", "1.0")]
-        .into_iter()
-        .map(|(s, v)| (s.to_string(), v.to_string()))
-        .collect()
+    crate::walkthrough::versions("1.0", product, "1.0")
 }
 
 /// Every registered endpoint of the mesh: id → (node, address).

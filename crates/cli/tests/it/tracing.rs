@@ -15,8 +15,7 @@ use opentelemetry_proto::tonic::trace::v1::{Span, span};
 use prost::Message;
 use testkit::{http, http_as};
 
-use crate::canary::{Proc, free_port, spawn_until};
-use crate::demomesh_dir;
+use crate::canary::up_demo;
 
 /// A span and the `service.name` of the proxy that exported it.
 #[derive(Debug, Clone)]
@@ -156,45 +155,6 @@ fn serve(stream: TcpStream, store: &Mutex<Vec<Received>>) {
     }
 }
 
-/// `aviary up` with the demo mesh on free ports, exporting to `collector`; returns it with its
-/// gateway's port once the demo answers.
-fn up_traced(collector: &Collector) -> (Proc, u16, testkit::TempDir) {
-    let data = testkit::temp_dir();
-    let gateway = free_port();
-    let mesh = std::fs::read_to_string(demomesh_dir().join("mesh.yaml"))
-        .unwrap()
-        .replace("port: 9080", &format!("port: {gateway}"));
-    assert!(mesh.contains(&format!("port: {gateway}")));
-    std::fs::write(data.path().join("mesh.yaml"), mesh).unwrap();
-    std::fs::copy(
-        demomesh_dir().join("workloads-v1.yaml"),
-        data.path().join("workloads-v1.yaml"),
-    )
-    .unwrap();
-    testkit::seed_secrets(&data.path().join("state"));
-    let mut cmd = crate::aviary_cmd();
-    cmd.args(["up", "-f"])
-        .arg(data.path().join("mesh.yaml"))
-        .arg("-f")
-        .arg(data.path().join("workloads-v1.yaml"))
-        .args(["--listen", "127.0.0.1:0", "--egress-listen", "127.0.0.1:0"])
-        .args(["--trace-collector", &collector.url])
-        .arg("--data-dir")
-        .arg(data.path().join("state"));
-    let (proc, _) = spawn_until(&mut cmd, "control plane");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let answered = TcpStream::connect(("127.0.0.1", gateway)).is_ok()
-            && http("GET", &format!("http://127.0.0.1:{gateway}/"), None).0 == 200;
-        if answered {
-            break;
-        }
-        assert!(Instant::now() < deadline, "aviary up never served the demo");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    (proc, gateway, data)
-}
-
 fn by_service<'a>(spans: &'a [Received], service: &str) -> Vec<&'a Received> {
     spans.iter().filter(|r| r.service == service).collect()
 }
@@ -277,7 +237,7 @@ pub(crate) fn assert_one_walk(spans: &[Received], agents: [&str; 3]) -> Received
 #[test]
 fn one_request_through_the_demo_is_one_trace_from_the_gateway_to_product_and_customer() {
     let collector = Collector::start();
-    let (_up, gateway, _data) = up_traced(&collector);
+    let (_up, _, gateway, _data) = up_demo(&["--trace-collector", &collector.url]);
     let url = format!("http://127.0.0.1:{gateway}/");
 
     // A request with no trace: it starts at the gateway, whose span is the root. The spans of

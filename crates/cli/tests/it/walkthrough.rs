@@ -123,7 +123,12 @@ impl Demo {
 
 /// One answer through the gateway: `(status, {service: version})`.
 fn call() -> (u16, BTreeMap<String, String>) {
-    let (status, _, body) = http("GET", GATEWAY, None);
+    call_at(GATEWAY)
+}
+
+/// One answer from the demo's gateway at `url`: `(status, {service: version})`.
+pub(crate) fn call_at(url: &str) -> (u16, BTreeMap<String, String>) {
+    let (status, _, body) = http("GET", url, None);
     let mut versions = BTreeMap::new();
     for line in body.lines() {
         // Not JSON: the proxy's own answer (e.g. 503 before the workloads are healthy).
@@ -138,7 +143,7 @@ fn call() -> (u16, BTreeMap<String, String>) {
     (status, versions)
 }
 
-fn versions(order: &str, product: &str, customer: &str) -> BTreeMap<String, String> {
+pub(crate) fn versions(order: &str, product: &str, customer: &str) -> BTreeMap<String, String> {
     [
         ("Order", order),
         ("Product", product),

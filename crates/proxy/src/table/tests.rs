@@ -390,3 +390,41 @@ async fn endpoint_state_survives_a_swap_when_the_source_is_unchanged() {
     let picked = endpoints(&third).pick(None).await.unwrap();
     assert_eq!(picked.endpoint().addr.port(), 9000);
 }
+
+/// App Mesh TLS sources aviary cannot use (`sds`, `acm`) are configuration problems, shown at
+/// `/config`, and the listener or policy naming them serves nothing rather than plain text.
+#[test]
+fn sds_and_acm_tls_sources_are_reported_as_problems() {
+    let sds_listener = json!({"meshName": "m", "virtualNodeName": "sds", "spec": {
+        "listeners": [{"portMapping": {"port": 8080, "protocol": "http"}, "tls": {
+            "mode": "STRICT", "certificate": {"sds": {"secretName": "spiffe://m/sds"}}}}]}});
+    let acm_policy = json!({"meshName": "m", "virtualNodeName": "acm", "spec": {
+        "backendDefaults": {"clientPolicy": {"tls": {"validation": {"trust": {
+            "acm": {"certificateAuthorityArns": ["arn:aws:acm-pca:us-east-1:1:ca/x"]}}}}}}}});
+    let mut nodes = snapshot(json!({})).to_json()["virtualNodes"].clone();
+    nodes
+        .as_array_mut()
+        .unwrap()
+        .extend([sds_listener, acm_policy]);
+    let table = compile(snapshot(json!({"virtualNodes": nodes})), Role::Mesh);
+    let problems = table.problems.join("\n");
+    assert!(
+        problems.contains("virtual node 'sds' listener 8080") && problems.contains("sds"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("virtual node 'acm' backendDefaults.clientPolicy")
+            && problems.contains("acm"),
+        "{problems}"
+    );
+    let sds = table.node("sds").unwrap();
+    assert!(
+        matches!(sds.listeners[0].tls, Some(Err(_))),
+        "the listener refuses all"
+    );
+    let acm = table.node("acm").unwrap();
+    assert!(
+        matches!(acm.client_policies.for_service("any"), Some(Err(_))),
+        "its calls fail"
+    );
+}

@@ -205,6 +205,14 @@ pub async fn mesh_with_router(
     for (name, upstream) in upstreams {
         cp.add_node(name, upstream).await;
     }
+    router_to(cp, weights, route_extra).await;
+}
+
+/// The rest of [`mesh_with_router`]'s mesh, for target nodes that exist already: node `client`
+/// (a backend of `svc.local`), router `svc-router` with route `svc-route` (prefix `/`,
+/// `route_extra` merged into `httpRoute`) splitting by `weights`, and virtual service
+/// `svc.local`.
+pub async fn router_to(cp: &ControlPlane, weights: &[(&str, u32)], route_extra: Value) {
     cp.create(
         Kind::VirtualNode,
         None,

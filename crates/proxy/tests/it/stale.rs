@@ -160,7 +160,7 @@ async fn no_request_fails(route_extra: serde_json::Value) {
         node_spec(closing.addr.port(), "http", &[]),
     )
     .await;
-    finish_router_mesh(&cp, &[("closing", 1)], route_extra).await;
+    router_to(&cp, &[("closing", 1)], route_extra).await;
     let proxy = RunningProxy::node(&cp, None).await;
     let failed = drive(proxy.egress()).await;
     let connections = closing.connections.load(Ordering::SeqCst);
@@ -181,50 +181,6 @@ async fn no_request_fails(route_extra: serde_json::Value) {
     );
     proxy.stop().await;
     cp.stop().await;
-}
-
-/// The rest of `mesh_with_router`'s mesh, for nodes already created: the client node, the
-/// router and its route, the virtual service.
-async fn finish_router_mesh(
-    cp: &ControlPlane,
-    weights: &[(&str, u32)],
-    route_extra: serde_json::Value,
-) {
-    cp.create(
-        model::Kind::VirtualNode,
-        None,
-        "client",
-        json!({"backends": [{"virtualService": {"virtualServiceName": "svc.local"}}]}),
-    )
-    .await;
-    cp.create(
-        model::Kind::VirtualRouter,
-        None,
-        "svc-router",
-        json!({"listeners": [{"portMapping": {"port": 80, "protocol": "http"}}]}),
-    )
-    .await;
-    let mut http_route =
-        json!({"match": {"prefix": "/"}, "action": {"weightedTargets": weighted(weights)}});
-    if let serde_json::Value::Object(extra) = route_extra {
-        for (k, v) in extra {
-            http_route[k] = v;
-        }
-    }
-    cp.create(
-        model::Kind::Route,
-        Some("svc-router"),
-        "svc-route",
-        json!({"httpRoute": http_route}),
-    )
-    .await;
-    cp.create(
-        model::Kind::VirtualService,
-        None,
-        "svc.local",
-        json!({"provider": {"virtualRouter": {"virtualRouterName": "svc-router"}}}),
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +220,7 @@ async fn a_connection_is_not_kept_past_the_upstreams_keep_alive_timeout() {
         node_spec(closing.addr.port(), "http", &[]),
     )
     .await;
-    finish_router_mesh(&cp, &[("closing", 1)], json!({})).await;
+    router_to(&cp, &[("closing", 1)], json!({})).await;
     let proxy = RunningProxy::node(&cp, None).await;
     let caller = Caller::new();
     for round in 0..3 {
