@@ -94,16 +94,13 @@ pub async fn serve(
             let _open = shared.telemetry.connection_opened(serves.listener());
             // TLS in the connection's own task: a handshake may take seconds.
             let tls = match &serves {
-                Serves::Inbound(target) => Some(("inbound", inbound::server_tls(&shared, target))),
-                Serves::Proxy(Entry::Gateway { port }) => {
-                    let tls = shared.table.load().gateway_tls(*port);
-                    tls.map(|tls| ("gateway", tls))
-                }
+                Serves::Inbound(target) => Some(inbound::server_tls(&shared, target)),
+                Serves::Proxy(Entry::Gateway { port }) => shared.table.load().gateway_tls(*port),
                 _ => None,
             };
             match tls {
-                Some((listener, tls)) => {
-                    if let Some(io) = accept(&shared, listener, tls, stream, remote).await {
+                Some(tls) => {
+                    if let Some(io) = accept(&shared, &serves, tls, stream, remote).await {
                         connection(TokioIo::new(io), remote, shared, serves, stop).await;
                     }
                 }
@@ -118,11 +115,12 @@ pub async fn serve(
 /// every connection: the spec asked for TLS); a refusal is counted by reason and ends it.
 async fn accept(
     shared: &Shared,
-    listener: &str,
+    serves: &Serves,
     tls: Result<ServerTls, String>,
     stream: TcpStream,
     remote: SocketAddr,
 ) -> Option<Accepted> {
+    let listener = serves.listener();
     let refused = match tls {
         Ok(tls) => match tls::accept(stream, &tls).await {
             Ok(accepted) => {
@@ -130,7 +128,7 @@ async fn accept(
                     .peer()
                     .and_then(|p| p.uris.first().or(p.dns_names.first()));
                 tracing::debug!(%remote, listener, peer = ?peer, "connection accepted");
-                if listener == "inbound" {
+                if let Serves::Inbound(_) = serves {
                     InboundAccepted {
                         tls: accepted.is_tls(),
                     }
