@@ -118,6 +118,8 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
         },
         webhook_allow: opts.webhook_allow,
         tls: opts.tls.files(),
+        // Workloads run on agents, which keep their logs on their own hosts.
+        logs: None,
         limits: control::Limits {
             max_connections: opts.max_connections,
             header_read_timeout: opts.header_read_timeout,

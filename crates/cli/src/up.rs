@@ -74,6 +74,9 @@ async fn run(
             },
             webhook_allow: opts.webhook_allow.clone(),
             tls: opts.tls.files(),
+            logs: Some(control::Logs(std::sync::Arc::new(LocalLogs {
+                data_dir: opts.data_dir.clone(),
+            }))),
             ..control::Config::default()
         },
         services.clone(),
@@ -236,3 +239,24 @@ Try next (in another terminal):
   aviary route set product-r --router product-vr product-vn=100   roll back
 
 ";
+
+/// The console reads the logs of the workloads this process supervises from their files.
+struct LocalLogs {
+    data_dir: PathBuf,
+}
+
+impl control::LogSource for LocalLogs {
+    fn tail(
+        &self,
+        mesh: &str,
+        workload: &str,
+        lines: usize,
+    ) -> Result<Vec<model::wire::ReplicaLogTail>, String> {
+        let tails = workloads::logs::tail(&self.data_dir, mesh, workload, lines)
+            .map_err(|e| e.to_string())?;
+        Ok(tails
+            .into_iter()
+            .map(|(replica, lines)| model::wire::ReplicaLogTail { replica, lines })
+            .collect())
+    }
+}

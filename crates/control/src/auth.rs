@@ -242,13 +242,29 @@ async fn authenticate(app: &Arc<App>, request: &mut Request) -> Result<Caller, A
     if let Some(token) = authorization.strip_prefix("Bearer ") {
         return bearer(app, token.trim()).await;
     }
+    // The console: its cookie stands for the token, and a change needs the page's CSRF token
+    // too, since a browser attaches the cookie to whatever its pages send here.
+    if let Some(token) = crate::ui::session_cookie(request.headers()) {
+        let caller = bearer(app, &token).await?;
+        let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+        if !reads && !crate::ui::csrf_matches(request.headers(), &token) {
+            return Err(ApiError::Forbidden(format!(
+                "{} {}: a console action must carry its {} header (sign in again if the page \
+                 lost it)",
+                request.method(),
+                request.uri().path(),
+                crate::ui::CSRF_HEADER
+            )));
+        }
+        return Ok(caller);
+    }
     let app_mesh = request.uri().path().starts_with(crate::appmesh::PREFIX);
     if app_mesh {
         return signed(app, request).await;
     }
     Err(ApiError::Unauthenticated(
         "this API needs `Authorization: Bearer <token>` (aviary token create; the admin \
-         token is in the data directory's admin.token)"
+         token is in the data directory's admin.token), or a console sign-in at /ui/"
             .into(),
     ))
 }

@@ -17,6 +17,7 @@ mod consistency;
 mod endpoints;
 mod error;
 mod leader;
+mod live;
 mod objects;
 mod records;
 mod resources;
@@ -24,6 +25,7 @@ mod server;
 mod stats;
 mod telemetry;
 mod tls;
+mod ui;
 mod v1;
 mod webhooks;
 mod workloads;
@@ -37,6 +39,7 @@ use axum::routing::{any, get, put};
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub use live::{LogSource, Logs};
 pub use resources::Identity;
 pub use server::Limits;
 pub use tls::{TlsError, TlsFiles};
@@ -69,6 +72,9 @@ pub struct Config {
     /// How long certificates of the mesh CAs are valid (`--cert-ttl`); from
     /// `ca::MIN_CERT_TTL` to `ca::MAX_CERT_TTL`, checked at `bind`.
     pub cert_ttl: std::time::Duration,
+    /// Where the console reads workloads' logs: the supervisor's files when this process runs
+    /// the workloads (`aviary up`); `None` answers that logs are kept on the agents' hosts.
+    pub logs: Option<Logs>,
 }
 
 impl Default for Config {
@@ -89,6 +95,7 @@ impl Default for Config {
             tls: None,
             limits: Limits::default(),
             cert_ttl: ca::DEFAULT_CERT_TTL,
+            logs: None,
         }
     }
 }
@@ -153,6 +160,10 @@ pub struct App {
     shutdown: CancellationToken,
     /// Validity of the certificates the mesh CAs issue.
     cert_ttl: std::time::Duration,
+    /// The console reads logs here; see [`Config::logs`].
+    logs: Option<Logs>,
+    /// Served over HTTPS: the console's cookie is then `Secure`.
+    serves_tls: bool,
 }
 
 /// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
@@ -226,6 +237,8 @@ impl Control {
             webhook_policy,
             shutdown,
             cert_ttl,
+            logs: config.logs,
+            serves_tls: tls.is_some(),
         });
         Ok(Control {
             listener,
@@ -339,6 +352,20 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/v1/tokens", get(v1::list_tokens).post(v1::create_token))
         .route("/v1/tokens/{id}", axum::routing::delete(v1::revoke_token))
+        .route("/v1/meshes/{mesh}/stats/stream", get(live::stats_stream))
+        .route("/v1/meshes/{mesh}/stats/series", get(live::stats_series))
+        .route(
+            "/v1/meshes/{mesh}/workloads/{name}/logs",
+            get(live::workload_logs),
+        )
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
+        .route(
+            "/ui/session",
+            get(ui::current).post(ui::sign_in).delete(ui::sign_out),
+        )
         .route("/v20190125/{*rest}", any(appmesh::handle))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

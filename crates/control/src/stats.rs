@@ -13,6 +13,7 @@ use tokio::time::Instant;
 mod forward;
 mod known;
 mod report;
+mod series;
 
 pub use forward::{FORWARDED, Forwarder};
 pub use known::KnownNodes;

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod console;
+pub use console::*;
+
 /// One running instance of a virtual node, registered in the control plane
 /// (`PUT /v1/meshes/{mesh}/endpoints/{virtualNode}/{id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -93,6 +93,42 @@ pub fn find_logs(
     Ok(found)
 }
 
+/// Most bytes [`tail`] reads from the end of one file.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `lines` lines of each replica's log of `workload` (read from at most the last
+/// 64 KiB of each file, so a long line or a huge log costs no more), by replica.
+pub fn tail(
+    data_dir: &Path,
+    mesh: &str,
+    workload: &str,
+    lines: usize,
+) -> Result<Vec<(u32, Vec<String>)>, WorkloadsError> {
+    find_logs(data_dir, mesh, workload, None)?
+        .into_iter()
+        .map(|log| {
+            let failed = |source| WorkloadsError::ReadLog {
+                path: log.path.clone(),
+                source,
+            };
+            let mut file = std::fs::File::open(&log.path).map_err(failed)?;
+            let len = file.metadata().map_err(failed)?.len();
+            let start = len.saturating_sub(TAIL_BYTES);
+            file.seek(SeekFrom::Start(start)).map_err(failed)?;
+            let mut bytes = Vec::new();
+            file.take(TAIL_BYTES).read_to_end(&mut bytes).map_err(failed)?;
+            let text = String::from_utf8_lossy(&bytes);
+            let mut all: Vec<&str> = text.lines().collect();
+            if start > 0 && !all.is_empty() {
+                // The first line was cut by where the read began.
+                all.remove(0);
+            }
+            let keep = all.len().saturating_sub(lines);
+            Ok((log.replica, all[keep..].iter().map(|l| l.to_string()).collect()))
+        })
+        .collect()
+}
+
 /// One complete line of a replica's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {

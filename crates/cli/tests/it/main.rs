@@ -9,6 +9,7 @@ mod bad_input;
 mod bounds;
 mod canary;
 mod concurrency;
+mod console;
 mod durability;
 mod examples;
 mod fuzz;

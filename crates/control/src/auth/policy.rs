@@ -47,6 +47,14 @@ const fn rule(method: &'static str, path: &'static str, access: Access) -> Rule 
 pub const RULES: &[Rule] = &[
     rule("GET", "/healthz", Access::Open),
     rule("GET", "/metrics", Access::Open),
+    // The console's page and files hold no data; signing in checks the token it is given.
+    rule("GET", "/ui", Access::Open),
+    rule("GET", "/ui/", Access::Open),
+    rule("GET", "/ui/app.js", Access::Open),
+    rule("GET", "/ui/app.css", Access::Open),
+    rule("GET", "/ui/session", Access::Open),
+    rule("POST", "/ui/session", Access::Open),
+    rule("DELETE", "/ui/session", Access::Open),
     // aviary's own API.
     rule("GET", "/v1/meshes/{mesh}/snapshot", READERS_AND_PROXIES),
     rule("GET", "/v1/meshes/{mesh}/watch", READERS_AND_PROXIES),
@@ -85,6 +93,10 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/v1/meshes/{mesh}/stats", READERS),
     // Canaries are judged on these counts: only the mesh's own proxies may report them.
     rule("POST", "/v1/meshes/{mesh}/stats", PROXIES),
+    rule("GET", "/v1/meshes/{mesh}/stats/stream", READERS),
+    rule("GET", "/v1/meshes/{mesh}/stats/series", READERS),
+    // Logs may hold what a workload's env held: readers of people, not proxies.
+    rule("GET", "/v1/meshes/{mesh}/workloads/{name}/logs", READERS),
     rule("GET", "/v1/tokens", ADMINS),
     rule("POST", "/v1/tokens", ADMINS),
     rule("DELETE", "/v1/tokens/{id}", ADMINS),

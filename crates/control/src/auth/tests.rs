@@ -81,13 +81,26 @@ fn paths_match_their_rows_and_nothing_else() {
 }
 
 #[test]
-fn only_health_and_metrics_are_open() {
-    let open: Vec<&str> = RULES
+fn only_health_metrics_and_the_console_page_are_open() {
+    let open: Vec<(&str, &str)> = RULES
         .iter()
         .filter(|r| r.access == Access::Open)
-        .map(|r| r.path)
+        .map(|r| (r.method, r.path))
         .collect();
-    assert_eq!(open, ["/healthz", "/metrics"]);
+    assert_eq!(
+        open,
+        [
+            ("GET", "/healthz"),
+            ("GET", "/metrics"),
+            ("GET", "/ui"),
+            ("GET", "/ui/"),
+            ("GET", "/ui/app.js"),
+            ("GET", "/ui/app.css"),
+            ("GET", "/ui/session"),
+            ("POST", "/ui/session"),
+            ("DELETE", "/ui/session"),
+        ]
+    );
 }
 
 #[test]

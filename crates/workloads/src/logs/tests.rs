@@ -178,3 +178,30 @@ fn each_mesh_has_its_own_log_directory() {
         Err(WorkloadsError::NoLogs { .. })
     ));
 }
+
+#[test]
+fn tail_keeps_the_last_lines_of_each_replica_and_no_cut_line() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(log_dir(data.path(), "m")).unwrap();
+    write(&log_path(data.path(), "m", "web", 0), "a\nb\nc\n");
+    write(&log_path(data.path(), "m", "web", 1), "only\n");
+    let tails = tail(data.path(), "m", "web", 2).unwrap();
+    assert_eq!(
+        tails,
+        [
+            (0, vec!["b".to_string(), "c".to_string()]),
+            (1, vec!["only".to_string()])
+        ]
+    );
+    // A log larger than what tail reads: the partial first line is dropped, the end is whole.
+    let big = log_path(data.path(), "m", "big", 0);
+    let line = format!("{}\n", "x".repeat(999));
+    write(&big, &line.repeat(200));
+    write(&big, "last\n");
+    let tails = tail(data.path(), "m", "big", 1000).unwrap();
+    let lines = &tails[0].1;
+    assert_eq!(lines.last().map(String::as_str), Some("last"));
+    assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 999), "no cut line");
+    assert!(lines.len() < 70, "read at most 64 KiB: {}", lines.len());
+    assert!(tail(data.path(), "m", "nothing", 5).is_err());
+}

@@ -1,0 +1,460 @@
+//! The web console in a real headless Chromium (Debian's `chromium`, driven through its
+//! `chromedriver` over WebDriver): it follows route changes and canary decisions live, shows a
+//! rollback's failed step in red, gives a viewer no enabled action and refuses a forged one,
+//! lets an operator pause and resume, and fits a phone's width. It saves the screenshots
+//! README shows; with `AVIARY_UPDATE_SCREENSHOTS=1` into `docs/console/`, else into a
+//! temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use testkit::{http, http_json};
+
+use crate::canary::{Load, Proc, aviary, free_port, spawn_until, up_demo};
+use crate::demomesh_dir;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A headless Chromium session, with the runtime its async client needs; every call blocks.
+struct Browser {
+    client: Option<Client>,
+    runtime: tokio::runtime::Runtime,
+    _driver: Proc,
+    _profile: testkit::TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        assert!(
+            Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists(),
+            "the console tests need Debian's chromium and chromium-driver (.ci/run installs them)"
+        );
+        let port = free_port();
+        let mut cmd = Command::new(CHROMEDRIVER);
+        cmd.arg(format!("--port={port}"));
+        let (driver, _) = spawn_until(&mut cmd, "started successfully");
+        let profile = testkit::temp_dir();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // The flags this machine needs: root (no sandbox), no GPU, and nothing that reaches
+        // for the network on its own (which a closed network refuses, slowly).
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let client = runtime
+            .block_on(
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .expect("a chromium session");
+        Browser {
+            client: Some(client),
+            runtime,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    fn goto(&self, url: &str) {
+        self.runtime.block_on(self.client().goto(url)).unwrap();
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) and returns what it returns.
+    fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.runtime
+            .block_on(self.client().execute(script, args))
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Like [`Browser::js`] for a script that calls `arguments[arguments.length - 1]` when done.
+    fn js_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.runtime
+            .block_on(self.client().execute_async(script, args))
+            .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    fn count(&self, css: &str) -> usize {
+        self.runtime
+            .block_on(self.client().find_all(Locator::Css(css)))
+            .map_or(0, |found| found.len())
+    }
+
+    /// Waits, at most `limit`, until `css` matches an element; returns when it first did.
+    fn wait_for(&self, css: &str, limit: Duration) -> Instant {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.count(css) > 0 {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "'{css}' never appeared on the page; it shows:\n{}",
+                self.text("body")
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn text(&self, css: &str) -> String {
+        self.runtime
+            .block_on(async {
+                self.client()
+                    .find(Locator::Css(css))
+                    .await?
+                    .text()
+                    .await
+            })
+            .unwrap_or_else(|e| format!("(no '{css}': {e})"))
+    }
+
+    fn click(&self, css: &str) {
+        self.runtime
+            .block_on(async { self.client().find(Locator::Css(css)).await?.click().await })
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    fn sign_in(&self, control: &str, token: &str) {
+        self.goto(&format!("{control}/ui/"));
+        self.wait_for("#sign-in:not([hidden]) #token", Duration::from_secs(10));
+        self.runtime
+            .block_on(async {
+                let input = self.client().find(Locator::Css("#token")).await?;
+                input.send_keys(token).await?;
+                self.client()
+                    .find(Locator::Css("#sign-in-form button"))
+                    .await?
+                    .click()
+                    .await
+            })
+            .unwrap();
+        self.wait_for("#console:not([hidden]) .service", Duration::from_secs(10));
+        self.wait_for(".live.on", Duration::from_secs(10));
+    }
+
+    fn sign_out(&self) {
+        self.click("#sign-out");
+        self.wait_for("#sign-in:not([hidden])", Duration::from_secs(10));
+    }
+
+    fn resize(&self, width: u32, height: u32) {
+        self.runtime
+            .block_on(self.client().set_window_size(width, height))
+            .unwrap();
+    }
+
+    /// Saves a screenshot of the whole window as `name` in [`screenshot_dir`].
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.runtime.block_on(self.client().screenshot()).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+        assert!(png.len() > 10_000, "{name} is nearly empty: {} bytes", png.len());
+        let path = screenshot_dir().join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Whether the page is no wider than the window (nothing scrolls sideways).
+    fn fits_width(&self) -> bool {
+        self.js(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1;",
+            vec![],
+        ) == json!(true)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.runtime.block_on(client.close());
+        }
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = if std::env::var_os("AVIARY_UPDATE_SCREENSHOTS").is_some() {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console")
+        } else {
+            std::env::temp_dir().join(format!("aviary-console-{}", std::process::id()))
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+    .clone()
+}
+
+/// A new token of `role`, created by the seeded admin.
+fn token(control: &str, role: &str) -> String {
+    let body = json!({"name": format!("console-{role}"), "role": role}).to_string();
+    let (status, _, out) = http_json("POST", &format!("{control}/v1/tokens"), Some(&body));
+    assert_eq!(status, 201, "{out}");
+    out["token"].as_str().unwrap().to_string()
+}
+
+fn canary(control: &str, name: &str) -> Value {
+    let url = format!("{control}/v1/meshes/demomesh/canaries/{name}");
+    let (status, _, body) = http_json("GET", &url, None);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Waits until `node` has a healthy endpoint.
+fn wait_healthy(control: &str, node: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let url = format!("{control}/v1/meshes/demomesh/endpoints");
+        let (_, _, body) = http("GET", &url, None);
+        let endpoints: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let healthy = endpoints
+            .as_array()
+            .or(endpoints["endpoints"].as_array())
+            .into_iter()
+            .flatten()
+            .any(|e| e["virtualNode"] == node && e["healthy"] != false);
+        if healthy {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{node} never got healthy: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A product version whose every answer is a 500, as its own node and workload.
+fn broken_product(dir: &Path) -> PathBuf {
+    let manifest = std::fs::read_to_string(demomesh_dir().join("product-v15.yaml"))
+        .unwrap()
+        .replace("product-v15", "product-v2")
+        .replace("\"1.5\"]", "\"2.0\", --error-rate, \"1\"]");
+    assert!(manifest.contains("--error-rate"), "{manifest}");
+    let path = dir.join("product-v2.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    path
+}
+
+#[test]
+fn the_map_shows_a_route_change_within_a_second_and_fits_a_phone() {
+    let (_demo, control, _gateway, data) = up_demo(&[]);
+    let v15 = demomesh_dir().join("product-v15.yaml");
+    aviary(&control, &["apply", "-f", &v15.display().to_string()]);
+    let browser = Browser::start();
+    browser.sign_in(&control, &token(&control, "viewer"));
+    let share = |node: &str, weight: u32| {
+        format!(".share[data-route='product-vr/product-r'][data-node='{node}'][data-weight='{weight}']")
+    };
+    browser.wait_for(&share("product-vn", 100), Duration::from_secs(10));
+    // Marks this page load: a reload would lose it.
+    browser.js("window.aviaryTestMark = 42; return true;", vec![]);
+
+    aviary(
+        &control,
+        &[
+            "route", "set", "product-r", "--router", "product-vr", "product-vn=75",
+            "product-v15-vn=25",
+        ],
+    );
+    let written = Instant::now();
+    let seen = browser.wait_for(&share("product-v15-vn", 25), Duration::from_secs(5));
+    let took = seen - written;
+    assert!(browser.count(&share("product-vn", 75)) == 1);
+    assert_eq!(
+        browser.js("return window.aviaryTestMark;", vec![]),
+        json!(42),
+        "the page reloaded"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "the route change took {took:?} to appear"
+    );
+    eprintln!("route change on the page {took:?} after `aviary route set` returned");
+
+    // Node stats arrive through the stats stream once traffic flows.
+    let _load = Load::start(_gateway, 20);
+    browser.wait_for(
+        ".node[data-node='order-vn'] .node-stats .num",
+        Duration::from_secs(10),
+    );
+    assert!(browser.fits_width(), "the map is wider than 1280 px");
+    browser.screenshot("mesh-map.png");
+
+    browser.resize(390, 844);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(browser.fits_width(), "the page is wider than a phone");
+    browser.screenshot("mesh-map-phone.png");
+    drop(data);
+}
+
+#[test]
+fn a_rolled_back_canary_shows_its_failed_step_in_red_within_a_second() {
+    let (_demo, control, gateway, data) = up_demo(&[]);
+    let manifest = broken_product(data.path());
+    aviary(&control, &["apply", "-f", &manifest.display().to_string()]);
+    wait_healthy(&control, "product-v2-vn");
+    let browser = Browser::start();
+    browser.sign_in(&control, &token(&control, "viewer"));
+    let _load = Load::start(gateway, 50);
+    browser.wait_for(
+        ".node[data-node='product-vn'] .node-stats .num",
+        Duration::from_secs(10),
+    );
+    aviary(
+        &control,
+        &[
+            "canary", "start", "c1", "--router", "product-vr", "--route", "product-r",
+            "--stable", "product-vn", "--canary", "product-v2-vn", "--step-weight", "10",
+            "--interval", "3s", "--max-5xx", "0",
+        ],
+    );
+    let failed = ".canary[data-canary='c1'] .step.failed";
+    browser.wait_for(failed, Duration::from_secs(30));
+    let seen = now_millis();
+    let canary = canary(&control, "c1");
+    let history = canary["state"]["history"].as_array().unwrap();
+    let decision = history.last().unwrap();
+    assert_eq!(decision["event"], "rolled back", "{canary:#}");
+    let after = seen.saturating_sub(decision["at"].as_u64().unwrap());
+    assert!(
+        after < 1000,
+        "the failed step appeared {after} ms after the decision"
+    );
+    eprintln!("failed step on the page {after} ms after the decision (polled every ~10 ms)");
+    let reason = canary["state"]["reason"].as_str().unwrap();
+    let shown = browser.text(failed);
+    assert!(
+        shown.contains("step 1 of") && shown.contains(reason),
+        "the failed step shows '{shown}', the reason is '{reason}'"
+    );
+    let colour = browser.js(
+        "return getComputedStyle(document.querySelector(arguments[0])).borderTopColor;",
+        vec![json!(failed)],
+    );
+    assert_eq!(colour, json!("rgb(192, 38, 45)"), "the failed step is not red");
+    browser.wait_for(
+        ".canary[data-canary='c1'] .chart polyline.l1[points*=',']",
+        Duration::from_secs(10),
+    );
+    browser.screenshot("canary-rolled-back.png");
+}
+
+#[test]
+fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
+    let (_demo, control, gateway, _data) = up_demo(&[]);
+    let v15 = demomesh_dir().join("product-v15.yaml");
+    aviary(&control, &["apply", "-f", &v15.display().to_string()]);
+    wait_healthy(&control, "product-v15-vn");
+    let _load = Load::start(gateway, 50);
+    aviary(
+        &control,
+        &[
+            "canary", "start", "c2", "--router", "product-vr", "--route", "product-r",
+            "--stable", "product-vn", "--canary", "product-v15-vn", "--weights", "20,50",
+            "--interval", "3s",
+        ],
+    );
+    let card = ".canary[data-canary='c2']";
+    let browser = Browser::start();
+    browser.sign_in(&control, &token(&control, "viewer"));
+    browser.wait_for(&format!("{card} .step.running"), Duration::from_secs(10));
+
+    // A viewer: four actions shown, none enabled, and the reason field too.
+    let actions = format!("{card} button[data-action]");
+    assert_eq!(browser.count(&actions), 4);
+    assert_eq!(browser.count(&format!("{actions}:disabled")), 4);
+    assert_eq!(browser.count(&format!("{card} .abort-reason:disabled")), 1);
+    // Forged: the page's own script posts without the CSRF token, then with it but as a viewer.
+    let post = r#"
+        const [withCsrf, done] = arguments;
+        const headers = {'content-type': 'application/json'};
+        (async () => {
+          if (withCsrf) {
+            const session = await (await fetch('/ui/session')).json();
+            headers['x-csrf-token'] = session.csrfToken;
+          }
+          const r = await fetch('/v1/meshes/demomesh/canaries/c2/pause',
+            {method: 'POST', headers, body: '{}'});
+          done([r.status, await r.text()]);
+        })();"#;
+    let forged = browser.js_async(post, vec![json!(false)]);
+    assert_eq!(forged[0], json!(403), "{forged}");
+    assert!(forged[1].as_str().unwrap().contains("x-csrf-token"), "{forged}");
+    let as_viewer = browser.js_async(post, vec![json!(true)]);
+    assert_eq!(as_viewer[0], json!(403), "{as_viewer}");
+    assert!(
+        as_viewer[1].as_str().unwrap().contains("needs the role"),
+        "{as_viewer}"
+    );
+    assert_eq!(canary(&control, "c2")["state"]["phase"], "progressing");
+    browser.screenshot("canary-running.png");
+
+    // An operator pauses and resumes from the page.
+    browser.sign_out();
+    browser.sign_in(&control, &token(&control, "operator"));
+    browser.wait_for(
+        &format!("{card} button[data-action='pause']:enabled"),
+        Duration::from_secs(10),
+    );
+    browser.click(&format!("{card} button[data-action='pause']"));
+    browser.wait_for(
+        &format!("{card}[data-phase='paused']"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(canary(&control, "c2")["state"]["phase"], "paused");
+    browser.click(&format!("{card} button[data-action='resume']"));
+    browser.wait_for(
+        &format!("{card}[data-phase='progressing']"),
+        Duration::from_secs(5),
+    );
+    let history: Vec<Value> = canary(&control, "c2")["state"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].clone())
+        .collect();
+    assert!(
+        history.contains(&json!("paused")) && history.contains(&json!("resumed")),
+        "{history:?}"
+    );
+    browser.wait_for(
+        &format!("{card}[data-phase='succeeded']"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        browser.count(&format!("{card} .step.passed")),
+        3,
+        "every step passed"
+    );
+    browser.wait_for(
+        &format!("{card} .chart polyline.l1[points*=',']"),
+        Duration::from_secs(10),
+    );
+    browser.screenshot("canary-promoted.png");
+}

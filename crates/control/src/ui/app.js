@@ -1,0 +1,625 @@
+// The aviary console: one page over the control plane's own API. It reads a mesh's snapshot,
+// then applies the watch stream's changes (server-sent events) and the stats stream's counts,
+// so what it shows follows the mesh without a reload. Actions go through the same /v1 routes
+// as the CLI, with the session cookie and the CSRF token the sign-in gave this page.
+'use strict';
+
+// What the snapshot calls each kind's list, the watch's kind name, and its name fields.
+const KINDS = [
+  ['virtualNodes', 'VirtualNode', null, 'virtualNodeName'],
+  ['virtualRouters', 'VirtualRouter', null, 'virtualRouterName'],
+  ['routes', 'Route', 'virtualRouterName', 'routeName'],
+  ['virtualServices', 'VirtualService', null, 'virtualServiceName'],
+  ['virtualGateways', 'VirtualGateway', null, 'virtualGatewayName'],
+  ['gatewayRoutes', 'GatewayRoute', 'virtualGatewayName', 'gatewayRouteName'],
+  ['workloads', 'Workload', null, 'name'],
+  ['canaries', 'Canary', null, 'name'],
+  ['endpoints', 'Endpoint', 'virtualNode', 'id'],
+];
+const ROUTE_TYPES = ['httpRoute', 'http2Route', 'grpcRoute', 'tcpRoute'];
+const ENDED = ['succeeded', 'failed', 'aborted'];
+
+const state = {
+  session: null,
+  mesh: null,
+  revision: 0,
+  objects: new Map(), // kind -> Map(key -> resource)
+  stats: new Map(), // virtual node -> stats view of the last 10 s
+  series: new Map(), // canary name -> {at, data}
+  logs: new Map(), // workload -> {at, data | error}
+  reasons: new Map(), // canary name -> abort reason being typed
+  messages: new Map(), // canary name -> last action's answer
+  watch: null,
+  statsStream: null,
+  renderQueued: false,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function esc(value) {
+  return String(value ?? '').replace(/[&<>"']/g, (c) => ({
+    '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+  }[c]));
+}
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : (many || one + 's')}`;
+}
+
+function fmtMs(ms) {
+  if (ms == null) return '–';
+  return ms < 10 ? `${ms.toFixed(1)} ms` : `${Math.round(ms)} ms`;
+}
+
+function fmtPct(rate) {
+  if (rate == null) return '–';
+  const pct = rate * 100;
+  return pct === 0 || pct === 100 ? `${pct}%` : `${pct.toFixed(pct < 1 ? 2 : 1)}%`;
+}
+
+function utc(millis) {
+  return new Date(millis).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+function secondsOf(text) {
+  // Durations as the API writes them: 500ms, 10s, 2m, 1h, or a bare number of seconds.
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(text ?? '').trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  return { ms: n / 1000, s: n, m: n * 60, h: n * 3600 }[m[2] || 's'];
+}
+
+// ---- talking to the control plane ----
+
+async function api(method, path, body) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && state.session) headers['x-csrf-token'] = state.session.csrfToken;
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+    cache: 'no-store',
+  });
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!response.ok) {
+    const message = (data && (data.message || data.Message)) || text || response.statusText;
+    const error = new Error(message);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function meshPath(rest) {
+  return `/v1/meshes/${encodeURIComponent(state.mesh)}${rest}`;
+}
+
+// ---- the mesh's objects ----
+
+function keyOf(parent, name) {
+  return parent ? `${parent}/${name}` : name;
+}
+
+function all(kind) {
+  return [...(state.objects.get(kind) || new Map()).values()];
+}
+
+function loadSnapshot(snapshot) {
+  state.objects = new Map();
+  for (const [list, kind, parentField, nameField] of KINDS) {
+    const map = new Map();
+    for (const item of snapshot[list] || []) {
+      map.set(keyOf(parentField && item[parentField], item[nameField]), item);
+    }
+    state.objects.set(kind, map);
+  }
+  state.revision = snapshot.revision;
+}
+
+function applyChange(change) {
+  if (change.kind === 'Mesh') {
+    if (change.type === 'delete') showNotice(`mesh ${change.mesh} was deleted`);
+    state.revision = Math.max(state.revision, change.revision);
+    return;
+  }
+  let map = state.objects.get(change.kind);
+  if (!map) {
+    map = new Map();
+    state.objects.set(change.kind, map);
+  }
+  const key = keyOf(change.parent, change.name);
+  if (change.type === 'put' && change.resource) map.set(key, change.resource);
+  else map.delete(key);
+  state.revision = Math.max(state.revision, change.revision);
+}
+
+function closeStreams() {
+  for (const stream of [state.watch, state.statsStream]) if (stream) stream.close();
+  state.watch = null;
+  state.statsStream = null;
+}
+
+async function openMesh(mesh) {
+  closeStreams();
+  state.mesh = mesh;
+  state.series.clear();
+  state.logs.clear();
+  try {
+    loadSnapshot(await api('GET', meshPath('/snapshot')));
+  } catch (error) {
+    return streamFailed(error);
+  }
+  hideNotice();
+  render();
+  watch();
+  watchStats();
+}
+
+function watch() {
+  const source = new EventSource(meshPath(`/watch?fromRevision=${state.revision}`));
+  state.watch = source;
+  const onChange = (event) => {
+    applyChange(JSON.parse(event.data));
+    queueRender();
+  };
+  source.addEventListener('put', onChange);
+  source.addEventListener('delete', onChange);
+  source.addEventListener('open', () => setLive(true));
+  // History we missed is gone: start again from a new snapshot.
+  source.addEventListener('relist', () => openMesh(state.mesh));
+  source.onerror = () => {
+    // Reconnect from where we are, not from where this stream started.
+    source.close();
+    setLive(false);
+    setTimeout(() => { if (state.watch === source) reconnect(); }, 1000);
+  };
+}
+
+async function reconnect() {
+  try {
+    state.session = await api('GET', '/ui/session');
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) return signedOut(error.message);
+  }
+  openMesh(state.mesh);
+}
+
+function watchStats() {
+  const source = new EventSource(meshPath('/stats/stream?window=10s'));
+  state.statsStream = source;
+  source.addEventListener('stats', (event) => {
+    const view = JSON.parse(event.data);
+    state.stats = new Map((view.nodes || []).map((n) => [n.virtualNode, n]));
+    queueRender();
+  });
+}
+
+function streamFailed(error) {
+  if (error.status === 401) return signedOut(error.message);
+  showNotice(`cannot read mesh ${state.mesh}: ${error.message}`);
+  setLive(false);
+  setTimeout(() => openMesh(state.mesh), 2000);
+}
+
+function setLive(live) {
+  const badge = $('live');
+  badge.textContent = live ? 'live' : 'reconnecting';
+  badge.className = live ? 'live on' : 'live';
+}
+
+function showNotice(text) {
+  $('notice').textContent = text;
+  $('notice').hidden = false;
+}
+
+function hideNotice() {
+  $('notice').hidden = true;
+}
+
+// ---- rendering ----
+
+function queueRender() {
+  if (state.renderQueued) return;
+  state.renderQueued = true;
+  requestAnimationFrame(() => {
+    state.renderQueued = false;
+    render();
+  });
+}
+
+function render() {
+  renderMap();
+  renderCanaries();
+  renderWorkloads();
+}
+
+function routeTargets(route) {
+  for (const type of ROUTE_TYPES) {
+    const targets = route.spec?.[type]?.action?.weightedTargets;
+    if (targets) return { type, targets, match: route.spec[type].match };
+  }
+  return { type: '', targets: [], match: null };
+}
+
+function matchText(type, match) {
+  if (!match) return '';
+  if (type === 'grpcRoute') return match.serviceName ? `${match.serviceName}/${match.methodName || '*'}` : '*';
+  if (type === 'tcpRoute') return match.port ? `port ${match.port}` : 'tcp';
+  if (match.prefix) return match.prefix;
+  if (match.path) return match.path.exact || match.path.regex || '';
+  return '';
+}
+
+function nodeStats(node) {
+  const s = state.stats.get(node);
+  if (!s || !s.requests) return '<span class="quiet">no traffic</span>';
+  const ok = 1 - (s.errorRate || 0);
+  const bad = ok < 0.99 ? ' bad' : '';
+  return `<span class="num">${s.requestsPerSecond.toFixed(1)} req/s</span>
+    <span class="num${bad}">${fmtPct(ok)} ok</span>
+    <span class="num">p99 ${fmtMs(s.p99Ms)}</span>`;
+}
+
+function nodeBox(node, weight) {
+  const endpoints = all('Endpoint').filter((e) => e.virtualNode === node);
+  const healthy = endpoints.filter((e) => e.healthy !== false).length;
+  const weightText = weight == null ? '' : `<span class="weight" data-weight="${weight}">${weight}%</span>`;
+  return `<div class="node" data-node="${esc(node)}">
+    <div class="node-name">${weightText}<b>${esc(node)}</b>
+      <span class="quiet">${healthy}/${plural(endpoints.length, 'endpoint')} healthy</span></div>
+    <div class="node-stats">${nodeStats(node)}</div>
+  </div>`;
+}
+
+function renderMap() {
+  const filter = $('filter').value.trim().toLowerCase();
+  const routers = new Map(all('VirtualRouter').map((r) => [r.virtualRouterName, r]));
+  const routes = all('Route');
+  const gatewayRoutes = all('GatewayRoute');
+  const services = all('VirtualService').sort((a, b) => a.virtualServiceName.localeCompare(b.virtualServiceName));
+
+  $('gateways').innerHTML = all('VirtualGateway').map((gw) => {
+    const name = gw.virtualGatewayName;
+    const ports = (gw.spec?.listeners || []).map((l) => `${l.portMapping?.protocol || ''} ${l.portMapping?.port || ''}`).join(', ');
+    const rows = gatewayRoutes.filter((r) => r.virtualGatewayName === name).map((r) => {
+      for (const type of ROUTE_TYPES) {
+        const spec = r.spec?.[type];
+        if (!spec) continue;
+        const target = spec.action?.target?.virtualService?.virtualServiceName;
+        return `<li><span class="match">${esc(matchText(type, spec.match) || '*')}</span> → <a href="#svc-${esc(target)}">${esc(target)}</a></li>`;
+      }
+      return '';
+    }).join('');
+    return `<div class="gateway"><b>gateway ${esc(name)}</b> <span class="quiet">${esc(ports)}</span>
+      <ul>${rows || '<li class="quiet">no gateway routes</li>'}</ul></div>`;
+  }).join('');
+
+  let shown = 0;
+  const rows = services.map((svc) => {
+    const name = svc.virtualServiceName;
+    const provider = svc.spec?.provider || {};
+    let middle = '';
+    let nodes = '';
+    let words = name;
+    if (provider.virtualRouter) {
+      const router = provider.virtualRouter.virtualRouterName;
+      words += ` ${router}`;
+      const own = routes.filter((r) => r.virtualRouterName === router);
+      const weightOf = new Map();
+      const routeRows = own.map((route) => {
+        const { type, targets, match } = routeTargets(route);
+        const total = targets.reduce((sum, t) => sum + (t.weight || 0), 0) || 1;
+        const bar = targets.map((t) => {
+          const pct = Math.round((t.weight || 0) * 100 / total);
+          weightOf.set(t.virtualNode, (weightOf.get(t.virtualNode) || 0) + pct);
+          words += ` ${t.virtualNode}`;
+          return `<span class="share" title="${esc(t.virtualNode)} ${pct}%"
+            data-route="${esc(router)}/${esc(route.routeName)}" data-node="${esc(t.virtualNode)}" data-weight="${pct}">${esc(t.virtualNode)} ${pct}%</span>`;
+        }).join('');
+        return `<div class="route"><div><b>${esc(route.routeName)}</b>
+          <span class="quiet">${esc(type.replace('Route', ''))} ${esc(matchText(type, match))}</span></div>
+          <div class="bar">${bar}</div></div>`;
+      }).join('');
+      middle = `<div class="router">router <b>${esc(router)}</b>${routers.has(router) ? '' : ' <span class="bad">missing</span>'}
+        ${routeRows || '<div class="quiet">no routes</div>'}</div>`;
+      nodes = [...weightOf.keys()].map((n) => nodeBox(n, own.length === 1 ? weightOf.get(n) : null)).join('');
+    } else if (provider.virtualNode) {
+      const node = provider.virtualNode.virtualNodeName;
+      words += ` ${node}`;
+      middle = '<div class="router quiet">served by one node, no router</div>';
+      nodes = nodeBox(node, null);
+    } else {
+      middle = '<div class="router quiet">no provider</div>';
+    }
+    if (filter && !words.toLowerCase().includes(filter)) return '';
+    shown += 1;
+    return `<div class="service" id="svc-${esc(name)}">
+      <div class="svc-name"><b>${esc(name)}</b></div>${middle}<div class="nodes">${nodes}</div></div>`;
+  }).join('');
+  $('services').innerHTML = rows || '<p class="quiet">no virtual services match</p>';
+  // The page's policy allows no inline styles: widths are set through the DOM instead.
+  for (const share of document.querySelectorAll('#services .share')) {
+    share.style.flexGrow = Math.max(Number(share.dataset.weight), 1);
+  }
+  $('map-summary').textContent = `${plural(shown, 'service')} of ${services.length}, ${plural(all('VirtualNode').length, 'node')}`;
+}
+
+// Which step box is which: the steps before promotion, then the promotion itself.
+function stepBoxes(canary) {
+  const st = canary.state;
+  const steps = st.steps || [];
+  const boxes = steps.map((step) => (step === 'gate' ? 'gate' : `${step}%`));
+  boxes.push('promote');
+  return boxes.map((label, i) => {
+    let status = 'pending';
+    if (st.phase === 'succeeded') status = 'passed';
+    else if (i < st.step) status = 'passed';
+    else if (i === st.step) status = ENDED.includes(st.phase) ? 'failed' : 'running';
+    return { label, status, index: i };
+  });
+}
+
+function waitingFor(canary, now) {
+  if (canary.status?.waitingFor) return canary.status.waitingFor;
+  const st = canary.state;
+  if (st.phase === 'paused') return 'paused: waiting for a resume';
+  if (st.phase === 'waitingForGate') return 'at a gate: waiting for a resume';
+  if (st.phase !== 'progressing') return '';
+  const strategy = canary.spec.strategy || {};
+  const interval = secondsOf(strategy.interval ?? strategy.duration);
+  if (interval == null) return '';
+  const left = Math.max(0, (st.stepStartedAt + interval * 1000 - now) / 1000);
+  return left > 0 ? `analysis interval ${left.toFixed(0)} s left` : 'waiting for the analysis to pass';
+}
+
+function chart(title, series, pick, unit) {
+  const width = 300;
+  const height = 80;
+  const lines = [];
+  let max = 0;
+  for (const s of series) for (const p of s.points) { const v = pick(p); if (v != null) max = Math.max(max, v); }
+  if (max === 0) max = 1;
+  const count = Math.max(1, ...series.map((s) => s.points.length - 1));
+  series.forEach((s, i) => {
+    const pts = s.points.map((p, x) => {
+      const v = pick(p);
+      return v == null ? null : `${(x * width / count).toFixed(1)},${(height - v * height / max).toFixed(1)}`;
+    }).filter(Boolean).join(' ');
+    lines.push(`<polyline class="line l${i}" points="${pts}"/>`);
+  });
+  const last = series.map((s) => {
+    const value = [...s.points].reverse().map(pick).find((v) => v != null);
+    return value == null ? '–' : unit(value);
+  });
+  return `<figure class="chart"><figcaption>${esc(title)}
+      <span class="l0">stable ${esc(last[0])}</span> <span class="l1">canary ${esc(last[1])}</span></figcaption>
+    <svg viewBox="0 0 ${width} ${height}" preserveAspectRatio="none" role="img" aria-label="${esc(title)}">${lines.join('')}</svg></figure>`;
+}
+
+function charts(canary) {
+  const entry = state.series.get(canary.name);
+  if (!entry || !entry.data) return '<p class="quiet">charts load…</p>';
+  const byNode = new Map(entry.data.nodes.map((n) => [n.virtualNode, n]));
+  const series = [canary.spec.stableNode, canary.spec.canaryNode].map((n) => byNode.get(n) || { points: [] });
+  return `<div class="charts">
+    ${chart('requests/s', series, (p) => p.requestsPerSecond, (v) => v.toFixed(1))}
+    ${chart('errors', series, (p) => p.errorRate, fmtPct)}
+    ${chart('p99', series, (p) => p.p99Ms, fmtMs)}
+  </div>`;
+}
+
+function refreshSeries(canary, now) {
+  const entry = state.series.get(canary.name);
+  const active = !ENDED.includes(canary.state.phase);
+  if (entry && (entry.loading || (!active && entry.data) || now - entry.at < 2000)) return;
+  const started = canary.state.history?.[0]?.at ?? now;
+  const seconds = Math.min(600, Math.max(10, Math.ceil((now - started) / 1000) + 5));
+  const step = Math.max(1, Math.ceil(seconds / 120));
+  const nodes = [canary.spec.stableNode, canary.spec.canaryNode].map(encodeURIComponent).join(',');
+  state.series.set(canary.name, { ...(entry || {}), at: now, loading: true });
+  api('GET', meshPath(`/stats/series?nodes=${nodes}&window=${seconds}s&step=${step}s`))
+    .then((data) => state.series.set(canary.name, { at: Date.now(), data }))
+    .catch(() => state.series.set(canary.name, { ...(entry || {}), at: Date.now() }))
+    .finally(queueRender);
+}
+
+function renderCanaries() {
+  const now = Date.now();
+  const canaries = all('Canary').sort((a, b) => {
+    const ended = (c) => ENDED.includes(c.state.phase);
+    if (ended(a) !== ended(b)) return ended(a) ? 1 : -1;
+    const last = (c) => c.state.history?.[c.state.history.length - 1]?.at || 0;
+    return last(b) - last(a);
+  });
+  const active = canaries.filter((c) => !ENDED.includes(c.state.phase)).length;
+  $('canary-count').textContent = canaries.length ? `(${active} running)` : '';
+  const focused = document.activeElement?.id;
+  const canAct = !!state.session?.canAct;
+  $('canary-list').innerHTML = canaries.map((canary) => {
+    refreshSeries(canary, now);
+    const st = canary.state;
+    const name = canary.name;
+    const ended = ENDED.includes(st.phase);
+    const boxes = stepBoxes(canary);
+    const steps = boxes.length;
+    const current = Math.min(st.step + 1, steps);
+    const wait = waitingFor(canary, now);
+    const flow = boxes.map((b) => {
+      const detail = b.status === 'running' ? wait : (b.status === 'failed' ? st.reason : '');
+      return `<li class="step ${b.status}" data-step="${b.index + 1}" data-status="${b.status}">
+        <span class="step-n">step ${b.index + 1} of ${steps}</span>
+        <b>${esc(b.label)}</b><span class="step-state">${esc(b.status)}</span>
+        ${detail ? `<span class="step-detail">${esc(detail)}</span>` : ''}</li>`;
+    }).join('');
+    const history = (st.history || []).map((h) => `<tr><td>${esc(utc(h.at))}</td><td>${esc(h.event)}</td>
+      <td class="num">${h.canaryWeight}%</td><td>${esc(h.reason)}</td></tr>`).join('');
+    const title = canAct ? '' : ' title="needs an operator token"';
+    const button = (action, label, enabled) => `<button type="button" data-action="${action}" data-canary="${esc(name)}"
+      ${enabled && canAct ? '' : 'disabled'}${title}>${label}</button>`;
+    const paused = st.phase === 'paused' || st.phase === 'waitingForGate';
+    const reasonId = `reason-${name}`;
+    const summary = ended
+      ? (st.phase === 'succeeded' ? `all ${plural(steps - 1, 'step')} passed, promoted` : `${st.phase} at step ${current} of ${steps}`)
+      : `step ${current} of ${steps}`;
+    const message = state.messages.get(name);
+    return `<article class="canary ${esc(st.phase)}" data-canary="${esc(name)}" data-phase="${esc(st.phase)}">
+      <h3>${esc(name)} <span class="phase">${esc(st.phase)}</span></h3>
+      <p class="quiet">route ${esc(canary.spec.router)}/${esc(canary.spec.route)}:
+        ${esc(canary.spec.stableNode)} ${100 - st.canaryWeight}% → ${esc(canary.spec.canaryNode)} ${st.canaryWeight}% · ${esc(summary)}</p>
+      ${st.reason ? `<p class="reason ${ended && st.phase !== 'succeeded' ? 'bad' : ''}">${esc(st.reason)}</p>` : ''}
+      <ol class="flow">${flow}</ol>
+      ${charts(canary)}
+      <div class="actions">
+        ${button('pause', 'Pause', !ended && !paused)}
+        ${button('resume', 'Resume', !ended && paused)}
+        ${button('promote', 'Promote', !ended)}
+        <input id="${esc(reasonId)}" class="abort-reason" data-canary="${esc(name)}" placeholder="reason to abort"
+          value="${esc(state.reasons.get(name) || '')}" ${!ended && canAct ? '' : 'disabled'}>
+        ${button('abort', 'Abort', !ended)}
+        ${message ? `<span class="action-message ${message.ok ? '' : 'bad'}" role="status">${esc(message.text)}</span>` : ''}
+      </div>
+      <details><summary>history (${plural((st.history || []).length, 'entry', 'entries')})</summary>
+        <table><thead><tr><th>at (UTC)</th><th>event</th><th>canary</th><th>reason</th></tr></thead>
+        <tbody>${history}</tbody></table></details>
+    </article>`;
+  }).join('') || '<p class="quiet">no canaries in this mesh (aviary canary start, or aviary deploy)</p>';
+  if (focused && focused.startsWith('reason-')) {
+    const input = document.getElementById(focused);
+    if (input) { input.focus(); input.setSelectionRange(input.value.length, input.value.length); }
+  }
+}
+
+function renderWorkloads() {
+  const endpoints = all('Endpoint');
+  const workloads = all('Workload').sort((a, b) => a.name.localeCompare(b.name));
+  const open = new Set([...document.querySelectorAll('#workload-list details[open]')].map((d) => d.dataset.workload));
+  $('workload-list').innerHTML = workloads.map((w) => {
+    const mine = endpoints.filter((e) => e.virtualNode === w.virtualNode
+      && (e.id === w.name || e.id.startsWith(`${w.name}-`)));
+    const healthy = mine.filter((e) => e.healthy !== false).length;
+    const rows = mine.sort((a, b) => a.id.localeCompare(b.id)).map((e) => `<li>
+      <span class="${e.healthy === false ? 'bad' : 'good'}">${e.healthy === false ? 'unhealthy' : 'healthy'}</span>
+      ${esc(e.id)} <span class="quiet">${esc(e.address)}:${e.port}${e.meshTls ? ' mTLS' : ''}</span></li>`).join('');
+    const logs = state.logs.get(w.name);
+    let logText = 'loading…';
+    if (logs?.error) logText = logs.error;
+    else if (logs?.data) {
+      logText = logs.data.replicas.map((r) => r.lines.map((l) => `${w.name}-${r.replica} | ${l}`).join('\n')).join('\n') || '(no output yet)';
+    }
+    const hosts = w.hosts?.length ? ` on ${w.hosts.join(', ')}` : '';
+    return `<div class="workload" data-workload="${esc(w.name)}">
+      <div><b>${esc(w.name)}</b> → node ${esc(w.virtualNode)}
+        <span class="${healthy < w.replicas ? 'bad' : 'good'}">${healthy}/${plural(w.replicas, 'replica')} healthy</span>${esc(hosts)}</div>
+      <code class="command">${esc((w.command || []).join(' '))}</code>
+      <ul class="replicas">${rows || '<li class="quiet">no endpoints registered yet</li>'}</ul>
+      <details data-workload="${esc(w.name)}" ${open.has(w.name) ? 'open' : ''}><summary>last lines of its log</summary>
+        <pre class="log">${esc(logText)}</pre></details>
+    </div>`;
+  }).join('') || '<p class="quiet">no workloads in this mesh</p>';
+}
+
+function refreshLogs() {
+  for (const details of document.querySelectorAll('#workload-list details[open]')) {
+    const name = details.dataset.workload;
+    api('GET', meshPath(`/workloads/${encodeURIComponent(name)}/logs?lines=20`))
+      .then((data) => state.logs.set(name, { data }))
+      .catch((error) => state.logs.set(name, { error: error.message }))
+      .finally(queueRender);
+  }
+}
+
+// ---- actions ----
+
+async function act(name, action) {
+  const body = action === 'abort' ? { reason: state.reasons.get(name) || 'aborted from the console' } : {};
+  try {
+    const canary = await api('POST', meshPath(`/canaries/${encodeURIComponent(name)}/${action}`), body);
+    state.messages.set(name, { ok: true, text: `${action}: ${canary.state.phase}` });
+    state.objects.get('Canary')?.set(name, canary);
+  } catch (error) {
+    state.messages.set(name, { ok: false, text: `${action} refused: ${error.message}` });
+  }
+  queueRender();
+}
+
+// ---- sign-in and start ----
+
+function signedOut(message) {
+  closeStreams();
+  state.session = null;
+  $('console').hidden = true;
+  $('sign-out').hidden = true;
+  $('who').textContent = '';
+  document.querySelector('.mesh-pick').hidden = true;
+  $('sign-in').hidden = false;
+  $('sign-in-error').textContent = message || '';
+  setLive(false);
+}
+
+async function signedIn(session) {
+  state.session = session;
+  $('sign-in').hidden = true;
+  $('console').hidden = false;
+  $('sign-out').hidden = false;
+  $('who').textContent = `${session.name} (${session.role})`;
+  let meshes = [];
+  try {
+    const answer = await api('GET', '/v20190125/meshes');
+    meshes = (answer.meshes || []).map((m) => m.meshName).sort();
+  } catch (error) {
+    return showNotice(`cannot list meshes: ${error.message}`);
+  }
+  const select = $('mesh');
+  select.innerHTML = meshes.map((m) => `<option>${esc(m)}</option>`).join('');
+  document.querySelector('.mesh-pick').hidden = meshes.length === 0;
+  if (!meshes.length) return showNotice('there are no meshes yet (aviary apply -f mesh.yaml)');
+  const wanted = new URLSearchParams(location.search).get('mesh');
+  const mesh = meshes.includes(wanted) ? wanted : meshes[0];
+  select.value = mesh;
+  openMesh(mesh);
+}
+
+function start() {
+  $('sign-in-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const token = $('token').value.trim();
+    try {
+      const session = await api('POST', '/ui/session', { token });
+      $('token').value = '';
+      signedIn(session);
+    } catch (error) {
+      $('sign-in-error').textContent = error.message;
+    }
+  });
+  $('sign-out').addEventListener('click', async () => {
+    await api('DELETE', '/ui/session').catch(() => {});
+    signedOut('signed out');
+  });
+  $('mesh').addEventListener('change', (event) => {
+    const url = new URL(location.href);
+    url.searchParams.set('mesh', event.target.value);
+    history.replaceState(null, '', url);
+    openMesh(event.target.value);
+  });
+  $('filter').addEventListener('input', queueRender);
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-action]');
+    if (button && !button.disabled) act(button.dataset.canary, button.dataset.action);
+  });
+  document.addEventListener('input', (event) => {
+    if (event.target.classList.contains('abort-reason')) state.reasons.set(event.target.dataset.canary, event.target.value);
+  });
+  document.addEventListener('toggle', (event) => {
+    if (event.target.matches?.('#workload-list details') && event.target.open) refreshLogs();
+  }, true);
+  // Time left in a step ticks even when nothing else changes; logs are read while shown.
+  setInterval(queueRender, 1000);
+  setInterval(refreshLogs, 3000);
+  api('GET', '/ui/session').then(signedIn, () => signedOut(''));
+}
+
+start();
