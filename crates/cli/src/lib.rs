@@ -134,6 +134,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
     }
     // Tests and scripts read this line to learn the port (and scheme) when listening on :0.
     println!("aviary control listening on {}", server.url());
+    println!("web console at {}/ui/", server.url());
     tokio::spawn(stop_on_signal(shutdown));
     server.run().await?;
     Ok(())

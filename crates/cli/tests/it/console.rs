@@ -2,8 +2,8 @@
 //! `chromedriver` over WebDriver): it follows route changes and canary decisions live, shows a
 //! rollback's failed step in red, gives a viewer no enabled action and refuses a forged one,
 //! lets an operator pause and resume, and fits a phone's width. It saves the screenshots
-//! README shows; with `AVIARY_UPDATE_SCREENSHOTS=1` into `docs/console/`, else into a
-//! temporary directory.
+//! README shows; with `AVIARY_UPDATE_SCREENSHOTS=1` into `docs/console/`, else into the
+//! target directory's `tmp/console`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -165,8 +165,12 @@ impl Browser {
             .unwrap();
     }
 
-    /// Saves a screenshot of the whole window as `name` in [`screenshot_dir`].
-    fn screenshot(&self, name: &str) -> PathBuf {
+    /// Saves a screenshot of the window as `name` in [`screenshot_dir`], scrolled to `css`.
+    fn screenshot(&self, name: &str, css: &str) -> PathBuf {
+        self.js(
+            "document.querySelector(arguments[0]).scrollIntoView(); return true;",
+            vec![json!(css)],
+        );
         let png = self.runtime.block_on(self.client().screenshot()).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
         assert!(png.len() > 10_000, "{name} is nearly empty: {} bytes", png.len());
@@ -198,7 +202,7 @@ fn screenshot_dir() -> PathBuf {
         let dir = if std::env::var_os("AVIARY_UPDATE_SCREENSHOTS").is_some() {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console")
         } else {
-            std::env::temp_dir().join(format!("aviary-console-{}", std::process::id()))
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("console")
         };
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -304,12 +308,12 @@ fn the_map_shows_a_route_change_within_a_second_and_fits_a_phone() {
         Duration::from_secs(10),
     );
     assert!(browser.fits_width(), "the map is wider than 1280 px");
-    browser.screenshot("mesh-map.png");
+    browser.screenshot("mesh-map.png", "#map");
 
     browser.resize(390, 844);
     std::thread::sleep(Duration::from_millis(300));
     assert!(browser.fits_width(), "the page is wider than a phone");
-    browser.screenshot("mesh-map-phone.png");
+    browser.screenshot("mesh-map-phone.png", "#map");
     drop(data);
 }
 
@@ -362,7 +366,7 @@ fn a_rolled_back_canary_shows_its_failed_step_in_red_within_a_second() {
         ".canary[data-canary='c1'] .chart polyline.l1[points*=',']",
         Duration::from_secs(10),
     );
-    browser.screenshot("canary-rolled-back.png");
+    browser.screenshot("canary-rolled-back.png", ".canary[data-canary='c1']");
 }
 
 #[test]
@@ -413,7 +417,7 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
         "{as_viewer}"
     );
     assert_eq!(canary(&control, "c2")["state"]["phase"], "progressing");
-    browser.screenshot("canary-running.png");
+    browser.screenshot("canary-running.png", card);
 
     // An operator pauses and resumes from the page.
     browser.sign_out();
@@ -456,5 +460,49 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
         &format!("{card} .chart polyline.l1[points*=',']"),
         Duration::from_secs(10),
     );
-    browser.screenshot("canary-promoted.png");
+    browser.screenshot("canary-promoted.png", card);
+}
+
+#[test]
+fn a_mesh_of_100_services_fits_the_page_and_filters_to_one() {
+    let control = crate::start();
+    let mut manifest =
+        String::from("kind: Mesh\nmetadata: {name: big}\nspec: {egressFilter: {type: ALLOW_ALL}}\n");
+    for i in 0..100 {
+        let listener = "{listeners: [{portMapping: {port: 8080, protocol: http}}]}";
+        manifest.push_str(&format!(
+            "---\nkind: VirtualNode\nmetadata: {{name: svc{i}-vn, mesh: big}}\nspec: {listener}\n\
+             ---\nkind: VirtualRouter\nmetadata: {{name: svc{i}-vr, mesh: big}}\nspec: {listener}\n\
+             ---\nkind: Route\nmetadata: {{name: svc{i}-r, mesh: big, virtualRouter: svc{i}-vr}}\n\
+             spec: {{httpRoute: {{match: {{prefix: /}}, action: {{weightedTargets: [{{virtualNode: svc{i}-vn, weight: 1}}]}}}}}}\n\
+             ---\nkind: VirtualService\nmetadata: {{name: svc{i}.big.local, mesh: big}}\n\
+             spec: {{provider: {{virtualRouter: {{virtualRouterName: svc{i}-vr}}}}}}\n"
+        ));
+    }
+    let dir = testkit::temp_dir();
+    let file = dir.path().join("big.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    aviary(control.url(), &["apply", "-f", &file.display().to_string()]);
+
+    let browser = Browser::start();
+    browser.sign_in(control.url(), &token(control.url(), "viewer"));
+    browser.wait_for("#services .service:nth-child(100)", Duration::from_secs(10));
+    assert_eq!(browser.count("#services .service"), 100);
+    assert!(
+        browser.text("#map-summary").starts_with("100 services of 100"),
+        "{}",
+        browser.text("#map-summary")
+    );
+    assert!(browser.fits_width(), "100 services make the page wider than 1280 px");
+    browser.screenshot("mesh-map-100.png", "#map");
+    browser.runtime.block_on(async {
+        let filter = browser.client().find(Locator::Css("#filter")).await.unwrap();
+        filter.send_keys("svc42-vn").await.unwrap();
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while browser.count("#services .service") != 1 {
+        assert!(Instant::now() < deadline, "the filter never left one service");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(browser.text("#services").contains("svc42.big.local"));
 }

@@ -343,7 +343,9 @@ function renderMap() {
   $('services').innerHTML = rows || '<p class="quiet">no virtual services match</p>';
   // The page's policy allows no inline styles: widths are set through the DOM instead.
   for (const share of document.querySelectorAll('#services .share')) {
-    share.style.flexGrow = Math.max(Number(share.dataset.weight), 1);
+    const weight = Number(share.dataset.weight);
+    share.style.flexGrow = weight;
+    share.classList.toggle('zero', weight === 0);
   }
   $('map-summary').textContent = `${plural(shown, 'service')} of ${services.length}, ${plural(all('VirtualNode').length, 'node')}`;
 }
