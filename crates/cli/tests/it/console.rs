@@ -308,6 +308,16 @@ fn the_map_shows_a_route_change_within_a_second_and_fits_a_phone() {
         Duration::from_secs(10),
     );
     assert!(browser.fits_width(), "the map is wider than 1280 px");
+    // The last lines of a replica's log, read when its panel opens.
+    browser.click(".workload[data-workload='order-v1'] details summary");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !browser
+        .text(".workload[data-workload='order-v1'] pre.log")
+        .contains("order-v1-0 | ")
+    {
+        assert!(Instant::now() < deadline, "order-v1's log never showed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     browser.screenshot("mesh-map.png", "#map");
 
     browser.resize(390, 844);
@@ -417,6 +427,11 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
         "{as_viewer}"
     );
     assert_eq!(canary(&control, "c2")["state"]["phase"], "progressing");
+    assert_eq!(
+        browser.js("return document.cookie.includes('aviary_session');", vec![]),
+        json!(false),
+        "page script can read the session cookie"
+    );
     browser.screenshot("canary-running.png", card);
 
     // An operator pauses and resumes from the page.
@@ -505,4 +520,99 @@ fn a_mesh_of_100_services_fits_the_page_and_filters_to_one() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(browser.text("#services").contains("svc42.big.local"));
+}
+
+#[test]
+fn sign_in_sets_a_strict_http_only_cookie_and_actions_need_its_csrf_token() {
+    let control = crate::start();
+    let url = control.url();
+    let sign_in = |body: &str| testkit::http_as("POST", &format!("{url}/ui/session"), Some(body), &[]);
+
+    // Refused, with the problem named and no cookie: an unknown token, a proxy token, no JSON.
+    let (status, headers, body) = sign_in(r#"{"token": "aviary_0000000000000000_nope"}"#);
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("unknown or revoked"), "{body}");
+    assert!(headers.get("set-cookie").is_none());
+    let proxy = crate::proxy_token(url, "m", "p");
+    let (status, _, body) = sign_in(&json!({ "token": proxy }).to_string());
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("proxy token"), "{body}");
+    let (status, _, body) = sign_in(r#"{"tokn": "x"}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("token"), "{body}");
+
+    let operator = token(url, "operator");
+    let (status, headers, body) = sign_in(&json!({ "token": operator }).to_string());
+    assert_eq!(status, 200, "{body}");
+    let cookie = headers.get("set-cookie").unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["role"], "operator");
+    assert_eq!(session["canAct"], true);
+    let csrf = session["csrfToken"].as_str().unwrap();
+    assert!(!csrf.is_empty() && !operator.contains(csrf));
+    let jar = cookie.split(';').next().unwrap().to_string();
+
+    // The cookie reads like the token; a change needs the CSRF token as well.
+    let (status, _, body) =
+        testkit::http_as("GET", &format!("{url}/v1/tokens"), None, &[("Cookie", &jar)]);
+    assert_eq!(status, 403, "an operator may not list tokens: {body}");
+    let (status, _, body) = testkit::http_as(
+        "GET",
+        &format!("{url}/v20190125/meshes"),
+        None,
+        &[("Cookie", &jar)],
+    );
+    assert_eq!(status, 200, "{body}");
+    let create = json!({"meshName": "ui"}).to_string();
+    let (status, _, body) = testkit::http_as(
+        "PUT",
+        &format!("{url}/v20190125/meshes"),
+        Some(&create),
+        &[("Cookie", &jar)],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("x-csrf-token"), "{body}");
+    let (status, _, body) = testkit::http_as(
+        "PUT",
+        &format!("{url}/v20190125/meshes"),
+        Some(&create),
+        &[("Cookie", &jar), ("X-CSRF-Token", "0".repeat(32).as_str())],
+    );
+    assert_eq!(status, 403, "a wrong CSRF token: {body}");
+    let (status, _, body) = testkit::http_as(
+        "PUT",
+        &format!("{url}/v20190125/meshes"),
+        Some(&create),
+        &[("Cookie", &jar), ("X-CSRF-Token", csrf)],
+    );
+    assert_eq!(status, 403, "with its CSRF token an operator is still no admin: {body}");
+    assert!(body.contains("needs the role admin"), "{body}");
+
+    // Signing out clears the cookie; the page itself holds no data and says so in its policy.
+    let (status, headers, _) = testkit::http_as("DELETE", &format!("{url}/ui/session"), None, &[]);
+    assert_eq!(status, 204);
+    assert!(headers.get("set-cookie").unwrap().contains("Max-Age=0"));
+    let (status, headers, page) = testkit::http_as("GET", &format!("{url}/ui/"), None, &[]);
+    assert_eq!(status, 200);
+    assert!(page.contains("<script src=\"/ui/app.js\""));
+    let policy = headers.get("content-security-policy").unwrap();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"));
+
+    // The console's views: bad parameters are named.
+    for (query, named) in [
+        ("stats/series", "nodes"),
+        ("stats/series?nodes=a&step=forever", "step"),
+        ("stats/series?nodes=a&window=11m", "window"),
+        ("workloads/w/logs?lines=0", "lines"),
+    ] {
+        let (status, _, body) = http("GET", &format!("{url}/v1/meshes/m/{query}"), None);
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(named), "{query}: {body}");
+    }
+    let (status, _, body) = http("GET", &format!("{url}/v1/meshes/m/workloads/w/logs"), None);
+    assert_eq!(status, 404, "aviary control runs no workloads: {body}");
+    assert!(body.contains("agent"), "{body}");
 }

@@ -222,6 +222,34 @@ function hideNotice() {
 
 // ---- rendering ----
 
+// Renders by patching what is there instead of replacing it: a button keeps being the same
+// element across the renders of every second, so a click that spans one is not lost, and an
+// input keeps its focus and what is typed into it.
+function morph(target, html) {
+  const template = document.createElement('template');
+  template.innerHTML = html;
+  patchChildren(target, template.content);
+}
+
+function patchChildren(parent, next) {
+  const want = [...next.childNodes];
+  want.forEach((node, i) => {
+    const have = parent.childNodes[i];
+    if (!have) {
+      parent.appendChild(node.cloneNode(true));
+    } else if (have.nodeType !== node.nodeType || have.nodeName !== node.nodeName) {
+      parent.replaceChild(node.cloneNode(true), have);
+    } else if (node.nodeType !== Node.ELEMENT_NODE) {
+      if (have.nodeValue !== node.nodeValue) have.nodeValue = node.nodeValue;
+    } else {
+      for (const a of [...have.attributes]) if (!node.hasAttribute(a.name)) have.removeAttribute(a.name);
+      for (const a of node.attributes) if (have.getAttribute(a.name) !== a.value) have.setAttribute(a.name, a.value);
+      patchChildren(have, node);
+    }
+  });
+  while (parent.childNodes.length > want.length) parent.removeChild(parent.lastChild);
+}
+
 function queueRender() {
   if (state.renderQueued) return;
   state.renderQueued = true;
@@ -282,7 +310,7 @@ function renderMap() {
   const gatewayRoutes = all('GatewayRoute');
   const services = all('VirtualService').sort((a, b) => a.virtualServiceName.localeCompare(b.virtualServiceName));
 
-  $('gateways').innerHTML = all('VirtualGateway').map((gw) => {
+  morph($('gateways'), all('VirtualGateway').map((gw) => {
     const name = gw.virtualGatewayName;
     const ports = (gw.spec?.listeners || []).map((l) => `${l.portMapping?.protocol || ''} ${l.portMapping?.port || ''}`).join(', ');
     const rows = gatewayRoutes.filter((r) => r.virtualGatewayName === name).map((r) => {
@@ -296,7 +324,7 @@ function renderMap() {
     }).join('');
     return `<div class="gateway"><b>gateway ${esc(name)}</b> <span class="quiet">${esc(ports)}</span>
       <ul>${rows || '<li class="quiet">no gateway routes</li>'}</ul></div>`;
-  }).join('');
+  }).join(''));
 
   let shown = 0;
   const rows = services.map((svc) => {
@@ -340,7 +368,7 @@ function renderMap() {
     return `<div class="service" id="svc-${esc(name)}">
       <div class="svc-name"><b>${esc(name)}</b></div>${middle}<div class="nodes">${nodes}</div></div>`;
   }).join('');
-  $('services').innerHTML = rows || '<p class="quiet">no virtual services match</p>';
+  morph($('services'), rows || '<p class="quiet">no virtual services match</p>');
   // The page's policy allows no inline styles: widths are set through the DOM instead.
   for (const share of document.querySelectorAll('#services .share')) {
     const weight = Number(share.dataset.weight);
@@ -439,9 +467,8 @@ function renderCanaries() {
   });
   const active = canaries.filter((c) => !ENDED.includes(c.state.phase)).length;
   $('canary-count').textContent = canaries.length ? `(${active} running)` : '';
-  const focused = document.activeElement?.id;
   const canAct = !!state.session?.canAct;
-  $('canary-list').innerHTML = canaries.map((canary) => {
+  morph($('canary-list'), canaries.map((canary) => {
     refreshSeries(canary, now);
     const st = canary.state;
     const name = canary.name;
@@ -488,18 +515,14 @@ function renderCanaries() {
         <table><thead><tr><th>at (UTC)</th><th>event</th><th>canary</th><th>reason</th></tr></thead>
         <tbody>${history}</tbody></table></details>
     </article>`;
-  }).join('') || '<p class="quiet">no canaries in this mesh (aviary canary start, or aviary deploy)</p>';
-  if (focused && focused.startsWith('reason-')) {
-    const input = document.getElementById(focused);
-    if (input) { input.focus(); input.setSelectionRange(input.value.length, input.value.length); }
-  }
+  }).join('') || '<p class="quiet">no canaries in this mesh (aviary canary start, or aviary deploy)</p>');
 }
 
 function renderWorkloads() {
   const endpoints = all('Endpoint');
   const workloads = all('Workload').sort((a, b) => a.name.localeCompare(b.name));
   const open = new Set([...document.querySelectorAll('#workload-list details[open]')].map((d) => d.dataset.workload));
-  $('workload-list').innerHTML = workloads.map((w) => {
+  morph($('workload-list'), workloads.map((w) => {
     const mine = endpoints.filter((e) => e.virtualNode === w.virtualNode
       && (e.id === w.name || e.id.startsWith(`${w.name}-`)));
     const healthy = mine.filter((e) => e.healthy !== false).length;
@@ -521,7 +544,7 @@ function renderWorkloads() {
       <details data-workload="${esc(w.name)}" ${open.has(w.name) ? 'open' : ''}><summary>last lines of its log</summary>
         <pre class="log">${esc(logText)}</pre></details>
     </div>`;
-  }).join('') || '<p class="quiet">no workloads in this mesh</p>';
+  }).join('') || '<p class="quiet">no workloads in this mesh</p>');
 }
 
 function refreshLogs() {
