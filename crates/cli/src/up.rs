@@ -105,7 +105,9 @@ async fn run(
     println!("aviary is up; data in {}", opts.data_dir.display());
     crate::print_secrets(&opts.data_dir);
     println!("  control plane      {url}");
-    println!("  console            {url}/ui/   (sign in with the admin token, or aviary token create --role viewer)");
+    println!(
+        "  console            {url}/ui/   (sign in with the admin token, or aviary token create --role viewer)"
+    );
     let extra_path = demo_binary_dir(&opts.data_dir)?;
     let mut agents = Vec::new();
     for (i, mesh) in meshes.iter().enumerate() {

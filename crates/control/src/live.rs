@@ -42,7 +42,11 @@ impl std::fmt::Debug for Logs {
 }
 
 /// `?window=` as `GET .../stats` takes it: `10s`, `500ms`, `2m`, up to ten minutes.
-pub fn window_param(query: &HashMap<String, String>, name: &str, default: Duration) -> Result<Duration, ApiError> {
+pub fn window_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration, ApiError> {
     match query.get(name) {
         None => Ok(default),
         Some(text) => parse_window(text)

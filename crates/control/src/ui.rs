@@ -106,7 +106,10 @@ fn asset(content_type: &'static str, text: &'static str) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
 
@@ -139,7 +142,10 @@ pub async fn sign_in(State(app): State<Arc<App>>, request: Request) -> Result<Re
 
 /// `GET /ui/session`: who the cookie signs in as, with the CSRF token, so a reloaded page
 /// carries on; 401 without a valid cookie.
-pub async fn current(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn current(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let token = session_cookie(&headers)
         .ok_or_else(|| ApiError::Unauthenticated("not signed in".into()))?;
     let session = session_of(&app, &token).await?;
@@ -161,9 +167,8 @@ async fn session_of(app: &App, token: &str) -> Result<ConsoleSession, ApiError> 
     let store = app.resources.store().clone();
     let presented = token.to_string();
     let record = crate::resources::blocking(move || tokens::lookup(&store, &presented)).await??;
-    let record = record.ok_or_else(|| {
-        ApiError::Unauthenticated("the token is unknown or revoked".into())
-    })?;
+    let record = record
+        .ok_or_else(|| ApiError::Unauthenticated("the token is unknown or revoked".into()))?;
     if record.role == Role::Proxy {
         return Err(ApiError::Forbidden(format!(
             "this token ({}) is a proxy token for one mesh's data plane; sign in with a \
@@ -180,10 +185,8 @@ async fn session_of(app: &App, token: &str) -> Result<ConsoleSession, ApiError> 
 }
 
 fn session_response(status: StatusCode, session: &ConsoleSession) -> Response {
-    let mut response = crate::appmesh::json_response(
-        status,
-        &serde_json::to_value(session).unwrap_or_default(),
-    );
+    let mut response =
+        crate::appmesh::json_response(status, &serde_json::to_value(session).unwrap_or_default());
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

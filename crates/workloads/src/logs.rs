@@ -116,7 +116,9 @@ pub fn tail(
             let start = len.saturating_sub(TAIL_BYTES);
             file.seek(SeekFrom::Start(start)).map_err(failed)?;
             let mut bytes = Vec::new();
-            file.take(TAIL_BYTES).read_to_end(&mut bytes).map_err(failed)?;
+            file.take(TAIL_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(failed)?;
             let text = String::from_utf8_lossy(&bytes);
             let mut all: Vec<&str> = text.lines().collect();
             if start > 0 && !all.is_empty() {
@@ -124,7 +126,10 @@ pub fn tail(
                 all.remove(0);
             }
             let keep = all.len().saturating_sub(lines);
-            Ok((log.replica, all[keep..].iter().map(|l| l.to_string()).collect()))
+            Ok((
+                log.replica,
+                all[keep..].iter().map(|l| l.to_string()).collect(),
+            ))
         })
         .collect()
 }

@@ -120,13 +120,7 @@ impl Browser {
 
     fn text(&self, css: &str) -> String {
         self.runtime
-            .block_on(async {
-                self.client()
-                    .find(Locator::Css(css))
-                    .await?
-                    .text()
-                    .await
-            })
+            .block_on(async { self.client().find(Locator::Css(css)).await?.text().await })
             .unwrap_or_else(|e| format!("(no '{css}': {e})"))
     }
 
@@ -173,7 +167,11 @@ impl Browser {
         );
         let png = self.runtime.block_on(self.client().screenshot()).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-        assert!(png.len() > 10_000, "{name} is nearly empty: {} bytes", png.len());
+        assert!(
+            png.len() > 10_000,
+            "{name} is nearly empty: {} bytes",
+            png.len()
+        );
         let path = screenshot_dir().join(name);
         std::fs::write(&path, png).unwrap();
         path
@@ -241,7 +239,10 @@ fn wait_healthy(control: &str, node: &str) {
         if healthy {
             return;
         }
-        assert!(Instant::now() < deadline, "{node} never got healthy: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "{node} never got healthy: {body}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -273,7 +274,9 @@ fn the_map_shows_a_route_change_within_a_second_and_fits_a_phone() {
     let browser = Browser::start();
     browser.sign_in(&control, &token(&control, "viewer"));
     let share = |node: &str, weight: u32| {
-        format!(".share[data-route='product-vr/product-r'][data-node='{node}'][data-weight='{weight}']")
+        format!(
+            ".share[data-route='product-vr/product-r'][data-node='{node}'][data-weight='{weight}']"
+        )
     };
     browser.wait_for(&share("product-vn", 100), Duration::from_secs(10));
     // Marks this page load: a reload would lose it.
@@ -282,7 +285,12 @@ fn the_map_shows_a_route_change_within_a_second_and_fits_a_phone() {
     aviary(
         &control,
         &[
-            "route", "set", "product-r", "--router", "product-vr", "product-vn=75",
+            "route",
+            "set",
+            "product-r",
+            "--router",
+            "product-vr",
+            "product-vn=75",
             "product-v15-vn=25",
         ],
     );
@@ -343,9 +351,23 @@ fn a_rolled_back_canary_shows_its_failed_step_in_red_within_a_second() {
     aviary(
         &control,
         &[
-            "canary", "start", "c1", "--router", "product-vr", "--route", "product-r",
-            "--stable", "product-vn", "--canary", "product-v2-vn", "--step-weight", "10",
-            "--interval", "3s", "--max-5xx", "0",
+            "canary",
+            "start",
+            "c1",
+            "--router",
+            "product-vr",
+            "--route",
+            "product-r",
+            "--stable",
+            "product-vn",
+            "--canary",
+            "product-v2-vn",
+            "--step-weight",
+            "10",
+            "--interval",
+            "3s",
+            "--max-5xx",
+            "0",
         ],
     );
     let failed = ".canary[data-canary='c1'] .step.failed";
@@ -371,7 +393,11 @@ fn a_rolled_back_canary_shows_its_failed_step_in_red_within_a_second() {
         "return getComputedStyle(document.querySelector(arguments[0])).borderTopColor;",
         vec![json!(failed)],
     );
-    assert_eq!(colour, json!("rgb(192, 38, 45)"), "the failed step is not red");
+    assert_eq!(
+        colour,
+        json!("rgb(192, 38, 45)"),
+        "the failed step is not red"
+    );
     browser.wait_for(
         ".canary[data-canary='c1'] .chart polyline.l1[points*=',']",
         Duration::from_secs(10),
@@ -389,9 +415,21 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
     aviary(
         &control,
         &[
-            "canary", "start", "c2", "--router", "product-vr", "--route", "product-r",
-            "--stable", "product-vn", "--canary", "product-v15-vn", "--weights", "20,50",
-            "--interval", "3s",
+            "canary",
+            "start",
+            "c2",
+            "--router",
+            "product-vr",
+            "--route",
+            "product-r",
+            "--stable",
+            "product-vn",
+            "--canary",
+            "product-v15-vn",
+            "--weights",
+            "20,50",
+            "--interval",
+            "3s",
         ],
     );
     let card = ".canary[data-canary='c2']";
@@ -419,7 +457,10 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
         })();"#;
     let forged = browser.js_async(post, vec![json!(false)]);
     assert_eq!(forged[0], json!(403), "{forged}");
-    assert!(forged[1].as_str().unwrap().contains("x-csrf-token"), "{forged}");
+    assert!(
+        forged[1].as_str().unwrap().contains("x-csrf-token"),
+        "{forged}"
+    );
     let as_viewer = browser.js_async(post, vec![json!(true)]);
     assert_eq!(as_viewer[0], json!(403), "{as_viewer}");
     assert!(
@@ -481,8 +522,9 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
 #[test]
 fn a_mesh_of_100_services_fits_the_page_and_filters_to_one() {
     let control = crate::start();
-    let mut manifest =
-        String::from("kind: Mesh\nmetadata: {name: big}\nspec: {egressFilter: {type: ALLOW_ALL}}\n");
+    let mut manifest = String::from(
+        "kind: Mesh\nmetadata: {name: big}\nspec: {egressFilter: {type: ALLOW_ALL}}\n",
+    );
     for i in 0..100 {
         let listener = "{listeners: [{portMapping: {port: 8080, protocol: http}}]}";
         manifest.push_str(&format!(
@@ -504,19 +546,31 @@ fn a_mesh_of_100_services_fits_the_page_and_filters_to_one() {
     browser.wait_for("#services .service:nth-child(100)", Duration::from_secs(10));
     assert_eq!(browser.count("#services .service"), 100);
     assert!(
-        browser.text("#map-summary").starts_with("100 services of 100"),
+        browser
+            .text("#map-summary")
+            .starts_with("100 services of 100"),
         "{}",
         browser.text("#map-summary")
     );
-    assert!(browser.fits_width(), "100 services make the page wider than 1280 px");
+    assert!(
+        browser.fits_width(),
+        "100 services make the page wider than 1280 px"
+    );
     browser.screenshot("mesh-map-100.png", "#map");
     browser.runtime.block_on(async {
-        let filter = browser.client().find(Locator::Css("#filter")).await.unwrap();
+        let filter = browser
+            .client()
+            .find(Locator::Css("#filter"))
+            .await
+            .unwrap();
         filter.send_keys("svc42-vn").await.unwrap();
     });
     let deadline = Instant::now() + Duration::from_secs(5);
     while browser.count("#services .service") != 1 {
-        assert!(Instant::now() < deadline, "the filter never left one service");
+        assert!(
+            Instant::now() < deadline,
+            "the filter never left one service"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(browser.text("#services").contains("svc42.big.local"));
@@ -526,7 +580,8 @@ fn a_mesh_of_100_services_fits_the_page_and_filters_to_one() {
 fn sign_in_sets_a_strict_http_only_cookie_and_actions_need_its_csrf_token() {
     let control = crate::start();
     let url = control.url();
-    let sign_in = |body: &str| testkit::http_as("POST", &format!("{url}/ui/session"), Some(body), &[]);
+    let sign_in =
+        |body: &str| testkit::http_as("POST", &format!("{url}/ui/session"), Some(body), &[]);
 
     // Refused, with the problem named and no cookie: an unknown token, a proxy token, no JSON.
     let (status, headers, body) = sign_in(r#"{"token": "aviary_0000000000000000_nope"}"#);
@@ -556,8 +611,12 @@ fn sign_in_sets_a_strict_http_only_cookie_and_actions_need_its_csrf_token() {
     let jar = cookie.split(';').next().unwrap().to_string();
 
     // The cookie reads like the token; a change needs the CSRF token as well.
-    let (status, _, body) =
-        testkit::http_as("GET", &format!("{url}/v1/tokens"), None, &[("Cookie", &jar)]);
+    let (status, _, body) = testkit::http_as(
+        "GET",
+        &format!("{url}/v1/tokens"),
+        None,
+        &[("Cookie", &jar)],
+    );
     assert_eq!(status, 403, "an operator may not list tokens: {body}");
     let (status, _, body) = testkit::http_as(
         "GET",
@@ -588,7 +647,10 @@ fn sign_in_sets_a_strict_http_only_cookie_and_actions_need_its_csrf_token() {
         Some(&create),
         &[("Cookie", &jar), ("X-CSRF-Token", csrf)],
     );
-    assert_eq!(status, 403, "with its CSRF token an operator is still no admin: {body}");
+    assert_eq!(
+        status, 403,
+        "with its CSRF token an operator is still no admin: {body}"
+    );
     assert!(body.contains("needs the role admin"), "{body}");
 
     // Signing out clears the cookie; the page itself holds no data and says so in its policy.

@@ -201,7 +201,10 @@ fn tail_keeps_the_last_lines_of_each_replica_and_no_cut_line() {
     let tails = tail(data.path(), "m", "big", 1000).unwrap();
     let lines = &tails[0].1;
     assert_eq!(lines.last().map(String::as_str), Some("last"));
-    assert!(lines[..lines.len() - 1].iter().all(|l| l.len() == 999), "no cut line");
+    assert!(
+        lines[..lines.len() - 1].iter().all(|l| l.len() == 999),
+        "no cut line"
+    );
     assert!(lines.len() < 70, "read at most 64 KiB: {}", lines.len());
     assert!(tail(data.path(), "m", "nothing", 5).is_err());
 }
