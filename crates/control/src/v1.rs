@@ -175,12 +175,15 @@ pub async fn watch(
             Some((Ok::<_, Infallible>(chunk), (Ok(watcher), guard, shutdown)))
         },
     );
+    // A comment first: the answer's head goes out now, not with the first change, so a client
+    // knows at once that it is watching (Firefox's EventSource opens only then).
+    let opened = futures_util::stream::once(async { Ok(Bytes::from_static(b": watching\n\n")) });
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(futures_util::StreamExt::chain(opened, stream)),
     )
         .into_response())
 }

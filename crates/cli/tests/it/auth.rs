@@ -469,6 +469,11 @@ fn every_route_admits_exactly_the_roles_of_its_row() {
     // Per caller: (allowed, refused); each must see both, or the table says nothing of it.
     let mut outcomes = std::collections::BTreeMap::<String, (usize, usize)>::new();
     for rule in RULES {
+        // Signing in to the console is open and checks the token it is given in its body or
+        // cookie, not a caller's header: console.rs tests it.
+        if rule.path == "/ui/session" {
+            continue;
+        }
         let path = concrete(rule.path);
         for (name, role, token) in &callers {
             let (status, error_type) = head(url, rule.method, &path, token.as_deref());

@@ -16,6 +16,8 @@ use testkit::{http, http_json};
 use crate::canary::{Load, Proc, aviary, free_port, spawn_until, up_demo};
 use crate::demomesh_dir;
 
+mod firefox;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
