@@ -33,27 +33,27 @@ const DEMO_MANIFESTS: [(&str, &str); 2] = [
 /// How long shutdown waits for proxies and the control plane after the workloads stopped.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// `ca`: the global `--ca`, which every part that calls the control plane trusts.
-pub async fn up(opts: UpOpts, ca: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn up(opts: UpOpts) -> anyhow::Result<()> {
     let manifests = apply::load(&opts.files)?;
-    run(manifests, opts.run, ca, None).await
+    run(manifests, opts.run, None).await
 }
 
-pub async fn demo(opts: DemoOpts, ca: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn demo(opts: DemoOpts) -> anyhow::Result<()> {
     let texts: Vec<(String, String)> = DEMO_MANIFESTS
         .iter()
         .map(|(source, text)| (source.to_string(), text.to_string()))
         .collect();
     let manifests = apply::parse_all(&texts)?;
-    run(manifests, opts.run, ca, Some(DEMO_NEXT_STEPS)).await
+    run(manifests, opts.run, Some(DEMO_NEXT_STEPS)).await
 }
 
+/// `opts.ca`: what every part that calls the control plane trusts.
 async fn run(
     manifests: Vec<Manifest>,
     opts: RunOpts,
-    ca: Option<PathBuf>,
     next_steps: Option<&str>,
 ) -> anyhow::Result<()> {
+    let ca = opts.ca.clone();
     let meshes = meshes_of(&manifests);
     anyhow::ensure!(!meshes.is_empty(), "the manifests declare no Mesh");
     std::fs::create_dir_all(&opts.data_dir)
