@@ -2,6 +2,8 @@
 //! an agent per mesh (the workload supervisor and the host's proxy, `aviary agent`'s), in one
 //! process, on 127.0.0.1.
 
+mod kept;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -96,10 +98,15 @@ async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move { control.run().await.map_err(anyhow::Error::from) });
 
+    // What an earlier run left, seen before the manifests are applied over it.
+    let kept = kept::survey(&client, &manifests).await?;
     apply::apply_all(&client, manifests).await?;
 
     println!();
     println!("aviary is up; data in {}", opts.data_dir.display());
+    if !kept.is_empty() {
+        print!("{}", kept::explain(&opts.data_dir, &kept));
+    }
     crate::print_secrets(&opts.data_dir);
     println!("  control plane      {url}");
     let extra_path = demo_binary_dir(&opts.data_dir)?;
