@@ -36,6 +36,16 @@ fn example_file(name: &str) -> String {
     demomesh_dir().join(name).display().to_string()
 }
 
+/// `aviary apply -f F...` of these `examples/demomesh` files, which must succeed.
+fn apply_examples(url: &str, files: &[&str]) -> String {
+    let paths: Vec<String> = files.iter().map(|f| example_file(f)).collect();
+    let mut args = vec!["apply"];
+    for path in &paths {
+        args.extend(["-f", path.as_str()]);
+    }
+    aviary_ok(url, &args)
+}
+
 /// The mesh as a comparable value: every resource's names and spec, without metadata (uids and
 /// timestamps differ between two servers by design).
 fn content(url: &str) -> Value {
@@ -181,16 +191,7 @@ fn get_yaml_round_trips_through_apply() {
 #[test]
 fn route_set_changes_weights_in_one_write_and_tables_show_them() {
     let control = start();
-    aviary_ok(
-        control.url(),
-        &[
-            "apply",
-            "-f",
-            &example_file("mesh.yaml"),
-            "-f",
-            &example_file("product-v15.yaml"),
-        ],
-    );
+    apply_examples(control.url(), &["mesh.yaml", "product-v15.yaml"]);
     let before = snapshot(control.url(), "demomesh")["revision"]
         .as_u64()
         .unwrap();
@@ -251,127 +252,62 @@ fn mistakes_are_one_line_nonzero_and_change_nothing() {
     aviary_ok(control.url(), &["apply", "-f", &example_file("mesh.yaml")]);
     let before = snapshot(control.url(), "demomesh");
 
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    // Each command line, and what its one line of error must say.
+    let cases: [(&str, &str); 17] = [
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "ghost-vn=100",
-            ],
+            "route set product-r --router product-vr --mesh demomesh ghost-vn=100",
             "virtual node 'ghost-vn'",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "product-vn=lots",
-            ],
+            "route set product-r --router product-vr --mesh demomesh product-vn=lots",
             "'lots' is not a non-negative integer",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "product-vn=10001",
-            ],
+            "route set product-r --router product-vr --mesh demomesh product-vn=10001",
             "at most 10000",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "nope-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "product-vn=1",
-            ],
+            "route set nope-r --router product-vr --mesh demomesh product-vn=1",
             "route 'nope-r'",
         ),
         (
-            vec!["delete", "vn", "product-vn", "--mesh", "demomesh"],
+            "delete vn product-vn --mesh demomesh",
             "ResourceInUseException",
         ),
-        (
-            vec!["delete", "route", "product-r", "--mesh", "demomesh"],
-            "needs --router",
-        ),
-        (vec!["get", "widgets"], "unknown kind 'widgets'"),
+        ("delete route product-r --mesh demomesh", "needs --router"),
+        ("get widgets", "unknown kind 'widgets'"),
         // A wrong --mesh, --router or --gateway is named, not taken for a missing resource.
+        ("get routes --mesh ghost", "mesh 'ghost' not found"),
         (
-            vec!["get", "routes", "--mesh", "ghost"],
-            "mesh 'ghost' not found",
-        ),
-        (
-            vec!["get", "route", "product-r", "--router", "ghost-vr"],
+            "get route product-r --router ghost-vr",
             "virtual router 'ghost-vr' not found in mesh 'demomesh'",
         ),
         (
-            vec!["get", "gatewayroutes", "--gateway", "ghost-gw"],
+            "get gatewayroutes --gateway ghost-gw",
             "virtual gateway 'ghost-gw' not found in mesh 'demomesh'",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "ghost-vr",
-                "product-vn=1",
-            ],
+            "route set product-r --router ghost-vr product-vn=1",
             "virtual router 'ghost-vr' not found in mesh 'demomesh'",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "ghost",
-                "product-vn=1",
-            ],
+            "route set product-r --router product-vr --mesh ghost product-vn=1",
+            "mesh 'ghost' not found",
+        ),
+        ("canary list --mesh ghost", "mesh 'ghost' not found"),
+        ("canary status c --mesh ghost", "mesh 'ghost' not found"),
+        ("top --mesh ghost -n 1", "mesh 'ghost' not found"),
+        (
+            "delete workload order-v1 --mesh ghost",
             "mesh 'ghost' not found",
         ),
         (
-            vec!["canary", "list", "--mesh", "ghost"],
-            "mesh 'ghost' not found",
-        ),
-        (
-            vec!["canary", "status", "c", "--mesh", "ghost"],
-            "mesh 'ghost' not found",
-        ),
-        (
-            vec!["top", "--mesh", "ghost", "-n", "1"],
-            "mesh 'ghost' not found",
-        ),
-        (
-            vec!["delete", "workload", "order-v1", "--mesh", "ghost"],
-            "mesh 'ghost' not found",
-        ),
-        (
-            vec!["get", "vn", "ghost-vn", "--mesh", "demomesh"],
+            "get vn ghost-vn --mesh demomesh",
             "virtual node 'ghost-vn' not found",
         ),
     ];
-    for (args, expected) in cases {
+    for (line, expected) in cases {
+        let args: Vec<&str> = line.split_whitespace().collect();
         let out = aviary(control.url(), &args);
         assert!(!out.success(), "aviary {args:?} succeeded: {}", out.stdout);
         let stderr = out.stderr.trim();
@@ -419,16 +355,7 @@ fn mistakes_are_one_line_nonzero_and_change_nothing() {
 #[test]
 fn get_watch_redraws_when_a_route_changes() {
     let control = start();
-    aviary_ok(
-        control.url(),
-        &[
-            "apply",
-            "-f",
-            &example_file("mesh.yaml"),
-            "-f",
-            &example_file("product-v15.yaml"),
-        ],
-    );
+    apply_examples(control.url(), &["mesh.yaml", "product-v15.yaml"]);
     let mut child = crate::aviary_cmd()
         .args(["get", "routes", "--mesh", "demomesh", "--watch"])
         .env("AVIARY_CONTROL", control.url())
@@ -597,16 +524,7 @@ fn apply_reads_standard_input_and_takes_more_than_1024_documents() {
 #[test]
 fn delete_takes_workloads_and_endpoints_too() {
     let control = start();
-    aviary_ok(
-        control.url(),
-        &[
-            "apply",
-            "-f",
-            &example_file("mesh.yaml"),
-            "-f",
-            &example_file("workloads-v1.yaml"),
-        ],
-    );
+    apply_examples(control.url(), &["mesh.yaml", "workloads-v1.yaml"]);
     assert_eq!(
         aviary_ok(control.url(), &["delete", "workload", "order-v1"]).trim(),
         "workload/order-v1 deleted"
