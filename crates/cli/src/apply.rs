@@ -121,12 +121,25 @@ pub async fn apply_all(client: &Client, manifests: Vec<Manifest>) -> anyhow::Res
 /// Every manifest of every file, all validated before anything is sent, in the order that
 /// satisfies references: meshes, nodes, routers, routes, services, gateways, gateway routes,
 /// then workloads.
+/// `-` is standard input.
 pub fn load(files: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
+    let stdin = Path::new("-");
+    if files.iter().filter(|f| f.as_path() == stdin).count() > 1 {
+        bail!("-f - (standard input) may be given only once");
+    }
     let mut texts = Vec::new();
     for file in expand(files)? {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        texts.push((file.display().to_string(), text));
+        let text = if file == stdin {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read standard input")?;
+            ("<stdin>".to_string(), text)
+        } else {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            (file.display().to_string(), text)
+        };
+        texts.push(text);
     }
     parse_all(&texts)
 }

@@ -9,18 +9,31 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "aviary",
     version,
-    about = "A service mesh with automated canary releases"
+    about = "A service mesh with automated canary releases",
+    after_help = "The commands that talk to a control plane take --control URL (default \
+                  http://127.0.0.1:7070, env AVIARY_CONTROL), --token and --ca; see each \
+                  command's --help."
 )]
 pub struct Args {
-    /// Control plane to talk to: one URL, or a comma-separated list of its replicas' URLs
-    /// (every command and `aviary proxy`; a request goes on to the next URL when one does not
-    /// answer, and only when that cannot repeat a write).
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The control plane a command talks to, and how: the flags of every command that does, and of
+/// no other (`aviary demo`, `logs` and `control` would ignore them, so they do not take them).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Control plane")]
+pub struct Connection {
+    /// Control plane to talk to: one URL, or a comma-separated list of its replicas' URLs (a
+    /// request goes on to the next URL when one does not answer, and only when that cannot
+    /// repeat a write). `host:port` alone means http://host:port.
     #[arg(
         long,
         global = true,
         env = "AVIARY_CONTROL",
         value_name = "URL[,URL...]",
-        default_value = "http://127.0.0.1:7070"
+        default_value = DEFAULT_CONTROL,
+        value_parser = control_urls
     )]
     pub control: String,
     /// Bearer token for the control plane. Without it, the admin token of the default data
@@ -28,11 +41,45 @@ pub struct Args {
     #[arg(long, global = true, env = "AVIARY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// For an https:// control plane: trust the CA certificates of this PEM file instead of the
-    /// system's roots (every command, and the proxies and workloads of `up`).
+    /// system's roots.
     #[arg(long, global = true, env = "AVIARY_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
+}
+
+/// Where `aviary demo` and `aviary control` listen by default.
+pub const DEFAULT_CONTROL: &str = "http://127.0.0.1:7070";
+
+/// `--control`'s URLs, each with its scheme: `host:port` gets `http://`; any scheme but http
+/// and https is refused by name rather than sent to reqwest, which would call it a builder
+/// error.
+pub fn control_urls(text: &str) -> Result<String, String> {
+    let mut urls = Vec::new();
+    for url in text.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+        let url = match url.split_once("://") {
+            Some(("http" | "https", rest)) if !rest.is_empty() => url.to_string(),
+            Some((scheme, _)) if scheme != "http" && scheme != "https" => {
+                return Err(format!(
+                    "'{url}': the control plane speaks http:// or https://, not {scheme}://"
+                ));
+            }
+            Some(_) => return Err(format!("'{url}' names no host")),
+            None => format!("http://{url}"),
+        };
+        urls.push(url);
+    }
+    if urls.is_empty() {
+        return Err("no URL given".into());
+    }
+    Ok(urls.join(","))
+}
+
+/// Subcommands that all talk to the control plane, with the flags that say how.
+#[derive(Debug, clap::Args)]
+pub struct Connected<C: Subcommand> {
+    #[command(flatten)]
+    pub connection: Connection,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: C,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,8 +93,7 @@ pub enum Command {
     /// Delete one resource.
     Delete(DeleteOpts),
     /// Change a route's weighted targets.
-    #[command(subcommand)]
-    Route(RouteCommand),
+    Route(Connected<RouteCommand>),
     /// Run a proxy: a virtual gateway's listeners, or a virtual node's egress listener.
     Proxy(ProxyOpts),
     /// Run one host's part of the mesh: the workloads placed on it and its proxy (outbound
@@ -63,11 +109,9 @@ pub enum Command {
     /// Live requests/s, success rate and latency per virtual node.
     Top(TopOpts),
     /// Automated canary releases: start, watch, steer.
-    #[command(subcommand)]
-    Canary(CanaryCommand),
+    Canary(Connected<CanaryCommand>),
     /// Bearer tokens of the control plane: create (shown once), list, revoke.
-    #[command(subcommand)]
-    Token(TokenCommand),
+    Token(Connected<TokenCommand>),
     /// The App Mesh canary pipeline's deploy.json: a new version as `<svc>-<N>`, rolled out as
     /// a canary, the old or the new one removed at the end.
     Deploy(DeployOpts),
@@ -75,6 +119,7 @@ pub enum Command {
 
 #[derive(Debug, Parser)]
 pub struct ControlOpts {
+    /// Where to serve the App Mesh API, the /v1 API, /healthz and /metrics.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
     /// Directory of the embedded store (created if missing).
@@ -172,7 +217,10 @@ pub enum TokenCommand {
     /// List tokens (id, name, role, mesh), never their secrets.
     List,
     /// Revoke a token by its id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id, as `aviary token list` shows it.
+        id: String,
+    },
 }
 
 #[derive(Debug, Parser)]
@@ -296,11 +344,15 @@ pub struct RunOpts {
     pub trace: TraceOpts,
     #[command(flatten)]
     pub mesh_tls: MeshTlsOpts,
+    /// The CA certificates (PEM) that the proxies and workloads trust for the control plane's
+    /// HTTPS, with --tls-cert; without it, the system's roots.
+    #[arg(long, env = "AVIARY_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Parser)]
 pub struct UpOpts {
-    /// Manifest files or directories (YAML or JSON).
+    /// Manifest files or directories (YAML or JSON), or - for standard input.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -315,7 +367,7 @@ pub struct DemoOpts {
 
 #[derive(Debug, Parser)]
 pub struct TopOpts {
-    #[arg(long, env = "AVIARY_MESH")]
+    #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
     pub mesh: Option<String>,
     /// The window each figure covers.
     #[arg(long, default_value = "5s")]
@@ -326,7 +378,12 @@ pub struct TopOpts {
     /// Print this many times, then exit (default: until Ctrl-C).
     #[arg(short = 'n', long)]
     pub iterations: Option<u64>,
+    #[command(flatten)]
+    pub connection: Connection,
 }
+
+/// What every `--mesh` that may be left out says.
+const MESH_HELP: &str = "The mesh; needed only when there is more than one";
 
 /// `500ms`, `2s`, `1m`, `1h`, `30d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -358,58 +415,69 @@ pub enum CanaryCommand {
     Start(Box<CanaryStartOpts>),
     /// Where a canary is, with live stable and canary traffic.
     Status {
+        /// The canary's name.
         name: String,
-        #[arg(long, env = "AVIARY_MESH")]
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
         /// Redraw until the canary ends.
         #[arg(short = 'w', long)]
         watch: bool,
     },
+    /// Every canary of the mesh: its route, stable and canary nodes, phase and weight.
     List {
-        #[arg(long, env = "AVIARY_MESH")]
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
     },
     /// Hold the current weight (failure checks go on).
     Pause {
+        /// The canary's name.
         name: String,
-        #[arg(long, env = "AVIARY_MESH")]
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
     },
     /// Continue after a pause or a gate.
     Resume {
+        /// The canary's name.
         name: String,
-        #[arg(long, env = "AVIARY_MESH")]
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
     },
     /// All traffic to the canary now.
     Promote {
+        /// The canary's name.
         name: String,
-        #[arg(long, env = "AVIARY_MESH")]
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
     },
     /// All traffic back to stable now.
     Abort {
+        /// The canary's name.
         name: String,
-        #[arg(long, env = "AVIARY_MESH")]
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
+        /// Why, kept in the canary's history.
         #[arg(long)]
         reason: Option<String>,
     },
     /// Every step and decision, with reasons and times.
     History {
+        /// The canary's name.
         name: String,
-        #[arg(long, env = "AVIARY_MESH")]
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
     },
 }
 
 #[derive(Debug, Parser)]
 pub struct CanaryStartOpts {
+    /// A name for the canary, unique in its mesh.
     pub name: String,
-    #[arg(long, env = "AVIARY_MESH")]
+    #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
     pub mesh: Option<String>,
+    /// The virtual router of --route.
     #[arg(long)]
     pub router: String,
+    /// The route whose weighted targets the canary moves.
     #[arg(long)]
     pub route: String,
     /// The node that carries the route's traffic now.
@@ -421,6 +489,7 @@ pub struct CanaryStartOpts {
     /// Fixed steps: this much more canary weight every --interval (default 10).
     #[arg(long)]
     pub step_weight: Option<u32>,
+    /// Fixed steps stop growing at this canary weight; after its interval, all traffic.
     #[arg(long, default_value_t = 100)]
     pub max_weight: u32,
     /// An explicit list of weights, e.g. 1,5,25,gate,50 ("gate" waits for resume).
@@ -435,6 +504,7 @@ pub struct CanaryStartOpts {
     /// Roll back when the canary's 5xx in --failure-window exceed this (0: any 5xx).
     #[arg(long)]
     pub max_5xx: Option<u64>,
+    /// The window --max-5xx counts the canary's 5xx over.
     #[arg(long, default_value = "60s")]
     pub failure_window: String,
     /// Roll back when the canary's error rate (0..1) in a step exceeds this.
@@ -467,6 +537,8 @@ pub struct DeployOpts {
     /// How long the new version may take to pass its health check before it is removed.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub health_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, Parser)]
@@ -489,9 +561,12 @@ pub struct LogsOpts {
 
 #[derive(Debug, Parser)]
 pub struct ApplyOpts {
-    /// A manifest file, or a directory of .yaml/.yml/.json files.
+    /// A manifest file, a directory of .yaml/.yml/.json files, or - for standard input
+    /// (repeatable; at most 10,000 documents per file).
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -501,14 +576,19 @@ pub enum Output {
     Yaml,
 }
 
+/// Every kind `get` and `delete` take, with their short names (`Kind::parse` and
+/// `get::object_collection` take singular and plural forms too).
+pub const KINDS_HELP: &str = "meshes, virtualnodes (vn), virtualrouters (vr), routes, \
+    virtualservices (vs), virtualgateways (vg), gatewayroutes (gr), workloads (wl), endpoints (ep)";
+
 /// Which resource(s): a kind, an optional name, and the scope they live in.
 #[derive(Debug, Parser)]
 pub struct Selector {
-    /// meshes, virtualnodes (vn), virtualrouters (vr), routes, virtualservices (vs),
-    /// virtualgateways (vg), gatewayroutes (gr).
+    #[arg(help = KINDS_HELP)]
     pub kind: String,
+    /// The resource's name (an endpoint's id); `get` without it shows every one of the kind.
     pub name: Option<String>,
-    #[arg(long, env = "AVIARY_MESH")]
+    #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
     pub mesh: Option<String>,
     /// The virtual router of a route.
     #[arg(long)]
@@ -522,17 +602,25 @@ pub struct Selector {
 pub struct GetOpts {
     #[command(flatten)]
     pub selector: Selector,
+    /// A table, JSON, or YAML manifests that `aviary apply` takes back.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Output,
     /// Keep the view live: redraw on every change.
     #[arg(short = 'w', long)]
     pub watch: bool,
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, Parser)]
 pub struct DeleteOpts {
     #[command(flatten)]
     pub selector: Selector,
+    /// An endpoint's virtual node; needed only when endpoints of two nodes have the same id.
+    #[arg(long)]
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, Subcommand)]
@@ -544,11 +632,12 @@ pub enum RouteCommand {
 
 #[derive(Debug, Parser)]
 pub struct RouteSetOpts {
+    /// The route to change.
     pub route: String,
+    /// The virtual router the route belongs to.
     #[arg(long)]
     pub router: String,
-    /// Needed only when there is more than one mesh.
-    #[arg(long, env = "AVIARY_MESH")]
+    #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
     pub mesh: Option<String>,
     /// NODE=WEIGHT pairs.
     #[arg(required = true)]
@@ -557,6 +646,7 @@ pub struct RouteSetOpts {
 
 #[derive(Debug, Parser)]
 pub struct AgentOpts {
+    /// The mesh whose workloads and nodes this host runs.
     #[arg(long, env = "AVIARY_MESH")]
     pub mesh: String,
     /// This host's name: it runs the workloads that name it in `hosts` (or name none).
@@ -585,6 +675,8 @@ pub struct AgentOpts {
     pub trace: TraceOpts,
     #[command(flatten)]
     pub mesh_tls: MeshTlsOpts,
+    #[command(flatten)]
+    pub connection: Connection,
 }
 
 /// A host name is a resource name: it ends up in endpoint ids.
@@ -599,6 +691,7 @@ fn host_name(name: &str) -> Result<String, String> {
 #[derive(Debug, Parser)]
 #[command(group(clap::ArgGroup::new("role").required(true).args(["gateway", "node"])))]
 pub struct ProxyOpts {
+    /// The mesh of the gateway or node.
     #[arg(long, env = "AVIARY_MESH")]
     pub mesh: String,
     /// Serve this virtual gateway's listeners.
@@ -626,4 +719,9 @@ pub struct ProxyOpts {
     pub trace: TraceOpts,
     #[command(flatten)]
     pub mesh_tls: MeshTlsOpts,
+    #[command(flatten)]
+    pub connection: Connection,
 }
+
+#[cfg(test)]
+mod tests;

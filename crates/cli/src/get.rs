@@ -1,4 +1,4 @@
-//! `aviary get` (tables, JSON, YAML, live with `--watch`) and `aviary delete`.
+//! `aviary get` (tables, JSON, YAML, live with `--watch`), and the `--mesh` every command resolves.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -8,7 +8,7 @@ use client::{Client, WatchEvent};
 use model::{Kind, ResourcePath};
 use serde_json::{Value, json};
 
-use crate::args::{DeleteOpts, GetOpts, Output, Selector};
+use crate::args::{GetOpts, KINDS_HELP, Output};
 
 /// Every resource of one mesh, keyed so that tables list them in a stable order.
 type Resources = BTreeMap<(Kind, String, String), Value>;
@@ -26,6 +26,10 @@ pub async fn run(client: &Client, opts: GetOpts) -> anyhow::Result<()> {
         return print(kind, &meshes, opts.output, opts.selector.name.is_some());
     }
     let mesh = resolve_mesh(client, opts.selector.mesh.as_deref()).await?;
+    if !opts.watch {
+        let parent = crate::scope::parent_of(&opts.selector, kind);
+        crate::scope::require_parent(client, &mesh, kind, parent).await?;
+    }
     let snapshot = client.snapshot(&mesh).await?;
     let mut revision = snapshot["revision"].as_u64().unwrap_or(0);
     let mut resources = index(&snapshot);
@@ -53,54 +57,15 @@ pub async fn run(client: &Client, opts: GetOpts) -> anyhow::Result<()> {
     }
 }
 
-pub async fn delete(client: &Client, opts: DeleteOpts) -> anyhow::Result<()> {
-    let path = selected_path(client, &opts.selector).await?;
-    let name = path.name.clone();
-    client.delete(&path).await?;
-    println!("{}/{name} deleted", path.kind.as_str().to_lowercase());
-    Ok(())
-}
-
-/// The one resource a selector names (delete needs a name, and a parent for routes).
-pub async fn selected_path(client: &Client, selector: &Selector) -> anyhow::Result<ResourcePath> {
-    let kind = parse_kind(&selector.kind)?;
-    let name = selector
-        .name
-        .clone()
-        .with_context(|| format!("which {}? give its name", kind.as_str()))?;
-    let mesh = match kind {
-        Kind::Mesh => name.clone(),
-        _ => resolve_mesh(client, selector.mesh.as_deref()).await?,
-    };
-    let parent = match kind {
-        Kind::Route => Some(selector.router.clone().context("a route needs --router")?),
-        Kind::GatewayRoute => Some(
-            selector
-                .gateway
-                .clone()
-                .context("a gateway route needs --gateway")?,
-        ),
-        _ => None,
-    };
-    Ok(ResourcePath {
-        kind,
-        mesh,
-        parent,
-        name,
-    })
-}
-
 pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
-    Kind::parse(text).with_context(|| {
-        format!("unknown kind '{text}'; use meshes, virtualnodes (vn), virtualrouters (vr), routes, virtualservices (vs), virtualgateways (vg), gatewayroutes (gr), workloads (wl) or endpoints (ep)")
-    })
+    Kind::parse(text).with_context(|| format!("unknown kind '{text}'; use {KINDS_HELP}"))
 }
 
 /// Renders one object as a table row.
 type RowCells = fn(&Value) -> Vec<String>;
 
 /// aviary's own kinds, listed through `/v1` rather than the App Mesh API.
-fn object_collection(text: &str) -> Option<&'static str> {
+pub fn object_collection(text: &str) -> Option<&'static str> {
     match text.to_ascii_lowercase().as_str() {
         "workload" | "workloads" | "wl" => Some("workloads"),
         "endpoint" | "endpoints" | "ep" => Some("endpoints"),
@@ -170,6 +135,7 @@ async fn get_objects(client: &Client, collection: &str, opts: &GetOpts) -> anyho
 /// `--mesh`, or the only mesh there is.
 pub async fn resolve_mesh(client: &Client, mesh: Option<&str>) -> anyhow::Result<String> {
     if let Some(mesh) = mesh {
+        crate::scope::require_mesh(client, mesh).await?;
         return Ok(mesh.to_string());
     }
     let meshes = client.list(&ResourcePath::meshes()).await?;

@@ -3,16 +3,40 @@
 //!
 //! It owns argument parsing, output formats (tables, JSON, YAML) and exit codes. It must not hold
 //! business logic: validation lives in `model`, consistency rules in `control`.
+//!
+//! Standard output goes through [`out`]: the `print!` and `println!` of this crate are its own
+//! (defined here, before the modules, they shadow std's), so a closed pipe (`aviary get ... |
+//! head -1`) ends a command quietly instead of panicking as std's do.
+
+/// std's `print!`, writing through [`out::write`].
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!($($arg)*))
+    };
+}
+
+/// std's `println!`, writing through [`out::write`].
+macro_rules! println {
+    () => {
+        $crate::out::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod agent;
 mod apply;
 mod args;
 mod canary;
+mod delete;
 mod deploy;
 mod get;
 mod logs;
+mod out;
 mod proxy;
 mod route;
+mod scope;
 mod token;
 mod top;
 mod up;
@@ -22,7 +46,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 pub use args::Args;
-use args::Command;
+use args::{Command, Connection};
 
 /// The `aviary` program. Invoked under the name `aviary-demo` (the link `aviary demo` makes when
 /// no `aviary-demo` binary is around) it is the demo services instead, so one build of one
@@ -41,6 +65,10 @@ pub fn main() -> ExitCode {
 pub fn run(args: Args) -> ExitCode {
     init_logging();
     raise_open_files_limit();
+    let prints = !args.command.serves();
+    if prints {
+        out::stop_when_closed();
+    }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     // Benchmarks give every proxy the same number of worker threads.
     if let Some(threads) = std::env::var("AVIARY_WORKER_THREADS")
@@ -59,37 +87,98 @@ pub fn run(args: Args) -> ExitCode {
     };
     match runtime.block_on(dispatch(args)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) wanted no more; flushing into it is no failure.
+        Err(e) if prints && out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
 }
 
+/// An error and its causes on one line, each cause once: a cause whose text its parent's
+/// message already shows (thiserror's `{source}`, a context repeating what it wraps) is
+/// skipped. An unreachable control plane gets the hint a newcomer needs.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    let refused = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<client::ClientError>(),
+            Some(client::ClientError::Unreachable { error, .. }) if error.is_connect()
+        )
+    });
+    if refused {
+        line.push_str(" — is `aviary demo` running? (--control URL or AVIARY_CONTROL says where)");
+    }
+    line
+}
+
 async fn dispatch(args: Args) -> anyhow::Result<()> {
-    let token = args.token.clone().or_else(default_token);
-    let ca = args.ca;
-    // Built only by the commands that talk to the control plane, so a wrong AVIARY_CA does not
-    // stop `aviary control` or `aviary logs`.
-    let client = || {
-        let options = client::ClientOptions { ca: ca.clone() };
-        client::Client::with_options(&args.control, &options).map(|c| c.with_token(token.clone()))
-    };
     match args.command {
         Command::Control(opts) => serve_control(*opts).await,
-        Command::Apply(opts) => apply::run(&client()?, opts).await,
-        Command::Get(opts) => get::run(&client()?, opts).await,
-        Command::Delete(opts) => get::delete(&client()?, opts).await,
-        Command::Route(args::RouteCommand::Set(opts)) => route::set(&client()?, opts).await,
+        Command::Apply(opts) => apply::run(&opts.connection.client()?, opts).await,
+        Command::Get(opts) => get::run(&opts.connection.client()?, opts).await,
+        Command::Delete(opts) => delete::run(&opts.connection.client()?, opts).await,
+        Command::Route(group) => {
+            let args::RouteCommand::Set(opts) = group.command;
+            route::set(&group.connection.client()?, opts).await
+        }
         Command::Logs(opts) => logs::run(opts).await,
-        Command::Proxy(opts) => proxy::run(&args.control, ca, token.clone(), opts).await,
-        Command::Agent(opts) => agent::run(&args.control, ca, token.clone(), opts).await,
-        Command::Token(command) => token::run(&client()?, command).await,
-        Command::Up(opts) => up::up(opts, ca).await,
-        Command::Demo(opts) => up::demo(opts, ca).await,
-        Command::Top(opts) => top::run(&client()?, opts).await,
-        Command::Canary(command) => canary::run(&client()?, command).await,
-        Command::Deploy(opts) => deploy::run(&client()?, opts).await,
+        Command::Proxy(opts) => {
+            let c = opts.connection.clone();
+            proxy::run(&c.control, c.ca.clone(), c.token(), opts).await
+        }
+        Command::Agent(opts) => {
+            let c = opts.connection.clone();
+            agent::run(&c.control, c.ca.clone(), c.token(), opts).await
+        }
+        Command::Token(group) => token::run(&group.connection.client()?, group.command).await,
+        Command::Up(opts) => up::up(opts).await,
+        Command::Demo(opts) => up::demo(opts).await,
+        Command::Top(opts) => top::run(&opts.connection.client()?, opts).await,
+        Command::Canary(group) => canary::run(&group.connection.client()?, group.command).await,
+        Command::Deploy(opts) => deploy::run(&opts.connection.client()?, opts).await,
+    }
+}
+
+impl Command {
+    /// Whether the command serves until stopped (then a closed stdout must not stop it) rather
+    /// than print and exit.
+    fn serves(&self) -> bool {
+        matches!(
+            self,
+            Command::Control(_)
+                | Command::Proxy(_)
+                | Command::Agent(_)
+                | Command::Up(_)
+                | Command::Demo(_)
+        )
+    }
+}
+
+impl Connection {
+    /// `--token`, or else the admin token of the default data directory.
+    fn token(&self) -> Option<String> {
+        self.token.clone().or_else(default_token)
+    }
+
+    /// A client of `--control` with `--token` and `--ca`. Built only by the commands that talk
+    /// to the control plane, so a wrong AVIARY_CA does not stop `aviary control` or `logs`.
+    fn client(&self) -> Result<client::Client, client::ClientError> {
+        let options = client::ClientOptions {
+            ca: self.ca.clone(),
+        };
+        client::Client::with_options(&self.control, &options).map(|c| c.with_token(self.token()))
     }
 }
 
@@ -195,3 +284,6 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,12 +16,16 @@ pub async fn set(client: &Client, opts: RouteSetOpts) -> anyhow::Result<()> {
         parent: Some(opts.router.clone()),
         name: opts.route.clone(),
     };
-    let route = client.describe(&path).await?.with_context(|| {
-        format!(
+    let Some(route) = client.describe(&path).await? else {
+        // Say which is missing: the router, or the route in it.
+        crate::scope::require_parent(client, &mesh, Kind::Route, Some(&opts.router)).await?;
+        bail!(
             "route '{}' of router '{}' not found in mesh '{}'",
-            opts.route, opts.router, mesh
-        )
-    })?;
+            opts.route,
+            opts.router,
+            mesh
+        );
+    };
     let spec = with_targets(&route["spec"], &targets)?;
     let updated = client.update(&path, &spec).await?;
     let shown: Vec<String> = targets.iter().map(|(n, w)| format!("{n}={w}")).collect();

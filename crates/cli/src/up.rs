@@ -2,6 +2,8 @@
 //! an agent per mesh (the workload supervisor and the host's proxy, `aviary agent`'s), in one
 //! process, on 127.0.0.1.
 
+mod kept;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,27 +35,27 @@ const DEMO_MANIFESTS: [(&str, &str); 2] = [
 /// How long shutdown waits for proxies and the control plane after the workloads stopped.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// `ca`: the global `--ca`, which every part that calls the control plane trusts.
-pub async fn up(opts: UpOpts, ca: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn up(opts: UpOpts) -> anyhow::Result<()> {
     let manifests = apply::load(&opts.files)?;
-    run(manifests, opts.run, ca, None).await
+    run(manifests, opts.run, None).await
 }
 
-pub async fn demo(opts: DemoOpts, ca: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn demo(opts: DemoOpts) -> anyhow::Result<()> {
     let texts: Vec<(String, String)> = DEMO_MANIFESTS
         .iter()
         .map(|(source, text)| (source.to_string(), text.to_string()))
         .collect();
     let manifests = apply::parse_all(&texts)?;
-    run(manifests, opts.run, ca, Some(DEMO_NEXT_STEPS)).await
+    run(manifests, opts.run, Some(DEMO_NEXT_STEPS)).await
 }
 
+/// `opts.ca`: what every part that calls the control plane trusts.
 async fn run(
     manifests: Vec<Manifest>,
     opts: RunOpts,
-    ca: Option<PathBuf>,
     next_steps: Option<&str>,
 ) -> anyhow::Result<()> {
+    let ca = opts.ca.clone();
     let meshes = meshes_of(&manifests);
     anyhow::ensure!(!meshes.is_empty(), "the manifests declare no Mesh");
     std::fs::create_dir_all(&opts.data_dir)
@@ -99,10 +101,15 @@ async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move { control.run().await.map_err(anyhow::Error::from) });
 
+    // What an earlier run left, seen before the manifests are applied over it.
+    let kept = kept::survey(&client, &manifests).await?;
     apply::apply_all(&client, manifests).await?;
 
     println!();
     println!("aviary is up; data in {}", opts.data_dir.display());
+    if !kept.is_empty() {
+        print!("{}", kept::explain(&opts.data_dir, &kept));
+    }
     crate::print_secrets(&opts.data_dir);
     println!("  control plane      {url}");
     println!(

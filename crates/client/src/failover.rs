@@ -30,9 +30,7 @@ impl Failure {
     /// (a 404 or a 400 would be the same on every replica).
     pub(crate) fn of(error: &ClientError) -> Option<Failure> {
         match error {
-            ClientError::Unreachable { source, .. } if source.is_connect() => {
-                Some(Failure::NotSent)
-            }
+            ClientError::Unreachable { error, .. } if error.is_connect() => Some(Failure::NotSent),
             ClientError::Unreachable { .. } => Some(Failure::MaybeSent),
             ClientError::Tls { .. } => Some(Failure::NotSent),
             ClientError::Api {
@@ -69,9 +67,9 @@ pub struct Tried {
 impl std::fmt::Display for Tried {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.error {
-            // Both already name the URL; the cause chain says more than reqwest's top line.
-            ClientError::Unreachable { source, .. } => {
-                write!(f, "{}: {}", self.url, crate::tls::chain(source))
+            // Both already name the URL; the root cause says more than reqwest's top line.
+            ClientError::Unreachable { error, .. } => {
+                write!(f, "{}: {}", self.url, crate::unreachable_reason(error))
             }
             ClientError::Tls { problem, .. } => {
                 write!(f, "{}: no trusted TLS connection: {problem}", self.url)

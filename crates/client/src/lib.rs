@@ -45,8 +45,13 @@ pub enum ClientError {
         error_type: String,
         message: String,
     },
-    #[error("cannot reach the control plane at {url}: {source}")]
-    Unreachable { url: String, source: reqwest::Error },
+    /// No answer: no connection, or it broke. The message gives the root cause alone
+    /// (`connection refused`), so `error` is not a `source()` that would repeat it.
+    #[error(
+        "cannot reach the control plane at {url}: {}",
+        unreachable_reason(error)
+    )]
+    Unreachable { url: String, error: reqwest::Error },
     /// The TLS session failed: most often the server's certificate is not trusted.
     #[error("no trusted TLS connection to the control plane at {url}: {problem}")]
     Tls { url: String, problem: String },
@@ -524,7 +529,28 @@ fn unreachable(url: &str, source: reqwest::Error) -> ClientError {
         },
         None => ClientError::Unreachable {
             url: url.to_string(),
-            source,
+            error: source,
         },
+    }
+}
+
+/// Why a request got no answer, in a few words: the root cause of reqwest's error (whose own
+/// message, "error sending request for url (...)", names the URL again and says nothing).
+pub(crate) fn unreachable_reason(error: &reqwest::Error) -> String {
+    use std::io::ErrorKind;
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    let mut root: &(dyn std::error::Error + 'static) = error;
+    while let Some(cause) = root.source() {
+        root = cause;
+    }
+    let kind = root.downcast_ref::<std::io::Error>().map(|io| io.kind());
+    match kind {
+        Some(ErrorKind::ConnectionRefused) => "connection refused".into(),
+        Some(ErrorKind::ConnectionReset) => "connection reset".into(),
+        Some(ErrorKind::ConnectionAborted) => "connection aborted".into(),
+        Some(ErrorKind::TimedOut) => "timed out".into(),
+        _ => root.to_string(),
     }
 }

@@ -11,7 +11,10 @@
 //! gateway routes their `virtualGateway`. Problems are reported as `<source>#<n>: <path>`,
 //! where `n` counts the non-empty documents from 1.
 
+use std::collections::HashMap;
 use std::fmt;
+
+use serde_saphyr::budget::BudgetBreach;
 
 use serde_json::{Map, Value};
 
@@ -23,6 +26,14 @@ use crate::validate::validate_shape;
 
 /// aviary's own kinds that manifests may carry; their specs are validated by their owners.
 pub const AVIARY_KINDS: [&str; 2] = ["Workload", "Canary"];
+
+/// The most documents one manifest text holds (YAML `---` documents, or items of a JSON array).
+/// serde-saphyr's own default is 1,024, which real manifests outgrow; past this one the text is
+/// refused whole, naming the limit.
+pub const MAX_DOCUMENTS: usize = 10_000;
+/// The most YAML nodes (mappings, sequences, scalars) one text holds: a hundred per document,
+/// where a typical resource takes twenty to forty. It bounds what a file can make us allocate.
+pub const MAX_YAML_NODES: usize = 100 * MAX_DOCUMENTS;
 
 const TOP_LEVEL_FIELDS: [&str; 4] = ["kind", "metadata", "spec", "tags"];
 const METADATA_FIELDS: [&str; 4] = ["name", "mesh", "virtualRouter", "virtualGateway"];
@@ -69,7 +80,7 @@ impl fmt::Display for ManifestKind {
 }
 
 /// A manifest's `metadata`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ManifestMetadata {
     pub name: String,
     /// The mesh the resource belongs to; for a Mesh, its own name.
@@ -154,19 +165,24 @@ pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, Proble
     let docs = parse_documents(text, source)?;
     let mut problems = Vec::new();
     let mut manifests: Vec<Manifest> = Vec::new();
+    // Where each resource was first declared: a map, so ten thousand documents stay quick.
+    let mut declared: HashMap<(ManifestKind, ManifestMetadata), usize> = HashMap::new();
     for (i, doc) in docs.iter().enumerate() {
         let at = format!("{source}#{}", i + 1);
         match Manifest::from_value(doc, &at) {
             Ok(manifest) => {
-                if let Some(first) = manifests.iter().find(|m| same_resource(m, &manifest)) {
+                let key = (manifest.kind.clone(), manifest.metadata.clone());
+                if let Some(&first) = declared.get(&key) {
                     problems.push(Problem::new(
                         &at,
                         format!(
                             "{} is also declared at {}",
                             manifest.describe(),
-                            first.source
+                            manifests[first].source
                         ),
                     ));
+                } else {
+                    declared.insert(key, manifests.len());
                 }
                 manifests.push(manifest);
             }
@@ -174,10 +190,6 @@ pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, Proble
         }
     }
     Problems::check(problems).map(|()| manifests)
-}
-
-fn same_resource(a: &Manifest, b: &Manifest) -> bool {
-    a.kind == b.kind && a.metadata == b.metadata
 }
 
 fn located(source: &str, path: &str) -> String {
@@ -203,21 +215,47 @@ fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>, Problems> {
         }
     } else {
         // YAML 1.2 scalars only: `no`, `on`, `n` and `007` stay strings (they are valid names).
+        // The budget is set here, not left to serde-saphyr's defaults, so the limits are ours
+        // and are named when a text passes them. Events are at most about three per node.
+        let budget = serde_saphyr::budget! {
+            max_documents: MAX_DOCUMENTS,
+            max_nodes: MAX_YAML_NODES,
+            max_events: 4 * MAX_YAML_NODES,
+        };
         let options = serde_saphyr::options! {
             strict_booleans: true,
             leading_zero_numbers_as_strings: true,
             underscored_numbers_as_strings: true,
             with_snippet: false,
+            budget: budget,
         };
         match serde_saphyr::from_multiple_with_options::<Value>(text, options) {
             Ok(docs) => docs,
             Err(e) => return Err(Problems(vec![Problem::new(source, yaml_error(&e))])),
         }
     };
+    if docs.len() > MAX_DOCUMENTS {
+        return Err(Problems(vec![Problem::new(source, too_many_documents())]));
+    }
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+fn too_many_documents() -> String {
+    format!(
+        "more than {MAX_DOCUMENTS} documents: aviary reads at most {MAX_DOCUMENTS} per file; split it into several files"
+    )
+}
+
 fn yaml_error(e: &serde_saphyr::Error) -> String {
+    if let serde_saphyr::Error::Budget { breach, .. } = e {
+        return match breach {
+            BudgetBreach::Documents { .. } => too_many_documents(),
+            BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => format!(
+                "more than {MAX_YAML_NODES} YAML nodes (mappings, lists, values): aviary reads at most that many per file; split it into several files"
+            ),
+            other => format!("YAML past aviary's limits for one file: {other:?}"),
+        };
+    }
     let plain = e.without_snippet().to_string();
     match e.location() {
         Some(at) if !plain.contains("line") => format!(

@@ -36,6 +36,16 @@ fn example_file(name: &str) -> String {
     demomesh_dir().join(name).display().to_string()
 }
 
+/// `aviary apply -f F...` of these `examples/demomesh` files, which must succeed.
+fn apply_examples(url: &str, files: &[&str]) -> String {
+    let paths: Vec<String> = files.iter().map(|f| example_file(f)).collect();
+    let mut args = vec!["apply"];
+    for path in &paths {
+        args.extend(["-f", path.as_str()]);
+    }
+    aviary_ok(url, &args)
+}
+
 /// The mesh as a comparable value: every resource's names and spec, without metadata (uids and
 /// timestamps differ between two servers by design).
 fn content(url: &str) -> Value {
@@ -181,16 +191,7 @@ fn get_yaml_round_trips_through_apply() {
 #[test]
 fn route_set_changes_weights_in_one_write_and_tables_show_them() {
     let control = start();
-    aviary_ok(
-        control.url(),
-        &[
-            "apply",
-            "-f",
-            &example_file("mesh.yaml"),
-            "-f",
-            &example_file("product-v15.yaml"),
-        ],
-    );
+    apply_examples(control.url(), &["mesh.yaml", "product-v15.yaml"]);
     let before = snapshot(control.url(), "demomesh")["revision"]
         .as_u64()
         .unwrap();
@@ -251,74 +252,62 @@ fn mistakes_are_one_line_nonzero_and_change_nothing() {
     aviary_ok(control.url(), &["apply", "-f", &example_file("mesh.yaml")]);
     let before = snapshot(control.url(), "demomesh");
 
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    // Each command line, and what its one line of error must say.
+    let cases: [(&str, &str); 17] = [
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "ghost-vn=100",
-            ],
+            "route set product-r --router product-vr --mesh demomesh ghost-vn=100",
             "virtual node 'ghost-vn'",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "product-vn=lots",
-            ],
+            "route set product-r --router product-vr --mesh demomesh product-vn=lots",
             "'lots' is not a non-negative integer",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "product-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "product-vn=10001",
-            ],
+            "route set product-r --router product-vr --mesh demomesh product-vn=10001",
             "at most 10000",
         ),
         (
-            vec![
-                "route",
-                "set",
-                "nope-r",
-                "--router",
-                "product-vr",
-                "--mesh",
-                "demomesh",
-                "product-vn=1",
-            ],
+            "route set nope-r --router product-vr --mesh demomesh product-vn=1",
             "route 'nope-r'",
         ),
         (
-            vec!["delete", "vn", "product-vn", "--mesh", "demomesh"],
+            "delete vn product-vn --mesh demomesh",
             "ResourceInUseException",
         ),
+        ("delete route product-r --mesh demomesh", "needs --router"),
+        ("get widgets", "unknown kind 'widgets'"),
+        // A wrong --mesh, --router or --gateway is named, not taken for a missing resource.
+        ("get routes --mesh ghost", "mesh 'ghost' not found"),
         (
-            vec!["delete", "route", "product-r", "--mesh", "demomesh"],
-            "needs --router",
+            "get route product-r --router ghost-vr",
+            "virtual router 'ghost-vr' not found in mesh 'demomesh'",
         ),
-        (vec!["get", "widgets"], "unknown kind 'widgets'"),
         (
-            vec!["get", "vn", "ghost-vn", "--mesh", "demomesh"],
+            "get gatewayroutes --gateway ghost-gw",
+            "virtual gateway 'ghost-gw' not found in mesh 'demomesh'",
+        ),
+        (
+            "route set product-r --router ghost-vr product-vn=1",
+            "virtual router 'ghost-vr' not found in mesh 'demomesh'",
+        ),
+        (
+            "route set product-r --router product-vr --mesh ghost product-vn=1",
+            "mesh 'ghost' not found",
+        ),
+        ("canary list --mesh ghost", "mesh 'ghost' not found"),
+        ("canary status c --mesh ghost", "mesh 'ghost' not found"),
+        ("top --mesh ghost -n 1", "mesh 'ghost' not found"),
+        (
+            "delete workload order-v1 --mesh ghost",
+            "mesh 'ghost' not found",
+        ),
+        (
+            "get vn ghost-vn --mesh demomesh",
             "virtual node 'ghost-vn' not found",
         ),
     ];
-    for (args, expected) in cases {
+    for (line, expected) in cases {
+        let args: Vec<&str> = line.split_whitespace().collect();
         let out = aviary(control.url(), &args);
         assert!(!out.success(), "aviary {args:?} succeeded: {}", out.stdout);
         let stderr = out.stderr.trim();
@@ -366,16 +355,7 @@ fn mistakes_are_one_line_nonzero_and_change_nothing() {
 #[test]
 fn get_watch_redraws_when_a_route_changes() {
     let control = start();
-    aviary_ok(
-        control.url(),
-        &[
-            "apply",
-            "-f",
-            &example_file("mesh.yaml"),
-            "-f",
-            &example_file("product-v15.yaml"),
-        ],
-    );
+    apply_examples(control.url(), &["mesh.yaml", "product-v15.yaml"]);
     let mut child = crate::aviary_cmd()
         .args(["get", "routes", "--mesh", "demomesh", "--watch"])
         .env("AVIARY_CONTROL", control.url())
@@ -478,4 +458,305 @@ fn logs_are_read_per_mesh_and_the_only_mesh_is_the_default() {
         "{}",
         escape.stderr
     );
+}
+
+/// `aviary ARGS` with `text` on its standard input, as `cat FILE | aviary ARGS` runs it.
+fn aviary_with_input(url: &str, args: &[&str], text: &str) -> AwsOutput {
+    let dir = testkit::temp_dir();
+    let file = dir.path().join("input");
+    std::fs::write(&file, text).unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"f="$1"; shift; cat "$f" | "$0" "$@""#)
+        .arg(crate::bin())
+        .arg(&file)
+        .args(args)
+        .env("AVIARY_TOKEN", testkit::TEST_ADMIN_TOKEN)
+        .env_remove("AVIARY_DATA_DIR")
+        .env("AVIARY_CONTROL", url)
+        .env_remove("AVIARY_MESH");
+    run(&mut cmd, Duration::from_secs(120))
+}
+
+#[test]
+fn apply_reads_standard_input_and_takes_more_than_1024_documents() {
+    let control = start();
+    let services = 1_100;
+    let mut text = String::from("kind: Mesh\nmetadata: {name: big}\nspec: {}\n");
+    for i in 0..services {
+        text.push_str(&format!(
+            "---\nkind: VirtualService\nmetadata: {{name: s{i}.big.local, mesh: big}}\nspec: {{}}\n"
+        ));
+    }
+    let started = Instant::now();
+    let out = aviary_with_input(control.url(), &["apply", "-f", "-"], &text);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.ends_with(" created"))
+            .count(),
+        services + 1,
+        "{}",
+        out.stderr
+    );
+    let snap = snapshot(control.url(), "big");
+    assert_eq!(snap["virtualServices"].as_array().unwrap().len(), services);
+    eprintln!(
+        "{} documents applied from stdin in {:?}",
+        services + 1,
+        started.elapsed()
+    );
+
+    // A problem in standard input is named as coming from there; nothing is applied.
+    let bad =
+        "kind: VirtualService\nmetadata: {name: t.big.local, mesh: big}\nspec: {providr: {}}\n";
+    let out = aviary_with_input(control.url(), &["apply", "-f", "-"], bad);
+    assert!(!out.success());
+    assert!(
+        out.stderr
+            .contains("<stdin>#1: spec: unknown field 'providr'"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn delete_takes_workloads_and_endpoints_too() {
+    let control = start();
+    apply_examples(control.url(), &["mesh.yaml", "workloads-v1.yaml"]);
+    assert_eq!(
+        aviary_ok(control.url(), &["delete", "workload", "order-v1"]).trim(),
+        "workload/order-v1 deleted"
+    );
+    let workloads = aviary_ok(control.url(), &["get", "workloads"]);
+    assert!(!workloads.contains("order-v1"), "{workloads}");
+    assert!(workloads.contains("product-v1"), "{workloads}");
+
+    // Endpoints as a supervisor registers them; the same id on two nodes needs --node.
+    let register = |node: &str, id: &str| {
+        let url = format!("{}/v1/meshes/demomesh/endpoints/{node}/{id}", control.url());
+        let body = serde_json::json!({"address": "127.0.0.1", "port": 9}).to_string();
+        assert_eq!(testkit::http("PUT", &url, Some(&body)).0, 200);
+    };
+    register("product-vn", "p-0");
+    register("product-vn", "twice");
+    register("customer-vn", "twice");
+    assert_eq!(
+        aviary_ok(control.url(), &["delete", "ep", "p-0"]).trim(),
+        "endpoint/p-0 deleted"
+    );
+    let ambiguous = aviary(control.url(), &["delete", "endpoint", "twice"]);
+    assert!(!ambiguous.success());
+    assert_eq!(
+        ambiguous.stderr.trim(),
+        "error: endpoint 'twice' is registered for 2 virtual nodes (customer-vn, product-vn): give --node"
+    );
+    aviary_ok(
+        control.url(),
+        &["delete", "endpoint", "twice", "--node", "customer-vn"],
+    );
+    let endpoints = aviary_ok(control.url(), &["get", "endpoints", "-o", "json"]);
+    let left: Vec<Value> = serde_json::from_str(&endpoints).unwrap();
+    let left: Vec<(&str, &str)> = left
+        .iter()
+        .map(|e| {
+            (
+                e["virtualNode"].as_str().unwrap(),
+                e["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(left, [("product-vn", "twice")]);
+
+    for (args, expected) in [
+        (
+            vec!["delete", "workload", "ghost"],
+            "error: NotFoundException: workload 'ghost' not found in mesh 'demomesh'",
+        ),
+        (
+            vec!["delete", "endpoint", "ghost"],
+            "error: endpoint 'ghost' not found in mesh 'demomesh'",
+        ),
+        (
+            vec!["delete", "workload"],
+            "error: which workload? give its name",
+        ),
+    ] {
+        let out = aviary(control.url(), &args);
+        assert!(!out.success(), "{args:?}");
+        assert_eq!(out.stderr.trim(), expected, "{args:?}");
+    }
+}
+
+#[test]
+fn an_unreachable_control_plane_is_one_line_and_a_bare_host_port_is_http() {
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    for control in [format!("http://{dead}"), dead.clone()] {
+        let out = aviary(&control, &["get", "meshes"]);
+        assert!(!out.success());
+        assert_eq!(
+            out.stderr,
+            format!(
+                "error: cannot reach the control plane at http://{dead}: connection refused \
+                 — is `aviary demo` running? (--control URL or AVIARY_CONTROL says where)\n"
+            )
+        );
+    }
+
+    let control = start();
+    aviary_ok(control.url(), &["apply", "-f", &example_file("mesh.yaml")]);
+    let bare = control.url().trim_start_matches("http://").to_string();
+    let meshes = aviary_ok("http://127.0.0.1:1", &["get", "meshes", "--control", &bare]);
+    assert!(meshes.contains("demomesh"), "{meshes}");
+
+    let other = aviary(
+        control.url(),
+        &["get", "meshes", "--control", "ftp://cp:21"],
+    );
+    assert!(!other.success());
+    assert!(
+        other.stderr.contains(
+            "invalid value 'ftp://cp:21' for '--control <URL[,URL...]>': 'ftp://cp:21': the control plane speaks http:// or https://, not ftp://"
+        ),
+        "{}",
+        other.stderr
+    );
+}
+
+/// A child whose standard output is a pipe nobody reads any more, as when `| head -1` has
+/// exited: every write to it fails with EPIPE.
+fn with_closed_stdout(cmd: &mut std::process::Command) -> std::process::Child {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    cmd.stdout(writer)
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn aviary")
+}
+
+#[test]
+fn a_closed_stdout_ends_a_printing_command_quietly_and_leaves_a_server_serving() {
+    let control = start();
+    aviary_ok(control.url(), &["apply", "-f", &example_file("mesh.yaml")]);
+    for args in [
+        vec!["get", "routes"],
+        vec!["get", "vn", "-o", "json"],
+        vec!["get", "routes", "--watch"],
+        vec!["canary", "list"],
+    ] {
+        let mut cmd = crate::aviary_cmd();
+        cmd.args(&args).env("AVIARY_CONTROL", control.url());
+        let child = with_closed_stdout(&mut cmd);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "aviary {args:?}: {} {stderr}",
+            out.status
+        );
+        assert_eq!(stderr, "", "aviary {args:?}");
+    }
+
+    // `aviary control` prints where it listens, then goes on serving.
+    let data = testkit::temp_dir();
+    let addr = format!("127.0.0.1:{}", crate::canary::free_port());
+    let mut cmd = crate::aviary_cmd();
+    cmd.args(["control", "--listen", &addr, "--no-auth", "--data-dir"])
+        .arg(data.path());
+    let server = crate::canary::Proc(with_closed_stdout(&mut cmd));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let healthy = std::net::TcpStream::connect(&addr).is_ok()
+            && testkit::http("GET", &format!("http://{addr}/healthz"), None).0 == 200;
+        if healthy {
+            break;
+        }
+        assert!(Instant::now() < deadline, "aviary control did not serve");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut server = server;
+    assert!(server.0.try_wait().unwrap().is_none(), "it went on serving");
+}
+
+/// `aviary up -f FILE` on `data`, on free ports; returns it and its stdout up to its last
+/// banner line.
+fn up(file: &std::path::Path, data: &std::path::Path) -> (crate::canary::Proc, String) {
+    let mut child = crate::aviary_cmd()
+        .args(["up", "-f"])
+        .arg(file)
+        .args(["--listen", "127.0.0.1:0", "--egress-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn aviary up");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let proc = crate::canary::Proc(child);
+    let mut banner = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("read aviary up's output");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Ctrl-C stops everything") {
+            break;
+        }
+    }
+    assert!(
+        banner.contains("Ctrl-C"),
+        "aviary up ended early:\n{banner}"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    (proc, banner)
+}
+
+#[test]
+fn a_restarted_up_says_what_it_kept_and_how_to_start_clean() {
+    let dir = testkit::temp_dir();
+    let file = dir.path().join("m.yaml");
+    std::fs::write(
+        &file,
+        "kind: Mesh\nmetadata: {name: m}\nspec: {}\n---\n\
+         kind: VirtualNode\nmetadata: {name: web-vn, mesh: m}\nspec: {}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    testkit::seed_secrets(&data);
+
+    let (first, banner) = up(&file, &data);
+    assert!(!banner.contains("Kept from the last run"), "{banner}");
+    let url = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("control plane"))
+        .expect("the control plane's URL")
+        .trim()
+        .to_string();
+    // What the user added by hand while it ran.
+    let extra = "kind: VirtualNode\nmetadata: {name: api-vn, mesh: m}\nspec: {}\n---\n\
+                 kind: Workload\nmetadata: {name: api, mesh: m}\nspec: {virtualNode: api-vn, command: [sleep, '60']}\n";
+    let out = aviary_with_input(&url, &["apply", "-f", "-"], extra);
+    assert!(out.success(), "{}", out.stderr);
+    drop(first);
+
+    let (_second, banner) = up(&file, &data);
+    let dir_shown = data.display().to_string();
+    for expected in [
+        format!("Kept from the last run in {dir_shown} (its store, tokens, keys and logs):"),
+        "  mesh m: 2 virtual nodes, 1 workload".to_string(),
+        "    not in the manifests: virtual nodes: api-vn; workloads: api".to_string(),
+        format!(
+            "  To start clean: stop this (Ctrl-C), then `rm -rf {dir_shown}`, or start with --data-dir NEW_DIR."
+        ),
+    ] {
+        assert!(
+            banner.lines().any(|l| l == expected),
+            "no line '{expected}' in:\n{banner}"
+        );
+    }
 }

@@ -33,7 +33,7 @@ fn commands_go_on_to_the_next_url_from_the_flag_or_the_environment() {
     let list = format!("{dead},{}", control.url());
     let mesh = demomesh_dir().join("mesh.yaml").display().to_string();
 
-    let applied = aviary(&["--control", &list, "apply", "-f", &mesh], None);
+    let applied = aviary(&["apply", "-f", &mesh, "--control", &list], None);
     assert!(applied.success(), "{}{}", applied.stdout, applied.stderr);
     assert!(snapshot_revision(control.url(), "demomesh") > 0);
 
@@ -61,9 +61,9 @@ fn aviary_proxy_loads_its_configuration_through_the_second_url() {
 
     let mut child = crate::aviary_cmd()
         .args([
+            "proxy",
             "--control",
             &list,
-            "proxy",
             "--mesh",
             "demomesh",
             "--node",

@@ -105,11 +105,11 @@ fn the_aviary_cli_with_the_ca_applies_and_reads_over_https() {
         url,
         None,
         &[
-            "--ca",
-            &pki.ca(),
             "apply",
             "-f",
             &file.display().to_string(),
+            "--ca",
+            &pki.ca(),
         ],
     );
     assert!(applied.success(), "{}{}", applied.stdout, applied.stderr);
@@ -125,7 +125,7 @@ fn a_client_that_trusts_another_ca_is_refused_and_told_why() {
     let pki = Pki::new();
     let control = pki.start_control();
     let other = pki.other_ca();
-    let refused = aviary(control.url(), None, &["--ca", &other, "get", "meshes"]);
+    let refused = aviary(control.url(), None, &["get", "meshes", "--ca", &other]);
     assert!(!refused.success(), "{}", refused.stdout);
     let stderr = &refused.stderr;
     assert!(stderr.contains("no trusted TLS connection"), "{stderr}");
@@ -146,7 +146,7 @@ fn a_client_that_trusts_another_ca_is_refused_and_told_why() {
 
     // A CA file that holds no certificate is named as the problem, before any connection.
     let empty = pki.write("empty.pem", "");
-    let unusable = aviary(control.url(), None, &["--ca", &empty, "get", "meshes"]);
+    let unusable = aviary(control.url(), None, &["get", "meshes", "--ca", &empty]);
     assert!(!unusable.success());
     assert!(
         unusable.stderr.contains(&format!(
@@ -209,7 +209,7 @@ fn plain_http_gets_no_answer_from_the_tls_port_and_vice_versa() {
     // An https:// client meeting a plain-HTTP server is told the server may not speak TLS.
     let plain = crate::start();
     let https_url = format!("https://{}", plain.addr());
-    let confused = aviary(&https_url, None, &["--ca", &pki.ca(), "get", "meshes"]);
+    let confused = aviary(&https_url, None, &["get", "meshes", "--ca", &pki.ca()]);
     assert!(!confused.success(), "{}", confused.stdout);
     assert!(
         confused
@@ -276,7 +276,7 @@ fn aviary_up_over_tls_runs_its_proxy_and_supervisor_through_the_ca() {
     // The test admin token, so `aviary` as the tests run it is admin of this `up` too.
     testkit::seed_secrets(&pki.dir.path().join("up"));
     let mut child = Command::new(bin())
-        .args(["--ca", &pki.ca(), "up", "-f", &file])
+        .args(["up", "-f", &file, "--ca", &pki.ca()])
         .args(["--listen", "127.0.0.1:0", "--egress-listen", "127.0.0.1:0"])
         .args(["--tls-cert", &pki.path("server.pem")])
         .args(["--tls-key", &pki.path("server.key")])

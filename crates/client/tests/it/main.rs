@@ -145,12 +145,25 @@ async fn when_every_url_is_dead_the_error_names_each_with_its_reason() {
     assert!(text.contains(&a) && text.contains(&b), "{text}");
     assert!(text.contains("refused"), "the reason is named: {text}");
 
-    // One URL keeps the one-URL error it always had.
+    assert_eq!(
+        text,
+        format!(
+            "no control plane replica answered: {a}: connection refused; {b}: connection refused"
+        )
+    );
+
+    // One URL keeps the one-URL error it always had: one line with the root cause, and no
+    // source() that a printer of error chains would repeat after it.
     let single = Client::new(&a).snapshot("m").await.unwrap_err();
     assert!(
         matches!(single, ClientError::Unreachable { .. }),
         "{single:?}"
     );
+    assert_eq!(
+        single.to_string(),
+        format!("cannot reach the control plane at {a}: connection refused")
+    );
+    assert!(std::error::Error::source(&single).is_none());
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 use serde_json::json;
 
 use crate::Kind;
-use crate::manifest::{Manifest, ManifestKind, Tag, parse_manifests};
+use crate::manifest::{
+    MAX_DOCUMENTS, MAX_YAML_NODES, Manifest, ManifestKind, Tag, parse_manifests,
+};
 use crate::spec::tests as walkthrough;
 
 /// Parse `text` as `demo.yaml` and compare the rendered problems (empty when it must parse).
@@ -320,5 +322,59 @@ fn from_value_names_its_source() {
     assert_eq!(
         problems.to_string(),
         "1 validation error detected: api: spec.provider: must set exactly one of: virtualNode, virtualRouter"
+    );
+}
+
+/// `n` virtual services of mesh `m`, as one YAML text of `n` documents.
+fn services(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("kind: VirtualService\nmetadata: {{name: s{i}.m, mesh: m}}\nspec: {{}}\n"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[test]
+fn a_large_manifest_parses_up_to_the_documented_limit() {
+    // serde-saphyr's default budget stops at 1,024 documents; ours is MAX_DOCUMENTS.
+    assert_eq!(
+        parse_manifests(&services(1_025), "big.yaml").unwrap().len(),
+        1_025
+    );
+    let all = parse_manifests(&services(MAX_DOCUMENTS), "big.yaml").unwrap();
+    assert_eq!(all.len(), MAX_DOCUMENTS);
+    assert_eq!(
+        all[MAX_DOCUMENTS - 1].metadata.name,
+        format!("s{}.m", MAX_DOCUMENTS - 1)
+    );
+}
+
+#[test]
+fn past_the_limit_the_problem_names_it() {
+    let limit = format!(
+        "more than {MAX_DOCUMENTS} documents: aviary reads at most {MAX_DOCUMENTS} per file"
+    );
+    let problems = parse_manifests(&services(MAX_DOCUMENTS + 1), "big.yaml").unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems}");
+    assert_eq!(problems.0[0].path, "big.yaml");
+    assert!(problems.0[0].message.starts_with(&limit), "{problems}");
+
+    let items: Vec<serde_json::Value> = (0..=MAX_DOCUMENTS)
+        .map(|i| json!({"kind": "VirtualService", "metadata": {"name": format!("s{i}.m"), "mesh": "m"}, "spec": {}}))
+        .collect();
+    let json = serde_json::to_string(&items).unwrap();
+    let problems = parse_manifests(&json, "big.json").unwrap_err();
+    assert!(problems.0[0].message.starts_with(&limit), "{problems}");
+
+    // One document of too many nodes is refused by the node limit, named too.
+    let huge = format!(
+        "kind: Mesh\nmetadata: {{name: m}}\nspec: {{}}\ntags:\n{}",
+        "- {key: k, value: v}\n".repeat(MAX_YAML_NODES / 4)
+    );
+    let problems = parse_manifests(&huge, "huge.yaml").unwrap_err();
+    assert!(
+        problems.0[0]
+            .message
+            .starts_with(&format!("more than {MAX_YAML_NODES} YAML nodes")),
+        "{problems}"
     );
 }
