@@ -439,6 +439,14 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
     browser.sign_in(&control, &token(&control, "viewer"));
     browser.wait_for(&format!("{card} .step.running"), Duration::from_secs(10));
 
+    // The running step says what it waits for, in the control plane's words.
+    let waits = format!("{card} .step.running .step-detail");
+    browser.wait_for(&waits, Duration::from_secs(5));
+    let said = browser.text(&waits);
+    assert!(
+        said.contains("analysis interval") || said.contains("needs"),
+        "the running step says '{said}'"
+    );
     // A viewer: four actions shown, none enabled, and the reason field too.
     let actions = format!("{card} button[data-action]");
     assert_eq!(browser.count(&actions), 4);

@@ -26,6 +26,8 @@ const state = {
   objects: new Map(), // kind -> Map(key -> resource)
   stats: new Map(), // virtual node -> stats view of the last 10 s
   series: new Map(), // canary name -> {at, data}
+  status: new Map(), // canary name -> the control plane's status of it (step i of n, waits)
+  statusAt: 0,
   logs: new Map(), // workload -> {at, data | error}
   reasons: new Map(), // canary name -> abort reason being typed
   messages: new Map(), // canary name -> last action's answer
@@ -378,23 +380,36 @@ function renderMap() {
   $('map-summary').textContent = `${plural(shown, 'service')} of ${services.length}, ${plural(all('VirtualNode').length, 'node')}`;
 }
 
-// Which step box is which: the steps before promotion, then the promotion itself.
+// Which step box is which: the steps before promotion ("step i of n", as the history and
+// `aviary canary status` number them), then the promotion itself, which is not a step.
 function stepBoxes(canary) {
   const st = canary.state;
   const steps = st.steps || [];
-  const boxes = steps.map((step) => (step === 'gate' ? 'gate' : `${step}%`));
-  boxes.push('promote');
-  return boxes.map((label, i) => {
+  const boxes = steps.map((step, i) => ({
+    label: step === 'gate' ? 'gate' : `${step}%`,
+    number: `step ${i + 1} of ${steps.length}`,
+  }));
+  boxes.push({ label: 'promotion', number: 'then' });
+  return boxes.map((box, i) => {
     let status = 'pending';
     if (st.phase === 'succeeded') status = 'passed';
     else if (i < st.step) status = 'passed';
     else if (i === st.step) status = ENDED.includes(st.phase) ? 'failed' : 'running';
-    return { label, status, index: i };
+    return { ...box, status, index: i };
   });
 }
 
+// The control plane's status when it is of this very state (it says what the step waits for:
+// "needs 1 more canary request", "analysis interval 3s left"); else what the page can tell.
+function freshStatus(canary) {
+  const status = state.status.get(canary.name);
+  return status && status.phase === canary.state.phase && status.step === Math.min(canary.state.step + 1, status.steps)
+    ? status : null;
+}
+
 function waitingFor(canary, now) {
-  if (canary.status?.waitingFor) return canary.status.waitingFor;
+  const status = freshStatus(canary);
+  if (status) return status.waiting.map((w) => w.text).join('; ');
   const st = canary.state;
   if (st.phase === 'paused') return 'paused: waiting for a resume';
   if (st.phase === 'waitingForGate') return 'at a gate: waiting for a resume';
@@ -442,6 +457,23 @@ function charts(canary) {
   </div>`;
 }
 
+// The status of every canary, once a second while one runs (and once for ended ones).
+function refreshStatus(canaries, now) {
+  const stale = canaries.some((c) => !ENDED.includes(c.state.phase) || !freshStatus(c));
+  if (!stale || state.statusLoading || now - state.statusAt < 1000) return;
+  state.statusLoading = true;
+  api('GET', meshPath('/canaries'))
+    .then((list) => {
+      state.status = new Map((list.canaries || []).map((c) => [c.name, c.status]));
+    })
+    .catch(() => {})
+    .finally(() => {
+      state.statusAt = Date.now();
+      state.statusLoading = false;
+      queueRender();
+    });
+}
+
 function refreshSeries(canary, now) {
   const entry = state.series.get(canary.name);
   const active = !ENDED.includes(canary.state.phase);
@@ -467,6 +499,7 @@ function renderCanaries() {
   });
   const active = canaries.filter((c) => !ENDED.includes(c.state.phase)).length;
   $('canary-count').textContent = canaries.length ? `(${active} running)` : '';
+  refreshStatus(canaries, now);
   const canAct = !!state.session?.canAct;
   morph($('canary-list'), canaries.map((canary) => {
     refreshSeries(canary, now);
@@ -474,13 +507,13 @@ function renderCanaries() {
     const name = canary.name;
     const ended = ENDED.includes(st.phase);
     const boxes = stepBoxes(canary);
-    const steps = boxes.length;
+    const steps = boxes.length - 1;
     const current = Math.min(st.step + 1, steps);
     const wait = waitingFor(canary, now);
     const flow = boxes.map((b) => {
       const detail = b.status === 'running' ? wait : (b.status === 'failed' ? st.reason : '');
       return `<li class="step ${b.status}" data-step="${b.index + 1}" data-status="${b.status}">
-        <span class="step-n">step ${b.index + 1} of ${steps}</span>
+        <span class="step-n">${esc(b.number)}</span>
         <b>${esc(b.label)}</b><span class="step-state">${esc(b.status)}</span>
         ${detail ? `<span class="step-detail">${esc(detail)}</span>` : ''}</li>`;
     }).join('');
@@ -491,9 +524,9 @@ function renderCanaries() {
       ${enabled && canAct ? '' : 'disabled'}${title}>${label}</button>`;
     const paused = st.phase === 'paused' || st.phase === 'waitingForGate';
     const reasonId = `reason-${name}`;
-    const summary = ended
-      ? (st.phase === 'succeeded' ? `all ${plural(steps - 1, 'step')} passed, promoted` : `${st.phase} at step ${current} of ${steps}`)
-      : `step ${current} of ${steps}`;
+    const summary = freshStatus(canary)?.progress || (ended
+      ? (st.phase === 'succeeded' ? `promoted: all ${plural(steps, 'step')} passed` : `${st.phase} at step ${current} of ${steps}`)
+      : `step ${current} of ${steps}`);
     const message = state.messages.get(name);
     return `<article class="canary ${esc(st.phase)}" data-canary="${esc(name)}" data-phase="${esc(st.phase)}">
       <h3>${esc(name)} <span class="phase">${esc(st.phase)}</span></h3>
