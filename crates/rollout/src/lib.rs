@@ -49,12 +49,14 @@ mod machine;
 mod observe;
 mod spec;
 mod state;
+mod status;
 mod validate;
 
 pub use machine::{Action, Input, analysis_window, next_deadline, reconcile, start, step};
 pub use observe::{NodeWindow, Observation, WebhookResult};
 pub use spec::{Analysis, CanarySpec, OnFailure, OnSuccess, StepSpec, Strategy, Webhook};
 pub use state::{CanaryState, Event, HistoryEntry, Phase};
+pub use status::{Status, Wait, Waiting, count, plural, status};
 pub use validate::{MAX_INTERVAL, Problem, validate};
 
 /// Milliseconds since the Unix epoch, supplied by the caller.
