@@ -28,7 +28,9 @@ pub mod watch;
 
 pub use ca::{CertificateRequest, IdentityKind, IssuedCertificate, spiffe_id};
 pub use canary::{CanaryCommand, CanaryList, CanaryRecord, CanaryView, CommandBody, CreateCanary};
-pub use objects::{Endpoint, HIDDEN, MAX_HOSTS, MAX_REPLICAS, Workload};
+pub use objects::{
+    Endpoint, EndpointList, HIDDEN, MAX_HOSTS, MAX_REPLICAS, Workload, WorkloadList,
+};
 pub use raw::Raw;
 pub use snapshot::MeshSnapshot;
 pub use stats::{

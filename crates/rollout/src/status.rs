@@ -70,7 +70,10 @@ pub enum Wait {
     Webhook { name: String, step: usize },
     /// Stats of a whole interval on this control plane, which started driving canaries
     /// `covered_ms` ago.
-    FreshStats { covered_ms: Millis, needed_ms: Millis },
+    FreshStats {
+        covered_ms: Millis,
+        needed_ms: Millis,
+    },
     /// A resume command: the step is a gate.
     Gate,
     /// A resume command: the canary is paused.
@@ -199,7 +202,11 @@ pub fn status(
     };
     Status {
         phase: state.phase,
-        step: if steps == 0 { 0 } else { passed.min(steps - 1) + 1 },
+        step: if steps == 0 {
+            0
+        } else {
+            passed.min(steps - 1) + 1
+        },
         steps,
         passed,
         progress,

@@ -86,3 +86,15 @@ pub const MAX_REPLICAS: u32 = 64;
 fn one() -> u32 {
     1
 }
+
+/// `GET /v1/meshes/{mesh}/endpoints`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointList {
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// `GET /v1/meshes/{mesh}/workloads`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadList {
+    pub workloads: Vec<Workload>,
+}

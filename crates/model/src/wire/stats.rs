@@ -147,4 +147,14 @@ impl NodeView {
             p99_ms: quantile_ms(&counts.latency_buckets, 0.99),
         }
     }
+
+    /// What canary analysis judges of this node: requests that got no answer count as 5xx.
+    pub fn window(&self) -> rollout::NodeWindow {
+        rollout::NodeWindow {
+            requests: self.requests,
+            status_5xx: self.status_5xx.saturating_add(self.failures),
+            error_rate: self.error_rate,
+            p99_ms: self.p99_ms,
+        }
+    }
 }

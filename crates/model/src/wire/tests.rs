@@ -66,7 +66,12 @@ fn strict_knows_every_field_a_type_declares_and_nothing_else() {
     let workload: Workload = strict(full.clone()).unwrap();
     assert_eq!(serde_json::to_value(&workload).unwrap(), full);
     let typo = json!({"name": "w", "virtualNode": "n", "command": ["x"], "replica": 2});
-    assert!(strict::<Workload>(typo).unwrap_err().to_string().contains("unknown field `replica`"));
+    assert!(
+        strict::<Workload>(typo)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `replica`")
+    );
     // Not an object: serde's own error.
     assert!(strict::<Workload>(json!([1])).is_err());
 }
@@ -113,7 +118,13 @@ fn stats_views_keep_the_json_the_dashboard_reads() {
             }],
         })
     );
-    let quiet = NodeView::of(&NodeStats { requests: 1, ..NodeStats::default() }, 1.0);
+    let quiet = NodeView::of(
+        &NodeStats {
+            requests: 1,
+            ..NodeStats::default()
+        },
+        1.0,
+    );
     assert_eq!(serde_json::to_value(&quiet).unwrap()["p99Ms"], Value::Null);
     // A newer server's extra field is read past.
     let mut newer = serde_json::to_value(&view).unwrap();

@@ -22,7 +22,11 @@ pub enum AviaryKind {
 }
 
 impl AviaryKind {
-    pub const ALL: [AviaryKind; 3] = [AviaryKind::Endpoint, AviaryKind::Workload, AviaryKind::Canary];
+    pub const ALL: [AviaryKind; 3] = [
+        AviaryKind::Endpoint,
+        AviaryKind::Workload,
+        AviaryKind::Canary,
+    ];
 
     /// As a change's `kind` and in store keys: `Endpoint`.
     pub fn as_str(self) -> &'static str {
@@ -240,7 +244,10 @@ impl TryFrom<ChangeJson> for Change {
             },
             (Some(kind), ChangeType::Delete) => Op::Delete(kind),
             (Some(_), ChangeType::Put) if json.resource.is_null() => {
-                return Err(format!("a put of {} '{}' without a resource", json.kind, json.name));
+                return Err(format!(
+                    "a put of {} '{}' without a resource",
+                    json.kind, json.name
+                ));
             }
             (Some(kind), ChangeType::Put) => Op::Put(
                 Object::decode(kind, json.resource)

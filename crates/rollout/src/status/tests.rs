@@ -74,7 +74,13 @@ fn each_phase_says_where_it_stands_and_what_it_waits_for() {
         "step 1 of 4 (20% to canary): analysis interval 3s left; needs 1 more canary request \
          (0 of 1 in 27s)",
     );
-    check(&four, vec![], 27_000, 1, "step 1 of 4 (20% to canary): analysis interval 3s left");
+    check(
+        &four,
+        vec![],
+        27_000,
+        1,
+        "step 1 of 4 (20% to canary): analysis interval 3s left",
+    );
     check(&four, vec![], 31_000, 5, "step 1 of 4 (20% to canary)");
     check(
         &spec(steps(20), 3),
@@ -114,7 +120,13 @@ fn each_phase_says_where_it_stands_and_what_it_waits_for() {
         },
         1,
     );
-    check(&initial, vec![tick(30_000, 1)], 40_000, 0, "promoted: its only step passed");
+    check(
+        &initial,
+        vec![tick(30_000, 1)],
+        40_000,
+        0,
+        "promoted: its only step passed",
+    );
     check(
         &four,
         vec![Input::Promote { now: T0 + 1_000 }],
@@ -124,7 +136,13 @@ fn each_phase_says_where_it_stands_and_what_it_waits_for() {
     );
     check(
         &four,
-        vec![tick(30_000, 5), Input::Abort { now: T0 + 31_000, reason: String::new() }],
+        vec![
+            tick(30_000, 5),
+            Input::Abort {
+                now: T0 + 31_000,
+                reason: String::new(),
+            },
+        ],
         40_000,
         0,
         "aborted at step 2 of 4",
@@ -177,7 +195,10 @@ fn counts_read_as_words() {
         needed: 3,
         window_ms: 1_500,
     };
-    assert_eq!(one.to_string(), "needs 1 more canary request (2 of 3 in 1s500ms)");
+    assert_eq!(
+        one.to_string(),
+        "needs 1 more canary request (2 of 3 in 1s500ms)"
+    );
 }
 
 #[test]
@@ -202,6 +223,7 @@ fn the_json_carries_each_wait_with_its_words() {
                         canary request (0 of 1 in 27s)",
         })
     );
-    let back: super::Status = serde_json::from_value(serde_json::to_value(&shown).unwrap()).unwrap();
+    let back: super::Status =
+        serde_json::from_value(serde_json::to_value(&shown).unwrap()).unwrap();
     assert_eq!(back, shown);
 }

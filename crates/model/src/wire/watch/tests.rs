@@ -52,9 +52,15 @@ fn a_put_must_carry_a_resource_its_kind_can_read() {
     let bad = |resource: Value| {
         let text = json!({"revision": 1, "type": "put", "kind": "Endpoint", "mesh": "m",
             "name": "e", "resource": resource, "parent": "vn"});
-        serde_json::from_value::<Change>(text).unwrap_err().to_string()
+        serde_json::from_value::<Change>(text)
+            .unwrap_err()
+            .to_string()
     };
-    assert!(bad(Value::Null).contains("without a resource"), "{}", bad(Value::Null));
+    assert!(
+        bad(Value::Null).contains("without a resource"),
+        "{}",
+        bad(Value::Null)
+    );
     assert!(bad(json!({"id": "e"})).contains("Endpoint 'e': missing field"));
     let patch = json!({"revision": 1, "type": "patch", "kind": "Route", "mesh": "m", "name": "r"});
     assert!(serde_json::from_value::<Change>(patch).is_err());
@@ -95,10 +101,16 @@ fn sse_blocks_read_back_as_the_events_they_were() {
 #[test]
 fn kinds_are_spelled_exactly() {
     for kind in Kind::ALL {
-        assert_eq!(ObjectKind::parse(kind.as_str()), Some(ObjectKind::AppMesh(kind)));
+        assert_eq!(
+            ObjectKind::parse(kind.as_str()),
+            Some(ObjectKind::AppMesh(kind))
+        );
     }
     for kind in AviaryKind::ALL {
-        assert_eq!(ObjectKind::parse(kind.as_str()), Some(ObjectKind::Aviary(kind)));
+        assert_eq!(
+            ObjectKind::parse(kind.as_str()),
+            Some(ObjectKind::Aviary(kind))
+        );
     }
     assert_eq!(ObjectKind::parse("vn"), None);
     assert_eq!(ObjectKind::parse("endpoint"), None);
