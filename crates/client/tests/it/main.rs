@@ -265,8 +265,8 @@ fn sse_answer(chunks: &[String], finished: bool) -> String {
 }
 
 fn put_event(revision: u64, name: &str) -> String {
-    let data =
-        json!({"revision": revision, "type": "put", "kind": "Route", "mesh": "m", "name": name});
+    let data = json!({"revision": revision, "type": "put", "kind": "Route", "mesh": "m",
+        "name": name, "parent": "r", "resource": {"routeName": name}});
     format!("id: {revision}\nevent: put\ndata: {data}\n\n")
 }
 
@@ -291,7 +291,7 @@ async fn a_watch_cut_off_within_a_revision_resumes_before_it_and_a_finished_one_
             .expect("the watch yields within 5 s")
     };
     let names = |event: client::Watched| match event {
-        client::Watched::Change { data, .. } => data["name"].as_str().unwrap().to_string(),
+        client::Watched::Change(change) => change.name,
         other => format!("{other:?}"),
     };
     assert_eq!(names(next().await), "a");
