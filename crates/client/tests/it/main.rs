@@ -1,6 +1,9 @@
 //! Integration tests of the client's failover between control-plane URLs: real control planes
 //! in this process over one shared store (replicas), ports nothing listens on, and tiny raw
-//! servers that reset or answer 503 where a real replica would not on demand.
+//! servers that reset or answer 503 where a real replica would not on demand; and the `/v1`
+//! views of a real control plane read through `model::wire` (`wire.rs`).
+
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
