@@ -175,14 +175,10 @@ impl Client {
 
     /// `Describe*`: the resource's `*Data`, or `Ok(None)` when it does not exist.
     pub async fn describe(&self, path: &ResourcePath) -> Result<Option<Value>, ClientError> {
-        match self
-            .call(reqwest::Method::GET, &path.url_path(), None)
-            .await
-        {
-            Ok(data) => Ok(Some(data)),
-            Err(err) if err.is_not_found() => Ok(None),
-            Err(err) => Err(err),
-        }
+        found(
+            self.call(reqwest::Method::GET, &path.url_path(), None)
+                .await,
+        )
     }
 
     /// `Create*` with `spec` (and optional tags); returns the new `*Data`.
@@ -265,11 +261,7 @@ impl Client {
         name: &str,
     ) -> Result<Option<Value>, ClientError> {
         let path = format!("/v1/meshes/{mesh}/{collection}/{name}");
-        match self.call(reqwest::Method::GET, &path, None).await {
-            Ok(object) => Ok(Some(object)),
-            Err(err) if err.is_not_found() => Ok(None),
-            Err(err) => Err(err),
-        }
+        found(self.call(reqwest::Method::GET, &path, None).await)
     }
 
     pub async fn delete_object(
@@ -309,11 +301,7 @@ impl Client {
     /// `GET /v1/meshes/{mesh}/canaries/{name}` with its status; `Ok(None)` when there is none.
     pub async fn canary(&self, mesh: &str, name: &str) -> Result<Option<CanaryView>, ClientError> {
         let path = format!("/v1/meshes/{mesh}/canaries/{name}");
-        match self.call_as(reqwest::Method::GET, &path, None).await {
-            Ok(canary) => Ok(Some(canary)),
-            Err(err) if err.is_not_found() => Ok(None),
-            Err(err) => Err(err),
-        }
+        found(self.call_as(reqwest::Method::GET, &path, None).await)
     }
 
     /// `GET /v1/meshes/{mesh}/canaries`: every canary of the mesh with its status.
@@ -594,6 +582,15 @@ impl Client {
             error_type,
             message,
         })
+    }
+}
+
+/// A GET's answer, with a 404 as `None`.
+fn found<T>(answer: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
+    match answer {
+        Ok(found) => Ok(Some(found)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
     }
 }
 
