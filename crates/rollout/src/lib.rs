@@ -6,7 +6,7 @@
 //! return the next state and the [`Action`]s to carry out. It never reads a clock, a socket, a
 //! file or the environment, has no async and no tokio, and knows nothing of the store, HTTP,
 //! the proxy or the route's shape; the control plane's driver feeds it and acts for it, and
-//! the CLI only shows its JSON and the [`status`] the control plane derives from it (step i of
+//! the CLI only shows its JSON and the [`status()`] the control plane derives from it (step i of
 //! n, what the step waits for), which a dashboard shows in the same words.
 //!
 //! # The driver's loop
