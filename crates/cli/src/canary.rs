@@ -2,10 +2,11 @@
 //! canaries, and watch them decide.
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use client::Client;
+use model::wire::{CanaryCommand as Command, CanaryRecord, CanaryView, StatsView};
 use serde_json::{Value, json};
 
 use crate::args::{CanaryCommand, CanaryStartOpts};
@@ -20,29 +21,26 @@ pub async fn run(client: &Client, command: CanaryCommand) -> anyhow::Result<()> 
         }
         CanaryCommand::List { mesh } => {
             let mesh = resolve_mesh(client, mesh.as_deref()).await?;
-            print!(
-                "{}",
-                list_table(&client.list_objects(&mesh, "canaries").await?)
-            );
+            print!("{}", list_table(&client.canaries(&mesh).await?));
             Ok(())
         }
         CanaryCommand::History { name, mesh } => {
             let mesh = resolve_mesh(client, mesh.as_deref()).await?;
             let canary = get(client, &mesh, &name).await?;
-            print!("{}", history_table(&canary));
+            print!("{}", history_table(&canary.record));
             Ok(())
         }
         CanaryCommand::Pause { name, mesh } => {
-            command_and_show(client, mesh, &name, "pause", None).await
+            command_and_show(client, mesh, &name, Command::Pause, None).await
         }
         CanaryCommand::Resume { name, mesh } => {
-            command_and_show(client, mesh, &name, "resume", None).await
+            command_and_show(client, mesh, &name, Command::Resume, None).await
         }
         CanaryCommand::Promote { name, mesh } => {
-            command_and_show(client, mesh, &name, "promote", None).await
+            command_and_show(client, mesh, &name, Command::Promote, None).await
         }
         CanaryCommand::Abort { name, mesh, reason } => {
-            command_and_show(client, mesh, &name, "abort", reason).await
+            command_and_show(client, mesh, &name, Command::Abort, reason).await
         }
     }
 }
@@ -50,16 +48,10 @@ pub async fn run(client: &Client, command: CanaryCommand) -> anyhow::Result<()> 
 async fn start(client: &Client, opts: CanaryStartOpts) -> anyhow::Result<()> {
     let mesh = resolve_mesh(client, opts.mesh.as_deref()).await?;
     let spec = spec_from(&opts, &mesh)?;
-    let canary = client
-        .post_object(
-            &mesh,
-            "canaries",
-            &json!({ "name": opts.name, "spec": spec }),
-        )
-        .await?;
+    let canary = client.create_canary(&mesh, &opts.name, &spec).await?;
     println!(
         "canary/{} started: {} at {}%",
-        opts.name, opts.canary, canary["state"]["canaryWeight"]
+        opts.name, opts.canary, canary.record.state.canary_weight
     );
     Ok(())
 }
@@ -128,9 +120,9 @@ pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
     }))
 }
 
-async fn get(client: &Client, mesh: &str, name: &str) -> anyhow::Result<Value> {
+async fn get(client: &Client, mesh: &str, name: &str) -> anyhow::Result<CanaryView> {
     client
-        .get_object(mesh, "canaries", name)
+        .canary(mesh, name)
         .await?
         .with_context(|| format!("canary '{name}' not found in mesh '{mesh}'"))
 }
@@ -139,20 +131,15 @@ async fn command_and_show(
     client: &Client,
     mesh: Option<String>,
     name: &str,
-    command: &str,
+    command: Command,
     reason: Option<String>,
 ) -> anyhow::Result<()> {
     let mesh = resolve_mesh(client, mesh.as_deref()).await?;
-    let body = reason
-        .map(|r| json!({ "reason": r }))
-        .unwrap_or_else(|| json!({}));
-    let canary = client
-        .post_object(&mesh, &format!("canaries/{name}/{command}"), &body)
-        .await?;
+    let canary = client.command_canary(&mesh, name, command, reason).await?;
+    let state = &canary.record.state;
     println!(
         "canary/{name} {}: canary at {}%",
-        canary["state"]["phase"].as_str().unwrap_or("?"),
-        canary["state"]["canaryWeight"]
+        state.phase, state.canary_weight
     );
     Ok(())
 }
@@ -163,147 +150,94 @@ async fn status(client: &Client, mesh: &str, name: &str, watch: bool) -> anyhow:
     loop {
         tick.tick().await;
         let canary = get(client, mesh, name).await?;
-        let stats = client.stats(mesh, "10s").await.unwrap_or(Value::Null);
+        let stats = client.stats(mesh, "10s").await.ok();
         if clear {
             print!("\x1b[2J\x1b[H");
         }
-        print!("{}", status_view(&canary, &stats, now_millis()));
+        print!("{}", status_view(&canary, stats.as_ref()));
         std::io::stdout().flush()?;
-        if !watch || settled(&canary) {
+        if !watch || canary.record.settled() {
             return Ok(());
         }
         println!();
     }
 }
 
-/// The canary has ended and the controller has acted on its last decision (the route and any
-/// removal are done): it stores a decision before acting on it, so the phase alone is early.
-pub fn settled(canary: &Value) -> bool {
-    let history = canary["state"]["history"].as_array().map_or(0, Vec::len);
-    let acted = canary["acted"].as_u64().unwrap_or(0) as usize == history;
-    let ended = matches!(
-        canary["state"]["phase"].as_str(),
-        Some("succeeded" | "failed" | "aborted")
-    );
-    acted && ended
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// The live view: weights, step i of n, time to the next step, stable vs canary traffic, and
-/// the last decision with its reason.
-pub fn status_view(canary: &Value, stats: &Value, now: u64) -> String {
-    let spec = &canary["spec"];
-    let state = &canary["state"];
-    let steps = state["steps"].as_array().map_or(0, Vec::len);
-    let step = state["step"].as_u64().unwrap_or(0) as usize;
-    let weight = state["canaryWeight"].as_u64().unwrap_or(0);
-    let phase = state["phase"].as_str().unwrap_or("?");
+/// The live view: weights, the control plane's status (step i of n, what the step waits for),
+/// stable vs canary traffic, and the last decision with its reason.
+pub fn status_view(canary: &CanaryView, stats: Option<&StatsView>) -> String {
+    let CanaryView { record, status } = canary;
+    let (spec, state) = (&record.spec, &record.state);
     let mut out = format!(
         "canary {}   mesh {}   route {}/{}\n",
-        canary["name"].as_str().unwrap_or("?"),
-        spec["mesh"].as_str().unwrap_or("?"),
-        spec["router"].as_str().unwrap_or("?"),
-        spec["route"].as_str().unwrap_or("?"),
+        record.name, spec.mesh, spec.router, spec.route
     );
     out.push_str(&format!(
-        "phase {phase}   step {} of {}   weights {} {} / {} {}\n",
-        (step + 1).min(steps + 1),
-        steps + 1,
-        spec["stableNode"].as_str().unwrap_or("?"),
-        100 - weight.min(100),
-        spec["canaryNode"].as_str().unwrap_or("?"),
-        weight
+        "phase {}   step {} of {}   weights {} {} / {} {}\n",
+        state.phase,
+        status.step,
+        status.steps,
+        spec.stable_node,
+        state.stable_weight(),
+        spec.canary_node,
+        state.canary_weight
     ));
-    if phase == "progressing" {
-        let interval = spec["strategy"]["interval"]
-            .as_str()
-            .or(spec["strategy"]["duration"].as_str())
-            .and_then(|t| crate::args::parse_duration(t).ok())
-            .unwrap_or_default();
-        let due = state["stepStartedAt"].as_u64().unwrap_or(0) + interval.as_millis() as u64;
-        let left = due.saturating_sub(now) as f64 / 1000.0;
-        out.push_str(&format!(
-            "next step in {left:.1}s (when the analysis passes)\n"
-        ));
-    }
+    out.push_str(&format!("status: {}\n", status.summary));
     out.push_str(&format!(
         "{:<8} {:<24} {:>9} {:>9} {:>9}\n",
         "", "NODE", "REQ/S", "ERRORS", "P99"
     ));
-    for (role, node) in [
-        ("stable", &spec["stableNode"]),
-        ("canary", &spec["canaryNode"]),
-    ] {
-        let found = stats["nodes"]
-            .as_array()
-            .and_then(|nodes| nodes.iter().find(|n| n["virtualNode"] == *node))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let p99 = found["p99Ms"]
-            .as_f64()
-            .map_or("-".into(), |m| format!("{m:.1}ms"));
+    for (role, node) in [("stable", &spec.stable_node), ("canary", &spec.canary_node)] {
+        let found = stats.and_then(|stats| stats.node(node));
         out.push_str(&format!(
-            "{role:<8} {:<24} {:>9.1} {:>8.1}% {:>9}\n",
-            node.as_str().unwrap_or("?"),
-            found["requestsPerSecond"].as_f64().unwrap_or(0.0),
-            found["errorRate"].as_f64().unwrap_or(0.0) * 100.0,
-            p99
+            "{role:<8} {node:<24} {:>9.1} {:>8.1}% {:>9}\n",
+            found.map_or(0.0, |n| n.requests_per_second),
+            found.map_or(0.0, |n| n.error_rate) * 100.0,
+            crate::top::millis(found.and_then(|n| n.p99_ms)),
         ));
     }
-    if let Some(last) = state["history"].as_array().and_then(|h| h.last()) {
+    if let Some(last) = state.history.last() {
         out.push_str(&format!(
             "last: {} at {}%: {}\n",
-            last["event"].as_str().unwrap_or("?"),
-            last["canaryWeight"],
-            last["reason"].as_str().unwrap_or("")
+            last.event, last.canary_weight, last.reason
         ));
     }
     out
 }
 
-pub fn list_table(canaries: &[Value]) -> String {
+pub fn list_table(canaries: &[CanaryView]) -> String {
     let mut out = format!(
-        "{:<20} {:<24} {:<16} {:<16} {:<15} {:>6}\n",
-        "NAME", "ROUTE", "STABLE", "CANARY", "PHASE", "WEIGHT"
+        "{:<20} {:<24} {:<16} {:<16} {:<15} {:>6}  {}\n",
+        "NAME", "ROUTE", "STABLE", "CANARY", "PHASE", "WEIGHT", "STATUS"
     );
-    for canary in canaries {
-        let spec = &canary["spec"];
+    for CanaryView { record, status } in canaries {
+        let spec = &record.spec;
         out.push_str(&format!(
-            "{:<20} {:<24} {:<16} {:<16} {:<15} {:>5}%\n",
-            canary["name"].as_str().unwrap_or("?"),
-            format!(
-                "{}/{}",
-                spec["router"].as_str().unwrap_or("?"),
-                spec["route"].as_str().unwrap_or("?")
-            ),
-            spec["stableNode"].as_str().unwrap_or("?"),
-            spec["canaryNode"].as_str().unwrap_or("?"),
-            canary["state"]["phase"].as_str().unwrap_or("?"),
-            canary["state"]["canaryWeight"],
+            "{:<20} {:<24} {:<16} {:<16} {:<15} {:>5}%  {}\n",
+            record.name,
+            format!("{}/{}", spec.router, spec.route),
+            spec.stable_node,
+            spec.canary_node,
+            record.state.phase.to_string(),
+            record.state.canary_weight,
+            status.summary,
         ));
     }
     out
 }
 
-pub fn history_table(canary: &Value) -> String {
+pub fn history_table(canary: &CanaryRecord) -> String {
     let mut out = format!(
         "{:<26} {:<11} {:>6}  {}\n",
         "AT (UTC)", "EVENT", "CANARY", "REASON"
     );
-    for entry in canary["state"]["history"].as_array().into_iter().flatten() {
-        let at = entry["at"].as_u64().unwrap_or(0);
+    for entry in &canary.state.history {
         out.push_str(&format!(
             "{:<26} {:<11} {:>5}%  {}\n",
-            utc(at),
-            entry["event"].as_str().unwrap_or("?"),
-            entry["canaryWeight"],
-            entry["reason"].as_str().unwrap_or("")
+            utc(entry.at),
+            entry.event.to_string(),
+            entry.canary_weight,
+            entry.reason
         ));
     }
     out
@@ -320,3 +254,6 @@ pub fn utc(millis: u64) -> String {
         millis % 1000
     )
 }
+
+#[cfg(test)]
+mod tests;

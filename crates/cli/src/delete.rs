@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use client::Client;
+use model::wire::AviaryKind;
 
 use crate::args::DeleteOpts;
 use crate::get::{object_collection, resolve_mesh};
@@ -19,15 +20,17 @@ pub async fn run(client: &Client, opts: DeleteOpts) -> anyhow::Result<()> {
         );
         return Ok(());
     };
-    let singular = collection.trim_end_matches('s');
+    let singular = collection.as_str().to_ascii_lowercase();
     let name = selector
         .name
         .as_deref()
         .with_context(|| format!("which {singular}? give its name"))?;
     let mesh = resolve_mesh(client, selector.mesh.as_deref()).await?;
-    if collection == "workloads" {
+    if collection == AviaryKind::Workload {
         // Its replicas stop: the agents running them see it go.
-        client.delete_object(&mesh, collection, name).await?;
+        client
+            .delete_object(&mesh, collection.plural(), name)
+            .await?;
     } else {
         let node = endpoint_node(client, &mesh, name, opts.node.as_deref()).await?;
         client

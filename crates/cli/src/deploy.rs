@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use client::Client;
 use model::{Kind, ResourcePath};
+use rollout::Phase;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -131,11 +132,11 @@ pub async fn run(client: &Client, opts: DeployOpts) -> anyhow::Result<()> {
         .with_context(|| format!("virtual node '{old}' vanished"))?["spec"]
         .clone();
     let replicas = client
-        .list_objects(&mesh, "workloads")
+        .workloads(&mesh)
         .await?
         .iter()
-        .filter(|w| w["virtualNode"] == old.as_str())
-        .map(|w| w["replicas"].as_u64().unwrap_or(1))
+        .filter(|w| w.virtual_node == old)
+        .map(|w| u64::from(w.replicas))
         .sum::<u64>()
         .max(1);
     create_version(
@@ -150,14 +151,10 @@ pub async fn run(client: &Client, opts: DeployOpts) -> anyhow::Result<()> {
     wait_healthy(client, &mesh, &new_name, opts.health_timeout).await?;
 
     let attempt = client
-        .list_objects(&mesh, "canaries")
+        .canaries(&mesh)
         .await?
         .iter()
-        .filter(|c| {
-            c["name"]
-                .as_str()
-                .is_some_and(|n| n.starts_with(&format!("{new_name}-")))
-        })
+        .filter(|c| c.record.name.starts_with(&format!("{new_name}-")))
         .count()
         + 1;
     let canary = format!("{new_name}-{attempt}");
@@ -176,9 +173,7 @@ pub async fn run(client: &Client, opts: DeployOpts) -> anyhow::Result<()> {
         "onSuccess": {"removeStable": true},
         "onFailure": {"removeCanary": true},
     });
-    client
-        .post_object(&mesh, "canaries", &json!({ "name": canary, "spec": spec }))
-        .await?;
+    client.create_canary(&mesh, &canary, &spec).await?;
     println!(
         "canary {canary} started: {}% every {}s",
         deploy.percentage_step, deploy.wait_time
@@ -325,10 +320,10 @@ async fn wait_healthy(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
-        let endpoints = client.list_objects(mesh, "endpoints").await?;
+        let endpoints = client.endpoints(mesh).await?;
         if endpoints
             .iter()
-            .any(|e| e["virtualNode"] == node && e["healthy"] == true)
+            .any(|e| e.virtual_node == node && e.healthy)
         {
             println!(
                 "{node} is healthy after {:.1}s",
@@ -361,55 +356,49 @@ async fn follow(
     let mut shown = 0;
     loop {
         let record = client
-            .get_object(mesh, "canaries", canary)
+            .canary(mesh, canary)
             .await?
-            .with_context(|| format!("canary '{canary}' vanished"))?;
-        let history = record["state"]["history"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+            .with_context(|| format!("canary '{canary}' vanished"))?
+            .record;
+        let history = &record.state.history;
         for entry in history.iter().skip(shown) {
             println!(
                 "{}  {:<11} {:>3}%  {}",
-                crate::canary::utc(entry["at"].as_u64().unwrap_or(0)),
-                entry["event"].as_str().unwrap_or("?"),
-                entry["canaryWeight"],
-                entry["reason"].as_str().unwrap_or("")
+                crate::canary::utc(entry.at),
+                entry.event.to_string(),
+                entry.canary_weight,
+                entry.reason
             );
         }
         shown = history.len();
-        if !crate::canary::settled(&record) {
+        if !record.settled() {
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         }
-        let phase = record["state"]["phase"].as_str().unwrap_or("");
-        let notes: Vec<&str> = record["notes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        for note in &notes {
+        for note in &record.notes {
             eprintln!("warning: {note}");
         }
-        let (loser, winner) = if phase == "succeeded" {
+        let phase = record.state.phase;
+        let (loser, winner) = if phase == Phase::Succeeded {
             (old, new)
         } else {
             (new, old)
         };
-        let removal = if notes.is_empty() {
+        let removal = if record.notes.is_empty() {
             format!("{loser} removed")
         } else {
             format!("{loser} may not be fully removed (see warnings)")
         };
-        if phase == "succeeded" {
+        if phase == Phase::Succeeded {
             println!("{winner} serves all traffic; {removal}");
             return Ok(());
         }
         bail!(
             "rolled back ({phase}): {}; {removal}, {winner} serves all traffic",
-            record["state"]["reason"]
-                .as_str()
+            record
+                .state
+                .reason
+                .as_deref()
                 .unwrap_or("no reason recorded")
         );
     }

@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, bail};
 use client::{Client, WatchEvent};
+use model::wire::{AviaryKind, Change, MeshSnapshot, ObjectKind, Op};
 use model::{Kind, ResourcePath};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::args::{GetOpts, KINDS_HELP, Output};
@@ -31,27 +33,24 @@ pub async fn run(client: &Client, opts: GetOpts) -> anyhow::Result<()> {
         crate::scope::require_parent(client, &mesh, kind, parent).await?;
     }
     let snapshot = client.snapshot(&mesh).await?;
-    let mut revision = snapshot["revision"].as_u64().unwrap_or(0);
     let mut resources = index(&snapshot);
     show(&resources, kind, &opts)?;
     if !opts.watch {
         return Ok(());
     }
-    let mut stream = client.watch(&mesh, revision).await?;
+    let mut stream = client.watch(&mesh, snapshot.revision).await?;
     loop {
         match stream.next().await? {
-            Some(WatchEvent::Change { event, data }) => {
-                revision = data["revision"].as_u64().unwrap_or(revision);
-                apply_change(&mut resources, &event, &data);
+            Some(WatchEvent::Change(change)) => {
+                apply_change(&mut resources, &change);
                 show(&resources, kind, &opts)?;
             }
-            Some(WatchEvent::Relist) | None => {
+            Some(WatchEvent::Relist(_)) | None => {
                 // History is gone or the stream ended: start over from a fresh snapshot.
                 let snapshot = client.snapshot(&mesh).await?;
-                revision = snapshot["revision"].as_u64().unwrap_or(revision);
                 resources = index(&snapshot);
                 show(&resources, kind, &opts)?;
-                stream = client.watch(&mesh, revision).await?;
+                stream = client.watch(&mesh, snapshot.revision).await?;
             }
         }
     }
@@ -61,69 +60,63 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
     Kind::parse(text).with_context(|| format!("unknown kind '{text}'; use {KINDS_HELP}"))
 }
 
-/// Renders one object as a table row.
-type RowCells = fn(&Value) -> Vec<String>;
-
-/// aviary's own kinds, listed through `/v1` rather than the App Mesh API.
-pub fn object_collection(text: &str) -> Option<&'static str> {
+/// aviary's own kinds that `get` and `delete` take, through `/v1` rather than the App Mesh API.
+pub fn object_collection(text: &str) -> Option<AviaryKind> {
     match text.to_ascii_lowercase().as_str() {
-        "workload" | "workloads" | "wl" => Some("workloads"),
-        "endpoint" | "endpoints" | "ep" => Some("endpoints"),
+        "workload" | "workloads" | "wl" => Some(AviaryKind::Workload),
+        "endpoint" | "endpoints" | "ep" => Some(AviaryKind::Endpoint),
         _ => None,
     }
 }
 
-async fn get_objects(client: &Client, collection: &str, opts: &GetOpts) -> anyhow::Result<()> {
+async fn get_objects(client: &Client, kind: AviaryKind, opts: &GetOpts) -> anyhow::Result<()> {
     if opts.watch {
-        bail!("--watch is not supported for {collection} yet");
+        bail!("--watch is not supported for {} yet", kind.plural());
     }
     let mesh = resolve_mesh(client, opts.selector.mesh.as_deref()).await?;
-    let name_field = if collection == "workloads" {
-        "name"
-    } else {
-        "id"
-    };
-    let items: Vec<Value> = client
-        .list_objects(&mesh, collection)
-        .await?
-        .into_iter()
-        .filter(|item| {
-            opts.selector
-                .name
-                .as_deref()
-                .is_none_or(|n| item[name_field] == n)
-        })
-        .collect();
-    match opts.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&items)?),
+    let wanted = |name: &str| opts.selector.name.as_deref().is_none_or(|n| n == name);
+    match kind {
+        AviaryKind::Workload => {
+            let mut items = client.workloads(&mesh).await?;
+            items.retain(|w| wanted(&w.name));
+            let header = ["NAME", "NODE", "REPLICAS", "COMMAND"];
+            print_objects(&items, opts.output, &header, |w| {
+                vec![
+                    w.name.clone(),
+                    w.virtual_node.clone(),
+                    w.replicas.to_string(),
+                    w.command.join(" "),
+                ]
+            })
+        }
+        AviaryKind::Endpoint => {
+            let mut items = client.endpoints(&mesh).await?;
+            items.retain(|e| wanted(&e.id));
+            let header = ["NODE", "ID", "ADDRESS", "HEALTHY"];
+            print_objects(&items, opts.output, &header, |e| {
+                vec![
+                    e.virtual_node.clone(),
+                    e.id.clone(),
+                    format!("{}:{}", e.address, e.port),
+                    e.healthy.to_string(),
+                ]
+            })
+        }
+        AviaryKind::Canary => bail!("list canaries with `aviary canary list`"),
+    }
+}
+
+/// `items` as JSON, YAML or a table of `header` and one row of `cells` each.
+fn print_objects<T: Serialize>(
+    items: &[T],
+    output: Output,
+    header: &[&str],
+    cells: fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(items)?),
         Output::Yaml => println!("{}", serde_saphyr::to_string(&items)?.trim_end()),
         Output::Table => {
-            let (header, cells): (&[&str], RowCells) = if collection == "workloads" {
-                (&["NAME", "NODE", "REPLICAS", "COMMAND"], |w| {
-                    let argv: Vec<String> = w["command"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(text)
-                        .collect();
-                    vec![
-                        text(&w["name"]),
-                        text(&w["virtualNode"]),
-                        text(&w["replicas"]),
-                        argv.join(" "),
-                    ]
-                })
-            } else {
-                (&["NODE", "ID", "ADDRESS", "HEALTHY"], |e| {
-                    let address = format!("{}:{}", text(&e["address"]), text(&e["port"]));
-                    vec![
-                        text(&e["virtualNode"]),
-                        text(&e["id"]),
-                        address,
-                        text(&e["healthy"]),
-                    ]
-                })
-            };
             let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
             rows.extend(items.iter().map(cells));
             print!("{}", align(rows));
@@ -172,10 +165,10 @@ async fn list_meshes(client: &Client, name: Option<&str>) -> anyhow::Result<Vec<
     Ok(meshes)
 }
 
-fn index(snapshot: &Value) -> Resources {
+fn index(snapshot: &MeshSnapshot) -> Resources {
     let mut resources = Resources::new();
-    for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
-        for data in snapshot[kind.plural()].as_array().into_iter().flatten() {
+    for kind in Kind::ALL {
+        for data in snapshot.resources(kind) {
             resources.insert(key_of(kind, data), data.clone());
         }
     }
@@ -191,22 +184,22 @@ fn key_of(kind: Kind, data: &Value) -> (Kind, String, String) {
     (kind, parent.to_string(), name.to_string())
 }
 
-fn apply_change(resources: &mut Resources, event: &str, data: &Value) {
-    let Some(kind) = data["kind"].as_str().and_then(Kind::parse) else {
-        return;
+/// Applies a change to an App Mesh resource; aviary's own objects are not listed here.
+fn apply_change(resources: &mut Resources, change: &Change) {
+    let key = |kind| {
+        let parent = change.parent.clone().unwrap_or_default();
+        (kind, parent, change.name.clone())
     };
-    let key = (
-        kind,
-        data["parent"].as_str().unwrap_or_default().to_string(),
-        data["name"].as_str().unwrap_or_default().to_string(),
-    );
-    match event {
-        "put" => {
-            resources.insert(key, data["resource"].clone());
+    match &change.op {
+        Op::Put(object) => {
+            if let Some((kind, data)) = object.app_mesh() {
+                resources.insert(key(kind), data.clone());
+            }
         }
-        _ => {
-            resources.remove(&key);
+        Op::Delete(ObjectKind::AppMesh(kind)) => {
+            resources.remove(&key(*kind));
         }
+        Op::Delete(ObjectKind::Aviary(_)) | Op::Unknown { .. } => {}
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use client::Client;
-use serde_json::Value;
+use model::wire::StatsView;
 
 use crate::args::TopOpts;
 use crate::get::resolve_mesh;
@@ -31,30 +31,29 @@ pub async fn run(client: &Client, opts: TopOpts) -> anyhow::Result<()> {
 }
 
 /// One screen: a header line and a row per node that had requests in the window.
-pub fn render(mesh: &str, stats: &Value) -> String {
-    let window = stats["windowSeconds"].as_f64().unwrap_or(0.0);
-    let mut out = format!("mesh {mesh}, last {window}s\n");
+pub fn render(mesh: &str, stats: &StatsView) -> String {
+    let mut out = format!("mesh {mesh}, last {}s\n", stats.window_seconds);
     out.push_str(&format!(
         "{:<24} {:>9} {:>9} {:>7} {:>7} {:>7} {:>9} {:>9}\n",
         "NODE", "REQ/S", "SUCCESS", "2XX", "4XX", "5XX", "P50", "P99"
     ));
-    for node in stats["nodes"].as_array().into_iter().flatten() {
-        let requests = node["requests"].as_f64().unwrap_or(0.0);
-        let success = 1.0 - node["errorRate"].as_f64().unwrap_or(0.0);
-        let ms = |v: &Value| v.as_f64().map_or("-".to_string(), |m| format!("{m:.1}ms"));
+    for node in &stats.nodes {
         out.push_str(&format!(
             "{:<24} {:>9.1} {:>8.1}% {:>7} {:>7} {:>7} {:>9} {:>9}\n",
-            node["virtualNode"].as_str().unwrap_or("?"),
-            node["requestsPerSecond"]
-                .as_f64()
-                .unwrap_or(requests / window.max(1.0)),
-            success * 100.0,
-            node["status2xx"].as_u64().unwrap_or(0),
-            node["status4xx"].as_u64().unwrap_or(0),
-            node["status5xx"].as_u64().unwrap_or(0),
-            ms(&node["p50Ms"]),
-            ms(&node["p99Ms"]),
+            node.virtual_node,
+            node.requests_per_second,
+            (1.0 - node.error_rate) * 100.0,
+            node.status_2xx,
+            node.status_4xx,
+            node.status_5xx,
+            millis(node.p50_ms),
+            millis(node.p99_ms),
         ));
     }
     out
+}
+
+/// `12.3ms`, or `-` when nothing was measured.
+pub fn millis(value: Option<f64>) -> String {
+    value.map_or("-".to_string(), |m| format!("{m:.1}ms"))
 }

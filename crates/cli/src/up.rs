@@ -119,12 +119,8 @@ async fn run(
     let mut agents = Vec::new();
     for (i, mesh) in meshes.iter().enumerate() {
         let snapshot = client.snapshot(mesh).await?;
-        let gateways = snapshot["virtualGateways"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for gateway in gateways {
-            let name = gateway["virtualGatewayName"]
+        for gateway in snapshot.resources(Kind::VirtualGateway) {
+            let name = gateway[Kind::VirtualGateway.name_field()]
                 .as_str()
                 .unwrap_or_default()
                 .to_string();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use model::wire::Change;
 use tokio::time::Instant;
 
 use crate::{Client, WatchEvent, WatchStream};
@@ -14,10 +14,10 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// What [`MeshWatch::next`] yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Watched {
-    /// A resource was created, updated (`put`) or deleted; `data` is the server's JSON. A change
-    /// may come twice after an interruption (its revision was cut off halfway); applying a put or
-    /// a delete again changes nothing.
-    Change { event: String, data: Value },
+    /// A resource was created, updated (`put`) or deleted. A change may come twice after an
+    /// interruption (its revision was cut off halfway); applying a put or a delete again
+    /// changes nothing.
+    Change(Change),
     /// The history this watch needs is gone: fetch a new snapshot and watch from its revision.
     Relist,
     /// The stream ended, failed or did not open (`error` says which, naming every URL tried);
@@ -85,16 +85,14 @@ impl MeshWatch {
             unreachable!("opened just above")
         };
         match stream.next().await {
-            Ok(Some(WatchEvent::Change { event, data })) => {
-                if let Some(revision) = data["revision"].as_u64()
-                    && revision > self.newest
-                {
+            Ok(Some(WatchEvent::Change(change))) => {
+                if change.revision > self.newest {
                     self.complete = self.newest;
-                    self.newest = revision;
+                    self.newest = change.revision;
                 }
-                Watched::Change { event, data }
+                Watched::Change(change)
             }
-            Ok(Some(WatchEvent::Relist)) => {
+            Ok(Some(WatchEvent::Relist(_))) => {
                 self.stream = None;
                 Watched::Relist
             }

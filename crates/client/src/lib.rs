@@ -23,6 +23,10 @@ use serde_json::{Value, json};
 
 pub use failover::Tried;
 pub use follow::{MeshWatch, Watched};
+use model::wire::{
+    CanaryCommand, CanaryList, CanaryView, CommandBody, Endpoint, EndpointList, MeshSnapshot,
+    StatsView, Workload, WorkloadList,
+};
 pub use model::wire::{IdentityKind, IssuedCertificate};
 pub use sse::{WatchEvent, WatchStream};
 pub use tls::install_crypto_provider;
@@ -176,14 +180,10 @@ impl Client {
 
     /// `Describe*`: the resource's `*Data`, or `Ok(None)` when it does not exist.
     pub async fn describe(&self, path: &ResourcePath) -> Result<Option<Value>, ClientError> {
-        match self
-            .call(reqwest::Method::GET, &path.url_path(), None)
-            .await
-        {
-            Ok(data) => Ok(Some(data)),
-            Err(err) if err.is_not_found() => Ok(None),
-            Err(err) => Err(err),
-        }
+        found(
+            self.call(reqwest::Method::GET, &path.url_path(), None)
+                .await,
+        )
     }
 
     /// `Create*` with `spec` (and optional tags); returns the new `*Data`.
@@ -266,11 +266,7 @@ impl Client {
         name: &str,
     ) -> Result<Option<Value>, ClientError> {
         let path = format!("/v1/meshes/{mesh}/{collection}/{name}");
-        match self.call(reqwest::Method::GET, &path, None).await {
-            Ok(object) => Ok(Some(object)),
-            Err(err) if err.is_not_found() => Ok(None),
-            Err(err) => Err(err),
-        }
+        found(self.call(reqwest::Method::GET, &path, None).await)
     }
 
     pub async fn delete_object(
@@ -302,9 +298,65 @@ impl Client {
     }
 
     /// `GET /v1/meshes/{mesh}/stats?window=W`: per-node aggregates over the window.
-    pub async fn stats(&self, mesh: &str, window: &str) -> Result<Value, ClientError> {
+    pub async fn stats(&self, mesh: &str, window: &str) -> Result<StatsView, ClientError> {
         let path = format!("/v1/meshes/{mesh}/stats?window={window}");
-        self.call(reqwest::Method::GET, &path, None).await
+        self.call_as(reqwest::Method::GET, &path, None).await
+    }
+
+    /// `GET /v1/meshes/{mesh}/canaries/{name}` with its status; `Ok(None)` when there is none.
+    pub async fn canary(&self, mesh: &str, name: &str) -> Result<Option<CanaryView>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/canaries/{name}");
+        found(self.call_as(reqwest::Method::GET, &path, None).await)
+    }
+
+    /// `GET /v1/meshes/{mesh}/canaries`: every canary of the mesh with its status.
+    pub async fn canaries(&self, mesh: &str) -> Result<Vec<CanaryView>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/canaries");
+        let list: CanaryList = self.call_as(reqwest::Method::GET, &path, None).await?;
+        Ok(list.canaries)
+    }
+
+    /// `POST /v1/meshes/{mesh}/canaries` with `{"name", "spec"}` (the spec as JSON: the control
+    /// plane names every problem of it at once).
+    pub async fn create_canary(
+        &self,
+        mesh: &str,
+        name: &str,
+        spec: &Value,
+    ) -> Result<CanaryView, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/canaries");
+        let body = json!({ "name": name, "spec": spec });
+        self.call_as(reqwest::Method::POST, &path, Some(&body))
+            .await
+    }
+
+    /// `POST /v1/meshes/{mesh}/canaries/{name}/{command}`, with an abort's reason.
+    pub async fn command_canary(
+        &self,
+        mesh: &str,
+        name: &str,
+        command: CanaryCommand,
+        reason: Option<String>,
+    ) -> Result<CanaryView, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/canaries/{name}/{}", command.as_str());
+        let body = serde_json::to_value(CommandBody { reason })
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call_as(reqwest::Method::POST, &path, Some(&body))
+            .await
+    }
+
+    /// `GET /v1/meshes/{mesh}/endpoints`.
+    pub async fn endpoints(&self, mesh: &str) -> Result<Vec<Endpoint>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/endpoints");
+        let list: EndpointList = self.call_as(reqwest::Method::GET, &path, None).await?;
+        Ok(list.endpoints)
+    }
+
+    /// `GET /v1/meshes/{mesh}/workloads` (`env` values hidden unless the token may see them).
+    pub async fn workloads(&self, mesh: &str) -> Result<Vec<Workload>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/workloads");
+        let list: WorkloadList = self.call_as(reqwest::Method::GET, &path, None).await?;
+        Ok(list.workloads)
     }
 
     /// `POST /v1/meshes/{mesh}/stats`: a proxy's request counts since its last report.
@@ -364,13 +416,9 @@ impl Client {
     }
 
     /// `/v1/meshes/{mesh}/snapshot`: every resource of the mesh at one store revision.
-    pub async fn snapshot(&self, mesh: &str) -> Result<Value, ClientError> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("/v1/meshes/{mesh}/snapshot"),
-            None,
-        )
-        .await
+    pub async fn snapshot(&self, mesh: &str) -> Result<MeshSnapshot, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/snapshot");
+        self.call_as(reqwest::Method::GET, &path, None).await
     }
 
     /// `/v1/meshes/{mesh}/watch`: every change after `from_revision`.
@@ -380,23 +428,45 @@ impl Client {
         Ok(WatchStream::new(response))
     }
 
+    /// An answer as a `model::wire` type; one that does not fit names the path.
+    async fn call_as<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
+        let bytes = self.answer(method, path, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("{}: {e}", path_only(path))))
+    }
+
+    /// An answer as JSON; `null` for an empty one.
     async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let body = body.map(Value::to_string);
-        let response = self.send(method, path, body).await?;
-        let url = response.url().to_string();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| unreachable(&url, source))?;
+        let bytes = self.answer(method, path, body).await?;
         if bytes.is_empty() {
             return Ok(Value::Null);
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    async fn answer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<bytes::Bytes, ClientError> {
+        let body = body.map(Value::to_string);
+        let response = self.send(method, path, body).await?;
+        let url = response.url().to_string();
+        response
+            .bytes()
+            .await
+            .map_err(|source| unreachable(&url, source))
     }
 
     /// `POST /v1/tokens`: a new token (its text is in `token`, shown only once).
@@ -518,6 +588,20 @@ impl Client {
             message,
         })
     }
+}
+
+/// A GET's answer, with a 404 as `None`.
+fn found<T>(answer: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
+    match answer {
+        Ok(found) => Ok(Some(found)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+/// `path` without its query string.
+fn path_only(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
 }
 
 /// A failed exchange with `url`: a TLS problem is named as such, anything else is unreachable.

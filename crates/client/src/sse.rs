@@ -1,18 +1,9 @@
 //! A minimal server-sent-events reader for the `/v1` watch stream.
 
 use futures_util::StreamExt;
-use serde_json::Value;
+pub use model::wire::WatchEvent;
 
 use crate::ClientError;
-
-/// One event of the watch stream.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatchEvent {
-    /// A resource was created, updated (`put`) or deleted; `data` is the server's JSON.
-    Change { event: String, data: Value },
-    /// The server no longer holds the history the client needs: fetch a new snapshot.
-    Relist,
-}
 
 pub struct WatchStream {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
@@ -60,10 +51,7 @@ fn parse_block(block: &str) -> Result<Option<WatchEvent>, ClientError> {
     if data.is_empty() {
         return Ok(None);
     }
-    if event == "relist" {
-        return Ok(Some(WatchEvent::Relist));
-    }
-    let data = serde_json::from_str(&data)
-        .map_err(|e| ClientError::Protocol(format!("watch event is not JSON: {e}")))?;
-    Ok(Some(WatchEvent::Change { event, data }))
+    WatchEvent::from_sse(&event, &data)
+        .map(Some)
+        .map_err(|e| ClientError::Protocol(format!("watch event: {e}")))
 }

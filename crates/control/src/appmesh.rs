@@ -264,10 +264,14 @@ pub(crate) fn percent_decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
+/// `body` as JSON: a `Value`, or a `model::wire` type.
+pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
+    let Ok(text) = serde_json::to_string(body) else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
+        .body(Body::from(text))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

@@ -10,12 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use model::wire::{NodeStats, quantile_ms};
+use model::wire::{CanaryCommand, CanaryRecord, CanaryView, NodeView};
 use model::{Kind, Problem, Problems, ResourcePath};
-use rollout::{
-    Action, CanarySpec, CanaryState, Input, Millis, NodeWindow, Observation, WebhookResult,
-};
-use serde::{Deserialize, Serialize};
+use rollout::{Action, CanarySpec, Input, Millis, Observation, Phase, WebhookResult};
 use serde_json::{Value, json};
 use store::{Compare, Op, Txn};
 use tokio_util::sync::CancellationToken;
@@ -30,26 +27,6 @@ use crate::webhooks::MAX_WEBHOOK_TIMEOUT;
 /// How often the driver looks at every active canary: the bound on how late a broken canary
 /// is noticed after its stats arrive.
 pub const TICK: Duration = Duration::from_millis(250);
-
-/// One stored canary.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct CanaryRecord {
-    pub name: String,
-    pub spec: CanarySpec,
-    pub state: CanaryState,
-    /// How many entries of `state.history` have been acted on.
-    pub acted: usize,
-    /// What happened while acting that the state machine does not know (cleanup left undone).
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
-
-impl CanaryRecord {
-    fn is_active(&self) -> bool {
-        !self.state.phase.is_terminal()
-    }
-}
 
 pub fn now_millis() -> Millis {
     SystemTime::now()
@@ -261,23 +238,18 @@ impl App {
         &self,
         mesh: &str,
         name: &str,
-        command: &str,
+        command: CanaryCommand,
         reason: Option<String>,
     ) -> Result<CanaryRecord, ApiError> {
         let now = now_millis();
         let input = match command {
-            "pause" => Input::Pause { now },
-            "resume" => Input::Resume { now },
-            "promote" => Input::Promote { now },
-            "abort" => Input::Abort {
+            CanaryCommand::Pause => Input::Pause { now },
+            CanaryCommand::Resume => Input::Resume { now },
+            CanaryCommand::Promote => Input::Promote { now },
+            CanaryCommand::Abort => Input::Abort {
                 now,
                 reason: reason.unwrap_or_else(|| "aborted by request".into()),
             },
-            other => {
-                return Err(ApiError::NotFound(format!(
-                    "no canary command '{other}'; use pause, resume, promote or abort"
-                )));
-            }
         };
         let _canaries = self.canary_lock.lock().await;
         let input = &input;
@@ -287,8 +259,9 @@ impl App {
                 let (record, mod_revision) = self.read_canary(mesh, name).await?;
                 if record.state.phase.is_terminal() {
                     return Err(ApiError::Conflict(format!(
-                        "canary '{name}' has already ended ({}); nothing to {command}",
-                        record.state.phase
+                        "canary '{name}' has already ended ({}); nothing to {}",
+                        record.state.phase,
+                        command.as_str()
                     )));
                 }
                 self.advance(&guard, record, mod_revision, input.clone())
@@ -562,16 +535,20 @@ impl App {
         kvs.iter().map(|kv| objects::decode(&kv.value)).collect()
     }
 
-    /// What the stats say about one canary now, as far back as this leader's term reaches.
+    /// What the stats say about one canary now. `driving_since`: when this replica started
+    /// driving canaries (its term), since it has no stats from before.
     async fn observe(
         &self,
         record: &CanaryRecord,
         now: Millis,
-        term: &Term,
+        driving_since: Option<Millis>,
     ) -> Result<Observation, ApiError> {
         let spec = &record.spec;
         let step_window = Duration::from_millis(now.saturating_sub(record.state.step_started_at));
-        let window = |node: &str| node_window(&self.stats.node(&spec.mesh, node, step_window));
+        let window = |node: &str| {
+            let counts = self.stats.node(&spec.mesh, node, step_window);
+            NodeView::of(&counts, 1.0).window()
+        };
         // Nothing from before the canary started counts against it.
         let started = record.state.history.first().map_or(now, |entry| entry.at);
         let age = Duration::from_millis(now.saturating_sub(started));
@@ -579,15 +556,35 @@ impl App {
         let failure = self
             .stats
             .node(&spec.mesh, &spec.canary_node, failure_window);
-        let covered = now.saturating_sub(term.since);
         let step_elapsed = now.saturating_sub(record.state.step_started_at);
+        let covered = driving_since.map(|since| now.saturating_sub(since));
         Ok(Observation {
             canary: window(&spec.canary_node),
             stable: window(&spec.stable_node),
             canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
             webhooks: self.webhook_results(record).await?,
-            covered_ms: (covered < step_elapsed).then_some(covered),
+            covered_ms: covered.filter(|covered| *covered < step_elapsed),
         })
+    }
+
+    /// The record with its status now: this replica's clock, and for a progressing step the
+    /// observation the driver would make now (on a follower, from the stats pushed to it).
+    pub async fn canary_view(&self, record: CanaryRecord) -> CanaryView {
+        let now = now_millis();
+        let seen = if record.state.phase == Phase::Progressing {
+            let since = self.leadership.term().map(|term| term.since);
+            match self.observe(&record, now, since).await {
+                Ok(seen) => Some(seen),
+                Err(error) => {
+                    tracing::warn!(canary = %record.name, %error, "status without stats");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let status = rollout::status(&record.spec, &record.state, now, seen.as_ref());
+        CanaryView { record, status }
     }
 
     /// One pass over every canary of every mesh: finish what was stored but not acted on,
@@ -604,7 +601,7 @@ impl App {
             // Finished canaries need nothing unless their last decision was stored but not
             // acted on: skip them without the lock or a second read.
             let seen: CanaryRecord = objects::decode(&kv.value)?;
-            if !seen.is_active() && seen.acted >= seen.state.history.len() {
+            if seen.settled() {
                 continue;
             }
             let (mesh, name) = (object.mesh.to_string(), object.name.to_string());
@@ -645,7 +642,7 @@ impl App {
             return Ok(());
         }
         let now = now_millis();
-        let observation = self.observe(&record, now, term).await?;
+        let observation = self.observe(&record, now, Some(term.since)).await?;
         let input = &Input::Tick { now, observation };
         let (record, revision, actions) = self
             .resources
@@ -672,20 +669,6 @@ async fn commit_fenced(store: &Arc<dyn store::Store>, txn: Txn) -> Result<(), Ap
     match crate::resources::blocking(move || store.txn(txn)).await?? {
         store::TxnOutcome::Committed { .. } => Ok(()),
         store::TxnOutcome::Failed { .. } => Err(ApiError::Deposed),
-    }
-}
-
-fn node_window(stats: &NodeStats) -> NodeWindow {
-    let errors = stats.status_5xx.saturating_add(stats.failures);
-    NodeWindow {
-        requests: stats.requests,
-        status_5xx: errors,
-        error_rate: if stats.requests == 0 {
-            0.0
-        } else {
-            errors as f64 / stats.requests as f64
-        },
-        p99_ms: quantile_ms(&stats.latency_buckets, 0.99),
     }
 }
 

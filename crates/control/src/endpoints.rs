@@ -43,7 +43,7 @@ impl Resources {
                 }
             }
         }
-        let endpoint: Option<Endpoint> = match serde_json::from_value(body) {
+        let endpoint: Option<Endpoint> = match model::wire::strict(body) {
             Ok(endpoint) => Some(endpoint),
             Err(e) => {
                 problems.push(Problem::new("body", e.to_string()));

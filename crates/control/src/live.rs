@@ -81,7 +81,8 @@ pub async fn stats_stream(
                         _ = tokio::time::sleep(STREAM_EVERY) => {}
                     }
                 }
-                let view = app.stats.aggregate(&mesh, window);
+                let view =
+                    serde_json::to_string(&app.stats.aggregate(&mesh, window)).unwrap_or_default();
                 let chunk = Bytes::from(format!("event: stats\ndata: {view}\n\n"));
                 Some((Ok::<_, Infallible>(chunk), (app, mesh, guard, false)))
             }
@@ -129,10 +130,7 @@ pub async fn stats_series(
     let series = app
         .stats
         .series(&mesh, &nodes, window, step, crate::canaries::now_millis());
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::to_value(series).unwrap_or_default(),
-    ))
+    Ok(json_response(StatusCode::OK, &series))
 }
 
 /// `GET /v1/meshes/{mesh}/workloads/{name}/logs?lines=50`.
@@ -167,8 +165,5 @@ pub async fn workload_logs(
         workload: name,
         replicas,
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::to_value(view).unwrap_or_default(),
-    ))
+    Ok(json_response(StatusCode::OK, &view))
 }

@@ -2,45 +2,14 @@
 //! snapshots and watch streams carry them too: `Endpoint` (under its virtual node), `Workload`
 //! and `Canary`.
 
-use serde_json::Value;
-
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectKind {
-    Endpoint,
-    Workload,
-    Canary,
-}
+/// The kinds themselves (names, collections) are part of the wire contract.
+pub use model::wire::AviaryKind as ObjectKind;
 
-impl ObjectKind {
-    pub const ALL: [ObjectKind; 3] = [
-        ObjectKind::Endpoint,
-        ObjectKind::Workload,
-        ObjectKind::Canary,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Endpoint => "Endpoint",
-            ObjectKind::Workload => "Workload",
-            ObjectKind::Canary => "Canary",
-        }
-    }
-
-    /// The collection's name in `/v1` paths and snapshots.
-    pub fn plural(self) -> &'static str {
-        match self {
-            ObjectKind::Endpoint => "endpoints",
-            ObjectKind::Workload => "workloads",
-            ObjectKind::Canary => "canaries",
-        }
-    }
-
-    /// Endpoints live under their virtual node; workloads directly in the mesh.
-    fn nested(self) -> bool {
-        matches!(self, ObjectKind::Endpoint)
-    }
+/// Endpoints live under their virtual node; workloads and canaries directly in the mesh.
+fn nested(kind: ObjectKind) -> bool {
+    matches!(kind, ObjectKind::Endpoint)
 }
 
 /// Where one object lives: `meshes/{mesh}/{Kind}/[{parent}/]{name}`.
@@ -67,7 +36,7 @@ pub fn parse_key(key: &str) -> Option<ObjectKey<'_>> {
     let kind = ObjectKind::ALL
         .into_iter()
         .find(|k| parts.get(1) == Some(&k.as_str()))?;
-    match (kind.nested(), parts.as_slice()) {
+    match (nested(kind), parts.as_slice()) {
         (true, [mesh, _, parent, name]) => Some(ObjectKey {
             kind,
             mesh,
@@ -86,8 +55,4 @@ pub fn parse_key(key: &str) -> Option<ObjectKey<'_>> {
 
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::Internal(format!("corrupt object: {e}")))
-}
-
-pub fn decode_value(bytes: &[u8]) -> Result<Value, ApiError> {
-    decode(bytes)
 }

@@ -6,8 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use model::wire::{LATENCY_BUCKETS_MS, NodeStats, quantile_ms};
-use serde_json::{Value, json};
+use model::wire::{LATENCY_BUCKETS_MS, NodeStats, NodeView, StatsView};
 use tokio::time::Instant;
 
 mod forward;
@@ -238,42 +237,28 @@ impl StatsWindow {
             .to_stats(node)
     }
 
-    /// Aggregates of every node of `mesh` that reported within `window`.
-    pub fn aggregate(&self, mesh: &str, window: Duration) -> Value {
+    /// Aggregates of every node of `mesh` that reported within `window`, sorted by name.
+    pub fn aggregate(&self, mesh: &str, window: Duration) -> StatsView {
         let window = window.clamp(SLOT, MAX_WINDOW);
         let slots = window.as_millis().div_ceil(SLOT.as_millis()) as u64;
+        let seconds = (slots * SLOT.as_millis() as u64) as f64 / 1000.0;
         let now = self.slot_now();
         let nodes = self.lock();
-        let mut out: Vec<Value> = nodes
+        let mut out: Vec<NodeView> = nodes
             .rings
             .iter()
             .filter(|((m, _), _)| m == mesh)
-            .map(|((_, node), ring)| (node, ring.sum(now, slots)))
-            .filter(|(_, s)| s.requests > 0)
-            .map(|(node, s)| {
-                let seconds = (slots * SLOT.as_millis() as u64) as f64 / 1000.0;
-                let errors = s.status_5xx.saturating_add(s.failures);
-                json!({
-                    "virtualNode": node,
-                    "requests": s.requests,
-                    "requestsPerSecond": s.requests as f64 / seconds,
-                    "status2xx": s.status_2xx,
-                    "status4xx": s.status_4xx,
-                    "status5xx": s.status_5xx,
-                    "failures": s.failures,
-                    "errorRate": errors as f64 / s.requests as f64,
-                    "p50Ms": quantile_ms(&s.latency, 0.50),
-                    "p99Ms": quantile_ms(&s.latency, 0.99),
-                })
-            })
+            .map(|((_, node), ring)| ring.sum(now, slots).to_stats(node))
+            .filter(|stats| stats.requests > 0)
+            .map(|stats| NodeView::of(&stats, seconds))
             .collect();
-        out.sort_by(|a, b| a["virtualNode"].as_str().cmp(&b["virtualNode"].as_str()));
-        json!({
-            "mesh": mesh,
-            "windowSeconds": (slots * SLOT.as_millis() as u64) as f64 / 1000.0,
-            "latencyBucketsMs": LATENCY_BUCKETS_MS.len(),
-            "nodes": out,
-        })
+        out.sort_by(|a, b| a.virtual_node.cmp(&b.virtual_node));
+        StatsView {
+            mesh: mesh.to_string(),
+            window_seconds: seconds,
+            latency_buckets_ms: LATENCY_BUCKETS_MS.len(),
+            nodes: out,
+        }
     }
 }
 

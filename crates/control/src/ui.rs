@@ -185,8 +185,7 @@ async fn session_of(app: &App, token: &str) -> Result<ConsoleSession, ApiError> 
 }
 
 fn session_response(status: StatusCode, session: &ConsoleSession) -> Response {
-    let mut response =
-        crate::appmesh::json_response(status, &serde_json::to_value(session).unwrap_or_default());
+    let mut response = crate::appmesh::json_response(status, session);
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

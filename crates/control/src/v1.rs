@@ -14,8 +14,7 @@ use axum::extract::{FromRequestParts, Path, Query, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use model::Kind;
-use serde_json::{Value, json};
+use serde_json::json;
 use store::{EventKind, StoreError};
 
 use crate::App;
@@ -27,9 +26,12 @@ use crate::error::ApiError;
 use crate::objects::{self, ObjectKind};
 use crate::records::{mesh_prefix, path_from_key};
 use crate::resources::{blocking, decode};
-use crate::stats::{MAX_WINDOW, check_known, check_report, parse_window};
+use crate::stats::{check_known, check_report};
 use model::ResourcePath;
-use model::wire::{MAX_REPORT_BYTES, StatsReport};
+use model::wire::{
+    CanaryCommand, CanaryList, Change, CommandBody, EndpointList, MAX_REPORT_BYTES, MeshSnapshot,
+    Object, Op, Raw, Relist, StatsReport, WatchEvent, Workload, WorkloadList,
+};
 
 /// axum's `Path`, but a segment it cannot decode (invalid UTF-8 once percent-decoded) is
 /// answered like every other bad name: a 400 in App Mesh's error shape naming the segment. A
@@ -79,22 +81,20 @@ pub async fn snapshot(
     let (kvs, revision) = tokio::task::spawn_blocking(move || store.range(&prefix))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let mut snapshot = json!({ "revision": revision });
-    for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
-        snapshot[kind.plural()] = json!([]);
-    }
-    for kind in ObjectKind::ALL {
-        snapshot[kind.plural()] = json!([]);
-    }
-    let mut found_mesh = false;
+    let mut snapshot = MeshSnapshot {
+        revision,
+        ..MeshSnapshot::default()
+    };
     for kv in kvs {
         if let Some(object) = objects::parse_key(&kv.key) {
-            let mut value = objects::decode_value(&kv.value)?;
-            if object.kind == ObjectKind::Workload {
-                hide_env(caller.role, &mut value);
-            }
-            if let Some(list) = snapshot[object.kind.plural()].as_array_mut() {
-                list.push(value);
+            match object.kind {
+                ObjectKind::Endpoint => snapshot.endpoints.push(objects::decode(&kv.value)?),
+                ObjectKind::Workload => snapshot
+                    .workloads
+                    .push(visible(caller.role, objects::decode(&kv.value)?)),
+                ObjectKind::Canary => snapshot
+                    .canaries
+                    .push(Raw::from_value(objects::decode(&kv.value)?)),
             }
             continue;
         }
@@ -102,14 +102,12 @@ pub async fn snapshot(
             continue;
         };
         let data = decode(&kv.value)?.data(&id, "ACTIVE");
-        if id.kind == Kind::Mesh {
-            snapshot["mesh"] = data;
-            found_mesh = true;
-        } else if let Some(list) = snapshot[id.kind.plural()].as_array_mut() {
-            list.push(data);
+        match snapshot.resources_mut(id.kind) {
+            Some(list) => list.push(data),
+            None => snapshot.mesh = Some(data),
         }
     }
-    if !found_mesh {
+    if snapshot.mesh.is_none() {
         return Err(ApiError::NotFound(format!("mesh '{mesh}' not found")));
     }
     Ok(json_response(StatusCode::OK, &snapshot))
@@ -189,61 +187,72 @@ pub async fn watch(
 }
 
 fn relist(requested: u64, oldest: u64) -> Option<Bytes> {
-    let data = json!({ "requested": requested, "oldest": oldest,
-        "message": "history before this revision is gone; fetch a new snapshot" });
-    Some(Bytes::from(format!("event: relist\ndata: {data}\n\n")))
+    let event = WatchEvent::Relist(Relist::new(requested, oldest));
+    Some(Bytes::from(event.to_sse()))
 }
 
 fn encode_batch(revision: u64, events: &[store::Event], role: Role) -> Bytes {
     let mut out = String::new();
     for event in events {
-        let put = matches!(event.kind, EventKind::Put);
-        let (kind, mesh, parent, name, resource) =
-            if let Some(object) = objects::parse_key(&event.kv.key) {
-                let mut resource = put
-                    .then(|| objects::decode_value(&event.kv.value).ok())
-                    .flatten();
-                if let (Some(value), ObjectKind::Workload) = (resource.as_mut(), object.kind) {
-                    hide_env(role, value);
-                }
-                let parent = object.parent.map(str::to_string);
-                let (mesh, name) = (object.mesh.to_string(), object.name.to_string());
-                (object.kind.as_str(), mesh, parent, name, resource)
-            } else if let Some(path) = path_from_key(&event.kv.key) {
-                let resource = put
-                    .then(|| {
-                        decode(&event.kv.value)
-                            .ok()
-                            .map(|r| r.data(&path, "ACTIVE"))
-                    })
-                    .flatten();
-                (
-                    path.kind.as_str(),
-                    path.mesh,
-                    path.parent,
-                    path.name,
-                    resource,
-                )
-            } else {
-                continue;
-            };
-        let kind_of_change = if put { "put" } else { "delete" };
-        let mut data = json!({
-            "revision": revision,
-            "type": kind_of_change,
-            "kind": kind,
-            "mesh": mesh,
-            "name": name,
-            "resource": resource.unwrap_or(Value::Null),
-        });
-        if let Some(parent) = parent {
-            data["parent"] = json!(parent);
+        if let Some(change) = change_of(revision, event, role) {
+            out.push_str(&WatchEvent::Change(change).to_sse());
         }
-        out.push_str(&format!(
-            "id: {revision}\nevent: {kind_of_change}\ndata: {data}\n\n"
-        ));
     }
     Bytes::from(out)
+}
+
+/// The change one store event made, as watchers see it; `None` for keys that are no resource
+/// or object of the mesh, and for a put whose value does not read (logged).
+fn change_of(revision: u64, event: &store::Event, role: Role) -> Option<Change> {
+    let put = matches!(event.kind, EventKind::Put);
+    let bytes = &event.kv.value;
+    let (mesh, parent, name, kind, object) = if let Some(key) = objects::parse_key(&event.kv.key) {
+        let object = match key.kind {
+            _ if !put => None,
+            ObjectKind::Endpoint => objects::decode(bytes).ok().map(Object::Endpoint),
+            ObjectKind::Workload => objects::decode(bytes)
+                .ok()
+                .map(|w| Object::Workload(visible(role, w))),
+            ObjectKind::Canary => objects::decode(bytes)
+                .ok()
+                .map(|v| Object::Canary(Raw::from_value(v))),
+        };
+        let (mesh, parent, name) = (
+            key.mesh.to_string(),
+            key.parent.map(str::to_string),
+            key.name.to_string(),
+        );
+        (
+            mesh,
+            parent,
+            name,
+            model::wire::ObjectKind::Aviary(key.kind),
+            object,
+        )
+    } else {
+        let path = path_from_key(&event.kv.key)?;
+        let object = put
+            .then(|| decode(bytes).ok())
+            .flatten()
+            .map(|r| Object::of_app_mesh(path.kind, r.data(&path, "ACTIVE")));
+        let kind = model::wire::ObjectKind::AppMesh(path.kind);
+        (path.mesh, path.parent, path.name, kind, object)
+    };
+    let op = match (put, object) {
+        (false, _) => Op::Delete(kind),
+        (true, Some(object)) => Op::Put(object),
+        (true, None) => {
+            tracing::error!(key = %event.kv.key, revision, "a stored value does not read; left out of the watch");
+            return None;
+        }
+    };
+    Some(Change {
+        revision,
+        mesh,
+        parent,
+        name,
+        op,
+    })
 }
 
 pub async fn put_endpoint(
@@ -253,7 +262,7 @@ pub async fn put_endpoint(
 ) -> Result<Response, ApiError> {
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let endpoint = app.resources.put_endpoint(&mesh, &node, &id, &body).await?;
-    Ok(json_response(StatusCode::OK, &json!(endpoint)))
+    Ok(json_response(StatusCode::OK, &endpoint))
 }
 
 pub async fn delete_endpoint(
@@ -271,18 +280,21 @@ pub async fn create_canary(
 ) -> Result<Response, ApiError> {
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let canary = app.create_canary(&mesh, &body).await?;
-    Ok(json_response(StatusCode::CREATED, &json!(canary)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &app.canary_view(canary).await,
+    ))
 }
 
 pub async fn list_canaries(
     State(app): State<Arc<App>>,
     ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let canaries = app.list_canaries(&mesh).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "canaries": canaries }),
-    ))
+    let mut canaries = Vec::new();
+    for record in app.list_canaries(&mesh).await? {
+        canaries.push(app.canary_view(record).await);
+    }
+    Ok(json_response(StatusCode::OK, &CanaryList { canaries }))
 }
 
 pub async fn get_canary(
@@ -290,7 +302,10 @@ pub async fn get_canary(
     ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let canary = app.get_canary(&mesh, &name).await?;
-    Ok(json_response(StatusCode::OK, &json!(canary)))
+    Ok(json_response(
+        StatusCode::OK,
+        &app.canary_view(canary).await,
+    ))
 }
 
 /// `POST .../canaries/{name}/pause|resume|promote|abort`, optional body `{"reason": "..."}`.
@@ -299,10 +314,20 @@ pub async fn command_canary(
     ApiPath((mesh, name, command)): ApiPath<(String, String, String)>,
     request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let Some(command) = CanaryCommand::parse(&command) else {
+        return Err(ApiError::NotFound(format!(
+            "no canary command '{command}'; use pause, resume, promote or abort"
+        )));
+    };
     let body = read_json(request, MAX_BODY_BYTES).await?;
-    let reason = body["reason"].as_str().map(str::to_string);
-    let canary = app.command_canary(&mesh, &name, &command, reason).await?;
-    Ok(json_response(StatusCode::OK, &json!(canary)))
+    let reason = serde_json::from_value::<CommandBody>(body)
+        .unwrap_or_default()
+        .reason;
+    let canary = app.command_canary(&mesh, &name, command, reason).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &app.canary_view(canary).await,
+    ))
 }
 
 pub async fn put_workload(
@@ -312,7 +337,7 @@ pub async fn put_workload(
 ) -> Result<Response, ApiError> {
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let workload = app.resources.put_workload(&mesh, &name, &body).await?;
-    Ok(json_response(StatusCode::OK, &json!(workload)))
+    Ok(json_response(StatusCode::OK, &workload))
 }
 
 pub async fn get_workload(
@@ -320,9 +345,11 @@ pub async fn get_workload(
     Extension(caller): Extension<Caller>,
     ApiPath((mesh, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let mut workload = json!(app.resources.get_workload(&mesh, &name).await?);
-    hide_env(caller.role, &mut workload);
-    Ok(json_response(StatusCode::OK, &workload))
+    let workload = app.resources.get_workload(&mesh, &name).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &visible(caller.role, workload),
+    ))
 }
 
 pub async fn delete_workload(
@@ -338,25 +365,22 @@ pub async fn list_workloads(
     Extension(caller): Extension<Caller>,
     ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let mut workloads = json!(app.resources.list_workloads(&mesh).await?);
-    for workload in workloads.as_array_mut().into_iter().flatten() {
-        hide_env(caller.role, workload);
-    }
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "workloads": workloads }),
-    ))
+    let workloads: Vec<Workload> = app
+        .resources
+        .list_workloads(&mesh)
+        .await?
+        .into_iter()
+        .map(|workload| visible(caller.role, workload))
+        .collect();
+    Ok(json_response(StatusCode::OK, &WorkloadList { workloads }))
 }
 
 /// A workload's `env` may hold passwords: roles that do not run workloads see only its keys.
-fn hide_env(role: Role, workload: &mut Value) {
+fn visible(role: Role, workload: Workload) -> Workload {
     if role.sees_secrets() {
-        return;
-    }
-    if let Some(env) = workload.get_mut("env").and_then(Value::as_object_mut) {
-        for value in env.values_mut() {
-            *value = json!("(hidden)");
-        }
+        workload
+    } else {
+        workload.without_secrets()
     }
 }
 
@@ -382,7 +406,7 @@ pub async fn issue_certificate(
 ) -> Result<Response, ApiError> {
     let body = read_json(request, MAX_BODY_BYTES).await?;
     let issued = app.issue_certificate(&mesh, body).await?;
-    Ok(json_response(StatusCode::OK, &json!(issued)))
+    Ok(json_response(StatusCode::OK, &issued))
 }
 
 /// `POST /v1/tokens` `{"name", "role", "mesh"?}`: a new token, whose text is shown only here.
@@ -440,10 +464,7 @@ pub async fn list_endpoints(
     ApiPath(mesh): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let endpoints = app.resources.list_endpoints(&mesh).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "endpoints": endpoints }),
-    ))
+    Ok(json_response(StatusCode::OK, &EndpointList { endpoints }))
 }
 
 /// `POST /v1/meshes/{mesh}/stats`: a proxy's counts since its last report. Counted only whole,
@@ -485,16 +506,7 @@ pub async fn get_stats(
     ApiPath(mesh): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let window = match query.get("window") {
-        None => Duration::from_secs(10),
-        Some(text) => parse_window(text)
-            .filter(|w| !w.is_zero() && *w <= MAX_WINDOW)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "window: '{text}' is not a duration from 1ms to 10m (e.g. 10s, 500ms)"
-                ))
-            })?,
-    };
+    let window = crate::live::window_param(&query, "window", Duration::from_secs(10))?;
     Ok(json_response(
         StatusCode::OK,
         &app.stats.aggregate(&mesh, window),

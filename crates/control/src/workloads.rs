@@ -34,7 +34,7 @@ impl Resources {
                 }
             }
         }
-        let workload = match serde_json::from_value::<Workload>(body) {
+        let workload = match model::wire::strict::<Workload>(body) {
             Ok(workload) => {
                 problems.extend(validate(&workload));
                 Some(workload)

@@ -19,6 +19,7 @@
 //! - [`Kind`] names the seven kinds every way the API spells them; [`ResourcePath`] gives a
 //!   resource's REST paths, filled in from the model's URI templates.
 //! - [`manifest`] parses and validates manifests; [`typed`] gives read-only typed views.
+//! - [`wire`] is aviary's `/v1` contract: one type per payload, shared by server and clients.
 //!
 //! # Where aviary differs from App Mesh
 //!

@@ -38,7 +38,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Res
                 "appliedAtUnixMicros": shared.applied_at.load(std::sync::atomic::Ordering::Relaxed),
                 "source": table.source.map(|s| s.as_str()),
                 "problems": table.problems,
-                "snapshot": table.snapshot.to_json(),
+                "snapshot": table.snapshot.to_wire(),
             });
             text_response(StatusCode::OK, "application/json", format!("{body}\n"))
         }

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use model::Kind;
-use serde_json::{Value, json};
+use serde::Deserialize;
 
-/// The watch stream's kind for endpoints registered in the control plane.
-const ENDPOINT_KIND: &str = "Endpoint";
+use model::Kind;
+use model::wire::{AviaryKind, Change, Endpoint, MeshSnapshot, Object, ObjectKind, Op};
+use serde_json::Value;
 
 /// Identifies one resource of the mesh: its kind, parent (router or gateway) and name.
 pub type ResourceKey = (Kind, Option<String>, String);
@@ -21,9 +21,8 @@ pub struct Snapshot {
     /// The mesh's `MeshData`; `None` when the mesh does not exist (or was deleted).
     pub mesh: Option<Value>,
     pub resources: BTreeMap<ResourceKey, Value>,
-    /// Endpoints registered in the control plane (`model::wire::Endpoint` JSON: virtualNode,
-    /// id, address, port, healthy), as the snapshot lists them.
-    pub endpoints: Vec<Value>,
+    /// Endpoints registered in the control plane, as the snapshot lists them.
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// What applying a watch event asks of the caller.
@@ -35,44 +34,44 @@ pub enum Applied {
 }
 
 impl Snapshot {
-    /// Parses the `/v1/meshes/{mesh}/snapshot` JSON.
-    pub fn from_json(value: &Value) -> Result<Snapshot, String> {
-        let revision = value["revision"]
-            .as_u64()
-            .ok_or("snapshot has no numeric 'revision'")?;
-        let mesh = value.get("mesh").filter(|m| !m.is_null()).cloned();
+    /// The proxy's copy of the control plane's snapshot; workloads and canaries are not kept.
+    pub fn from_wire(wire: MeshSnapshot) -> Result<Snapshot, String> {
         let mut resources = BTreeMap::new();
-        for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
-            let Some(items) = value.get(kind.plural()).and_then(Value::as_array) else {
-                continue;
-            };
-            for item in items {
+        for kind in Kind::ALL {
+            for item in wire.resources(kind) {
                 let key = key_of(kind, item)
                     .ok_or_else(|| format!("a {} without its names", kind.as_str()))?;
                 resources.insert(key, item.clone());
             }
         }
-        let endpoints = value
-            .get("endpoints")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
         Ok(Snapshot {
-            revision,
-            mesh,
+            revision: wire.revision,
+            mesh: wire.mesh,
             resources,
-            endpoints,
+            endpoints: wire.endpoints,
         })
     }
 
-    /// The same JSON shape as the control plane's snapshot.
-    pub fn to_json(&self) -> Value {
-        let mut out = json!({ "revision": self.revision, "mesh": self.mesh });
-        for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
-            out[kind.plural()] = Value::Array(self.of_kind(kind).cloned().collect());
+    /// Parses the `/v1/meshes/{mesh}/snapshot` JSON.
+    pub fn from_json(value: &Value) -> Result<Snapshot, String> {
+        let wire = MeshSnapshot::deserialize(value).map_err(|e| format!("snapshot: {e}"))?;
+        Snapshot::from_wire(wire)
+    }
+
+    /// The control plane's snapshot shape (without workloads and canaries).
+    pub fn to_wire(&self) -> MeshSnapshot {
+        let mut wire = MeshSnapshot {
+            revision: self.revision,
+            mesh: self.mesh.clone(),
+            endpoints: self.endpoints.clone(),
+            ..MeshSnapshot::default()
+        };
+        for ((kind, _, _), data) in &self.resources {
+            if let Some(list) = wire.resources_mut(*kind) {
+                list.push(data.clone());
+            }
         }
-        out["endpoints"] = Value::Array(self.endpoints.clone());
-        out
+        wire
     }
 
     /// The `*Data` of every resource of `kind`.
@@ -88,62 +87,53 @@ impl Snapshot {
             .get(&(kind, parent.map(str::to_string), name.to_string()))
     }
 
-    /// Applies one watch event's `data` (`{revision, type, kind, mesh, name, parent?,
-    /// resource}`).
-    pub fn apply(&mut self, event: &Value) -> Result<Applied, String> {
-        let revision = event["revision"]
-            .as_u64()
-            .ok_or("watch event has no numeric 'revision'")?;
-        let kind_name = event["kind"].as_str().ok_or("watch event has no 'kind'")?;
-        let name = event["name"]
-            .as_str()
-            .ok_or("watch event has no 'name'")?
-            .to_string();
-        let parent = event
-            .get("parent")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let put = match event["type"].as_str() {
-            Some("put") => true,
-            Some("delete") => false,
-            other => return Err(format!("watch event of unknown type {other:?}")),
-        };
-        let resource = event.get("resource").filter(|r| !r.is_null());
-        if kind_name == ENDPOINT_KIND {
-            // An endpoint's name is its id; its parent is its virtual node.
-            let node = parent.ok_or("endpoint event has no 'parent' (its virtual node)")?;
-            let same = |e: &Value| {
-                e["virtualNode"].as_str() == Some(node.as_str()) && e["id"].as_str() == Some(&name)
-            };
-            self.endpoints.retain(|e| !same(e));
-            match (put, resource) {
-                (true, Some(resource)) => self.endpoints.push(resource.clone()),
-                (true, None) => return Err("put event without a resource".into()),
-                (false, _) => {}
+    /// Applies one watch event.
+    pub fn apply(&mut self, change: &Change) -> Result<Applied, String> {
+        let key = |kind| (kind, change.parent.clone(), change.name.clone());
+        let applied = match &change.op {
+            Op::Put(Object::Endpoint(endpoint)) => {
+                self.forget_endpoint(change)?;
+                self.endpoints.push(endpoint.clone());
+                Applied::Changed
             }
-            self.revision = self.revision.max(revision);
-            return Ok(Applied::Changed);
-        }
-        let Some(kind) = Kind::parse(kind_name) else {
-            self.revision = self.revision.max(revision);
-            return Ok(Applied::Ignored);
-        };
-        if kind == Kind::Mesh {
-            self.mesh = if put { resource.cloned() } else { None };
-        } else {
-            let key = (kind, parent, name);
-            match (put, resource) {
-                (true, Some(resource)) => {
-                    self.resources.insert(key, resource.clone());
-                }
-                (true, None) => return Err("put event without a resource".into()),
-                (false, _) => {
-                    self.resources.remove(&key);
-                }
+            Op::Delete(ObjectKind::Aviary(AviaryKind::Endpoint)) => {
+                self.forget_endpoint(change)?;
+                Applied::Changed
             }
-        }
-        self.revision = self.revision.max(revision);
-        Ok(Applied::Changed)
+            Op::Put(object) => match object.app_mesh() {
+                Some((Kind::Mesh, data)) => {
+                    self.mesh = Some(data.clone());
+                    Applied::Changed
+                }
+                Some((kind, data)) => {
+                    self.resources.insert(key(kind), data.clone());
+                    Applied::Changed
+                }
+                None => Applied::Ignored,
+            },
+            Op::Delete(ObjectKind::AppMesh(Kind::Mesh)) => {
+                self.mesh = None;
+                Applied::Changed
+            }
+            Op::Delete(ObjectKind::AppMesh(kind)) => {
+                self.resources.remove(&key(*kind));
+                Applied::Changed
+            }
+            Op::Delete(ObjectKind::Aviary(_)) | Op::Unknown { .. } => Applied::Ignored,
+        };
+        self.revision = self.revision.max(change.revision);
+        Ok(applied)
+    }
+
+    /// Drops the endpoint a change names: its name is the id, its parent the virtual node.
+    fn forget_endpoint(&mut self, change: &Change) -> Result<(), String> {
+        let node = change
+            .parent
+            .as_deref()
+            .ok_or("endpoint event has no 'parent' (its virtual node)")?;
+        self.endpoints
+            .retain(|e| !(e.virtual_node == node && e.id == change.name));
+        Ok(())
     }
 
     /// Where a proxy of `mesh` keeps its last snapshot in `dir`.
@@ -157,7 +147,7 @@ impl Snapshot {
         std::fs::create_dir_all(dir)?;
         let path = Snapshot::state_file(dir, mesh);
         let tmp = dir.join(format!(".snapshot-{mesh}.json.{}.tmp", std::process::id()));
-        let body = serde_json::to_vec(&self.to_json()).map_err(io::Error::other)?;
+        let body = serde_json::to_vec(&self.to_wire()).map_err(io::Error::other)?;
         {
             use std::io::Write;
             let mut file = std::fs::File::create(&tmp)?;
@@ -175,9 +165,9 @@ impl Snapshot {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let value: Value = serde_json::from_slice(&bytes)
+        let wire: MeshSnapshot = serde_json::from_slice(&bytes)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        Snapshot::from_json(&value)
+        Snapshot::from_wire(wire)
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }

@@ -65,11 +65,11 @@ fn unix_micros() -> u64 {
 
 /// Fetches one snapshot of the mesh, from whichever control-plane URL answers.
 pub async fn fetch(client: &Client, shared: &Shared) -> Result<Snapshot, String> {
-    let value = client
+    let wire = client
         .snapshot(&shared.mesh)
         .await
         .map_err(|e| e.to_string())?;
-    let snapshot = Snapshot::from_json(&value)?;
+    let snapshot = Snapshot::from_wire(wire)?;
     SnapshotFetched {
         revision: snapshot.revision,
         control: client.base_url(),
@@ -240,7 +240,7 @@ impl Syncer {
             let mut next = Some(next);
             while let Some(event) = next.take() {
                 match event {
-                    Watched::Change { data, .. } => match snapshot.apply(&data) {
+                    Watched::Change(change) => match snapshot.apply(&change) {
                         Ok(Applied::Changed) => changed = true,
                         Ok(Applied::Ignored) => {}
                         Err(error) => {

@@ -538,9 +538,8 @@ impl ServiceEntry {
     }
 }
 
-/// The snapshot's registered endpoints by node; an entry marked unhealthy counts as present
-/// (the node then uses registered endpoints) but is not used.
-/// The healthy registered endpoints of each node, and the addresses of those that take mesh
+/// The healthy registered endpoints of each node (an entry marked unhealthy counts as present:
+/// the node then uses registered endpoints, but not that one), and the addresses of those that take mesh
 /// mutual TLS (`meshTls`), in one pass over the snapshot's endpoints.
 fn registered_endpoints(
     snapshot: &Snapshot,
@@ -549,28 +548,20 @@ fn registered_endpoints(
     let mut out: HashMap<String, Vec<SocketAddr>> = HashMap::new();
     let mut mesh_tls = HashSet::new();
     for entry in &snapshot.endpoints {
-        let (Some(node), Some(address), Some(port)) = (
-            entry["virtualNode"].as_str(),
-            entry["address"].as_str(),
-            entry["port"].as_u64(),
-        ) else {
+        let node = &entry.virtual_node;
+        let addrs = out.entry(node.clone()).or_default();
+        let Ok(ip) = entry.address.parse::<std::net::IpAddr>() else {
             problems.push(format!(
-                "registered endpoint {entry} lacks virtualNode, address or port"
+                "registered endpoint of '{node}': '{}' is not an IP address",
+                entry.address
             ));
             continue;
         };
-        let addrs = out.entry(node.to_string()).or_default();
-        let Ok(ip) = address.parse::<std::net::IpAddr>() else {
-            problems.push(format!(
-                "registered endpoint of '{node}': '{address}' is not an IP address"
-            ));
-            continue;
-        };
-        let addr = SocketAddr::new(ip, u16::try_from(port).unwrap_or(0));
-        if entry["meshTls"].as_bool() == Some(true) {
+        let addr = SocketAddr::new(ip, entry.port);
+        if entry.mesh_tls {
             mesh_tls.insert(addr);
         }
-        if entry["healthy"].as_bool() != Some(false) {
+        if entry.healthy {
             addrs.push(addr);
         }
     }

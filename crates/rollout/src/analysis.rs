@@ -9,6 +9,7 @@ use crate::machine::analysis_window;
 use crate::observe::Observation;
 use crate::spec::CanarySpec;
 use crate::state::CanaryState;
+use crate::status::{Wait, count};
 
 /// Why the canary must be rolled back now; empty when it is healthy. Order: 5xx count, error
 /// rate, p99, webhooks in the spec's order.
@@ -38,16 +39,16 @@ pub(crate) fn failures(
             && canary.error_rate > max
         {
             out.push(format!(
-                "canary {node} error rate is {} over {} requests in this step (the last {window}); \
+                "canary {node} error rate is {} over {} in this step (the last {window}); \
                  the limit is {} (stable: {})",
                 percent(canary.error_rate),
-                canary.requests,
+                count(canary.requests, "request"),
                 percent(max),
                 if stable.requests >= 1 {
                     format!(
-                        "{} over {} requests",
+                        "{} over {}",
                         percent(stable.error_rate),
-                        stable.requests
+                        count(stable.requests, "request")
                     )
                 } else {
                     "no requests".into()
@@ -86,34 +87,31 @@ pub(crate) fn failures(
     out
 }
 
-/// What keeps a step whose checks pass from passing: too few canary requests, webhooks that
-/// have not answered. Empty when it may pass (once its interval is over).
+/// What keeps a step whose checks pass from passing: stats too fresh, too few canary
+/// requests, webhooks that have not answered. Empty when it may pass (once its interval is
+/// over).
 pub(crate) fn blockers(
     spec: &CanarySpec,
     state: &CanaryState,
     now: Millis,
     seen: &Observation,
-) -> Vec<String> {
+) -> Vec<Wait> {
     let a = &spec.analysis;
     let mut out = Vec::new();
     if let Some(covered) = seen.covered_ms
         && covered < spec.interval_ms()
     {
-        out.push(format!(
-            "waiting for fresh stats: this control plane has {} of them, a step needs {} \
-             (it started driving canaries {} ago)",
-            format_millis(covered),
-            format_millis(spec.interval_ms()),
-            format_millis(covered)
-        ));
+        out.push(Wait::FreshStats {
+            covered_ms: covered,
+            needed_ms: spec.interval_ms(),
+        });
     }
     if seen.canary.requests < a.min_requests {
-        out.push(format!(
-            "only {} canary requests in {}; need {} per step",
-            seen.canary.requests,
-            format_millis(analysis_window(state, now)),
-            a.min_requests
-        ));
+        out.push(Wait::Requests {
+            seen: seen.canary.requests,
+            needed: a.min_requests,
+            window_ms: analysis_window(state, now),
+        });
     }
     for hook in &a.webhooks {
         let passed = seen
@@ -121,11 +119,10 @@ pub(crate) fn blockers(
             .iter()
             .any(|r| r.name == hook.name && r.outcome.is_ok());
         if !passed {
-            out.push(format!(
-                "webhook {:?} has not passed step {} yet",
-                hook.name,
-                state.step + 1
-            ));
+            out.push(Wait::Webhook {
+                name: hook.name.clone(),
+                step: state.step + 1,
+            });
         }
     }
     out

@@ -6,7 +6,8 @@
 //! return the next state and the [`Action`]s to carry out. It never reads a clock, a socket, a
 //! file or the environment, has no async and no tokio, and knows nothing of the store, HTTP,
 //! the proxy or the route's shape; the control plane's driver feeds it and acts for it, and
-//! the CLI only shows its JSON.
+//! the CLI only shows its JSON and the [`status()`] the control plane derives from it (step i of
+//! n, what the step waits for), which a dashboard shows in the same words.
 //!
 //! # The driver's loop
 //!
@@ -49,12 +50,14 @@ mod machine;
 mod observe;
 mod spec;
 mod state;
+mod status;
 mod validate;
 
 pub use machine::{Action, Input, analysis_window, next_deadline, reconcile, start, step};
 pub use observe::{NodeWindow, Observation, WebhookResult};
 pub use spec::{Analysis, CanarySpec, OnFailure, OnSuccess, StepSpec, Strategy, Webhook};
 pub use state::{CanaryState, Event, HistoryEntry, Phase};
+pub use status::{Status, Wait, Waiting, count, plural, status};
 pub use validate::{MAX_INTERVAL, Problem, validate};
 
 /// Milliseconds since the Unix epoch, supplied by the caller.

@@ -8,6 +8,7 @@ use crate::duration::{format_millis, to_millis};
 use crate::observe::Observation;
 use crate::spec::{CanarySpec, StepSpec};
 use crate::state::{CanaryState, Event, HistoryEntry, Phase};
+use crate::status::{Wait, all_passed, count, step_of};
 use crate::validate::validate;
 
 /// Something that happened to a canary. JSON is tagged by `type`:
@@ -103,14 +104,17 @@ pub fn start(spec: &CanarySpec, now: Millis) -> (CanaryState, Vec<Action>) {
     let n = state.steps.len();
     let reason = match state.steps.first() {
         Some(StepSpec::Weight(w)) => format!(
-            "step 1 of {n}: {w}% to canary {}, {}% to stable {}",
+            "{}: {w}% to canary {}, {}% to stable {}",
+            step_of(0, n),
             spec.canary_node,
             100 - w,
             spec.stable_node
         ),
         _ => format!(
-            "canary {} of stable {}, {n} steps",
-            spec.canary_node, spec.stable_node
+            "canary {} of stable {}, {}",
+            spec.canary_node,
+            spec.stable_node,
+            count(n as u64, "step")
         ),
     };
     // Always a first write, so the route names both nodes from the start.
@@ -145,9 +149,8 @@ pub fn step(spec: &CanarySpec, state: &CanaryState, input: Input) -> (CanaryStat
                 state.paused_at = Some(now);
                 let left = left_in_step(spec, &state, now);
                 let reason = format!(
-                    "paused by command in step {} of {} ({} left in it)",
-                    state.step + 1,
-                    state.steps.len(),
+                    "paused by command in {} ({} left in it)",
+                    step_of(state.step, state.steps.len()),
                     format_millis(left)
                 );
                 state.reason = Some(reason.clone());
@@ -163,20 +166,18 @@ pub fn step(spec: &CanarySpec, state: &CanaryState, input: Input) -> (CanaryStat
                 state.paused_at = None;
                 state.reason = None;
                 let reason = format!(
-                    "resumed by command after {} paused; {} left in step {} of {}",
+                    "resumed by command after {} paused; {} left in {}",
                     format_millis(paused_for),
                     format_millis(left_in_step(spec, &state, now)),
-                    state.step + 1,
-                    state.steps.len()
+                    step_of(state.step, state.steps.len())
                 );
                 record(&mut state, now, Event::Resumed, reason);
             }
             Phase::WaitingForGate => {
                 state.reason = None;
                 let reason = format!(
-                    "gate at step {} of {} passed by command",
-                    state.step + 1,
-                    state.steps.len()
+                    "gate at {} passed by command",
+                    step_of(state.step, state.steps.len())
                 );
                 record(&mut state, now, Event::Resumed, reason.clone());
                 let next = state.step + 1;
@@ -194,9 +195,8 @@ pub fn step(spec: &CanarySpec, state: &CanaryState, input: Input) -> (CanaryStat
         },
         Input::Promote { now } => {
             let reason = format!(
-                "promoted by command at step {} of {} ({}%)",
-                state.step + 1,
-                state.steps.len(),
+                "promoted by command at {} ({}%)",
+                step_of(state.step, state.steps.len()),
                 state.canary_weight
             );
             promote(spec, &mut state, now, reason, &mut actions);
@@ -290,10 +290,10 @@ fn tick(
     if interval_over && waiting.is_empty() {
         let n = state.steps.len();
         let mut reason = format!(
-            "step {} of {n} ({}%) passed with {} canary requests in {}",
-            state.step + 1,
+            "{} ({}%) passed with {} in {}",
+            step_of(state.step, n),
             state.canary_weight,
-            seen.canary.requests,
+            count(seen.canary.requests, "canary request"),
             format_millis(elapsed)
         );
         if !spec.analysis.webhooks.is_empty() {
@@ -306,12 +306,11 @@ fn tick(
     let stalled = now.saturating_sub(state.last_progress_at);
     if stalled > to_millis(spec.analysis.progress_deadline) {
         if !interval_over {
-            waiting.push(format!(
-                "step {} has {} of its interval left",
-                state.step + 1,
-                format_millis(left_in_step(spec, state, now))
-            ));
+            waiting.push(Wait::Interval {
+                left_ms: left_in_step(spec, state, now),
+            });
         }
+        let waiting: Vec<String> = waiting.iter().map(ToString::to_string).collect();
         let reason = format!(
             "no progress for {}, past the progress deadline of {}: {}",
             format_millis(stalled),
@@ -341,7 +340,7 @@ fn enter(
             let reason = if event == Event::Started {
                 reason
             } else {
-                format!("{reason}; all {} steps passed", state.steps.len())
+                format!("{reason}; {}", all_passed(state.steps.len()))
             };
             promote(spec, state, now, reason, actions);
         }
@@ -356,9 +355,8 @@ fn enter(
                 reason
             } else {
                 format!(
-                    "{reason}; step {} of {}: {}%",
-                    index + 1,
-                    state.steps.len(),
+                    "{reason}; {}: {}%",
+                    step_of(index, state.steps.len()),
                     state.canary_weight
                 )
             };
@@ -368,9 +366,8 @@ fn enter(
             record(state, now, event, reason);
             state.phase = Phase::WaitingForGate;
             let why = format!(
-                "waiting at the gate of step {} of {} for resume (or promote, or abort)",
-                index + 1,
-                state.steps.len()
+                "waiting at the gate of {} for resume (or promote, or abort)",
+                step_of(index, state.steps.len())
             );
             state.reason = Some(why.clone());
             record(state, now, Event::Gate, why);

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use model::Kind;
 use model::typed::{HealthCheck, VirtualNodeSpec};
-use model::wire::Workload;
+use model::wire::{AviaryKind, Change, MeshSnapshot, Object, ObjectKind, Op, Workload};
 use serde_json::Value;
 
 /// The part of a virtual node the supervisor acts on: its first listener.
@@ -23,52 +24,45 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn from_snapshot(snapshot: &Value) -> Result<Desired, String> {
-        let revision = snapshot["revision"]
-            .as_u64()
-            .ok_or("the snapshot has no revision")?;
+    pub fn from_snapshot(snapshot: &MeshSnapshot) -> Result<Desired, String> {
         let mut desired = Desired {
-            revision,
+            revision: snapshot.revision,
             ..Desired::default()
         };
-        for workload in snapshot["workloads"].as_array().into_iter().flatten() {
-            let workload = parse_workload(workload)?;
-            desired.workloads.insert(workload.name.clone(), workload);
+        for workload in &snapshot.workloads {
+            desired
+                .workloads
+                .insert(workload.name.clone(), workload.clone());
         }
-        for node in snapshot["virtualNodes"].as_array().into_iter().flatten() {
+        for node in snapshot.resources(Kind::VirtualNode) {
             let (name, health) = parse_node(node)?;
             desired.nodes.insert(name, health);
         }
         Ok(desired)
     }
 
-    /// Applies one watch event (`data` of a `put` or `delete`); returns whether anything the
-    /// supervisor acts on changed. Kinds it does not act on (routes, endpoints, ...) only move
-    /// the revision.
-    pub fn apply(&mut self, data: &Value) -> Result<bool, String> {
-        if let Some(revision) = data["revision"].as_u64() {
-            self.revision = self.revision.max(revision);
-        }
-        let put = match data["type"].as_str() {
-            Some("put") => true,
-            Some("delete") => false,
-            other => return Err(format!("unknown change type {other:?}")),
-        };
-        let name = data["name"].as_str().ok_or("a change without a name")?;
-        match data["kind"].as_str() {
-            Some("Workload") if put => {
-                let workload = parse_workload(&data["resource"])?;
+    /// Applies one watch event; returns whether anything the supervisor acts on changed.
+    /// Kinds it does not act on (routes, endpoints, ...) only move the revision.
+    pub fn apply(&mut self, change: &Change) -> Result<bool, String> {
+        self.revision = self.revision.max(change.revision);
+        let name = change.name.as_str();
+        match &change.op {
+            Op::Put(Object::Workload(workload)) => {
                 let old = self.workloads.insert(name.to_string(), workload.clone());
-                Ok(old.as_ref() != Some(&workload))
+                Ok(old.as_ref() != Some(workload))
             }
-            Some("Workload") => Ok(self.workloads.remove(name).is_some()),
-            Some("VirtualNode") if put => {
-                let (_, health) = parse_node(&data["resource"])?;
+            Op::Delete(ObjectKind::Aviary(AviaryKind::Workload)) => {
+                Ok(self.workloads.remove(name).is_some())
+            }
+            Op::Put(Object::VirtualNode(data)) => {
+                let (_, health) = parse_node(data)?;
                 let old = self.nodes.insert(name.to_string(), health.clone());
                 Ok(old.as_ref() != Some(&health))
             }
-            Some("VirtualNode") => Ok(self.nodes.remove(name).is_some()),
-            Some("Mesh") if !put => {
+            Op::Delete(ObjectKind::AppMesh(Kind::VirtualNode)) => {
+                Ok(self.nodes.remove(name).is_some())
+            }
+            Op::Delete(ObjectKind::AppMesh(Kind::Mesh)) => {
                 let changed = !self.workloads.is_empty() || !self.nodes.is_empty();
                 self.workloads.clear();
                 self.nodes.clear();
@@ -77,10 +71,6 @@ impl Desired {
             _ => Ok(false),
         }
     }
-}
-
-fn parse_workload(value: &Value) -> Result<Workload, String> {
-    serde_json::from_value(value.clone()).map_err(|e| format!("a workload does not parse: {e}"))
 }
 
 /// A `VirtualNodeData`'s name and first listener. A spec that does not fit the typed view

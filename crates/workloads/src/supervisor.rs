@@ -248,9 +248,9 @@ impl Follower<'_> {
                 next = watch.next() => next,
             };
             match next {
-                Watched::Change { data, .. } => {
+                Watched::Change(change) => {
                     last_problem.clear();
-                    match current.apply(&data) {
+                    match current.apply(&change) {
                         Ok(true) => self.publish(&current),
                         Ok(false) => {}
                         Err(bad) => {

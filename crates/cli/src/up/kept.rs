@@ -38,10 +38,7 @@ pub async fn survey(client: &Client, manifests: &[Manifest]) -> anyhow::Result<V
         let mut counts = Vec::new();
         let mut extra = Vec::new();
         for kind in Kind::ALL.into_iter().filter(|k| *k != Kind::Mesh) {
-            let items = snapshot[kind.plural()]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
+            let items = snapshot.resources(kind);
             if items.is_empty() {
                 continue;
             }
@@ -61,12 +58,7 @@ pub async fn survey(client: &Client, manifests: &[Manifest]) -> anyhow::Result<V
                 extra.push(format!("{}: {}", plural(kind.human()), names(&undeclared)));
             }
         }
-        let workloads: Vec<String> = client
-            .list_objects(mesh, "workloads")
-            .await?
-            .iter()
-            .filter_map(|w| w["name"].as_str().map(str::to_string))
-            .collect();
+        let workloads: Vec<String> = snapshot.workloads.iter().map(|w| w.name.clone()).collect();
         if !workloads.is_empty() {
             counts.push(count(workloads.len(), "workload"));
             let undeclared: Vec<String> = workloads
@@ -78,14 +70,10 @@ pub async fn survey(client: &Client, manifests: &[Manifest]) -> anyhow::Result<V
             }
         }
         let canaries: Vec<String> = client
-            .list_objects(mesh, "canaries")
+            .canaries(mesh)
             .await?
             .iter()
-            .map(|c| {
-                let name = c["name"].as_str().unwrap_or("?");
-                let phase = c["state"]["phase"].as_str().unwrap_or("?");
-                format!("{name} {phase}")
-            })
+            .map(|c| format!("{} {}", c.record.name, c.status.phase))
             .collect();
         if !canaries.is_empty() {
             counts.push(count(canaries.len(), "canary"));

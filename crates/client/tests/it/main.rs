@@ -1,6 +1,9 @@
 //! Integration tests of the client's failover between control-plane URLs: real control planes
 //! in this process over one shared store (replicas), ports nothing listens on, and tiny raw
-//! servers that reset or answer 503 where a real replica would not on demand.
+//! servers that reset or answer 503 where a real replica would not on demand; and the `/v1`
+//! views of a real control plane read through `model::wire` (`wire.rs`).
+
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -278,8 +281,8 @@ fn sse_answer(chunks: &[String], finished: bool) -> String {
 }
 
 fn put_event(revision: u64, name: &str) -> String {
-    let data =
-        json!({"revision": revision, "type": "put", "kind": "Route", "mesh": "m", "name": name});
+    let data = json!({"revision": revision, "type": "put", "kind": "Route", "mesh": "m",
+        "name": name, "parent": "r", "resource": {"routeName": name}});
     format!("id: {revision}\nevent: put\ndata: {data}\n\n")
 }
 
@@ -304,7 +307,7 @@ async fn a_watch_cut_off_within_a_revision_resumes_before_it_and_a_finished_one_
             .expect("the watch yields within 5 s")
     };
     let names = |event: client::Watched| match event {
-        client::Watched::Change { data, .. } => data["name"].as_str().unwrap().to_string(),
+        client::Watched::Change(change) => change.name,
         other => format!("{other:?}"),
     };
     assert_eq!(names(next().await), "a");

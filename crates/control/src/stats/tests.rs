@@ -27,45 +27,35 @@ async fn reports_from_many_proxies_add_up_and_age_out() {
     window.record("m", &[sample("v1", 10, 0, 5.0)]);
     window.record("other", &[sample("v1", 1000, 0, 5.0)]);
     let out = window.aggregate("m", Duration::from_secs(10));
-    let nodes = out["nodes"].as_array().unwrap();
+    let nodes = &out.nodes;
     assert_eq!(nodes.len(), 2);
-    assert_eq!(nodes[0]["virtualNode"], "v1");
-    assert_eq!(nodes[0]["requests"], 100);
-    assert_eq!(nodes[0]["errorRate"], 0.0);
-    assert_eq!(nodes[1]["status5xx"], 5);
-    assert_eq!(nodes[1]["errorRate"], 0.5);
-    let p99 = nodes[1]["p99Ms"].as_f64().unwrap();
+    assert_eq!(nodes[0].virtual_node, "v1");
+    assert_eq!(nodes[0].requests, 100);
+    assert_eq!(nodes[0].error_rate, 0.0);
+    assert_eq!(nodes[1].status_5xx, 5);
+    assert_eq!(nodes[1].error_rate, 0.5);
+    let p99 = nodes[1].p99_ms.unwrap();
     assert!((40.0..=60.0).contains(&p99), "{p99}");
 
     tokio::time::advance(Duration::from_secs(2)).await;
     window.record("m", &[sample("v1", 7, 0, 5.0)]);
     let one_second = window.aggregate("m", Duration::from_secs(1));
-    assert_eq!(one_second["nodes"][0]["requests"], 7, "{one_second}");
+    assert_eq!(one_second.nodes[0].requests, 7, "{one_second:?}");
+    assert_eq!(one_second.nodes.len(), 1, "v2 aged out of 1 s");
     assert_eq!(
-        one_second["nodes"].as_array().unwrap().len(),
-        1,
-        "v2 aged out of 1 s"
-    );
-    assert_eq!(
-        window.aggregate("m", Duration::from_secs(10))["nodes"][0]["requests"],
+        window.aggregate("m", Duration::from_secs(10)).nodes[0].requests,
         107
     );
 
     tokio::time::advance(Duration::from_secs(61)).await;
-    assert_eq!(
-        window.aggregate("m", Duration::from_secs(60))["nodes"],
-        serde_json::json!([])
-    );
+    assert_eq!(window.aggregate("m", Duration::from_secs(60)).nodes, []);
     // Ten minutes are kept: the canary pipeline's default failure_threshold_time.
     assert_eq!(
-        window.aggregate("m", Duration::from_secs(120))["nodes"][0]["requests"],
+        window.aggregate("m", Duration::from_secs(120)).nodes[0].requests,
         107
     );
     tokio::time::advance(Duration::from_secs(600)).await;
-    assert_eq!(
-        window.aggregate("m", Duration::from_secs(600))["nodes"],
-        serde_json::json!([])
-    );
+    assert_eq!(window.aggregate("m", Duration::from_secs(600)).nodes, []);
 }
 
 #[test]
@@ -125,8 +115,8 @@ fn counts_saturate_instead_of_wrapping() {
     };
     window.record("m", &[huge.clone(), huge]);
     let out = window.aggregate("m", Duration::from_secs(10));
-    assert_eq!(out["nodes"][0]["requests"], u64::MAX, "{out}");
-    assert_eq!(out["nodes"][0]["errorRate"], 1.0, "{out}");
+    assert_eq!(out.nodes[0].requests, u64::MAX, "{out:?}");
+    assert_eq!(out.nodes[0].error_rate, 1.0, "{out:?}");
 }
 
 /// `check_report`'s answer for one entry: `Ok` or the error message.

@@ -375,8 +375,8 @@ async fn endpoint_state_survives_a_swap_when_the_source_is_unchanged() {
     let endpoints = |t: &RouteTable| t.nodes["a"].listeners[0].endpoints.clone();
     assert!(Arc::ptr_eq(&endpoints(&first), &endpoints(&second)));
     let registered = snapshot(json!({"endpoints": [
-        {"virtualNode": "a", "address": "127.0.0.1", "port": 9000, "healthy": true},
-        {"virtualNode": "a", "address": "127.0.0.1", "port": 9001, "healthy": false}]}));
+        {"virtualNode": "a", "id": "a-0", "address": "127.0.0.1", "port": 9000, "healthy": true},
+        {"virtualNode": "a", "id": "a-1", "address": "127.0.0.1", "port": 9001, "healthy": false}]}));
     let third = RouteTable::compile(
         "m",
         registered,
@@ -401,11 +401,8 @@ fn sds_and_acm_tls_sources_are_reported_as_problems() {
     let acm_policy = json!({"meshName": "m", "virtualNodeName": "acm", "spec": {
         "backendDefaults": {"clientPolicy": {"tls": {"validation": {"trust": {
             "acm": {"certificateAuthorityArns": ["arn:aws:acm-pca:us-east-1:1:ca/x"]}}}}}}}});
-    let mut nodes = snapshot(json!({})).to_json()["virtualNodes"].clone();
-    nodes
-        .as_array_mut()
-        .unwrap()
-        .extend([sds_listener, acm_policy]);
+    let mut nodes = snapshot(json!({})).to_wire().virtual_nodes;
+    nodes.extend([sds_listener, acm_policy]);
     let table = compile(snapshot(json!({"virtualNodes": nodes})), Role::Mesh);
     let problems = table.problems.join("\n");
     assert!(

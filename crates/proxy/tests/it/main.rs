@@ -137,12 +137,7 @@ impl ControlPlane {
     /// Requests the mesh's stats count over `window` (e.g. `"10s"`), summed over its nodes.
     pub async fn requests_counted(&self, window: &str) -> u64 {
         let stats = self.api.stats(MESH, window).await.unwrap();
-        stats["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["requests"].as_u64())
-            .sum()
+        stats.nodes.iter().map(|n| n.requests).sum()
     }
 
     /// Sets a route's weighted targets: `[("a", 90), ("b", 10)]`.
@@ -164,9 +159,7 @@ impl ControlPlane {
 
     /// The store revision now (from a snapshot).
     pub async fn revision(&self) -> u64 {
-        self.api.snapshot(MESH).await.unwrap()["revision"]
-            .as_u64()
-            .unwrap()
+        self.api.snapshot(MESH).await.unwrap().revision
     }
 }
 

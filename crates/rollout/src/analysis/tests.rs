@@ -40,6 +40,10 @@ fn state(step_started_at: u64) -> CanaryState {
     }
 }
 
+fn texts(waits: Vec<crate::status::Wait>) -> Vec<String> {
+    waits.iter().map(ToString::to_string).collect()
+}
+
 fn window(requests: u64, error_rate: f64, p99_ms: Option<f64>) -> NodeWindow {
     NodeWindow {
         requests,
@@ -157,9 +161,9 @@ fn a_step_waits_for_requests_and_every_webhook() {
         ..Observation::default()
     };
     assert_eq!(
-        blockers(&spec, &state(0), 120_000, &seen),
+        texts(blockers(&spec, &state(0), 120_000, &seen)),
         vec![
-            "only 3 canary requests in 2m; need 20 per step",
+            "needs 17 more canary requests (3 of 20 in 2m)",
             "webhook \"b\" has not passed step 2 yet",
         ]
     );
@@ -191,7 +195,7 @@ fn a_step_waits_for_an_interval_of_fresh_stats_but_a_failure_does_not() {
         ..healthy.clone()
     };
     assert_eq!(
-        blockers(&spec, &state(0), 120_000, &fresh),
+        texts(blockers(&spec, &state(0), 120_000, &fresh)),
         vec![
             "waiting for fresh stats: this control plane has 10s of them, a step needs 30s \
              (it started driving canaries 10s ago)"

@@ -411,8 +411,8 @@ fn no_traffic_means_no_progress_then_failure() {
     assert_eq!(
         run.last().reason.as_deref(),
         Some(
-            "no progress for 2m250ms, past the progress deadline of 2m: only 3 canary requests \
-             in 2m250ms; need 20 per step"
+            "no progress for 2m250ms, past the progress deadline of 2m: needs 17 more canary \
+             requests (3 of 20 in 2m250ms)"
         )
     );
 }

@@ -31,8 +31,8 @@ async fn a_killed_replica_is_deregistered_restarted_and_registered_again() {
     tokio::time::timeout(Duration::from_secs(15), async {
         while seen.last().map(String::as_str) != Some("put web-1") {
             match stream.next().await.unwrap() {
-                Some(WatchEvent::Change { event, data }) if data["kind"] == "Endpoint" => {
-                    seen.push(format!("{event} {}", data["name"].as_str().unwrap()));
+                Some(WatchEvent::Change(change)) if change.kind_name() == "Endpoint" => {
+                    seen.push(format!("{} {}", change.change_type().as_str(), change.name));
                 }
                 Some(_) => {}
                 None => panic!("the watch stream ended"),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use client::WatchEvent;
+use model::wire::ChangeType;
 use serde_json::json;
 use tokio::time::Instant;
 use workloads::{ReplicaState, Supervisor};
@@ -29,10 +30,10 @@ async fn a_replica_failing_its_health_check_is_never_registered() {
     let mut until = Instant::now() + Duration::from_secs(10);
     while let Ok(next) = tokio::time::timeout_at(until, stream.next()).await {
         match next.unwrap() {
-            Some(WatchEvent::Change { event, data })
-                if data["kind"] == "Endpoint" && event == "put" =>
+            Some(WatchEvent::Change(change))
+                if change.kind_name() == "Endpoint" && change.change_type() == ChangeType::Put =>
             {
-                let name = data["name"].as_str().unwrap().to_string();
+                let name = change.name;
                 if name == "good-0" {
                     until = Instant::now() + Duration::from_millis(1500);
                 }

@@ -137,14 +137,7 @@ impl ControlPlane {
 
     /// Every registered endpoint of the mesh, by id.
     pub async fn endpoints(&self) -> Vec<Endpoint> {
-        let mut endpoints: Vec<Endpoint> = self
-            .api
-            .list_objects(MESH, "endpoints")
-            .await
-            .expect("listing endpoints")
-            .into_iter()
-            .map(|value| serde_json::from_value(value).expect("an endpoint"))
-            .collect();
+        let mut endpoints = self.api.endpoints(MESH).await.expect("listing endpoints");
         endpoints.sort_by(|a, b| a.id.cmp(&b.id));
         endpoints
     }
@@ -154,9 +147,7 @@ impl ControlPlane {
     }
 
     pub async fn revision(&self) -> u64 {
-        self.api.snapshot(MESH).await.expect("a snapshot")["revision"]
-            .as_u64()
-            .unwrap()
+        self.api.snapshot(MESH).await.expect("a snapshot").revision
     }
 
     pub async fn stop(self) {

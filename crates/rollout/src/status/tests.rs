@@ -1,0 +1,229 @@
+//! Unit tests of the status: the words for each phase, the numbering the history uses, and counts.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{Wait, count, status};
+use crate::observe::{NodeWindow, Observation};
+use crate::spec::{Analysis, CanarySpec, StepSpec, Strategy};
+use crate::{Input, Millis, start, step};
+
+const T0: Millis = 1_700_000_000_000;
+
+fn spec(strategy: Strategy, min_requests: u64) -> CanarySpec {
+    CanarySpec {
+        mesh: "m".into(),
+        router: "r".into(),
+        route: "rt".into(),
+        stable_node: "v1".into(),
+        canary_node: "v2".into(),
+        strategy,
+        analysis: Analysis {
+            min_requests,
+            ..Analysis::default()
+        },
+        on_success: Default::default(),
+        on_failure: Default::default(),
+    }
+}
+
+fn steps(step_weight: u32) -> Strategy {
+    Strategy::Steps {
+        step_weight,
+        interval: Duration::from_secs(30),
+        max_weight: 100,
+    }
+}
+
+fn seen(requests: u64) -> Observation {
+    Observation {
+        canary: NodeWindow {
+            requests,
+            ..NodeWindow::default()
+        },
+        ..Observation::default()
+    }
+}
+
+fn tick(at: Millis, requests: u64) -> Input {
+    Input::Tick {
+        now: T0 + at,
+        observation: seen(requests),
+    }
+}
+
+/// Starts `spec` at `T0`, feeds `inputs`, and says what the status is at `T0 + at`.
+fn check(spec: &CanarySpec, inputs: Vec<Input>, at: Millis, requests: u64, expected: &str) {
+    let (mut state, _) = start(spec, T0);
+    for input in inputs {
+        state = step(spec, &state, input).0;
+    }
+    let shown = status(spec, &state, T0 + at, Some(&seen(requests)));
+    assert_eq!(shown.summary, expected);
+}
+
+#[test]
+fn each_phase_says_where_it_stands_and_what_it_waits_for() {
+    let four = spec(steps(20), 1);
+    check(
+        &four,
+        vec![],
+        27_000,
+        0,
+        "step 1 of 4 (20% to canary): analysis interval 3s left; needs 1 more canary request \
+         (0 of 1 in 27s)",
+    );
+    check(
+        &four,
+        vec![],
+        27_000,
+        1,
+        "step 1 of 4 (20% to canary): analysis interval 3s left",
+    );
+    check(&four, vec![], 31_000, 5, "step 1 of 4 (20% to canary)");
+    check(
+        &spec(steps(20), 3),
+        vec![tick(30_000, 5)],
+        45_000,
+        1,
+        "step 2 of 4 (40% to canary): analysis interval 15s left; needs 2 more canary requests \
+         (1 of 3 in 15s)",
+    );
+    check(
+        &four,
+        vec![Input::Pause { now: T0 + 10_000 }],
+        50_000,
+        0,
+        "step 1 of 4 (20% to canary): paused; analysis interval 20s left",
+    );
+    let gated = spec(
+        Strategy::Weights {
+            weights: vec![StepSpec::Weight(20), StepSpec::Gate, StepSpec::Weight(60)],
+            interval: Duration::from_secs(30),
+        },
+        1,
+    );
+    check(
+        &gated,
+        vec![tick(30_000, 5)],
+        40_000,
+        0,
+        "gate at step 2 of 3 (20% to canary): waiting for a resume (gate)",
+    );
+    let passed = (1..=4).map(|i| tick(30_000 * i, 5)).collect();
+    check(&four, passed, 200_000, 0, "promoted: all 4 steps passed");
+    let initial = spec(
+        Strategy::Initial {
+            weight: 10,
+            duration: Duration::from_secs(30),
+        },
+        1,
+    );
+    check(
+        &initial,
+        vec![tick(30_000, 1)],
+        40_000,
+        0,
+        "promoted: its only step passed",
+    );
+    check(
+        &four,
+        vec![Input::Promote { now: T0 + 1_000 }],
+        2_000,
+        0,
+        "promoted by command at step 1 of 4",
+    );
+    check(
+        &four,
+        vec![
+            tick(30_000, 5),
+            Input::Abort {
+                now: T0 + 31_000,
+                reason: String::new(),
+            },
+        ],
+        40_000,
+        0,
+        "aborted at step 2 of 4",
+    );
+}
+
+/// "step i of n" in the status is the one the history last named, at every point of a run.
+#[test]
+fn status_numbers_steps_as_the_history_does() {
+    let spec = spec(
+        Strategy::Weights {
+            weights: vec![StepSpec::Weight(10), StepSpec::Gate, StepSpec::Weight(50)],
+            interval: Duration::from_secs(30),
+        },
+        1,
+    );
+    let (mut state, _) = start(&spec, T0);
+    let inputs = [
+        tick(30_000, 5),
+        Input::Resume { now: T0 + 40_000 },
+        Input::Pause { now: T0 + 45_000 },
+    ];
+    let last_step_named = |text: &str| {
+        let at = text.rfind("step ").expect("the history names a step");
+        let words: Vec<&str> = text[at..].split([' ', ':', ')']).take(4).collect();
+        words.join(" ")
+    };
+    for input in inputs {
+        let shown = status(&spec, &state, input.now(), None);
+        let history = &state.history.last().unwrap().reason;
+        assert!(
+            shown.progress.contains(&last_step_named(history)),
+            "{:?} vs history {history:?}",
+            shown.progress
+        );
+        state = step(&spec, &state, input).0;
+    }
+    assert_eq!((state.step, state.steps.len()), (2, 3));
+    let shown = status(&spec, &state, T0 + 46_000, None);
+    assert_eq!((shown.step, shown.steps, shown.passed), (3, 3, 2));
+}
+
+#[test]
+fn counts_read_as_words() {
+    assert_eq!(count(0, "request"), "0 requests");
+    assert_eq!(count(1, "request"), "1 request");
+    assert_eq!(count(2, "canary request"), "2 canary requests");
+    let one = Wait::Requests {
+        seen: 2,
+        needed: 3,
+        window_ms: 1_500,
+    };
+    assert_eq!(
+        one.to_string(),
+        "needs 1 more canary request (2 of 3 in 1s500ms)"
+    );
+}
+
+#[test]
+fn the_json_carries_each_wait_with_its_words() {
+    let spec = spec(steps(20), 1);
+    let (state, _) = start(&spec, T0);
+    let shown = status(&spec, &state, T0 + 27_000, Some(&seen(0)));
+    assert_eq!(
+        serde_json::to_value(&shown).unwrap(),
+        json!({
+            "phase": "progressing",
+            "step": 1,
+            "steps": 4,
+            "passed": 0,
+            "progress": "step 1 of 4 (20% to canary)",
+            "waiting": [
+                {"for": "interval", "leftMs": 3000, "text": "analysis interval 3s left"},
+                {"for": "requests", "seen": 0, "needed": 1, "windowMs": 27000,
+                 "text": "needs 1 more canary request (0 of 1 in 27s)"},
+            ],
+            "summary": "step 1 of 4 (20% to canary): analysis interval 3s left; needs 1 more \
+                        canary request (0 of 1 in 27s)",
+        })
+    );
+    let back: super::Status =
+        serde_json::from_value(serde_json::to_value(&shown).unwrap()).unwrap();
+    assert_eq!(back, shown);
+}
