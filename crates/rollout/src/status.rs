@@ -83,9 +83,12 @@ pub enum Wait {
 impl fmt::Display for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Wait::Interval { left_ms } => {
-                write!(f, "analysis interval {} left", format_millis(*left_ms))
-            }
+            // Whole seconds, rounded up: "1s372ms left" is more than a person wants to read.
+            Wait::Interval { left_ms } => write!(
+                f,
+                "analysis interval {} left",
+                format_millis(left_ms.div_ceil(1000) * 1000)
+            ),
             Wait::Requests {
                 seen,
                 needed,

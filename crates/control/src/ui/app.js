@@ -477,14 +477,15 @@ function refreshStatus(canaries, now) {
 function refreshSeries(canary, now) {
   const entry = state.series.get(canary.name);
   const active = !ENDED.includes(canary.state.phase);
-  if (entry && (entry.loading || (!active && entry.data) || now - entry.at < 2000)) return;
+  // Every 2 s while it runs, and once more after it ended, so the charts cover its whole life.
+  if (entry && (entry.loading || entry.final || now - entry.at < 2000)) return;
   const started = canary.state.history?.[0]?.at ?? now;
   const seconds = Math.min(600, Math.max(10, Math.ceil((now - started) / 1000) + 5));
   const step = Math.max(1, Math.ceil(seconds / 120));
   const nodes = [canary.spec.stableNode, canary.spec.canaryNode].map(encodeURIComponent).join(',');
   state.series.set(canary.name, { ...(entry || {}), at: now, loading: true });
   api('GET', meshPath(`/stats/series?nodes=${nodes}&window=${seconds}s&step=${step}s`))
-    .then((data) => state.series.set(canary.name, { at: Date.now(), data }))
+    .then((data) => state.series.set(canary.name, { at: Date.now(), data, final: !active }))
     .catch(() => state.series.set(canary.name, { ...(entry || {}), at: Date.now() }))
     .finally(queueRender);
 }

@@ -227,3 +227,15 @@ fn the_json_carries_each_wait_with_its_words() {
         serde_json::from_value(serde_json::to_value(&shown).unwrap()).unwrap();
     assert_eq!(back, shown);
 }
+
+#[test]
+fn time_left_in_an_interval_reads_in_whole_seconds_rounded_up() {
+    for (left_ms, text) in [
+        (1372, "analysis interval 2s left"),
+        (372, "analysis interval 1s left"),
+        (3000, "analysis interval 3s left"),
+        (0, "analysis interval 0s left"),
+    ] {
+        assert_eq!(Wait::Interval { left_ms }.to_string(), text);
+    }
+}
