@@ -256,6 +256,47 @@ fn now_millis() -> u64 {
         .as_millis() as u64
 }
 
+/// Product's share of traffic to `node` at `weight`, as the map draws it.
+fn share(node: &str, weight: u32) -> String {
+    format!(".share[data-route='product-vr/product-r'][data-node='{node}'][data-weight='{weight}']")
+}
+
+/// The walkthrough's route change, product 1.0 75% / 1.5 25%; returns when it was answered.
+fn product_75_25(control: &str) -> Instant {
+    aviary(
+        control,
+        &[
+            "route",
+            "set",
+            "product-r",
+            "--router",
+            "product-vr",
+            "product-vn=75",
+            "product-v15-vn=25",
+        ],
+    );
+    Instant::now()
+}
+
+/// A canary on product's route from product-vn to `canary`, with `flags`.
+fn start_product_canary(control: &str, name: &str, canary: &str, flags: &[&str]) {
+    let mut args = vec![
+        "canary",
+        "start",
+        name,
+        "--router",
+        "product-vr",
+        "--route",
+        "product-r",
+        "--stable",
+        "product-vn",
+        "--canary",
+        canary,
+    ];
+    args.extend_from_slice(flags);
+    aviary(control, &args);
+}
+
 /// A product version whose every answer is a 500, as its own node and workload.
 fn broken_product(dir: &Path) -> PathBuf {
     let manifest = std::fs::read_to_string(demomesh_dir().join("product-v15.yaml"))
@@ -275,28 +316,11 @@ fn the_map_shows_a_route_change_within_a_second_and_fits_a_phone() {
     aviary(&control, &["apply", "-f", &v15.display().to_string()]);
     let browser = Browser::start();
     browser.sign_in(&control, &token(&control, "viewer"));
-    let share = |node: &str, weight: u32| {
-        format!(
-            ".share[data-route='product-vr/product-r'][data-node='{node}'][data-weight='{weight}']"
-        )
-    };
     browser.wait_for(&share("product-vn", 100), Duration::from_secs(10));
     // Marks this page load: a reload would lose it.
     browser.js("window.aviaryTestMark = 42; return true;", vec![]);
 
-    aviary(
-        &control,
-        &[
-            "route",
-            "set",
-            "product-r",
-            "--router",
-            "product-vr",
-            "product-vn=75",
-            "product-v15-vn=25",
-        ],
-    );
-    let written = Instant::now();
+    let written = product_75_25(&control);
     let seen = browser.wait_for(&share("product-v15-vn", 25), Duration::from_secs(5));
     let took = seen - written;
     assert!(browser.count(&share("product-vn", 75)) == 1);
@@ -350,27 +374,11 @@ fn a_rolled_back_canary_shows_its_failed_step_in_red_within_a_second() {
         ".node[data-node='product-vn'] .node-stats .num",
         Duration::from_secs(10),
     );
-    aviary(
+    start_product_canary(
         &control,
-        &[
-            "canary",
-            "start",
-            "c1",
-            "--router",
-            "product-vr",
-            "--route",
-            "product-r",
-            "--stable",
-            "product-vn",
-            "--canary",
-            "product-v2-vn",
-            "--step-weight",
-            "10",
-            "--interval",
-            "3s",
-            "--max-5xx",
-            "0",
-        ],
+        "c1",
+        "product-v2-vn",
+        &["--step-weight", "10", "--interval", "3s", "--max-5xx", "0"],
     );
     let failed = ".canary[data-canary='c1'] .step.failed";
     browser.wait_for(failed, Duration::from_secs(30));
@@ -414,25 +422,11 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
     aviary(&control, &["apply", "-f", &v15.display().to_string()]);
     wait_healthy(&control, "product-v15-vn");
     let _load = Load::start(gateway, 50);
-    aviary(
+    start_product_canary(
         &control,
-        &[
-            "canary",
-            "start",
-            "c2",
-            "--router",
-            "product-vr",
-            "--route",
-            "product-r",
-            "--stable",
-            "product-vn",
-            "--canary",
-            "product-v15-vn",
-            "--weights",
-            "20,50",
-            "--interval",
-            "3s",
-        ],
+        "c2",
+        "product-v15-vn",
+        &["--weights", "20,50", "--interval", "3s"],
     );
     let card = ".canary[data-canary='c2']";
     let browser = Browser::start();

@@ -168,29 +168,13 @@ fn in_firefox_too_the_map_follows_a_route_change_without_reload() {
          document.querySelector('#sign-in-form button').click(); return true;",
         vec![json!(viewer)],
     );
-    let share = |node: &str, weight: u32| {
-        format!(
-            ".share[data-route='product-vr/product-r'][data-node='{node}'][data-weight='{weight}']"
-        )
-    };
-    firefox.wait_for(&share("product-vn", 100), Duration::from_secs(10));
+    firefox.wait_for(&super::share("product-vn", 100), Duration::from_secs(10));
     firefox.wait_for(".live.on", Duration::from_secs(10));
     firefox.js("window.aviaryTestMark = 42; return true;", vec![]);
-    aviary(
-        &control,
-        &[
-            "route",
-            "set",
-            "product-r",
-            "--router",
-            "product-vr",
-            "product-vn=75",
-            "product-v15-vn=25",
-        ],
-    );
-    let written = Instant::now();
-    let took = firefox.wait_for(&share("product-v15-vn", 25), Duration::from_secs(5)) - written;
-    assert_eq!(firefox.count(&share("product-vn", 75)), 1);
+    let written = super::product_75_25(&control);
+    let took =
+        firefox.wait_for(&super::share("product-v15-vn", 25), Duration::from_secs(5)) - written;
+    assert_eq!(firefox.count(&super::share("product-vn", 75)), 1);
     assert_eq!(
         firefox.js("return window.aviaryTestMark;", vec![]),
         json!(42)
