@@ -561,6 +561,14 @@ fn a_mesh_of_100_services_fits_the_page_and_filters_to_one() {
         "100 services make the page wider than 1280 px"
     );
     browser.screenshot("mesh-map-100.png", "#map");
+    // What one render of the whole page costs at this size (the page renders once a second).
+    let millis = browser.js(
+        "const start = performance.now(); for (let i = 0; i < 10; i++) render(); \
+         return (performance.now() - start) / 10;",
+        vec![],
+    );
+    let millis = millis.as_f64().expect("a duration in ms");
+    eprintln!("one render of a 100-service mesh: {millis:.1} ms");
     browser.runtime.block_on(async {
         let filter = browser
             .client()
