@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::canary::{Proc, aviary, free_port, up_demo};
+use crate::canary::{Load, Proc, aviary, free_port, up_demo};
 use crate::demomesh_dir;
 
 const FIREFOX: &str = "/usr/bin/firefox-esr";
@@ -152,11 +152,11 @@ impl Drop for Firefox {
 }
 
 #[test]
-fn in_firefox_too_the_map_follows_a_route_change_without_reload() {
-    let (_demo, control, _gateway, _data) = up_demo(&[]);
+fn in_firefox_too_the_map_follows_a_route_change_and_an_operator_pauses_and_resumes() {
+    let (_demo, control, gateway, _data) = up_demo(&[]);
     let v15 = demomesh_dir().join("product-v15.yaml");
     aviary(&control, &["apply", "-f", &v15.display().to_string()]);
-    let viewer = super::token(&control, "viewer");
+    let operator = super::token(&control, "operator");
     let mut firefox = Firefox::start();
     firefox.command(
         "WebDriver:Navigate",
@@ -166,7 +166,7 @@ fn in_firefox_too_the_map_follows_a_route_change_without_reload() {
     firefox.js(
         "document.getElementById('token').value = arguments[0];
          document.querySelector('#sign-in-form button').click(); return true;",
-        vec![json!(viewer)],
+        vec![json!(operator)],
     );
     firefox.wait_for(&super::share("product-vn", 100), Duration::from_secs(10));
     firefox.wait_for(".live.on", Duration::from_secs(10));
@@ -192,4 +192,32 @@ fn in_firefox_too_the_map_follows_a_route_change_without_reload() {
     let screenshot = firefox.command("WebDriver:TakeScreenshot", json!({}));
     let png = screenshot["value"].as_str().unwrap_or_default();
     assert!(png.len() > 10_000, "Firefox's screenshot is nearly empty");
+
+    // Actions, with their CSRF token, from Firefox too.
+    super::wait_healthy(&control, "product-v15-vn");
+    let _load = Load::start(gateway, 20);
+    firefox.wait_for(
+        ".node[data-node='product-vn'] .node-stats .num",
+        Duration::from_secs(15),
+    );
+    super::start_product_canary(
+        &control,
+        "ff",
+        "product-v15-vn",
+        &["--weights", "20,50", "--interval", "30s"],
+    );
+    let card = ".canary[data-canary='ff']";
+    for (action, phase) in [("pause", "paused"), ("resume", "progressing")] {
+        let button = format!("{card} button[data-action='{action}']:enabled");
+        firefox.wait_for(&button, Duration::from_secs(10));
+        firefox.js(
+            "document.querySelector(arguments[0]).click(); return true;",
+            vec![json!(button)],
+        );
+        firefox.wait_for(
+            &format!("{card}[data-phase='{phase}']"),
+            Duration::from_secs(5),
+        );
+        assert_eq!(super::canary(&control, "ff")["state"]["phase"], phase);
+    }
 }
