@@ -50,11 +50,11 @@ async fn endpoint_node(
     node: Option<&str>,
 ) -> anyhow::Result<String> {
     let mut nodes: Vec<String> = client
-        .list_objects(mesh, "endpoints")
+        .endpoints(mesh)
         .await?
-        .iter()
-        .filter(|e| e["id"] == id)
-        .filter_map(|e| e["virtualNode"].as_str().map(str::to_string))
+        .into_iter()
+        .filter(|e| e.id == id)
+        .map(|e| e.virtual_node)
         .filter(|n| node.is_none_or(|wanted| wanted == n))
         .collect();
     nodes.sort();

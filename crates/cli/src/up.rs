@@ -102,7 +102,10 @@ async fn run(
     tasks.spawn(async move { control.run().await.map_err(anyhow::Error::from) });
 
     // What an earlier run left, seen before the manifests are applied over it.
-    let kept = kept::survey(&client, &manifests).await?;
+    // Best effort: a banner that cannot be made must not keep aviary from starting.
+    let kept = kept::survey(&client, &manifests)
+        .await
+        .unwrap_or_else(|e| vec![format!("(cannot tell what the data dir kept: {e:#})")]);
     apply::apply_all(&client, manifests).await?;
 
     println!();
@@ -258,11 +261,6 @@ impl control::LogSource for LocalLogs {
         workload: &str,
         lines: usize,
     ) -> Result<Vec<model::wire::ReplicaLogTail>, String> {
-        let tails = workloads::logs::tail(&self.data_dir, mesh, workload, lines)
-            .map_err(|e| e.to_string())?;
-        Ok(tails
-            .into_iter()
-            .map(|(replica, lines)| model::wire::ReplicaLogTail { replica, lines })
-            .collect())
+        workloads::logs::tail(&self.data_dir, mesh, workload, lines).map_err(|e| e.to_string())
     }
 }

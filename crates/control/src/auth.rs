@@ -269,7 +269,8 @@ async fn authenticate(app: &Arc<App>, request: &mut Request) -> Result<Caller, A
     ))
 }
 
-async fn bearer(app: &App, token: &str) -> Result<Caller, ApiError> {
+/// The caller a token stands for (a bearer header's, or the console's cookie's).
+pub(crate) async fn bearer(app: &App, token: &str) -> Result<Caller, ApiError> {
     let store = app.resources.store().clone();
     let presented = token.to_string();
     let record = crate::resources::blocking(move || tokens::lookup(&store, &presented)).await??;
@@ -376,4 +377,4 @@ fn check_content_type(method: &Method, headers: &HeaderMap) -> Result<(), ApiErr
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

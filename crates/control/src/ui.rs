@@ -164,22 +164,18 @@ pub async fn sign_out() -> Response {
 }
 
 async fn session_of(app: &App, token: &str) -> Result<ConsoleSession, ApiError> {
-    let store = app.resources.store().clone();
-    let presented = token.to_string();
-    let record = crate::resources::blocking(move || tokens::lookup(&store, &presented)).await??;
-    let record = record
-        .ok_or_else(|| ApiError::Unauthenticated("the token is unknown or revoked".into()))?;
-    if record.role == Role::Proxy {
+    let caller = crate::auth::bearer(app, token).await?;
+    if caller.role == Role::Proxy {
         return Err(ApiError::Forbidden(format!(
             "this token ({}) is a proxy token for one mesh's data plane; sign in with a \
              viewer, operator or admin token (aviary token create --role viewer)",
-            record.name
+            caller.name
         )));
     }
     Ok(ConsoleSession {
-        name: record.name,
-        role: record.role.as_str().to_string(),
-        can_act: matches!(record.role, Role::Admin | Role::Operator),
+        can_act: matches!(caller.role, Role::Admin | Role::Operator),
+        role: caller.role.as_str().to_string(),
+        name: caller.name,
         csrf_token: csrf_token(token),
     })
 }

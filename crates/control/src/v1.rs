@@ -320,8 +320,9 @@ pub async fn command_canary(
         )));
     };
     let body = read_json(request, MAX_BODY_BYTES).await?;
-    let reason = serde_json::from_value::<CommandBody>(body)
-        .unwrap_or_default()
+    // Strict, as every request body: `{"reson": ...}` is a 400, not an abort without a reason.
+    let reason = model::wire::strict::<CommandBody>(body)
+        .map_err(|e| ApiError::BadRequest(format!("body: {e}")))?
         .reason;
     let canary = app.command_canary(&mesh, &name, command, reason).await?;
     Ok(json_response(

@@ -18,6 +18,9 @@
 //! [`strict`], which names an unknown field instead of dropping it. Canaries in snapshots and
 //! watch events stay [`Raw`], since a canary's spec (what people write) refuses unknown
 //! fields and a proxy must not stop following its mesh over a canary option it does not know.
+//! The one exception is that spec inside a [`CanaryView`]: a client older than the server's
+//! canary options cannot read a canary that uses a new one (`aviary canary status` fails, naming
+//! the field), which is the price of one `CanarySpec` for what people write and what is read.
 
 pub mod ca;
 pub mod canary;
@@ -30,7 +33,7 @@ mod strict;
 pub mod watch;
 
 pub use ca::{CertificateRequest, IdentityKind, IssuedCertificate, spiffe_id};
-pub use canary::{CanaryCommand, CanaryList, CanaryRecord, CanaryView, CommandBody, CreateCanary};
+pub use canary::{CanaryCommand, CanaryList, CanaryRecord, CanaryView, CommandBody};
 pub use console::{
     ConsoleSession, MAX_LOG_LINES, MAX_SERIES_NODES, MAX_SERIES_POINTS, NodeSeries, ReplicaLogTail,
     SeriesPoint, StatsSeries, WorkloadLogs,

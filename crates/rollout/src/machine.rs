@@ -417,7 +417,8 @@ fn roll_back(
     record(state, now, event, reason);
 }
 
-fn left_in_step(spec: &CanarySpec, state: &CanaryState, now: Millis) -> Millis {
+/// What is left of the current step's interval at `now` (0 once it is over).
+pub(crate) fn left_in_step(spec: &CanarySpec, state: &CanaryState, now: Millis) -> Millis {
     state
         .step_started_at
         .saturating_add(spec.interval_ms())

@@ -160,12 +160,7 @@ pub fn status(
     let passed = state.step.min(steps);
     let at = step_of(state.step.min(steps.saturating_sub(1)), steps);
     let weight = format!("{}% to canary", state.canary_weight);
-    let left_in_step = |at: Millis| {
-        state
-            .step_started_at
-            .saturating_add(spec.interval_ms())
-            .saturating_sub(at)
-    };
+    let left_in_step = |at: Millis| crate::machine::left_in_step(spec, state, at);
     let mut waiting: Vec<Wait> = Vec::new();
     let progress = match state.phase {
         Phase::Progressing => {

@@ -96,14 +96,14 @@ pub fn find_logs(
 /// Most bytes [`tail`] reads from the end of one file.
 const TAIL_BYTES: u64 = 64 * 1024;
 
-/// The last `lines` lines of each replica's log of `workload` (read from at most the last
+/// The last `lines` lines of each replica's log of `workload` (what the console shows) (read from at most the last
 /// 64 KiB of each file, so a long line or a huge log costs no more), by replica.
 pub fn tail(
     data_dir: &Path,
     mesh: &str,
     workload: &str,
     lines: usize,
-) -> Result<Vec<(u32, Vec<String>)>, WorkloadsError> {
+) -> Result<Vec<model::wire::ReplicaLogTail>, WorkloadsError> {
     find_logs(data_dir, mesh, workload, None)?
         .into_iter()
         .map(|log| {
@@ -126,10 +126,10 @@ pub fn tail(
                 all.remove(0);
             }
             let keep = all.len().saturating_sub(lines);
-            Ok((
-                log.replica,
-                all[keep..].iter().map(|l| l.to_string()).collect(),
-            ))
+            Ok(model::wire::ReplicaLogTail {
+                replica: log.replica,
+                lines: all[keep..].iter().map(|l| l.to_string()).collect(),
+            })
         })
         .collect()
 }

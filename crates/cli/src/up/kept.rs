@@ -13,15 +13,22 @@ const NAMES_SHOWN: usize = 8;
 
 /// The store's meshes before this start, as lines for the banner; empty on a first start.
 pub async fn survey(client: &Client, manifests: &[Manifest]) -> anyhow::Result<Vec<String>> {
-    let declared: BTreeSet<(String, String, String)> = manifests
+    // Keyed by mesh too: `web-vn` declared in mesh A says nothing of a `web-vn` kept in B.
+    let declared: BTreeSet<(String, String, String, String)> = manifests
         .iter()
         .map(|m| {
             let parent = m.parent_name().unwrap_or_default().to_string();
-            (m.kind.as_str().to_string(), parent, m.metadata.name.clone())
+            let (mesh, name) = (m.metadata.mesh.clone(), m.metadata.name.clone());
+            (mesh, m.kind.as_str().to_string(), parent, name)
         })
         .collect();
-    let declares = |kind: &str, parent: &str, name: &str| {
-        declared.contains(&(kind.to_string(), parent.to_string(), name.to_string()))
+    let declares = |mesh: &str, kind: &str, parent: &str, name: &str| {
+        declared.contains(&(
+            mesh.to_string(),
+            kind.to_string(),
+            parent.to_string(),
+            name.to_string(),
+        ))
     };
     let declared_meshes: BTreeSet<&str> = manifests
         .iter()
@@ -51,7 +58,7 @@ pub async fn survey(client: &Client, manifests: &[Manifest]) -> anyhow::Result<V
                         .parent()
                         .and_then(|p| item[p.name_field()].as_str())
                         .unwrap_or_default();
-                    (!declares(kind.as_str(), parent, name)).then(|| name.to_string())
+                    (!declares(mesh, kind.as_str(), parent, name)).then(|| name.to_string())
                 })
                 .collect();
             if !undeclared.is_empty() {
@@ -63,17 +70,20 @@ pub async fn survey(client: &Client, manifests: &[Manifest]) -> anyhow::Result<V
             counts.push(count(workloads.len(), "workload"));
             let undeclared: Vec<String> = workloads
                 .into_iter()
-                .filter(|w| !declares("Workload", "", w))
+                .filter(|w| !declares(mesh, "Workload", "", w))
                 .collect();
             if !undeclared.is_empty() {
                 extra.push(format!("workloads: {}", names(&undeclared)));
             }
         }
-        let canaries: Vec<String> = client
-            .canaries(mesh)
-            .await?
+        // The snapshot holds the canaries already; one that does not decode is still named.
+        let canaries: Vec<String> = snapshot
+            .canaries
             .iter()
-            .map(|c| format!("{} {}", c.record.name, c.status.phase))
+            .map(|raw| match raw.decode() {
+                Ok(c) => format!("{} {}", c.name, c.state.phase),
+                Err(_) => format!("{} ?", raw.as_value()["name"].as_str().unwrap_or("?")),
+            })
             .collect();
         if !canaries.is_empty() {
             counts.push(count(canaries.len(), "canary"));

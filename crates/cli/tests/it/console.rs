@@ -212,10 +212,10 @@ fn screenshot_dir() -> PathBuf {
 
 /// A new token of `role`, created by the seeded admin.
 fn token(control: &str, role: &str) -> String {
-    let body = json!({"name": format!("console-{role}"), "role": role}).to_string();
-    let (status, _, out) = http_json("POST", &format!("{control}/v1/tokens"), Some(&body));
-    assert_eq!(status, 201, "{out}");
-    out["token"].as_str().unwrap().to_string()
+    crate::new_token(
+        control,
+        &json!({"name": format!("console-{role}"), "role": role}),
+    )
 }
 
 fn canary(control: &str, name: &str) -> Value {
@@ -231,13 +231,11 @@ fn wait_healthy(control: &str, node: &str) {
     loop {
         let url = format!("{control}/v1/meshes/demomesh/endpoints");
         let (_, _, body) = http("GET", &url, None);
-        let endpoints: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        let healthy = endpoints
-            .as_array()
-            .or(endpoints["endpoints"].as_array())
-            .into_iter()
-            .flatten()
-            .any(|e| e["virtualNode"] == node && e["healthy"] != false);
+        let list: model::wire::EndpointList = serde_json::from_str(&body).unwrap();
+        let healthy = list
+            .endpoints
+            .iter()
+            .any(|e| e.virtual_node == node && e.healthy);
         if healthy {
             return;
         }
@@ -686,6 +684,14 @@ fn sign_in_sets_a_strict_http_only_cookie_and_actions_need_its_csrf_token() {
         assert_eq!(status, 400, "{query}: {body}");
         assert!(body.contains(named), "{query}: {body}");
     }
+    // A command's body is read strictly, like every request body.
+    let (status, _, body) = http(
+        "POST",
+        &format!("{url}/v1/meshes/m/canaries/c/abort"),
+        Some(r#"{"reson": "typo"}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("reson"), "{body}");
     let (status, _, body) = http("GET", &format!("{url}/v1/meshes/m/workloads/w/logs"), None);
     assert_eq!(status, 404, "aviary control runs no workloads: {body}");
     assert!(body.contains("agent"), "{body}");

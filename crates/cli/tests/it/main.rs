@@ -49,8 +49,12 @@ pub fn aviary_cmd() -> std::process::Command {
 
 /// A new `proxy` token for `mesh` (named `name`), created by the seeded admin.
 pub fn proxy_token(url: &str, mesh: &str, name: &str) -> String {
-    let body = json!({"name": name, "role": "proxy", "mesh": mesh}).to_string();
-    let (status, _, out) = http_json("POST", &format!("{url}/v1/tokens"), Some(&body));
+    new_token(url, &json!({"name": name, "role": "proxy", "mesh": mesh}))
+}
+
+/// A new token as `body` (`POST /v1/tokens`) asks, created by the seeded admin.
+pub fn new_token(url: &str, body: &Value) -> String {
+    let (status, _, out) = http_json("POST", &format!("{url}/v1/tokens"), Some(&body.to_string()));
     assert_eq!(status, 201, "{out}");
     out["token"].as_str().expect("a token").to_string()
 }

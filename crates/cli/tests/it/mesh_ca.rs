@@ -34,10 +34,7 @@ pub fn two_meshes(url: &str) {
 }
 
 fn token(url: &str, name: &str, role: &str) -> String {
-    let body = json!({ "name": name, "role": role }).to_string();
-    let (status, _, out) = http_json("POST", &format!("{url}/v1/tokens"), Some(&body));
-    assert_eq!(status, 201, "{out}");
-    out["token"].as_str().unwrap().to_string()
+    crate::new_token(url, &json!({ "name": name, "role": role }))
 }
 
 pub fn issue(url: &str, mesh: &str, token: &str, body: &Value) -> (u16, Value) {

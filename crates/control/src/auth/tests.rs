@@ -184,10 +184,11 @@ fn amz_dates_round_trip() {
     }
 }
 
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+/// A header map of `pairs`; a name given twice gets both values (two `Cookie` headers).
+pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in pairs {
-        map.insert(*name, HeaderValue::from_str(value).unwrap());
+        map.append(*name, HeaderValue::from_str(value).unwrap());
     }
     map
 }

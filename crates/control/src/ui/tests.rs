@@ -1,16 +1,10 @@
 //! Cookie parsing and the CSRF check of the console.
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::header;
+
+use crate::auth::tests::headers;
 
 use super::*;
-
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in pairs {
-        map.append(*name, HeaderValue::from_str(value).unwrap());
-    }
-    map
-}
 
 #[test]
 fn the_session_cookie_is_found_among_others() {

@@ -47,14 +47,6 @@ pub struct CanaryList {
     pub canaries: Vec<CanaryView>,
 }
 
-/// `POST /v1/meshes/{mesh}/canaries`. The control plane reads it field by field, to name every
-/// problem at once; clients build it typed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CreateCanary {
-    pub name: String,
-    pub spec: CanarySpec,
-}
-
 /// A command to a live canary (`POST .../canaries/{name}/{command}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -29,12 +29,6 @@ impl<T> Raw<T> {
     }
 }
 
-impl<T: Serialize> Raw<T> {
-    pub fn new(typed: &T) -> Result<Raw<T>, serde_json::Error> {
-        serde_json::to_value(typed).map(Raw::from_value)
-    }
-}
-
 impl<T: DeserializeOwned> Raw<T> {
     pub fn decode(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.value)

@@ -189,8 +189,14 @@ fn tail_keeps_the_last_lines_of_each_replica_and_no_cut_line() {
     assert_eq!(
         tails,
         [
-            (0, vec!["b".to_string(), "c".to_string()]),
-            (1, vec!["only".to_string()])
+            model::wire::ReplicaLogTail {
+                replica: 0,
+                lines: vec!["b".to_string(), "c".to_string()]
+            },
+            model::wire::ReplicaLogTail {
+                replica: 1,
+                lines: vec!["only".to_string()]
+            }
         ]
     );
     // A log larger than what tail reads: the partial first line is dropped, the end is whole.
@@ -199,7 +205,7 @@ fn tail_keeps_the_last_lines_of_each_replica_and_no_cut_line() {
     write(&big, &line.repeat(200));
     write(&big, "last\n");
     let tails = tail(data.path(), "m", "big", 1000).unwrap();
-    let lines = &tails[0].1;
+    let lines = &tails[0].lines;
     assert_eq!(lines.last().map(String::as_str), Some("last"));
     assert!(
         lines[..lines.len() - 1].iter().all(|l| l.len() == 999),
