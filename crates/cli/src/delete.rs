@@ -12,7 +12,14 @@ pub async fn run(client: &Client, opts: DeleteOpts) -> anyhow::Result<()> {
     let selector = &opts.selector;
     let Some(collection) = object_collection(&selector.kind) else {
         let path = selected_path(client, selector).await?;
-        client.delete(&path).await?;
+        if let Err(error) = client.delete(&path).await {
+            if error.is_not_found() {
+                // Say which is missing: the router or gateway, or the resource in it.
+                let parent = path.parent.as_deref();
+                crate::scope::require_parent(client, &path.mesh, path.kind, parent).await?;
+            }
+            return Err(error.into());
+        }
         println!(
             "{}/{} deleted",
             path.kind.as_str().to_lowercase(),

@@ -253,7 +253,7 @@ fn mistakes_are_one_line_nonzero_and_change_nothing() {
     let before = snapshot(control.url(), "demomesh");
 
     // Each command line, and what its one line of error must say.
-    let cases: [(&str, &str); 17] = [
+    let cases: [(&str, &str); 18] = [
         (
             "route set product-r --router product-vr --mesh demomesh ghost-vn=100",
             "virtual node 'ghost-vn'",
@@ -288,6 +288,10 @@ fn mistakes_are_one_line_nonzero_and_change_nothing() {
         ),
         (
             "route set product-r --router ghost-vr product-vn=1",
+            "virtual router 'ghost-vr' not found in mesh 'demomesh'",
+        ),
+        (
+            "delete route product-r --router ghost-vr",
             "virtual router 'ghost-vr' not found in mesh 'demomesh'",
         ),
         (
