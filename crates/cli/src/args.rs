@@ -532,11 +532,22 @@ pub struct CanaryStartOpts {
 
 #[derive(Debug, Parser)]
 pub struct DeployOpts {
-    /// The pipeline's deploy.json.
-    pub file: PathBuf,
-    /// How long the new version may take to pass its health check before it is removed.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub health_timeout: std::time::Duration,
+    /// The pipeline's deploy.json; the control plane stores the deploy and carries it out.
+    #[arg(required_unless_present = "follow", conflicts_with = "follow")]
+    pub file: Option<PathBuf>,
+    /// How long the new version may take to pass its health check before it is removed
+    /// (default: the file's `health_timeout`, else 120s).
+    #[arg(long, value_parser = parse_duration)]
+    pub health_timeout: Option<std::time::Duration>,
+    /// Follow a deploy already started (by name, e.g. `product-2-1`) instead of starting one.
+    #[arg(long, value_name = "NAME")]
+    pub follow: Option<String>,
+    /// The mesh of the deploy to follow, or of the file's service when the file names none.
+    #[arg(long, env = "AVIARY_MESH")]
+    pub mesh: Option<String>,
+    /// Start the deploy and return at once, printing its name.
+    #[arg(long, conflicts_with = "follow")]
+    pub detach: bool,
     #[command(flatten)]
     pub connection: Connection,
 }

@@ -445,7 +445,7 @@ impl App {
 
     /// After a promotion or a rollback: the route names only the survivor, then the loser's
     /// workloads and node go.
-    async fn remove_version(
+    pub(crate) async fn remove_version(
         &self,
         spec: &CanarySpec,
         loser: &str,
@@ -672,7 +672,8 @@ async fn commit_fenced(store: &Arc<dyn store::Store>, txn: Txn) -> Result<(), Ap
     }
 }
 
-/// The driver: while this replica leads, ticks every canary every `TICK`, until shutdown.
+/// The driver: while this replica leads, ticks every canary, then every deploy, every `TICK`,
+/// until shutdown.
 pub async fn drive(app: Arc<App>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -689,8 +690,12 @@ pub async fn drive(app: Arc<App>, shutdown: CancellationToken) {
         };
         let first_pass = driven.as_ref() != Some(&term);
         match app.drive_once(&term, first_pass).await {
-            Ok(()) => driven = Some(term),
+            Ok(()) => driven = Some(term.clone()),
             Err(error) => tracing::warn!(%error, "canary driver pass failed"),
+        }
+        // Deploys after canaries: a deploy reads its canary's outcome.
+        if let Err(error) = app.drive_deploys(&term).await {
+            tracing::warn!(%error, "deploy driver pass failed");
         }
     }
 }

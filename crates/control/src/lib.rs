@@ -14,6 +14,7 @@ mod body;
 pub mod ca;
 mod canaries;
 mod consistency;
+mod deploys;
 mod endpoints;
 mod error;
 mod leader;
@@ -147,6 +148,8 @@ pub struct App {
     /// Held across read, step, store and act of one canary, so API commands and the driver
     /// never interleave on it.
     canary_lock: tokio::sync::Mutex<()>,
+    /// Held across read, decide and store of deploys, so a create never races the driver.
+    deploy_lock: tokio::sync::Mutex<()>,
     /// Whether this replica drives canaries, and the fence of its writes.
     leadership: Arc<leader::Leadership>,
     /// Where other replicas reach this one: what it writes into the leader key.
@@ -231,6 +234,7 @@ impl Control {
             stats: stats::StatsWindow::default(),
             known_nodes: stats::KnownNodes::default(),
             canary_lock: tokio::sync::Mutex::new(()),
+            deploy_lock: tokio::sync::Mutex::new(()),
             leadership,
             advertise_url,
             peers: stats::Forwarder::new()?,
@@ -333,6 +337,19 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/meshes/{mesh}/canaries/{name}/{command}",
             axum::routing::post(v1::command_canary),
+        )
+        .route(
+            "/v1/meshes/{mesh}/deploys",
+            get(v1::list_deploys).post(v1::create_deploy),
+        )
+        .route("/v1/meshes/{mesh}/deploys/{name}", get(v1::get_deploy))
+        .route(
+            "/v1/meshes/{mesh}/workloads/{name}/failures",
+            get(v1::list_failures),
+        )
+        .route(
+            "/v1/meshes/{mesh}/workloads/{name}/failures/{replica}",
+            put(v1::put_failure),
         )
         .route("/v1/meshes/{mesh}/workloads", get(v1::list_workloads))
         .route(

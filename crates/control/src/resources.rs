@@ -60,13 +60,23 @@ impl Resources {
 
     /// `body` is the whole request body of `Create<Kind>`; `id.name` was taken from it.
     pub async fn create(&self, id: &ResourcePath, body: &Value) -> Result<Value, ApiError> {
+        self.create_fenced(id, body, &[]).await
+    }
+
+    /// [`Resources::create`] for a leader's deploy: the write also carries `fence`.
+    pub(crate) async fn create_fenced(
+        &self,
+        id: &ResourcePath,
+        body: &Value,
+        fence: &[Compare],
+    ) -> Result<Value, ApiError> {
         validate_request(&id.kind.operation("Create"), id, body)?;
         let spec = spec_of(id.kind, body);
         let client_token = body["clientToken"].as_str().map(str::to_string);
         let tags = &tags_of(body)?;
         let (spec, client_token) = (&spec, &client_token);
 
-        self.guarded(&id.mesh, &[], |guard| async move {
+        self.guarded(&id.mesh, fence, |guard| async move {
             self.check_scope(id).await?;
             if let Some((existing, _)) = self.read(id).await? {
                 // A retried create (same token, same spec) answers what the first one made; a
@@ -177,6 +187,18 @@ impl Resources {
     }
 
     /// Lists `kind` in the scope of `id` (mesh and parent; `id.name` unused), sorted by name.
+    /// The names of every resource of `id.kind` in its scope (mesh, or router/gateway).
+    pub(crate) async fn list_names(&self, id: &ResourcePath) -> Result<Vec<String>, ApiError> {
+        let prefix = kind_prefix(&id.mesh, id.kind, id.parent.as_deref());
+        let (kvs, _) = self.range(&prefix).await?;
+        Ok(kvs
+            .iter()
+            .filter_map(|kv| path_from_key(&kv.key))
+            .filter(|found| found.kind == id.kind)
+            .map(|found| found.name)
+            .collect())
+    }
+
     pub async fn list(
         &self,
         id: &ResourcePath,

@@ -29,8 +29,9 @@ use crate::resources::{blocking, decode};
 use crate::stats::{check_known, check_report};
 use model::ResourcePath;
 use model::wire::{
-    CanaryCommand, CanaryList, Change, CommandBody, EndpointList, MAX_REPORT_BYTES, MeshSnapshot,
-    Object, Op, Raw, Relist, StatsReport, WatchEvent, Workload, WorkloadList,
+    CanaryCommand, CanaryList, Change, CommandBody, DeployList, DeploySpec, EndpointList,
+    MAX_REPORT_BYTES, MeshSnapshot, Object, Op, Raw, Relist, ReplicaFailures, StatsReport,
+    WatchEvent, Workload, WorkloadList,
 };
 
 /// axum's `Path`, but a segment it cannot decode (invalid UTF-8 once percent-decoded) is
@@ -329,6 +330,57 @@ pub async fn command_canary(
         StatusCode::OK,
         &app.canary_view(canary).await,
     ))
+}
+
+pub async fn create_deploy(
+    State(app): State<Arc<App>>,
+    ApiPath(mesh): ApiPath<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = read_json(request, MAX_BODY_BYTES).await?;
+    if let Some(too_big) = model::size_problem("deploy", &body) {
+        return Err(ApiError::BadRequest(too_big.to_string()));
+    }
+    let spec = serde_json::from_value::<DeploySpec>(body)
+        .map_err(|e| ApiError::BadRequest(format!("not a deploy.json: {e}")))?;
+    let deploy = app.create_deploy(&mesh, spec, None).await?;
+    Ok(json_response(StatusCode::CREATED, &deploy))
+}
+
+pub async fn list_deploys(
+    State(app): State<Arc<App>>,
+    ApiPath(mesh): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    app.resources.require(&ResourcePath::mesh(&mesh)).await?;
+    let deploys = app.list_deploys(&mesh).await?;
+    Ok(json_response(StatusCode::OK, &DeployList { deploys }))
+}
+
+pub async fn get_deploy(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let deploy = app.get_deploy(&mesh, &name).await?;
+    Ok(json_response(StatusCode::OK, &deploy))
+}
+
+pub async fn put_failure(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name, replica)): ApiPath<(String, String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = read_json(request, MAX_BODY_BYTES).await?;
+    app.report_failure(&mesh, &name, &replica, body).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn list_failures(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    app.resources.get_workload(&mesh, &name).await?;
+    let failures = app.workload_failures(&mesh, &name).await?;
+    Ok(json_response(StatusCode::OK, &ReplicaFailures { failures }))
 }
 
 pub async fn put_workload(

@@ -17,6 +17,17 @@ impl Resources {
         name: &str,
         body: &Value,
     ) -> Result<Workload, ApiError> {
+        self.put_workload_fenced(mesh, name, body, &[]).await
+    }
+
+    /// [`Resources::put_workload`] for a leader's deploy: the write also carries `fence`.
+    pub(crate) async fn put_workload_fenced(
+        &self,
+        mesh: &str,
+        name: &str,
+        body: &Value,
+        fence: &[Compare],
+    ) -> Result<Workload, ApiError> {
         let mut problems = model::validate_name("name", name);
         if let Some(too_big) = model::size_problem("workload", body) {
             problems.push(too_big);
@@ -51,7 +62,7 @@ impl Resources {
         let value = serde_json::to_vec(&workload).map_err(|e| ApiError::Internal(e.to_string()))?;
         let node = ResourcePath::new(Kind::VirtualNode, mesh, None, &workload.virtual_node);
         let (node, value) = (&node, &value);
-        self.guarded(mesh, &[], |guard| async move {
+        self.guarded(mesh, fence, |guard| async move {
             self.require(&ResourcePath::mesh(mesh)).await?;
             if self.require(node).await.is_err() {
                 // A reference to what does not exist is a 404, as App Mesh answers for its own.
@@ -91,7 +102,15 @@ impl Resources {
             if self.get_raw(key).await?.is_none() {
                 return Err(not_found(mesh, name));
             }
-            let txn = Txn::default().then(Op::Delete(key.clone()));
+            // Its replicas' failure reports go with it: a workload made again under the name
+            // starts with none.
+            let (failures, _) = self
+                .range(&crate::deploys::failures_prefix(mesh, name))
+                .await?;
+            let mut txn = Txn::default().then(Op::Delete(key.clone()));
+            for kv in failures {
+                txn = txn.then(Op::Delete(kv.key));
+            }
             self.commit_guarded(&guard, txn).await.map(drop)
         })
         .await

@@ -11,6 +11,8 @@
 //!   `rollout::Status`.
 //! - [`console`]: what the web console reads besides those (its session, stats over time,
 //!   log tails).
+//! - [`deploy`]: deploys ([`DeploySpec`] in, [`DeployRecord`] stored and served) and the
+//!   replica failures supervisors report; [`pipeline`]: pipelines and their runs.
 //! - [`objects`]: registered [`Endpoint`]s and [`Workload`]s; [`ca`]: the mesh CA's requests.
 //!
 //! Compatibility: the JSON is camelCase and only grows. Views the server sends never deny
@@ -25,7 +27,9 @@
 pub mod ca;
 pub mod canary;
 pub mod console;
+pub mod deploy;
 pub mod objects;
+pub mod pipeline;
 mod raw;
 pub mod snapshot;
 pub mod stats;
@@ -38,8 +42,17 @@ pub use console::{
     ConsoleSession, MAX_LOG_LINES, MAX_SERIES_NODES, MAX_SERIES_POINTS, NodeSeries, ReplicaLogTail,
     SeriesPoint, StatsSeries, WorkloadLogs,
 };
+pub use deploy::{
+    DeployEvent, DeployList, DeployOrigin, DeployPhase, DeployRecord, DeploySpec,
+    MAX_DEPLOY_EVENTS, MAX_FAILURE_LOG_LINES, ReplicaFailure, ReplicaFailures,
+};
 pub use objects::{
     Endpoint, EndpointList, HIDDEN, MAX_HOSTS, MAX_REPLICAS, Workload, WorkloadList,
+};
+pub use pipeline::{
+    ApproveBody, BuildSpec, KEPT_RUNS, MAX_STAGE_LOG_BYTES, NewCommit, PipelineList,
+    PipelineRecord, PipelineSpec, PipelineView, RECENT_RUNS, RunList, RunPhase, RunRecord, Stage,
+    StageLog, StageName, StageState,
 };
 pub use raw::Raw;
 pub use snapshot::MeshSnapshot;

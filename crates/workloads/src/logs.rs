@@ -107,31 +107,36 @@ pub fn tail(
     find_logs(data_dir, mesh, workload, None)?
         .into_iter()
         .map(|log| {
-            let failed = |source| WorkloadsError::ReadLog {
-                path: log.path.clone(),
-                source,
-            };
-            let mut file = std::fs::File::open(&log.path).map_err(failed)?;
-            let len = file.metadata().map_err(failed)?.len();
-            let start = len.saturating_sub(TAIL_BYTES);
-            file.seek(SeekFrom::Start(start)).map_err(failed)?;
-            let mut bytes = Vec::new();
-            file.take(TAIL_BYTES)
-                .read_to_end(&mut bytes)
-                .map_err(failed)?;
-            let text = String::from_utf8_lossy(&bytes);
-            let mut all: Vec<&str> = text.lines().collect();
-            if start > 0 && !all.is_empty() {
-                // The first line was cut by where the read began.
-                all.remove(0);
-            }
-            let keep = all.len().saturating_sub(lines);
             Ok(model::wire::ReplicaLogTail {
                 replica: log.replica,
-                lines: all[keep..].iter().map(|l| l.to_string()).collect(),
+                lines: tail_file(&log.path, lines)?,
             })
         })
         .collect()
+}
+
+/// The last `lines` lines of one log file, read from at most its last 64 KiB.
+pub fn tail_file(path: &Path, lines: usize) -> Result<Vec<String>, WorkloadsError> {
+    let failed = |source| WorkloadsError::ReadLog {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let len = file.metadata().map_err(failed)?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(start)).map_err(failed)?;
+    let mut bytes = Vec::new();
+    file.take(TAIL_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut all: Vec<&str> = text.lines().collect();
+    if start > 0 && !all.is_empty() {
+        // The first line was cut by where the read began.
+        all.remove(0);
+    }
+    let keep = all.len().saturating_sub(lines);
+    Ok(all[keep..].iter().map(|l| l.to_string()).collect())
 }
 
 /// One complete line of a replica's log.

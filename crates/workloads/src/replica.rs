@@ -38,8 +38,12 @@ enum Outcome {
     /// Told to stop; the process is stopped.
     Cancelled,
     /// The process exited (or could not start); `stable` when it had been healthy long enough
-    /// to reset the backoff.
-    Ended { why: String, stable: bool },
+    /// to reset the backoff; `was_healthy` when it passed its health check at all.
+    Ended {
+        why: String,
+        stable: bool,
+        was_healthy: bool,
+    },
 }
 
 /// What woke the supervision loop.
@@ -115,7 +119,16 @@ impl Replica {
         loop {
             let (why, stable) = match self.run_once().await {
                 Outcome::Cancelled => return,
-                Outcome::Ended { why, stable } => (why, stable),
+                Outcome::Ended {
+                    why,
+                    stable,
+                    was_healthy,
+                } => {
+                    if !was_healthy {
+                        self.report_failure(&why).await;
+                    }
+                    (why, stable)
+                }
             };
             if stable {
                 backoff.reset();
@@ -188,6 +201,7 @@ impl Replica {
 
         let mut tracker = Tracker::default();
         let mut healthy_since: Option<Instant> = None;
+        let mut was_healthy = false;
         let mut stable = false;
         loop {
             let policy = self.policy();
@@ -212,7 +226,11 @@ impl Replica {
                     self.sync_registration(false, port).await;
                     let stable =
                         stable || healthy_since.is_some_and(|t| t.elapsed() >= STABLE_AFTER);
-                    return Outcome::Ended { why, stable };
+                    return Outcome::Ended {
+                        why,
+                        stable,
+                        was_healthy,
+                    };
                 }
             }
             let checked = tokio::select! {
@@ -230,6 +248,7 @@ impl Replica {
                 Some(Health::Healthy) => {
                     tracing::info!(replica = %self.id, port, "replica healthy");
                     healthy_since = Some(Instant::now());
+                    was_healthy = true;
                 }
                 Some(Health::Unhealthy) => {
                     let reason = checked.err().unwrap_or_default();
@@ -335,11 +354,42 @@ impl Replica {
         }
     }
 
+    /// Tells the control plane this replica could not start or ended before it was ever
+    /// healthy (a deploy of a new version fails on it at once), with the end of its log.
+    /// Best effort: a failed report is logged, and the deploy then waits out its health timeout.
+    async fn report_failure(&self, why: &str) {
+        let failure = model::wire::ReplicaFailure {
+            replica: self.id.clone(),
+            reason: why.to_string(),
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            log: logs::tail_file(&self.log, model::wire::MAX_FAILURE_LOG_LINES).unwrap_or_default(),
+        };
+        let report =
+            self.ctx
+                .control
+                .report_failure(&self.ctx.config.mesh, &self.workload.name, &failure);
+        match tokio::time::timeout(CONTROL_TIMEOUT, report).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(replica = %self.id, %error, "cannot report the failed start")
+            }
+            Err(_) => {
+                tracing::warn!(replica = %self.id, "the control plane did not answer in time")
+            }
+        }
+    }
+
     fn update(&self, change: impl FnOnce(&mut ReplicaStatus)) {
         change(&mut lock(&self.status));
     }
 }
 
 fn ended(why: String) -> Outcome {
-    Outcome::Ended { why, stable: false }
+    Outcome::Ended {
+        why,
+        stable: false,
+        was_healthy: false,
+    }
 }

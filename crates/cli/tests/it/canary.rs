@@ -611,6 +611,40 @@ fn deploy_json_rolls_out_rolls_back_and_refuses_what_never_gets_healthy() {
         node_names(&url)
     );
 
+    // A program that does not exist: the supervisor reports it, and the deploy fails at once
+    // with the reason instead of waiting out the health timeout.
+    let mut missing = base.clone();
+    missing["command"] = json!(["/nonexistent/aviary-product"]);
+    let started = Instant::now();
+    let out = deploy(&url, data.path(), &missing, &["--health-timeout", "100s"]);
+    assert!(!out.success(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("could not start")
+            && out.stderr.contains("/nonexistent/aviary-product"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert!(!node_names(&url).contains(&"product-1".to_string()));
+
+    // A service that does not exist: refused, naming the services there are.
+    let mut unknown = base.clone();
+    unknown["microservice_name"] = json!("prodcut");
+    unknown["command"] = json!(["aviary-demo", "product"]);
+    let out = deploy(&url, data.path(), &unknown, &[]);
+    assert!(!out.success());
+    assert!(
+        out.stderr.contains("'prodcut' matches no virtual service")
+            && out.stderr.contains("product.demomesh.local")
+            && out.stderr.contains("\"create\": true"),
+        "{}",
+        out.stderr
+    );
+
     // Listening on the wrong port: never healthy, removed, no hang.
     let mut wrong_port = base.clone();
     wrong_port["command"] = json!([
@@ -633,9 +667,34 @@ fn deploy_json_rolls_out_rolls_back_and_refuses_what_never_gets_healthy() {
     assert!(!node_names(&url).contains(&"product-1".to_string()));
 
     // A good version: promoted, the old node removed; the next deploy is <svc>-2.
+    // It runs in the control plane: started detached, nothing follows it until it is done.
     let mut good = base.clone();
     good["command"] = json!(["aviary-demo", "product", "--version", "2.0"]);
-    let out = deploy(&url, data.path(), &good, &[]);
+    let out = deploy(&url, data.path(), &good, &["--detach"]);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("deploy product-1-"), "{}", out.stdout);
+    let name = out
+        .stdout
+        .split_whitespace()
+        .skip_while(|w| *w != "deploy")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let deploys = format!("{url}/v1/meshes/demomesh/deploys/{name}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http_json("GET", &deploys, None).2["phase"] != "succeeded" {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            http_json("GET", &deploys, None).2
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut follow = crate::aviary_cmd();
+    follow
+        .args(["deploy", "--follow", &name, "--mesh", "demomesh"])
+        .env("AVIARY_CONTROL", &url);
+    let out = run(&mut follow, Duration::from_secs(30));
     assert!(out.success(), "{}{}", out.stdout, out.stderr);
     assert!(
         out.stdout

@@ -77,6 +77,21 @@ pub const RULES: &[Rule] = &[
         "/v1/meshes/{mesh}/canaries/{name}/{command}",
         OPERATORS,
     ),
+    // A deploy runs a new command, as a workload does: only admins start one.
+    rule("GET", "/v1/meshes/{mesh}/deploys", READERS),
+    rule("POST", "/v1/meshes/{mesh}/deploys", ADMINS),
+    rule("GET", "/v1/meshes/{mesh}/deploys/{name}", READERS),
+    // Supervisors report replicas that could not start; a deploy fails on them at once.
+    rule(
+        "GET",
+        "/v1/meshes/{mesh}/workloads/{name}/failures",
+        READERS_AND_PROXIES,
+    ),
+    rule(
+        "PUT",
+        "/v1/meshes/{mesh}/workloads/{name}/failures/{replica}",
+        ADMINS_AND_PROXIES,
+    ),
     rule("GET", "/v1/meshes/{mesh}/workloads", READERS_AND_PROXIES),
     rule(
         "GET",
