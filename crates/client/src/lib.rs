@@ -24,9 +24,8 @@ use serde_json::{Value, json};
 pub use failover::Tried;
 pub use follow::{MeshWatch, Watched};
 use model::wire::{
-    ApproveBody, CanaryCommand, CanaryList, CanaryView, CommandBody, DeployList, DeployRecord,
-    Endpoint, EndpointList, MeshSnapshot, PipelineList, PipelineView, ReplicaFailure, RunList,
-    RunRecord, StageLog, StageName, StatsView, Workload, WorkloadList,
+    CanaryCommand, CanaryList, CanaryView, CommandBody, DeployList, DeployRecord, Endpoint,
+    EndpointList, MeshSnapshot, ReplicaFailure, StatsView, Workload, WorkloadList,
 };
 pub use model::wire::{IdentityKind, IssuedCertificate};
 pub use sse::{WatchEvent, WatchStream};
@@ -388,83 +387,6 @@ impl Client {
         self.send(reqwest::Method::PUT, &path, Some(body.to_string()))
             .await
             .map(drop)
-    }
-
-    /// `POST /v1/meshes/{mesh}/pipelines` with `{"name", "spec"}`.
-    pub async fn create_pipeline(
-        &self,
-        mesh: &str,
-        name: &str,
-        spec: &Value,
-    ) -> Result<PipelineView, ClientError> {
-        let path = format!("/v1/meshes/{mesh}/pipelines");
-        let body = json!({ "name": name, "spec": spec });
-        self.call_as(reqwest::Method::POST, &path, Some(&body))
-            .await
-    }
-
-    pub async fn pipelines(&self, mesh: &str) -> Result<Vec<PipelineView>, ClientError> {
-        let path = format!("/v1/meshes/{mesh}/pipelines");
-        let list: PipelineList = self.call_as(reqwest::Method::GET, &path, None).await?;
-        Ok(list.pipelines)
-    }
-
-    pub async fn pipeline(
-        &self,
-        mesh: &str,
-        name: &str,
-    ) -> Result<Option<PipelineView>, ClientError> {
-        let path = format!("/v1/meshes/{mesh}/pipelines/{name}");
-        found(self.call_as(reqwest::Method::GET, &path, None).await)
-    }
-
-    /// Every kept run, newest first.
-    pub async fn runs(&self, mesh: &str, pipeline: &str) -> Result<Vec<RunRecord>, ClientError> {
-        let path = format!("/v1/meshes/{mesh}/pipelines/{pipeline}/runs");
-        let list: RunList = self.call_as(reqwest::Method::GET, &path, None).await?;
-        Ok(list.runs)
-    }
-
-    pub async fn run(
-        &self,
-        mesh: &str,
-        pipeline: &str,
-        number: u64,
-    ) -> Result<Option<RunRecord>, ClientError> {
-        let path = format!("/v1/meshes/{mesh}/pipelines/{pipeline}/runs/{number}");
-        found(self.call_as(reqwest::Method::GET, &path, None).await)
-    }
-
-    /// Looks for a new commit now; answers the run it made, or the one that has that commit.
-    pub async fn trigger(&self, mesh: &str, pipeline: &str) -> Result<RunRecord, ClientError> {
-        let path = format!("/v1/meshes/{mesh}/pipelines/{pipeline}/trigger");
-        self.call_as(reqwest::Method::POST, &path, Some(&json!({})))
-            .await
-    }
-
-    pub async fn approve(
-        &self,
-        mesh: &str,
-        pipeline: &str,
-        number: u64,
-        body: &ApproveBody,
-    ) -> Result<RunRecord, ClientError> {
-        let path = format!("/v1/meshes/{mesh}/pipelines/{pipeline}/runs/{number}/approve");
-        let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.call_as(reqwest::Method::POST, &path, Some(&body))
-            .await
-    }
-
-    pub async fn stage_log(
-        &self,
-        mesh: &str,
-        pipeline: &str,
-        number: u64,
-        stage: StageName,
-    ) -> Result<StageLog, ClientError> {
-        let path =
-            format!("/v1/meshes/{mesh}/pipelines/{pipeline}/runs/{number}/logs?stage={stage}");
-        self.call_as(reqwest::Method::GET, &path, None).await
     }
 
     /// `GET /v1/meshes/{mesh}/endpoints`.

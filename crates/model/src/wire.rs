@@ -12,7 +12,7 @@
 //! - [`console`]: what the web console reads besides those (its session, stats over time,
 //!   log tails).
 //! - [`deploy`]: deploys ([`DeploySpec`] in, [`DeployRecord`] stored and served) and the
-//!   replica failures supervisors report; [`pipeline`]: pipelines and their runs.
+//!   replica failures supervisors report.
 //! - [`objects`]: registered [`Endpoint`]s and [`Workload`]s; [`ca`]: the mesh CA's requests.
 //!
 //! Compatibility: the JSON is camelCase and only grows. Views the server sends never deny
@@ -29,7 +29,6 @@ pub mod canary;
 pub mod console;
 pub mod deploy;
 pub mod objects;
-pub mod pipeline;
 mod raw;
 pub mod snapshot;
 pub mod stats;
@@ -48,11 +47,6 @@ pub use deploy::{
 };
 pub use objects::{
     Endpoint, EndpointList, HIDDEN, MAX_HOSTS, MAX_REPLICAS, Workload, WorkloadList,
-};
-pub use pipeline::{
-    ApproveBody, BuildSpec, KEPT_RUNS, MAX_STAGE_LOG_BYTES, NewCommit, PipelineList,
-    PipelineRecord, PipelineSpec, PipelineView, RECENT_RUNS, RunList, RunPhase, RunRecord, Stage,
-    StageLog, StageName, StageState,
 };
 pub use raw::Raw;
 pub use snapshot::MeshSnapshot;

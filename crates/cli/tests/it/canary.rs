@@ -786,3 +786,123 @@ fn a_failing_webhook_fails_the_canary_and_a_canary_manifest_starts_one() {
         "canary/c1 unchanged"
     );
 }
+
+/// The deploy template of [`a_deploy_survives_kill_9_of_the_control_plane_and_uses_its_template`]:
+/// the new version's node (with a health check the stable one lacks) and the route, whose
+/// targets are the pipeline's `${CANARY_ROUTES}`.
+const DEPLOY_TEMPLATE: &str = "\
+kind: VirtualNode
+metadata: {name: \"${MICROSERVICE_NAME}-${CANARY_VERSION}\", mesh: m}
+spec:
+  listeners:
+  - portMapping: {port: 8080, protocol: http}
+    healthCheck: {protocol: http, path: /health, healthyThreshold: 2, unhealthyThreshold: 2, timeoutMillis: 2000, intervalMillis: 5000}
+---
+kind: Route
+metadata: {name: rt, mesh: m, virtualRouter: r}
+spec:
+  httpRoute:
+    match: {prefix: /}
+    action:
+      weightedTargets: [${CANARY_ROUTES}]
+";
+
+#[test]
+fn a_deploy_survives_kill_9_of_the_control_plane_and_uses_its_template() {
+    let mut bench = Bench::start(&[]);
+    let _load = Load::start(bench.gateway, 50);
+    let data = testkit::temp_dir();
+    let mut agent = crate::aviary_cmd();
+    agent
+        .args([
+            "agent",
+            "--mesh",
+            "m",
+            "--host",
+            "h1",
+            "--address",
+            "127.0.0.1",
+        ])
+        .args([
+            "--outbound-listen",
+            "127.0.0.1:0",
+            "--health-interval",
+            "200ms",
+        ])
+        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path().join("agent"))
+        .env("AVIARY_CONTROL", bench.control.url());
+    let (_agent, _) = spawn_until(&mut agent, "(admin)");
+
+    use base64::Engine;
+    let file = json!({
+        "microservice_name": "svc", "percentage_step": 50, "wait_time": 2,
+        "failure_threshold_value": 0, "failure_threshold_time": 60,
+        "kubernetes_namespace": "default",
+        // Slow to start, so the control plane dies while the deploy waits for its health.
+        "container_image": ["sh", "-c", "sleep 2 && exec aviary-demo product --version 2.0"],
+        "config_file": base64::engine::general_purpose::STANDARD.encode(DEPLOY_TEMPLATE),
+    });
+    let out = deploy(bench.control.url(), data.path(), &file, &["--detach"]);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("deploy svc-1-1 started"),
+        "{}",
+        out.stdout
+    );
+    let url = format!("{}/v1/meshes/m/deploys/svc-1-1", bench.control.url());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_json("GET", &url, None).2["applied"] != true {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            http_json("GET", &url, None).2
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The template's route: the new version first, at weight 0 until its canary moves it.
+    assert_eq!(
+        targets(&bench.route()),
+        [("svc-1".to_string(), 0), ("stable-vn".to_string(), 100)]
+    );
+    let before = http_json("GET", &url, None).2;
+    assert_eq!(before["phase"], "starting", "{before}");
+    bench.control.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    bench.control.restart_on_same_port();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let now = http_json("GET", &url, None).2;
+        if now["phase"] != "starting" && now["phase"] != "canary" {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "{now}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["phase"], "succeeded", "{done}");
+    let texts: Vec<&str> = done["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    for once in [
+        "made; waiting",
+        "is healthy after",
+        "canary svc-1-1 started",
+        "svc-1 serves all traffic; stable-vn removed",
+    ] {
+        assert_eq!(
+            texts.iter().filter(|t| t.contains(once)).count(),
+            1,
+            "'{once}' not exactly once: {texts:?}"
+        );
+    }
+    let canary = bench.canary("svc-1-1");
+    let weights: Vec<u64> = events(&canary).into_iter().map(|(_, w)| w).collect();
+    assert_eq!(weights, [50, 100], "each step exactly once: {canary}");
+    assert_eq!(targets(&bench.route()), [("svc-1".to_string(), 100)]);
+    let (_, _, body) = http("GET", &format!("http://127.0.0.1:{}/", bench.gateway), None);
+    assert!(body.contains(r#""version":"2.0""#), "{body}");
+}
