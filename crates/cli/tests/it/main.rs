@@ -26,6 +26,7 @@ mod v1_api;
 mod walkthrough;
 mod watch;
 mod webhooks;
+mod yelb;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
