@@ -30,6 +30,9 @@ use crate::error::ApiError;
 use crate::leader::Term;
 use crate::objects;
 
+/// Ended deploys kept per mesh (with the one being made); older ones are removed.
+pub const KEPT_DEPLOYS: usize = 50;
+
 fn key(mesh: &str, name: &str) -> String {
     format!("deploys/{mesh}/{name}")
 }
@@ -172,7 +175,31 @@ impl App {
         };
         record.note(now, first);
         put_if(self.resources.store(), &key(mesh, &name), &record, 0, &[]).await?;
+        self.forget_old_deploys(mesh, existing).await;
         Ok(record)
+    }
+
+    /// Removes the oldest ended deploys of the mesh past [`KEPT_DEPLOYS`]: the history is
+    /// bounded by a count, not by how often anyone deploys. Best effort; the next create tries
+    /// again.
+    async fn forget_old_deploys(&self, mesh: &str, existing: Vec<(DeployRecord, u64)>) {
+        let old = to_forget(existing);
+        if old.is_empty() {
+            return;
+        }
+        let mut txn = Txn::default();
+        for (name, revision) in old {
+            let at = key(mesh, &name);
+            txn = txn
+                .when(Compare::ModRevision(at.clone(), revision))
+                .then(Op::Delete(at));
+        }
+        let store = self.resources.store().clone();
+        match crate::resources::blocking(move || store.txn(txn)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot forget old deploys"),
+            Err(error) => tracing::warn!(%error, "cannot forget old deploys"),
+        }
     }
 
     /// The service `microservice_name` names, its router and route, and the node serving it.
@@ -784,6 +811,19 @@ impl App {
             Err(error) => Err(error),
         }
     }
+}
+
+/// The ended deploys (name, mod revision) to remove so that, with one more, at most
+/// [`KEPT_DEPLOYS`] ended ones stay: the oldest first. Deploys under way always stay.
+fn to_forget(mut existing: Vec<(DeployRecord, u64)>) -> Vec<(String, u64)> {
+    existing.retain(|(d, _)| d.phase.is_terminal());
+    let excess = (existing.len() + 1).saturating_sub(KEPT_DEPLOYS);
+    existing.sort_by_key(|(d, _)| d.created_at);
+    existing
+        .into_iter()
+        .take(excess)
+        .map(|(d, revision)| (d.name, revision))
+        .collect()
 }
 
 /// `1 + the highest N of the nodes named <svc>-<N>`; a version removed after a rollback is
