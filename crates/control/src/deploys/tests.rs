@@ -1,3 +1,5 @@
+//! Deploy planning without IO: the version counter and which ended deploys are forgotten.
+
 use model::wire::{DeployPhase, DeployRecord};
 
 use super::{KEPT_DEPLOYS, next_version, to_forget};
