@@ -31,13 +31,9 @@ pub async fn run(client: &Client, opts: DeployOpts) -> anyhow::Result<()> {
             // Read here too, so a bad file is named as the file before anything is sent.
             let spec: DeploySpec = serde_json::from_value(body.clone())
                 .with_context(|| format!("{} is not a deploy.json", file.display()))?;
-            let problems: Vec<String> = spec
-                .problems()
-                .into_iter()
-                .map(|(field, text)| format!("{field}: {text}"))
-                .collect();
+            let problems = spec.problems();
             if !problems.is_empty() {
-                bail!("{}: {}", file.display(), problems.join("; "));
+                bail!("{}: {}", file.display(), model::Problems(problems));
             }
             let unused = spec.unused();
             if !unused.is_empty() {

@@ -103,11 +103,7 @@ impl App {
         spec: DeploySpec,
         origin: Option<DeployOrigin>,
     ) -> Result<DeployRecord, ApiError> {
-        let mut problems: Vec<Problem> = spec
-            .problems()
-            .into_iter()
-            .map(|(field, text)| Problem::new(field, text))
-            .collect();
+        let mut problems = spec.problems();
         if let Some(given) = spec.mesh.as_deref().filter(|given| *given != mesh) {
             problems.push(Problem::new(
                 "mesh",

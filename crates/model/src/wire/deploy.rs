@@ -68,9 +68,10 @@ pub const MAX_HEALTH_TIMEOUT: u64 = 3600;
 
 impl DeploySpec {
     /// Every problem of the file's values at once, each naming its field.
-    pub fn problems(&self) -> Vec<(String, String)> {
+    pub fn problems(&self) -> Vec<crate::Problem> {
         let mut problems = Vec::new();
-        let mut problem = |field: &str, text: String| problems.push((field.to_string(), text));
+        let mut problem =
+            |field: &str, text: String| problems.push(crate::Problem::new(field, text));
         if !crate::validate_name("microservice_name", &self.microservice_name).is_empty() {
             problem(
                 "microservice_name",
