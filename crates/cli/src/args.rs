@@ -115,6 +115,9 @@ pub enum Command {
     /// The App Mesh canary pipeline's deploy.json: a new version as `<svc>-<N>`, rolled out as
     /// a canary, the old or the new one removed at the end.
     Deploy(DeployOpts),
+    /// From commit to canary: a repository's branch built and deployed on every new commit
+    /// (Source, Build, optional Approval, Deploy), one run at a time.
+    Pipeline(Connected<PipelineCommand>),
 }
 
 #[derive(Debug, Parser)]
@@ -736,3 +739,92 @@ pub struct ProxyOpts {
 
 #[cfg(test)]
 mod tests;
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Make a pipeline and start its first run with the branch's newest commit.
+    Create(Box<PipelineCreateOpts>),
+    /// Every pipeline of the mesh, with its newest run.
+    List {
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+        mesh: Option<String>,
+    },
+    /// The pipeline and its newest run's stages.
+    Status {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+        mesh: Option<String>,
+        /// Follow the newest run until it ends; fail when it did not succeed.
+        #[arg(short = 'w', long)]
+        watch: bool,
+    },
+    /// The pipeline's kept runs, newest first.
+    History {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+        mesh: Option<String>,
+    },
+    /// Start a run with the branch's newest commit now (for a git hook to call).
+    Trigger {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+        mesh: Option<String>,
+    },
+    /// Let a run waiting at its Approval stage deploy, or reject it.
+    Approve {
+        name: String,
+        /// The run (default: the one waiting).
+        run: Option<u64>,
+        /// Reject instead, with this reason: the run fails and deploys nothing.
+        #[arg(long, value_name = "REASON")]
+        reject: Option<String>,
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+        mesh: Option<String>,
+    },
+    /// A run's stage output (default: the newest run's build).
+    Logs {
+        name: String,
+        run: Option<u64>,
+        #[arg(long, default_value = "build", value_parser = ["source", "build", "approval", "deploy"])]
+        stage: String,
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+        mesh: Option<String>,
+    },
+    /// Remove the pipeline and its runs (a deploy under way goes on).
+    Delete {
+        name: String,
+        #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+        mesh: Option<String>,
+    },
+}
+
+#[derive(Debug, Parser)]
+pub struct PipelineCreateOpts {
+    pub name: String,
+    /// The repository: a path or any URL `git` can fetch.
+    #[arg(long)]
+    pub repository: String,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// The build, run with `sh -c` in a checkout of the commit; it puts what the new version
+    /// runs in $ARTIFACT_DIR and may rewrite the deploy file.
+    #[arg(long)]
+    pub build: String,
+    /// The deploy settings in the checkout, as the AWS pipeline keeps them.
+    #[arg(long, default_value = "specfiles/deploy.json")]
+    pub deploy_file: String,
+    /// Seconds between looks for a new commit; 0: only `aviary pipeline trigger`.
+    #[arg(long, default_value_t = 30)]
+    pub poll: u64,
+    /// Seconds the build may take.
+    #[arg(long, default_value_t = 600)]
+    pub build_timeout: u64,
+    /// Wait for `aviary pipeline approve` before each deploy.
+    #[arg(long)]
+    pub approval: bool,
+    /// A newer commit ends a run that has not begun to deploy, instead of waiting for it.
+    #[arg(long)]
+    pub supersede: bool,
+    #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
+    pub mesh: Option<String>,
+}

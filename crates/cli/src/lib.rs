@@ -34,6 +34,7 @@ mod deploy;
 mod get;
 mod logs;
 mod out;
+mod pipeline;
 mod proxy;
 mod route;
 mod scope;
@@ -148,6 +149,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Top(opts) => top::run(&opts.connection.client()?, opts).await,
         Command::Canary(group) => canary::run(&group.connection.client()?, group.command).await,
         Command::Deploy(opts) => deploy::run(&opts.connection.client()?, opts).await,
+        Command::Pipeline(group) => pipeline::run(&group.connection.client()?, group.command).await,
     }
 }
 
@@ -216,6 +218,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
             ..control::Limits::default()
         },
         cert_ttl: opts.cert_ttl,
+        builds_dir: Some(opts.data_dir.join("builds")),
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     if !opts.no_auth {

@@ -70,6 +70,7 @@ async fn run(
         control::Config {
             listen: opts.listen,
             data_dir: Some(opts.data_dir.join("store")),
+            builds_dir: Some(opts.data_dir.join("builds")),
             auth: control::auth::AuthConfig {
                 secrets_dir: Some(opts.data_dir.clone()),
                 ..control::auth::AuthConfig::default()

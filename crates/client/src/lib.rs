@@ -24,8 +24,9 @@ use serde_json::{Value, json};
 pub use failover::Tried;
 pub use follow::{MeshWatch, Watched};
 use model::wire::{
-    CanaryCommand, CanaryList, CanaryView, CommandBody, DeployList, DeployRecord, Endpoint,
-    EndpointList, MeshSnapshot, ReplicaFailure, StatsView, Workload, WorkloadList,
+    ApproveBody, CanaryCommand, CanaryList, CanaryView, CommandBody, CreatePipeline, DeployList,
+    DeployRecord, Endpoint, EndpointList, MeshSnapshot, PipelineList, PipelineView, ReplicaFailure,
+    RunList, RunRecord, StageLog, StageName, StatsView, Workload, WorkloadList,
 };
 pub use model::wire::{IdentityKind, IssuedCertificate};
 pub use sse::{WatchEvent, WatchStream};
@@ -369,6 +370,85 @@ impl Client {
         let path = format!("/v1/meshes/{mesh}/deploys");
         let list: DeployList = self.call_as(reqwest::Method::GET, &path, None).await?;
         Ok(list.deploys)
+    }
+
+    /// `POST /v1/meshes/{mesh}/pipelines`: the pipeline and its first run.
+    pub async fn create_pipeline(
+        &self,
+        mesh: &str,
+        body: &CreatePipeline,
+    ) -> Result<PipelineView, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines");
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call_as(reqwest::Method::POST, &path, Some(&body))
+            .await
+    }
+
+    pub async fn pipelines(&self, mesh: &str) -> Result<Vec<PipelineView>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines");
+        let list: PipelineList = self.call_as(reqwest::Method::GET, &path, None).await?;
+        Ok(list.pipelines)
+    }
+
+    pub async fn pipeline(&self, mesh: &str, name: &str) -> Result<PipelineView, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines/{name}");
+        self.call_as(reqwest::Method::GET, &path, None).await
+    }
+
+    pub async fn delete_pipeline(&self, mesh: &str, name: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines/{name}");
+        self.send(reqwest::Method::DELETE, &path, None)
+            .await
+            .map(drop)
+    }
+
+    /// `POST .../pipelines/{name}/trigger`: a run of the branch's newest commit.
+    pub async fn trigger_pipeline(&self, mesh: &str, name: &str) -> Result<RunRecord, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines/{name}/trigger");
+        self.call_as(
+            reqwest::Method::POST,
+            &path,
+            Some(&Value::Object(Default::default())),
+        )
+        .await
+    }
+
+    /// Every kept run, newest first.
+    pub async fn runs(&self, mesh: &str, name: &str) -> Result<Vec<RunRecord>, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines/{name}/runs");
+        let list: RunList = self.call_as(reqwest::Method::GET, &path, None).await?;
+        Ok(list.runs)
+    }
+
+    pub async fn run(&self, mesh: &str, name: &str, number: u64) -> Result<RunRecord, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines/{name}/runs/{number}");
+        self.call_as(reqwest::Method::GET, &path, None).await
+    }
+
+    /// Approves a run waiting at its Approval stage, or rejects it with a reason.
+    pub async fn approve_run(
+        &self,
+        mesh: &str,
+        name: &str,
+        number: u64,
+        body: &ApproveBody,
+    ) -> Result<RunRecord, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines/{name}/runs/{number}/approve");
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        self.call_as(reqwest::Method::POST, &path, Some(&body))
+            .await
+    }
+
+    /// A stage's output (`source`, `build`, `approval`, `deploy`).
+    pub async fn run_logs(
+        &self,
+        mesh: &str,
+        name: &str,
+        number: u64,
+        stage: StageName,
+    ) -> Result<StageLog, ClientError> {
+        let path = format!("/v1/meshes/{mesh}/pipelines/{name}/runs/{number}/logs?stage={stage}");
+        self.call_as(reqwest::Method::GET, &path, None).await
     }
 
     /// A supervisor's report of a replica that could not start or ended before it was healthy.

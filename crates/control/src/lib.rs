@@ -20,6 +20,7 @@ mod error;
 mod leader;
 mod live;
 mod objects;
+mod pipelines;
 mod records;
 mod resources;
 mod server;
@@ -76,6 +77,9 @@ pub struct Config {
     /// Where the console reads workloads' logs: the supervisor's files when this process runs
     /// the workloads (`aviary up`); `None` answers that logs are kept on the agents' hosts.
     pub logs: Option<Logs>,
+    /// Where pipeline runs check out and build (`--builds-dir`); `None`: `data_dir/builds`,
+    /// and with neither, pipelines are refused.
+    pub builds_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -97,6 +101,7 @@ impl Default for Config {
             limits: Limits::default(),
             cert_ttl: ca::DEFAULT_CERT_TTL,
             logs: None,
+            builds_dir: None,
         }
     }
 }
@@ -167,6 +172,8 @@ pub struct App {
     logs: Option<Logs>,
     /// Served over HTTPS: the console's cookie is then `Secure`.
     serves_tls: bool,
+    /// The pipelines' builds on this replica's host.
+    pipelines: pipelines::Runner,
 }
 
 /// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
@@ -227,6 +234,10 @@ impl Control {
             Some(_) => leader::Leadership::follower(),
             None => leader::Leadership::sole(),
         });
+        let builds_dir = config
+            .builds_dir
+            .clone()
+            .or_else(|| config.data_dir.as_ref().map(|dir| dir.join("builds")));
         let app = Arc::new(App {
             auth,
             resources: Resources::new(store, config.identity),
@@ -243,6 +254,7 @@ impl Control {
             cert_ttl,
             logs: config.logs,
             serves_tls: tls.is_some(),
+            pipelines: pipelines::Runner::new(builds_dir),
         });
         Ok(Control {
             listener,
@@ -299,6 +311,7 @@ impl Control {
             me,
             shutdown.clone(),
         ));
+        tokio::spawn(pipelines::drive(self.app.clone(), shutdown.clone()));
         tokio::spawn(canaries::drive(self.app.clone(), shutdown));
         server::serve(self.listener, self.tls, self.limits, self.app).await;
         Ok(())
@@ -343,6 +356,34 @@ pub fn router(app: Arc<App>) -> Router {
             get(v1::list_deploys).post(v1::create_deploy),
         )
         .route("/v1/meshes/{mesh}/deploys/{name}", get(v1::get_deploy))
+        .route(
+            "/v1/meshes/{mesh}/pipelines",
+            get(v1::list_pipelines).post(v1::create_pipeline),
+        )
+        .route(
+            "/v1/meshes/{mesh}/pipelines/{name}",
+            get(v1::get_pipeline).delete(v1::delete_pipeline),
+        )
+        .route(
+            "/v1/meshes/{mesh}/pipelines/{name}/trigger",
+            axum::routing::post(v1::trigger_pipeline),
+        )
+        .route(
+            "/v1/meshes/{mesh}/pipelines/{name}/runs",
+            get(v1::list_runs),
+        )
+        .route(
+            "/v1/meshes/{mesh}/pipelines/{name}/runs/{number}",
+            get(v1::get_run),
+        )
+        .route(
+            "/v1/meshes/{mesh}/pipelines/{name}/runs/{number}/approve",
+            axum::routing::post(v1::approve_run),
+        )
+        .route(
+            "/v1/meshes/{mesh}/pipelines/{name}/runs/{number}/logs",
+            get(v1::run_logs),
+        )
         .route(
             "/v1/meshes/{mesh}/workloads/{name}/failures",
             get(v1::list_failures),

@@ -29,9 +29,9 @@ use crate::resources::{blocking, decode};
 use crate::stats::{check_known, check_report};
 use model::ResourcePath;
 use model::wire::{
-    CanaryCommand, CanaryList, Change, CommandBody, DeployList, DeploySpec, EndpointList,
-    MAX_REPORT_BYTES, MeshSnapshot, Object, Op, Raw, Relist, ReplicaFailures, StatsReport,
-    WatchEvent, Workload, WorkloadList,
+    ApproveBody, CanaryCommand, CanaryList, Change, CommandBody, CreatePipeline, DeployList,
+    DeploySpec, EndpointList, MAX_REPORT_BYTES, MeshSnapshot, Object, Op, PipelineList, Raw,
+    Relist, ReplicaFailures, RunList, StageName, StatsReport, WatchEvent, Workload, WorkloadList,
 };
 
 /// axum's `Path`, but a segment it cannot decode (invalid UTF-8 once percent-decoded) is
@@ -381,6 +381,108 @@ pub async fn list_failures(
     app.resources.get_workload(&mesh, &name).await?;
     let failures = app.workload_failures(&mesh, &name).await?;
     Ok(json_response(StatusCode::OK, &ReplicaFailures { failures }))
+}
+
+pub async fn create_pipeline(
+    State(app): State<Arc<App>>,
+    ApiPath(mesh): ApiPath<String>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let body = read_json(request, MAX_BODY_BYTES).await?;
+    let body = model::wire::strict::<CreatePipeline>(body)
+        .map_err(|e| ApiError::BadRequest(format!("pipeline: {e}")))?;
+    let view = app.create_pipeline(&mesh, body).await?;
+    Ok(json_response(StatusCode::CREATED, &view))
+}
+
+pub async fn list_pipelines(
+    State(app): State<Arc<App>>,
+    ApiPath(mesh): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let pipelines = app.list_pipelines(&mesh).await?;
+    Ok(json_response(StatusCode::OK, &PipelineList { pipelines }))
+}
+
+pub async fn get_pipeline(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let view = app.get_pipeline(&mesh, &name).await?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+pub async fn delete_pipeline(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    app.delete_pipeline(&mesh, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn trigger_pipeline(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let run = app.trigger_pipeline(&mesh, &name).await?;
+    Ok(json_response(StatusCode::CREATED, &run))
+}
+
+pub async fn list_runs(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    app.get_pipeline(&mesh, &name).await?;
+    let runs = app.runs(&mesh, &name).await?;
+    Ok(json_response(StatusCode::OK, &RunList { runs }))
+}
+
+/// A run number in a path: a 400 naming it when it is not one.
+fn run_number(raw: &str) -> Result<u64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest(format!("run: '{raw}' is not a run number")))
+}
+
+pub async fn get_run(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name, number)): ApiPath<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let run = app.get_run(&mesh, &name, run_number(&number)?).await?;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+pub async fn approve_run(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    ApiPath((mesh, name, number)): ApiPath<(String, String, String)>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let number = run_number(&number)?;
+    let body = read_json(request, MAX_BODY_BYTES).await?;
+    let body = model::wire::strict::<ApproveBody>(body)
+        .map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    let run = app
+        .approve_run(&mesh, &name, number, body, &caller.name)
+        .await?;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+/// `?stage=source|build|approval|deploy`, default build.
+pub async fn run_logs(
+    State(app): State<Arc<App>>,
+    ApiPath((mesh, name, number)): ApiPath<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let number = run_number(&number)?;
+    let stage = match query.get("stage") {
+        None => StageName::Build,
+        Some(raw) => StageName::parse(raw).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "stage: '{raw}' is not a stage; use source, build, approval or deploy"
+            ))
+        })?,
+    };
+    let log = app.stage_log(&mesh, &name, number, stage).await?;
+    Ok(json_response(StatusCode::OK, &log))
 }
 
 pub async fn put_workload(

@@ -13,6 +13,8 @@
 //!   log tails).
 //! - [`deploy`]: deploys ([`DeploySpec`] in, [`DeployRecord`] stored and served) and the
 //!   replica failures supervisors report.
+//! - [`pipeline`]: pipelines ([`PipelineSpec`] in, [`PipelineRecord`] stored) and their runs
+//!   ([`RunRecord`], stages Source → Build → [Approval] → Deploy, [`StageLog`] output).
 //! - [`objects`]: registered [`Endpoint`]s and [`Workload`]s; [`ca`]: the mesh CA's requests.
 //!
 //! Compatibility: the JSON is camelCase and only grows. Views the server sends never deny
@@ -29,6 +31,7 @@ pub mod canary;
 pub mod console;
 pub mod deploy;
 pub mod objects;
+pub mod pipeline;
 mod raw;
 pub mod snapshot;
 pub mod stats;
@@ -47,6 +50,11 @@ pub use deploy::{
 };
 pub use objects::{
     Endpoint, EndpointList, HIDDEN, MAX_HOSTS, MAX_REPLICAS, Workload, WorkloadList,
+};
+pub use pipeline::{
+    ApproveBody, CreatePipeline, KEPT_RUNS, MAX_STAGE_LOG_BYTES, PipelineList, PipelineRecord,
+    PipelineSpec, PipelineView, RECENT_RUNS, RunList, RunPhase, RunRecord, Stage, StageLog,
+    StageName, StageState,
 };
 pub use raw::Raw;
 pub use snapshot::MeshSnapshot;

@@ -82,16 +82,16 @@ pub(crate) fn canary_mesh(gateway: u16) -> String {
 
 /// A mesh whose gateway sends everything to `svc.local` → route `rt` → stable-vn (100%), with
 /// canary-vn defined; both nodes' endpoints are the given demo services.
-struct Bench {
-    control: ControlProcess,
-    gateway: u16,
+pub(crate) struct Bench {
+    pub(crate) control: ControlProcess,
+    pub(crate) gateway: u16,
     _proxy: Proc,
     _stable: Proc,
     _canary: Proc,
 }
 
 impl Bench {
-    fn start(canary_flags: &[&str]) -> Bench {
+    pub(crate) fn start(canary_flags: &[&str]) -> Bench {
         let control = start();
         let gateway = free_port();
         let manifest = canary_mesh(gateway);

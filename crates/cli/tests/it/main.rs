@@ -19,6 +19,7 @@ mod hosts;
 mod limits;
 mod mesh_ca;
 mod observability;
+mod pipeline;
 mod replicas;
 mod tls;
 mod tracing;

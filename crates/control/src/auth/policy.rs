@@ -81,6 +81,33 @@ pub const RULES: &[Rule] = &[
     rule("GET", "/v1/meshes/{mesh}/deploys", READERS),
     rule("POST", "/v1/meshes/{mesh}/deploys", ADMINS),
     rule("GET", "/v1/meshes/{mesh}/deploys/{name}", READERS),
+    // A pipeline runs its build command on the leader's host: only admins make one. Starting
+    // a run of what admins set up, and approving one, is an operator's call, like a canary's.
+    rule("GET", "/v1/meshes/{mesh}/pipelines", READERS),
+    rule("POST", "/v1/meshes/{mesh}/pipelines", ADMINS),
+    rule("GET", "/v1/meshes/{mesh}/pipelines/{name}", READERS),
+    rule("DELETE", "/v1/meshes/{mesh}/pipelines/{name}", ADMINS),
+    rule(
+        "POST",
+        "/v1/meshes/{mesh}/pipelines/{name}/trigger",
+        OPERATORS,
+    ),
+    rule("GET", "/v1/meshes/{mesh}/pipelines/{name}/runs", READERS),
+    rule(
+        "GET",
+        "/v1/meshes/{mesh}/pipelines/{name}/runs/{number}",
+        READERS,
+    ),
+    rule(
+        "POST",
+        "/v1/meshes/{mesh}/pipelines/{name}/runs/{number}/approve",
+        OPERATORS,
+    ),
+    rule(
+        "GET",
+        "/v1/meshes/{mesh}/pipelines/{name}/runs/{number}/logs",
+        READERS,
+    ),
     // Supervisors report replicas that could not start; a deploy fails on them at once.
     rule(
         "GET",
