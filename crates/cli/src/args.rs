@@ -364,8 +364,22 @@ pub struct UpOpts {
 
 #[derive(Debug, Parser)]
 pub struct DemoOpts {
+    /// Which demo: `demomesh` (the walkthrough's order, product and customer services) or
+    /// `yelb` (the voting app on real PostgreSQL and Redis, with a pipeline that builds and
+    /// deploys every commit to its app server's repository).
+    #[arg(value_enum, default_value = "demomesh")]
+    pub which: DemoName,
+    /// The gateway's port instead of the demo's own (demomesh 9080, yelb 8080).
+    #[arg(long, value_name = "PORT")]
+    pub gateway_port: Option<u16>,
     #[command(flatten)]
     pub run: RunOpts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoName {
+    Demomesh,
+    Yelb,
 }
 
 #[derive(Debug, Parser)]

@@ -58,12 +58,12 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<()
             let mesh = resolve_mesh(client, mesh.as_deref()).await?;
             let runs = client.runs(&mesh, &name).await?;
             println!(
-                "{:<5} {:<11} {:<9} {:<8} {:<20} {:<8} WHY",
+                "{:<5} {:<11} {:<9} {:<8} {:<23} {:<8} WHY",
                 "RUN", "PHASE", "COMMIT", "TRIGGER", "STARTED", "VERSION"
             );
             for run in runs {
                 println!(
-                    "{:<5} {:<11} {:<9} {:<8} {:<20} {:<8} {}",
+                    "{:<5} {:<11} {:<9} {:<8} {:<23} {:<8} {}",
                     run.number,
                     run.phase.to_string(),
                     short(&run.commit),
@@ -144,8 +144,14 @@ pub async fn run(client: &Client, command: PipelineCommand) -> anyhow::Result<()
 
 async fn create(client: &Client, opts: PipelineCreateOpts) -> anyhow::Result<()> {
     let mesh = resolve_mesh(client, opts.mesh.as_deref()).await?;
+    // A local path is sent absolute: the control plane clones from its own working directory.
+    let local = std::path::Path::new(&opts.repository);
+    let repository = match local.exists() {
+        true => std::path::absolute(local)?.display().to_string(),
+        false => opts.repository,
+    };
     let spec: PipelineSpec = serde_json::from_value(serde_json::json!({
-        "repository": opts.repository,
+        "repository": repository,
         "branch": opts.branch,
         "pollSeconds": opts.poll,
         "build": { "command": opts.build, "timeoutSeconds": opts.build_timeout },

@@ -3,6 +3,7 @@
 //! process, on 127.0.0.1.
 
 mod kept;
+mod yelb;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ use model::manifest::{Manifest, ManifestKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::apply;
-use crate::args::{DemoOpts, RunOpts, UpOpts};
+use crate::args::{DemoName, DemoOpts, RunOpts, UpOpts};
+use model::wire::CreatePipeline;
 
 /// The name the demo services' binary goes by in workload commands.
 pub const DEMO_BINARY: &str = "aviary-demo";
@@ -37,16 +39,33 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 pub async fn up(opts: UpOpts) -> anyhow::Result<()> {
     let manifests = apply::load(&opts.files)?;
-    run(manifests, opts.run, None).await
+    run(manifests, opts.run, None, None).await
 }
 
 pub async fn demo(opts: DemoOpts) -> anyhow::Result<()> {
-    let texts: Vec<(String, String)> = DEMO_MANIFESTS
-        .iter()
-        .map(|(source, text)| (source.to_string(), text.to_string()))
-        .collect();
-    let manifests = apply::parse_all(&texts)?;
-    run(manifests, opts.run, Some(DEMO_NEXT_STEPS)).await
+    let (texts, pipeline, next_steps) = match opts.which {
+        DemoName::Demomesh => (
+            DEMO_MANIFESTS
+                .iter()
+                .map(|(source, text)| (source.to_string(), text.to_string()))
+                .collect(),
+            None,
+            DEMO_NEXT_STEPS.to_string(),
+        ),
+        DemoName::Yelb => {
+            let yelb = yelb::prepare(&opts.run.data_dir)?;
+            (yelb.manifests, Some(yelb.pipeline), yelb.next_steps)
+        }
+    };
+    let mut manifests = apply::parse_all(&texts)?;
+    if let Some(port) = opts.gateway_port {
+        for manifest in &mut manifests {
+            if manifest.kind == ManifestKind::AppMesh(Kind::VirtualGateway) {
+                manifest.spec["listeners"][0]["portMapping"]["port"] = port.into();
+            }
+        }
+    }
+    run(manifests, opts.run, Some(&next_steps), pipeline).await
 }
 
 /// `opts.ca`: what every part that calls the control plane trusts.
@@ -54,6 +73,7 @@ async fn run(
     manifests: Vec<Manifest>,
     opts: RunOpts,
     next_steps: Option<&str>,
+    pipeline: Option<CreatePipeline>,
 ) -> anyhow::Result<()> {
     let ca = opts.ca.clone();
     let meshes = meshes_of(&manifests);
@@ -108,6 +128,16 @@ async fn run(
         .await
         .unwrap_or_else(|e| vec![format!("(cannot tell what the data dir kept: {e:#})")]);
     apply::apply_all(&client, manifests).await?;
+    if let Some(pipeline) = pipeline {
+        // Made once: a restart keeps the pipeline, its runs and its counter.
+        let mesh = meshes.first().context("the demo declares a mesh")?;
+        if client.pipeline(mesh, &pipeline.name).await.is_err() {
+            client
+                .create_pipeline(mesh, &pipeline)
+                .await
+                .with_context(|| format!("cannot create pipeline {}", pipeline.name))?;
+        }
+    }
 
     println!();
     println!("aviary is up; data in {}", opts.data_dir.display());

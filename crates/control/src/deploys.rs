@@ -645,7 +645,8 @@ impl App {
         Ok(spec)
     }
 
-    /// The serving version's workload (its env, replicas and hosts) running the new argv.
+    /// The serving version's workload (its env, replicas and hosts) running the new argv, with
+    /// `CANARY_VERSION` set to the new version's number.
     async fn workload_like(&self, record: &DeployRecord) -> Result<Workload, ApiError> {
         let workloads = self.resources.list_workloads(&record.mesh).await?;
         let old: Vec<&Workload> = workloads
@@ -661,7 +662,12 @@ impl App {
             name: record.node.clone(),
             virtual_node: record.node.clone(),
             command: record.spec.argv(),
-            env: old.first().map(|w| w.env.clone()).unwrap_or_default(),
+            env: {
+                // The version it is, as the template's variable says it: its answers can tell.
+                let mut env = old.first().map(|w| w.env.clone()).unwrap_or_default();
+                env.insert("CANARY_VERSION".into(), record.version.to_string());
+                env
+            },
             replicas,
             hosts: old.first().map(|w| w.hosts.clone()).unwrap_or_default(),
         })

@@ -98,9 +98,10 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// `dir` is made absolute: builds see it as `ARTIFACT_DIR`, and workloads run from it.
     pub fn new(dir: Option<PathBuf>) -> Runner {
         Runner {
-            dir,
+            dir: dir.map(|dir| std::path::absolute(&dir).unwrap_or(dir)),
             jobs: Default::default(),
             polled: Default::default(),
             tidied: Default::default(),

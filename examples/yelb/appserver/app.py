@@ -25,7 +25,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 RESTAURANTS = ["outback", "bucadibeppo", "ihop", "chipotle"]
-VERSION = os.environ.get("APP_VERSION") or "unknown"
+# A deploy sets CANARY_VERSION on the versions it makes; the shipped one has APP_VERSION.
+VERSION = os.environ.get("CANARY_VERSION") or os.environ.get("APP_VERSION") or "unknown"
 STATE = os.environ.get("YELB_STATE", "")
 # How long to wait at start for the database before giving up (the supervisor restarts us).
 DB_WAIT_SECONDS = float(os.environ.get("YELB_DB_WAIT_SECONDS", "120"))

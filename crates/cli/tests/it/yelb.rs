@@ -1,9 +1,9 @@
-//! The voting app of `examples/yelb` on real PostgreSQL and Redis under `aviary up`, and the
-//! canary pipeline's two stories carried out with its build script and `aviary deploy` (the
-//! pipeline around them is not built yet): the fix of the double-counted vote rolls out and a
-//! vote then adds exactly one, read back from Postgres; the wrong-port commit never gets traffic
-//! (it fails its health check, or exits at once when the port next to its own is taken).
-//! Votes keep working throughout.
+//! `aviary demo yelb`: the voting app of `examples/yelb` on real PostgreSQL and Redis, and the
+//! canary pipeline's two stories told by commits to the app server's repository: the fix of the
+//! double-counted vote is built and rolled out and a vote then adds exactly one, read back from
+//! Postgres; the wrong-port commit never gets traffic (it fails its health check, or exits at
+//! once when the port next to its own is taken) and is rolled back. Votes keep working
+//! throughout.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use testkit::{http, run};
+use testkit::http;
 
 use crate::canary::{free_port, spawn_until};
+use crate::pipeline::{Repo, wait_run};
 
-fn yelb_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/yelb")
-}
+/// The demo's pipeline, and its app server's service.
+const PIPELINE: &str = "yelb-appserver";
 
 /// The count of `name` in Postgres itself.
 fn votes_in_postgres(state: &Path, name: &str) -> i64 {
@@ -39,26 +38,6 @@ fn votes_in_postgres(state: &Path, name: &str) -> i64 {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-/// Builds the app server from `src` as the pipeline would: `specfiles/build.sh` with an
-/// artifact directory; returns the deploy.json it wrote.
-fn build(src: &Path, artifact: &Path) -> Value {
-    std::fs::create_dir_all(artifact).unwrap();
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("specfiles/build.sh")
-        .current_dir(src)
-        .env("ARTIFACT_DIR", artifact);
-    let out = run(&mut cmd, Duration::from_secs(60));
-    assert!(out.success(), "build failed: {}{}", out.stdout, out.stderr);
-    let text = std::fs::read_to_string(src.join("specfiles/deploy.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn deploy(url: &str, file: &Path) -> testkit::AwsOutput {
-    let mut cmd = crate::aviary_cmd();
-    cmd.arg("deploy").arg(file).env("AVIARY_CONTROL", url);
-    run(&mut cmd, Duration::from_secs(120))
 }
 
 /// Votes for `outback` through the gateway every 50 ms until dropped; counts failures.
@@ -118,36 +97,36 @@ impl Drop for Voters {
     }
 }
 
+/// Edits `file` of the repository (`from` must be there) and commits it.
+fn commit_edit(repo: &Repo, file: &str, from: &str, to: &str, message: &str) {
+    let code = std::fs::read_to_string(repo.path.join(file)).unwrap();
+    assert!(code.contains(from), "{file} has no '{from}'");
+    repo.commit(&[(file, &code.replace(from, to))], message);
+}
+
 #[test]
-fn the_fixed_vote_rolls_out_and_the_wrong_port_never_gets_traffic() {
+fn from_commit_to_canary_the_fix_rolls_out_and_the_wrong_port_is_rolled_back() {
     let dir = testkit::temp_dir();
     // Postgres runs as the user `postgres`, which must reach its data directory.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let home = yelb_dir().canonicalize().unwrap();
+    let data = dir.path().join("aviary");
+    testkit::seed_secrets(&data);
     let gateway = free_port();
-    let mesh = std::fs::read_to_string(home.join("mesh.yaml"))
-        .unwrap()
-        .replace("@YELB_HOME@", &home.display().to_string())
-        .replace("@YELB_STATE@", &state.display().to_string())
-        .replacen("port: 8080", &format!("port: {gateway}"), 1);
-    assert!(mesh.contains(&format!("port: {gateway}")));
-    let file = dir.path().join("mesh.yaml");
-    std::fs::write(&file, mesh).unwrap();
-    testkit::seed_secrets(&dir.path().join("aviary"));
     let mut cmd = crate::aviary_cmd();
-    cmd.args(["up", "-f"])
-        .arg(&file)
+    cmd.args(["demo", "yelb", "--gateway-port", &gateway.to_string()])
         .args(["--listen", "127.0.0.1:0", "--egress-listen", "127.0.0.1:0"])
         .arg("--data-dir")
-        .arg(dir.path().join("aviary"));
-    let (_up, line) = spawn_until(&mut cmd, "control plane");
+        .arg(&data);
+    let (_demo, line) = spawn_until(&mut cmd, "control plane");
     let url = line
         .trim()
         .trim_start_matches("control plane")
         .trim()
         .to_string();
+    let state = data.join("yelb/state");
+    let repo = Repo {
+        path: data.join("yelb/repo"),
+    };
 
     let votes = format!("http://127.0.0.1:{gateway}/api/getvotes");
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -162,39 +141,45 @@ fn the_fixed_vote_rolls_out_and_the_wrong_port_never_gets_traffic() {
     let (status, _, page) = http("GET", &format!("http://127.0.0.1:{gateway}/"), None);
     assert!(status == 200 && page.contains("ihop"), "{status} {page}");
 
+    // Run 1, made with the pipeline: the repository as shipped, rolled out as version 2.
+    // A canary step passes only with traffic: voters vote while it rolls out.
+    let voters = Voters::start(gateway);
+    let run1 = wait_run(
+        &url,
+        "yelb",
+        PIPELINE,
+        1,
+        &["succeeded", "failed"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run1["phase"], "succeeded", "{run1}");
+    let (sent, failed) = voters.finish();
+    assert_eq!(failed, 0, "{failed} of {sent} votes failed during run 1");
     // The shipped version counts a vote twice.
     let vote = format!("http://127.0.0.1:{gateway}/api/vote/ihop");
     let before = votes_in_postgres(&state, "ihop");
     assert_eq!(http("POST", &vote, Some("{}")).0, 200);
     assert_eq!(votes_in_postgres(&state, "ihop"), before + 2, "the bug");
 
-    // Story one: the fix, built and deployed as a canary under votes.
-    let src = dir.path().join("src");
-    let copied = std::process::Command::new("cp")
-        .args(["-r"])
-        .arg(home.join("appserver"))
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    let app = src.join("app.py");
-    let code = std::fs::read_to_string(&app).unwrap();
-    assert!(code.contains("count = count + 2"));
-    std::fs::write(&app, code.replace("count = count + 2", "count = count + 1")).unwrap();
-    let built = build(&src, &dir.path().join("artifact-2"));
-    assert!(
-        built["container_image"].is_array() && built["config_file"].is_string(),
-        "{built}"
-    );
+    // Story one: a commit fixes it; the pipeline builds it and rolls it out under votes.
     let voters = Voters::start(gateway);
-    let out = deploy(&url, &src.join("specfiles/deploy.json"));
-    assert!(out.success(), "{}{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout
-            .contains("yelb-appserver-2 serves all traffic; yelb-appserver-1 removed"),
-        "{}",
-        out.stdout
+    commit_edit(
+        &repo,
+        "app.py",
+        "count = count + 2",
+        "count = count + 1",
+        "count a vote once",
     );
+    let run2 = wait_run(
+        &url,
+        "yelb",
+        PIPELINE,
+        2,
+        &["succeeded", "failed"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run2["phase"], "succeeded", "{run2}");
+    assert_eq!(run2["version"], 3, "{run2}");
     let (sent, failed) = voters.finish();
     assert!(sent > 20, "only {sent} votes sent");
     assert_eq!(
@@ -209,50 +194,53 @@ fn the_fixed_vote_rolls_out_and_the_wrong_port_never_gets_traffic() {
         "a vote adds one"
     );
     assert!(
-        format!("{headers:?}").contains("yelb-appserver"),
-        "{headers:?}"
+        format!("{headers:?}").contains("\"3\""),
+        "version 3 answers: {headers:?}"
     );
 
-    // Story two: the app server moved to the wrong port. It never passes its health check,
-    // gets no traffic and is removed; votes keep working.
-    let code = std::fs::read_to_string(&app).unwrap();
-    let line = r#"port = int(os.environ["PORT"])"#;
-    assert!(code.contains(line));
-    std::fs::write(
-        &app,
-        code.replace(line, r#"port = int(os.environ["PORT"]) + 1"#),
-    )
-    .unwrap();
-    let mut built = build(&src, &dir.path().join("artifact-3"));
-    built["health_timeout"] = 10.into();
-    let file = src.join("specfiles/deploy.json");
-    std::fs::write(&file, built.to_string()).unwrap();
+    // Story two: a commit moves the app server to the wrong port. It never gets traffic and
+    // is removed; votes keep working; the pipeline's version stays 3.
     let voters = Voters::start(gateway);
-    let out = deploy(&url, &file);
-    assert!(!out.success(), "{}", out.stdout);
+    commit_edit(
+        &repo,
+        "app.py",
+        r#"port = int(os.environ["PORT"])"#,
+        r#"port = int(os.environ["PORT"]) + 1"#,
+        "listen on the wrong port",
+    );
+    let run3 = wait_run(
+        &url,
+        "yelb",
+        PIPELINE,
+        3,
+        &["succeeded", "failed"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(run3["phase"], "failed", "{run3}");
     // Either it listens where nobody checks (never healthy), or PORT + 1 is taken and it
     // exits at once ("could not start"): no traffic either way.
+    let reason = run3["reason"].as_str().unwrap();
     assert!(
-        out.stderr
-            .contains("yelb-appserver-3 never passed its health check")
-            || out.stderr.contains("yelb-appserver-3 could not start"),
-        "{}",
-        out.stderr
+        reason.contains("yelb-appserver-4 never passed its health check")
+            || reason.contains("yelb-appserver-4 could not start"),
+        "{reason}"
     );
     let (sent, failed) = voters.finish();
     assert!(sent > 20, "only {sent} votes sent");
     assert_eq!(failed, 0, "{failed} of {sent} votes failed");
-    let (_, _, list) = testkit::http_json("GET", &format!("{url}/v1/meshes/yelb/deploys"), None);
-    let reasons: Vec<&str> = list["deploys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["reason"].as_str())
-        .collect();
+    let (_, _, pipeline) = testkit::http_json(
+        "GET",
+        &format!("{url}/v1/meshes/yelb/pipelines/{PIPELINE}"),
+        None,
+    );
+    assert_eq!(pipeline["version"], 3, "{pipeline}");
+    let history = crate::pipeline::aviary(&url, &["pipeline", "history", PIPELINE]);
+    println!("{}", history.stdout);
+    let status = crate::pipeline::aviary(&url, &["pipeline", "status", PIPELINE]);
+    println!("{}", status.stdout);
     assert!(
-        reasons
-            .iter()
-            .any(|r| r.contains("never passed its health check") || r.contains("could not start")),
-        "the history says why: {list}"
+        status.stdout.contains("run 3") && status.stdout.contains("failed"),
+        "{}",
+        status.stdout
     );
 }
