@@ -1,8 +1,8 @@
 //! `aviary pipeline` with real git repositories, real builds (`sh`) and real workloads: each
 //! commit runs Source → Build → Deploy; a failed build deploys nothing and says why; a version
 //! that fails is rolled back and the pipeline's version stays; a run waits for approval or is
-//! rejected; a newer commit supersedes a build under way; and `kill -9` of the control plane
-//! mid-build builds once more and finishes.
+//! rejected; a newer commit supersedes a build under way; `kill -9` of the control plane
+//! mid-build builds once more and finishes, and mid-deploy finds its deploy again.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -364,7 +364,7 @@ fn each_commit_is_built_and_deployed_and_a_run_that_cannot_says_why() {
 /// A control plane (`aviary control`) with the canary bench's mesh and an agent on host h1,
 /// which runs the pipeline's workloads.
 #[test]
-fn approval_supersede_and_kill_9_mid_build() {
+fn approval_supersede_and_kill_9_mid_build_and_mid_deploy() {
     let mut bench = crate::canary::Bench::start(&[]);
     let data = testkit::temp_dir();
     let mut agent = crate::aviary_cmd();
@@ -533,6 +533,24 @@ fn approval_supersede_and_kill_9_mid_build() {
     assert!(aviary(&url, &["pipeline", "trigger", "gated", "--mesh", "m"]).success());
     waiting(2);
     assert!(aviary(&url, &["pipeline", "approve", "gated", "--mesh", "m"]).success());
+    // kill -9 once the deploy stage has started its deploy: the next control plane finds that
+    // deploy again by its origin instead of starting a second one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = http_json(
+            "GET",
+            &format!("{url}/v1/meshes/m/pipelines/gated/runs/2"),
+            None,
+        )
+        .2;
+        if run["deploy"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{run}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bench.control.kill9();
+    bench.control.restart_on_same_port();
     let run2 = wait_run(
         &url,
         "m",
@@ -543,6 +561,15 @@ fn approval_supersede_and_kill_9_mid_build() {
     );
     assert_eq!(run2["phase"], "succeeded", "{run2}");
     assert!(run2["approvedBy"].is_string(), "{run2}");
+    let (_, _, deploys) = http_json("GET", &format!("{url}/v1/meshes/m/deploys"), None);
+    let of_run: Vec<&Value> = deploys["deploys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["origin"] == json!({"pipeline": "gated", "run": 2}))
+        .collect();
+    assert_eq!(of_run.len(), 1, "one deploy for the run: {deploys}");
+    assert_eq!(of_run[0]["phase"], "succeeded", "{deploys}");
     assert!(aviary(&url, &["pipeline", "delete", "gated", "--mesh", "m"]).success());
 
     // Supersede: a newer commit ends the build under way; only the newest deploys.
