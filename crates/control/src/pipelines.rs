@@ -57,8 +57,8 @@ const LOG_EVERY: Duration = Duration::from_secs(2);
 /// How often run directories no run needs are removed.
 const TIDY_EVERY: Duration = Duration::from_secs(30);
 
-/// Longest deploy file read from a checkout.
-const MAX_DEPLOY_FILE_BYTES: u64 = 1024 * 1024;
+/// Longest deploy file read from a checkout (a deploy's spec is bounded the same).
+const MAX_DEPLOY_FILE_BYTES: u64 = 64 * 1024;
 
 /// A build is started this often at most for one run: once, and once more after a control
 /// plane died under it.
@@ -665,6 +665,33 @@ impl App {
                 next.build_pid = None;
                 next.build_host = None;
                 match outcome {
+                    Ok(done) if stage.name == StageName::Build => {
+                        // Kept with the run: Deploy may run on another leader, without this
+                        // checkout.
+                        let file = dir.join("src").join(&pipeline.spec.deploy_file);
+                        match read_deploy_text(&file, &pipeline.spec.deploy_file) {
+                            Ok(text) => {
+                                next.deploy_file = Some(text);
+                                set_stage(&mut next, stage.name, StageState::Succeeded, now, done);
+                            }
+                            Err(why) => {
+                                let why = format!("the build left no deploy file: {why}");
+                                set_stage(
+                                    &mut next,
+                                    stage.name,
+                                    StageState::Failed,
+                                    now,
+                                    why.clone(),
+                                );
+                                end_run(
+                                    &mut next,
+                                    RunPhase::Failed,
+                                    format!("build failed; nothing was deployed: {why}"),
+                                    now,
+                                );
+                            }
+                        }
+                    }
                     Ok(done) => set_stage(&mut next, stage.name, StageState::Succeeded, now, done),
                     Err(why) => {
                         set_stage(&mut next, stage.name, StageState::Failed, now, why.clone());
@@ -686,7 +713,7 @@ impl App {
                     "starting the deploy".into(),
                 );
             }
-            (StageName::Deploy, _) => return self.step_deploy(pipeline, run, &dir, now).await,
+            (StageName::Deploy, _) => return self.step_deploy(pipeline, run, now).await,
         }
         Ok(Some(next))
     }
@@ -761,13 +788,20 @@ impl App {
                 ("RUN".to_string(), run.number.to_string()),
                 ("MESH".to_string(), run.mesh.clone()),
             ];
+            // A leader that did not run Source (it took over mid-build) checks out first.
+            let mut steps = Vec::new();
+            if !source.join(".git").exists() {
+                let _ = std::fs::remove_dir_all(&source);
+                steps = job::checkout_steps(&spec.repository, &spec.branch, &run.commit, &source);
+            }
+            steps.push(Step {
+                argv: vec!["sh".into(), "-c".into(), spec.build.command.clone()],
+                cwd: source,
+                env,
+                shown: spec.build.command.clone(),
+            });
             Job::start(
-                vec![Step {
-                    argv: vec!["sh".into(), "-c".into(), spec.build.command.clone()],
-                    cwd: source,
-                    env,
-                    shown: spec.build.command.clone(),
-                }],
+                steps,
                 Duration::from_secs(spec.build.timeout_seconds),
                 format!("built into {}", artifact.display()),
             )
@@ -787,7 +821,6 @@ impl App {
         &self,
         pipeline: &PipelineRecord,
         run: &RunRecord,
-        dir: &Path,
         now: u64,
     ) -> Result<Option<RunRecord>, ApiError> {
         let mut next = run.clone();
@@ -807,8 +840,8 @@ impl App {
                 let deploy = match started {
                     Some(deploy) => deploy,
                     None => {
-                        let file = dir.join("src").join(&pipeline.spec.deploy_file);
-                        let spec = match read_deploy_file(&file, &pipeline.spec.deploy_file) {
+                        let text = run.deploy_file.as_deref().unwrap_or_default();
+                        let spec = match parse_deploy_file(text, &pipeline.spec.deploy_file) {
                             Ok(spec) => spec,
                             Err(why) => return Ok(Some(fail_deploy(next, why, now))),
                         };
@@ -1047,17 +1080,19 @@ fn fail_deploy(mut run: RunRecord, why: String, now: u64) -> RunRecord {
 }
 
 /// The checkout's deploy file as the build left it.
-fn read_deploy_file(file: &Path, shown: &str) -> Result<DeploySpec, String> {
+fn read_deploy_text(file: &Path, shown: &str) -> Result<String, String> {
     let meta = std::fs::metadata(file).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
     if meta.len() > MAX_DEPLOY_FILE_BYTES {
         return Err(format!(
             "{shown}: larger than {MAX_DEPLOY_FILE_BYTES} bytes"
         ));
     }
-    let text =
-        std::fs::read_to_string(file).map_err(|e| format!("{shown}: cannot read it: {e}"))?;
+    std::fs::read_to_string(file).map_err(|e| format!("{shown}: cannot read it: {e}"))
+}
+
+fn parse_deploy_file(text: &str, shown: &str) -> Result<DeploySpec, String> {
     let spec: DeploySpec =
-        serde_json::from_str(&text).map_err(|e| format!("{shown} is not a deploy.json: {e}"))?;
+        serde_json::from_str(text).map_err(|e| format!("{shown} is not a deploy.json: {e}"))?;
     Problems::check(spec.problems()).map_err(|p| format!("{shown}: {p}"))?;
     Ok(spec)
 }

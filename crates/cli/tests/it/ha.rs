@@ -612,3 +612,84 @@ fn replicas_asked_at_once_for_a_new_mesh_ca_end_with_one() {
     let other = crate::mesh_ca::bundle(b.url(), "ca0", testkit::TEST_ADMIN_TOKEN);
     crate::mesh_ca::verifies(&issued, &other, issued["notBefore"].as_u64().unwrap() + 1).unwrap();
 }
+
+#[test]
+fn kill_9_of_the_leader_mid_build_hands_the_run_to_the_other_replica_which_builds_again() {
+    let etcd = EtcdCluster::start(3);
+    let mut replicas = vec![replica(&etcd.endpoints()), replica(&etcd.endpoints())];
+    create_mesh(&replicas[0]);
+    let dir = testkit::temp_dir();
+    let repo = crate::pipeline::Repo::new(dir.path().join("repo"));
+    // A build that takes a while, and a deploy file naming a service the mesh does not have:
+    // the Deploy stage then ends the run at once, with the reason, on whichever replica leads.
+    let deploy = json!({"microservice_name": "nosuch", "percentage_step": 50, "wait_time": 1,
+        "failure_threshold_value": 0, "failure_threshold_time": 30, "command": ["true"]});
+    repo.commit(
+        &[
+            ("specfiles/deploy.json", &deploy.to_string()),
+            (
+                "build.sh",
+                "touch \"$ARTIFACT_DIR/../started\"; sleep 3; echo built\n",
+            ),
+        ],
+        "slow build",
+    );
+    let follower_first = wait_leader(&[&replicas[0], &replicas[1]], Duration::from_secs(10));
+    let body = json!({"name": "p", "spec": {"repository": repo.path.display().to_string(),
+        "build": {"command": "sh build.sh"}, "pollSeconds": 0}});
+    // Created through the follower: any replica takes API calls; the leader runs the build.
+    let other = 1 - follower_first;
+    let (status, _, view) = http_json(
+        "POST",
+        &format!("{}/v1/meshes/m/pipelines", replicas[other].url()),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{view}");
+    let started = replicas[follower_first]
+        .data_dir()
+        .join("builds/m/p/1/started");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the leader never started the build"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    replicas[follower_first].kill9();
+    let url = replicas[other].url().to_string();
+    let run = crate::pipeline::wait_run(
+        &url,
+        "m",
+        "p",
+        1,
+        &["failed", "succeeded"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(run["buildAttempts"], 2, "{run}");
+    let build = run["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "build")
+        .unwrap();
+    assert_eq!(build["state"], "succeeded", "{run}");
+    assert!(
+        replicas[other]
+            .data_dir()
+            .join("builds/m/p/1/artifact")
+            .exists()
+    );
+    let reason = run["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("'nosuch' matches no virtual service"),
+        "{run}"
+    );
+    let (_, _, logs) = http_json(
+        "GET",
+        &format!("{url}/v1/meshes/m/pipelines/p/runs/1/logs"),
+        None,
+    );
+    assert!(logs["text"].as_str().unwrap().contains("built"), "{logs}");
+    replicas.clear();
+}

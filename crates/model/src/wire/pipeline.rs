@@ -310,6 +310,10 @@ pub struct RunRecord {
     /// Who approved or rejected it, and when (Approval stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// The deploy file as the build left it (Deploy reads it from here: it may run on another
+    /// leader than the build did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_file: Option<String>,
     /// The deploy it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<String>,
@@ -358,6 +362,7 @@ impl RunRecord {
             build_pid: None,
             build_host: None,
             approved_by: None,
+            deploy_file: None,
             deploy: None,
             version: None,
             reason: None,
