@@ -176,6 +176,11 @@ impl Resources {
                     .await?;
                 ops.extend(endpoints.into_iter().map(|kv| Op::Delete(kv.key)));
             }
+            if id.kind == Kind::Mesh {
+                // A mesh with no nodes has no deploy under way: its history goes with it.
+                let (deploys, _) = self.range(&format!("deploys/{}/", id.mesh)).await?;
+                ops.extend(deploys.into_iter().map(|kv| Op::Delete(kv.key)));
+            }
             let txn = Txn {
                 compares: vec![Compare::ModRevision(key(id), mod_revision)],
                 ops,
@@ -359,6 +364,14 @@ impl Resources {
             };
             if is_child || refers()? {
                 dependents.push(other.to_string());
+            }
+        }
+        if id.kind == Kind::Mesh {
+            // A pipeline deploys into its mesh: it must be deleted first, by its owner.
+            let (pipelines, _) = self.range(&format!("pipelines/{}/", id.mesh)).await?;
+            for kv in pipelines {
+                let name = kv.key.rsplit('/').next().unwrap_or_default();
+                dependents.push(format!("pipeline '{name}'"));
             }
         }
         Ok(dependents)

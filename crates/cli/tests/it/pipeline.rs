@@ -352,6 +352,28 @@ fn each_commit_is_built_and_deployed_and_a_run_that_cannot_says_why() {
     );
     assert!(runs["runs"].as_array().unwrap().len() <= 5, "{runs}");
 
+    // A mesh with a pipeline is not deleted until the pipeline is.
+    let mesh = format!("{url}/v20190125/meshes/solo");
+    let (status, _, _) = testkit::http(
+        "PUT",
+        &format!("{url}/v20190125/meshes"),
+        Some(r#"{"meshName":"solo"}"#),
+    );
+    assert_eq!(status, 200);
+    let body = json!({"name": "lone", "spec": {"repository": repo.path.display().to_string(),
+        "build": {"command": "true"}, "pollSeconds": 0}});
+    let (status, _, view) = http_json(
+        "POST",
+        &format!("{url}/v1/meshes/solo/pipelines"),
+        Some(&body.to_string()),
+    );
+    assert_eq!(status, 201, "{view}");
+    let (status, _, refused) = testkit::http("DELETE", &mesh, None);
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused.contains("pipeline 'lone'"), "{refused}");
+    assert!(aviary(&url, &["pipeline", "delete", "lone", "--mesh", "solo"]).success());
+    assert_eq!(testkit::http("DELETE", &mesh, None).0, 200);
+
     // The builds directory keeps the serving run's artifact, not the ended checkouts.
     let builds = data.path().join("state/builds/demomesh/p");
     assert!(builds.join("1/artifact/VERSION").exists());
