@@ -53,12 +53,28 @@ pub(crate) async fn put_if<T: Serialize>(
     fence: &[Compare],
 ) -> Result<u64, ApiError> {
     let bytes = serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut compares = vec![Compare::ModRevision(key.to_string(), expected)];
-    compares.extend(fence.iter().cloned());
     let txn = Txn {
-        compares,
+        compares: vec![Compare::ModRevision(key.to_string(), expected)],
         ops: vec![Op::Put(key.to_string(), bytes)],
     };
+    commit_if(
+        store,
+        txn,
+        fence,
+        &format!("{key} changed while it was being written; try again"),
+    )
+    .await
+}
+
+/// Commits `txn` with `fence` added to its compares; returns the new revision. A failed
+/// compare is `Deposed` when it was the fence's, else a conflict saying `conflict`.
+pub(crate) async fn commit_if(
+    store: &Arc<dyn store::Store>,
+    mut txn: Txn,
+    fence: &[Compare],
+    conflict: &str,
+) -> Result<u64, ApiError> {
+    txn.compares.extend(fence.iter().cloned());
     let store = store.clone();
     match crate::resources::blocking(move || store.txn(txn)).await?? {
         store::TxnOutcome::Committed { revision } => Ok(revision),
@@ -69,9 +85,7 @@ pub(crate) async fn put_if<T: Serialize>(
         {
             Err(ApiError::Deposed)
         }
-        store::TxnOutcome::Failed { .. } => Err(ApiError::Conflict(format!(
-            "{key} changed while it was being written; try again"
-        ))),
+        store::TxnOutcome::Failed { .. } => Err(ApiError::Conflict(conflict.to_string())),
     }
 }
 

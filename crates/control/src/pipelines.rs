@@ -38,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::App;
 use crate::canaries::now_millis;
-use crate::deploys::{put_if, read_all};
+use crate::deploys::{commit_if, put_if, read_all};
 use crate::error::ApiError;
 use crate::leader::Term;
 use crate::objects;
@@ -933,31 +933,13 @@ impl App {
         pipeline.version = run.version.unwrap_or(pipeline.version);
         pipeline.serving_run = Some(run.number);
         let key = pipeline_key(&run.mesh, &run.pipeline);
-        let mut compares = vec![
-            Compare::ModRevision(at.clone(), revision),
-            Compare::ModRevision(key.clone(), pipeline_revision),
-        ];
-        compares.extend(term.fence.iter().cloned());
-        let txn = Txn {
-            compares,
-            ops: vec![Op::Put(at, encode(run)?), Op::Put(key, encode(&pipeline)?)],
-        };
-        let store = self.resources.store().clone();
-        match crate::resources::blocking(move || store.txn(txn)).await?? {
-            store::TxnOutcome::Committed { revision } => Ok(revision),
-            store::TxnOutcome::Failed { key: failed, .. }
-                if term
-                    .fence
-                    .iter()
-                    .any(|Compare::ModRevision(fenced, _)| *fenced == failed) =>
-            {
-                Err(ApiError::Deposed)
-            }
-            store::TxnOutcome::Failed { .. } => Err(ApiError::Conflict(format!(
-                "run {} changed while it was being written",
-                run.number
-            ))),
-        }
+        let txn = Txn::default()
+            .when(Compare::ModRevision(at.clone(), revision))
+            .when(Compare::ModRevision(key.clone(), pipeline_revision))
+            .then(Op::Put(at, encode(run)?))
+            .then(Op::Put(key, encode(&pipeline)?));
+        let conflict = format!("run {} changed while it was being written", run.number);
+        commit_if(self.resources.store(), txn, &term.fence, &conflict).await
     }
 
     async fn store_log(
@@ -968,14 +950,10 @@ impl App {
         term: &Term,
     ) -> Result<(), ApiError> {
         let at = log_key(&run.mesh, &run.pipeline, run.number, stage);
-        let txn = Txn {
-            compares: term.fence.clone(),
-            ops: vec![Op::Put(at, encode(log)?)],
-        };
-        match self.commit(txn, "deposed").await {
-            Err(ApiError::Conflict(_)) => Err(ApiError::Deposed),
-            other => other,
-        }
+        let txn = Txn::default().then(Op::Put(at, encode(log)?));
+        commit_if(self.resources.store(), txn, &term.fence, "deposed")
+            .await
+            .map(drop)
     }
 
     /// Removes run directories of runs no longer kept (and of pipelines no longer there),
