@@ -765,6 +765,7 @@ pub enum PipelineCommand {
     },
     /// The pipeline and its newest run's stages.
     Status {
+        /// The pipeline's name.
         name: String,
         #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
@@ -774,18 +775,21 @@ pub enum PipelineCommand {
     },
     /// The pipeline's kept runs, newest first.
     History {
+        /// The pipeline's name.
         name: String,
         #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
     },
     /// Start a run with the branch's newest commit now (for a git hook to call).
     Trigger {
+        /// The pipeline's name.
         name: String,
         #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
     },
     /// Let a run waiting at its Approval stage deploy, or reject it.
     Approve {
+        /// The pipeline's name.
         name: String,
         /// The run (default: the one waiting).
         run: Option<u64>,
@@ -797,8 +801,11 @@ pub enum PipelineCommand {
     },
     /// A run's stage output (default: the newest run's build).
     Logs {
+        /// The pipeline's name.
         name: String,
+        /// The run (default: the newest).
         run: Option<u64>,
+        /// The stage whose output to print.
         #[arg(long, default_value = "build", value_parser = ["source", "build", "approval", "deploy"])]
         stage: String,
         #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
@@ -806,6 +813,7 @@ pub enum PipelineCommand {
     },
     /// Remove the pipeline and its runs (a deploy under way goes on).
     Delete {
+        /// The pipeline's name.
         name: String,
         #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
         mesh: Option<String>,
@@ -814,10 +822,12 @@ pub enum PipelineCommand {
 
 #[derive(Debug, Parser)]
 pub struct PipelineCreateOpts {
+    /// The pipeline's name (one per microservice, e.g. the service's).
     pub name: String,
     /// The repository: a path or any URL `git` can fetch.
     #[arg(long)]
     pub repository: String,
+    /// The branch whose new commits start runs.
     #[arg(long, default_value = "main")]
     pub branch: String,
     /// The build, run with `sh -c` in a checkout of the commit; it puts what the new version
