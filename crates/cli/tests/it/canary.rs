@@ -812,27 +812,7 @@ fn a_deploy_survives_kill_9_of_the_control_plane_and_uses_its_template() {
     let mut bench = Bench::start(&[]);
     let _load = Load::start(bench.gateway, 50);
     let data = testkit::temp_dir();
-    let mut agent = crate::aviary_cmd();
-    agent
-        .args([
-            "agent",
-            "--mesh",
-            "m",
-            "--host",
-            "h1",
-            "--address",
-            "127.0.0.1",
-        ])
-        .args([
-            "--outbound-listen",
-            "127.0.0.1:0",
-            "--health-interval",
-            "200ms",
-        ])
-        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path().join("agent"))
-        .env("AVIARY_CONTROL", bench.control.url());
-    let (_agent, _) = spawn_until(&mut agent, "(admin)");
+    let _agent = agent_on_h1(bench.control.url(), &data.path().join("agent"));
 
     use base64::Engine;
     let file = json!({
@@ -905,4 +885,30 @@ fn a_deploy_survives_kill_9_of_the_control_plane_and_uses_its_template() {
     assert_eq!(targets(&bench.route()), [("svc-1".to_string(), 100)]);
     let (_, _, body) = http("GET", &format!("http://127.0.0.1:{}/", bench.gateway), None);
     assert!(body.contains(r#""version":"2.0""#), "{body}");
+}
+
+/// `aviary agent` for mesh `m` as host h1 on 127.0.0.1 (fast health checks), its data in
+/// `dir`: it runs the workloads a deploy makes on an `aviary control`.
+pub(crate) fn agent_on_h1(control: &str, dir: &std::path::Path) -> Proc {
+    let mut agent = crate::aviary_cmd();
+    agent
+        .args([
+            "agent",
+            "--mesh",
+            "m",
+            "--host",
+            "h1",
+            "--address",
+            "127.0.0.1",
+        ])
+        .args([
+            "--outbound-listen",
+            "127.0.0.1:0",
+            "--health-interval",
+            "200ms",
+        ])
+        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("AVIARY_CONTROL", control);
+    spawn_until(&mut agent, "(admin)").0
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use testkit::{http_json, run};
 
-use crate::canary::{Load, spawn_until, up_demo};
+use crate::canary::{Load, up_demo};
 
 /// A git repository on the main branch, committed to as a developer would.
 pub(crate) struct Repo {
@@ -141,61 +141,33 @@ fn each_commit_is_built_and_deployed_and_a_run_that_cannot_says_why() {
     let first = repo.commit(&files(&product("2.0", &[])), "product 2.0");
 
     // Bad pipelines are refused, naming the problem, and make nothing.
-    let out = aviary(
-        &url,
-        &[
-            "pipeline",
-            "create",
-            "p",
-            "--repository",
-            "/nonexistent/repo",
-            "--build",
-            "true",
-        ],
-    );
-    assert!(!out.success());
-    assert!(
-        out.stderr.contains("repository") && out.stderr.contains("/nonexistent/repo"),
-        "{}",
-        out.stderr
-    );
-    let out = aviary(
-        &url,
-        &[
-            "pipeline",
-            "create",
-            "p",
-            "--repository",
-            repo.path.to_str().unwrap(),
-            "--build",
-            "true",
-            "--build-timeout",
-            "0",
-            "--branch=-x",
-        ],
-    );
-    assert!(!out.success());
-    assert!(
-        out.stderr.contains("build.timeoutSeconds") && out.stderr.contains("branch"),
-        "{}",
-        out.stderr
-    );
-    let out = aviary(
-        &url,
-        &[
-            "pipeline",
-            "create",
-            "p",
-            "--repository",
-            repo.path.to_str().unwrap(),
-            "--build",
-            "true",
-            "--branch",
-            "release",
-        ],
-    );
-    assert!(!out.success());
-    assert!(out.stderr.contains("no branch 'release'"), "{}", out.stderr);
+    let path = repo.path.to_str().unwrap();
+    for (flags, says) in [
+        (
+            vec!["--repository", "/nonexistent/repo"],
+            vec!["repository", "/nonexistent/repo"],
+        ),
+        (
+            vec!["--repository", path, "--build-timeout", "0", "--branch=-x"],
+            vec!["build.timeoutSeconds", "branch"],
+        ),
+        (
+            vec!["--repository", path, "--branch", "release"],
+            vec!["no branch 'release'"],
+        ),
+    ] {
+        let mut args = vec!["pipeline", "create", "p", "--build", "true"];
+        args.extend(flags);
+        let out = aviary(&url, &args);
+        assert!(!out.success(), "{args:?}");
+        for said in says {
+            assert!(
+                out.stderr.contains(said),
+                "{args:?}: '{said}' not in {}",
+                out.stderr
+            );
+        }
+    }
     let (_, _, list) = http_json("GET", &format!("{url}/v1/meshes/demomesh/pipelines"), None);
     assert_eq!(list["pipelines"], json!([]), "{list}");
 
@@ -389,27 +361,7 @@ fn each_commit_is_built_and_deployed_and_a_run_that_cannot_says_why() {
 fn approval_supersede_and_kill_9_mid_build_and_mid_deploy() {
     let mut bench = crate::canary::Bench::start(&[]);
     let data = testkit::temp_dir();
-    let mut agent = crate::aviary_cmd();
-    agent
-        .args([
-            "agent",
-            "--mesh",
-            "m",
-            "--host",
-            "h1",
-            "--address",
-            "127.0.0.1",
-        ])
-        .args([
-            "--outbound-listen",
-            "127.0.0.1:0",
-            "--health-interval",
-            "200ms",
-        ])
-        .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path().join("agent"))
-        .env("AVIARY_CONTROL", bench.control.url());
-    let (_agent, _) = spawn_until(&mut agent, "(admin)");
+    let _agent = crate::canary::agent_on_h1(bench.control.url(), &data.path().join("agent"));
     let url = bench.control.url().to_string();
     let repo = Repo::new(data.path().join("repo"));
     let deploy = |version: &str| {
