@@ -1,7 +1,8 @@
 //! The web console in a real headless Chromium (Debian's `chromium`, driven through its
 //! `chromedriver` over WebDriver): it follows route changes and canary decisions live, shows a
 //! rollback's failed step in red, gives a viewer no enabled action and refuses a forged one,
-//! lets an operator pause and resume, and fits a phone's width. It saves the screenshots
+//! lets an operator pause and resume, shows each pipeline run's stages with their logs and lets
+//! an operator approve one, and fits a phone's width. It saves the screenshots
 //! README shows; with `AVIARY_UPDATE_SCREENSHOTS=1` into `docs/console/`, else into the
 //! target directory's `tmp/console`.
 
@@ -15,6 +16,7 @@ use testkit::{http, http_json};
 
 use crate::canary::{Load, Proc, aviary, free_port, spawn_until, up_demo};
 use crate::demomesh_dir;
+use crate::pipeline::{Repo, files, product, wait_run};
 
 mod firefox;
 
@@ -519,6 +521,160 @@ fn a_viewer_cannot_act_and_an_operator_pauses_and_resumes_from_the_page() {
         Duration::from_secs(10),
     );
     browser.screenshot("canary-promoted.png", card);
+}
+
+/// Waits, at most `limit`, until the text of `css` contains `wanted`.
+fn wait_text(browser: &Browser, css: &str, wanted: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = browser.text(css);
+        if text.contains(wanted) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "'{wanted}' never showed in '{css}', which shows:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_pipeline_shows_each_runs_stages_and_logs_and_an_operator_approves_from_the_page() {
+    let (_demo, control, gateway, data) = up_demo(&[]);
+    let _load = Load::start(gateway, 50);
+    let repo = Repo::new(data.path().join("repo"));
+    let first = repo.commit(&files(&product("2.0", &[])), "product 2.0");
+    aviary(
+        &control,
+        &[
+            "pipeline",
+            "create",
+            "p",
+            "--repository",
+            repo.path.to_str().unwrap(),
+            "--build",
+            "sh specfiles/build.sh",
+            "--poll",
+            "1",
+            "--approval",
+        ],
+    );
+    let browser = Browser::start();
+    browser.sign_in(&control, &token(&control, "operator"));
+
+    // Run 1 waits for approval: Source and Build green, Approval waiting, Deploy pending.
+    let run1 = ".pipeline[data-pipeline='p'] .run[data-run='1']";
+    browser.wait_for(
+        &format!("{run1} .stage.waiting[data-log-stage='approval']"),
+        Duration::from_secs(30),
+    );
+    for (stage, state) in [
+        ("source", "succeeded"),
+        ("build", "succeeded"),
+        ("deploy", "pending"),
+    ] {
+        assert_eq!(
+            browser.count(&format!(
+                "{run1} .stage[data-log-stage='{stage}'][data-state='{state}']"
+            )),
+            1,
+            "{stage} is not {state}: {}",
+            browser.text(run1)
+        );
+    }
+    assert!(
+        browser.text(run1).contains(&first[..8]),
+        "{}",
+        browser.text(run1)
+    );
+    // Its build's output, read when its chip is clicked.
+    browser.click(&format!("{run1} .stage[data-log-stage='build']"));
+    wait_text(
+        &browser,
+        &format!("{run1} pre.log"),
+        &format!("building 2.0 of {first} (run 1)"),
+        Duration::from_secs(10),
+    );
+    browser.screenshot("pipeline-approval.png", ".pipeline[data-pipeline='p']");
+
+    // The operator approves it on the page; it deploys, and the deploy is listed with its run.
+    browser.click(&format!("{run1} button[data-approve='true']"));
+    browser.wait_for(
+        &format!("{run1}[data-phase='succeeded']"),
+        Duration::from_secs(60),
+    );
+    let run = wait_run(
+        &control,
+        "demomesh",
+        "p",
+        1,
+        &["succeeded"],
+        Duration::from_secs(5),
+    );
+    assert!(
+        run["approvedBy"]
+            .as_str()
+            .is_some_and(|by| by.contains("console-operator")),
+        "{run}"
+    );
+    let deploy = ".deploy[data-deploy='product-1-1']";
+    browser.wait_for(
+        &format!("{deploy}[data-phase='succeeded']"),
+        Duration::from_secs(10),
+    );
+    assert!(
+        browser.text(deploy).contains("from pipeline p run 1"),
+        "{}",
+        browser.text(deploy)
+    );
+
+    // Run 2's build fails: its Build chip is red, the run says why, its log shows the error.
+    repo.commit(
+        &[(
+            "specfiles/build.sh",
+            "echo compiling; echo 'error: 3 tests failed' >&2; exit 2\n",
+        )],
+        "break the build",
+    );
+    let run2 = ".pipeline[data-pipeline='p'] .run[data-run='2']";
+    let failed = format!("{run2} .stage.failed[data-log-stage='build']");
+    browser.wait_for(&failed, Duration::from_secs(30));
+    let colour = browser.js(
+        "return getComputedStyle(document.querySelector(arguments[0])).borderTopColor;",
+        vec![json!(failed)],
+    );
+    assert_eq!(
+        colour,
+        json!("rgb(192, 38, 45)"),
+        "the failed build is not red"
+    );
+    wait_text(
+        &browser,
+        &format!("{run2} .reason"),
+        "build failed; nothing was deployed",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        browser.count(&format!(
+            "{run2} .stage[data-log-stage='deploy'][data-state='skipped']"
+        )),
+        1,
+        "{}",
+        browser.text(run2)
+    );
+    browser.click(&failed);
+    wait_text(
+        &browser,
+        &format!("{run2} pre.log"),
+        "error: 3 tests failed",
+        Duration::from_secs(10),
+    );
+    assert!(browser.fits_width(), "the pipelines are wider than 1280 px");
+    browser.screenshot("pipeline-failed-build.png", ".pipeline[data-pipeline='p']");
+    browser.resize(390, 844);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(browser.fits_width(), "the pipelines are wider than a phone");
 }
 
 #[test]

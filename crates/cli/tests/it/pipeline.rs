@@ -97,7 +97,7 @@ fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
 
 /// A product version for the demo mesh: its deploy.json runs `aviary-demo product` with
 /// `flags`; its build prints and copies a file into the artifact.
-fn product(version: &str, flags: &[&str]) -> Vec<(&'static str, String)> {
+pub(crate) fn product(version: &str, flags: &[&str]) -> Vec<(&'static str, String)> {
     let mut command = vec!["aviary-demo", "product", "--version", version];
     command.extend_from_slice(flags);
     let deploy = json!({
@@ -115,7 +115,7 @@ fn product(version: &str, flags: &[&str]) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn files<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub(crate) fn files<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     list.iter().map(|(n, t)| (*n, t.as_str())).collect()
 }
 

@@ -31,6 +31,12 @@ const state = {
   logs: new Map(), // workload -> {at, data | error}
   reasons: new Map(), // canary name -> abort reason being typed
   messages: new Map(), // canary name -> last action's answer
+  pipelines: null, // the mesh's pipelines with their newest runs, read every 2 s
+  deploys: [],
+  pipelineError: '',
+  pipelinesAt: 0,
+  runLog: null, // the one stage log shown: {pipeline, run, stage, text, truncated, error}
+  runMessages: new Map(), // `${pipeline}/${run}` -> last approval's answer
   watch: null,
   statsStream: null,
   renderQueued: false,
@@ -150,6 +156,10 @@ async function openMesh(mesh) {
   state.mesh = mesh;
   state.series.clear();
   state.logs.clear();
+  state.pipelines = null;
+  state.deploys = [];
+  state.pipelinesAt = 0;
+  state.runLog = null;
   try {
     loadSnapshot(await api('GET', meshPath('/snapshot')));
   } catch (error) {
@@ -264,6 +274,8 @@ function queueRender() {
 function render() {
   renderMap();
   renderCanaries();
+  renderPipelines();
+  renderDeploys();
   renderWorkloads();
 }
 
@@ -552,6 +564,161 @@ function renderCanaries() {
   }).join('') || '<p class="quiet">no canaries in this mesh (aviary canary start, or aviary deploy)</p>');
 }
 
+// ---- pipelines and deploys ----
+
+// They are kept beside the mesh, not in it (a run changes with every stage and no proxy needs
+// it), so the watch does not carry them: the page reads them every 2 s.
+function refreshPipelines(now) {
+  if (state.pipelinesLoading || now - state.pipelinesAt < 2000) return;
+  state.pipelinesLoading = true;
+  const mesh = state.mesh;
+  Promise.all([api('GET', meshPath('/pipelines')), api('GET', meshPath('/deploys'))])
+    .then(([pipelines, deploys]) => {
+      if (mesh !== state.mesh) return;
+      state.pipelines = pipelines.pipelines || [];
+      state.deploys = deploys.deploys || [];
+      state.pipelineError = '';
+    })
+    .catch((error) => { state.pipelineError = error.message; })
+    .finally(() => {
+      state.pipelinesAt = Date.now();
+      state.pipelinesLoading = false;
+      refreshRunLog();
+      queueRender();
+    });
+}
+
+function findRun(pipeline, number) {
+  const found = (state.pipelines || []).find((p) => p.name === pipeline);
+  return found?.runs.find((r) => r.number === number);
+}
+
+// The open stage log, read again while its run goes on.
+function refreshRunLog() {
+  const open = state.runLog;
+  if (!open || open.loading || open.final) return;
+  open.loading = true;
+  const ended = ['succeeded', 'failed', 'superseded'].includes(findRun(open.pipeline, open.run)?.phase);
+  const path = `/pipelines/${encodeURIComponent(open.pipeline)}/runs/${open.run}/logs?stage=${open.stage}`;
+  api('GET', meshPath(path))
+    .then((log) => Object.assign(open, { text: log.text, truncated: log.truncated, error: '', final: ended }))
+    .catch((error) => { open.error = error.message; })
+    .finally(() => {
+      open.loading = false;
+      queueRender();
+    });
+}
+
+function toggleRunLog(pipeline, run, stage) {
+  const open = state.runLog;
+  if (open && open.pipeline === pipeline && open.run === run && open.stage === stage) {
+    state.runLog = null;
+  } else {
+    state.runLog = { pipeline, run, stage };
+    refreshRunLog();
+  }
+  queueRender();
+}
+
+function took(stage, now) {
+  if (!stage.startedAt) return '';
+  const ms = (stage.endedAt || now) - stage.startedAt;
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+}
+
+function runRow(pipeline, run, now, canAct) {
+  const key = `${pipeline.name}/${run.number}`;
+  const chips = run.stages.map((stage) => {
+    const detail = stage.detail ? ` title="${esc(stage.detail)}"` : '';
+    return `<li><button type="button" class="stage ${esc(stage.state)}" data-log-pipeline="${esc(pipeline.name)}"
+        data-log-run="${run.number}" data-log-stage="${esc(stage.name)}" data-state="${esc(stage.state)}"${detail}>
+      <b>${esc(stage.name)}</b><span class="stage-state">${esc(stage.state)}</span>
+      <span class="quiet">${esc(took(stage, now))}</span></button></li>`;
+  }).join('<li class="arrow" aria-hidden="true">→</li>');
+  const waiting = run.stages.some((s) => s.name === 'approval' && s.state === 'waiting');
+  const title = canAct ? '' : ' title="needs an operator token"';
+  const approve = (approve, label) => `<button type="button" data-approve="${approve}" data-run-key="${esc(key)}"
+      ${canAct ? '' : 'disabled'}${title}>${label}</button>`;
+  const message = state.runMessages.get(key);
+  const open = state.runLog;
+  let log = '';
+  if (open && open.pipeline === pipeline.name && open.run === run.number) {
+    let text = open.error || open.text;
+    if (text == null) text = 'loading…';
+    else if (text === '') text = '(no output)';
+    log = `<div class="run-log"><span class="quiet">${esc(open.stage)} log of run ${run.number}${open.truncated ? ' (its tail)' : ''}</span>
+      <pre class="log" data-log="${esc(key)}/${esc(open.stage)}">${esc(text)}</pre></div>`;
+  }
+  const bad = run.phase === 'failed' ? ' bad' : '';
+  const version = run.version ? ` · version ${run.version}` : '';
+  return `<div class="run ${esc(run.phase)}" data-run="${run.number}" data-phase="${esc(run.phase)}">
+    <div class="run-head"><b>run ${run.number}</b> <code>${esc(run.commit.slice(0, 8))}</code>
+      <span class="quiet">${esc(run.trigger)} · ${esc(utc(run.createdAt))}${esc(version)}</span>
+      <span class="phase${bad}">${esc(run.phase)}</span></div>
+    <ol class="stages">${chips}</ol>
+    ${run.reason ? `<p class="reason${bad}">${esc(run.reason)}</p>` : ''}
+    ${waiting ? `<div class="actions">waiting for approval ${approve(true, 'Approve')} ${approve(false, 'Reject')}
+      ${message ? `<span class="action-message ${message.ok ? '' : 'bad'}" role="status">${esc(message.text)}</span>` : ''}</div>` : ''}
+    ${log}
+  </div>`;
+}
+
+function renderPipelines() {
+  const now = Date.now();
+  refreshPipelines(now);
+  const pipelines = state.pipelines;
+  $('pipeline-count').textContent = pipelines?.length ? `(${pipelines.length})` : '';
+  if (pipelines == null) {
+    morph($('pipeline-list'), `<p class="quiet">${esc(state.pipelineError || 'loading…')}</p>`);
+    return;
+  }
+  const canAct = !!state.session?.canAct;
+  const list = [...pipelines].sort((a, b) => a.name.localeCompare(b.name)).map((p) => {
+    const spec = p.spec;
+    const serving = p.version ? `version ${p.version} serves (run ${p.servingRun ?? '–'})` : 'nothing rolled out yet';
+    const poll = spec.pollSeconds ? `polls every ${spec.pollSeconds} s` : 'runs on trigger only';
+    return `<article class="pipeline" data-pipeline="${esc(p.name)}">
+      <h3>${esc(p.name)} <span class="quiet">${esc(spec.repository)}@${esc(spec.branch)}</span></h3>
+      <p class="quiet">${esc(serving)} · ${esc(poll)} · build <code>${esc(spec.build.command)}</code>${spec.approval ? ' · approval before deploy' : ''}</p>
+      ${p.runs.map((run) => runRow(p, run, now, canAct)).join('') || '<p class="quiet">no runs yet</p>'}
+    </article>`;
+  }).join('');
+  const error = state.pipelineError ? `<p class="error">${esc(state.pipelineError)}</p>` : '';
+  morph($('pipeline-list'), error + (list || '<p class="quiet">no pipelines in this mesh (aviary pipeline create)</p>'));
+}
+
+function renderDeploys() {
+  const deploys = [...state.deploys].sort((a, b) => b.createdAt - a.createdAt).slice(0, 10);
+  morph($('deploy-list'), deploys.map((d) => {
+    const bad = ['failed', 'rolledBack'].includes(d.phase) ? ' bad' : '';
+    const origin = d.origin ? ` · from pipeline ${d.origin.pipeline} run ${d.origin.run}` : '';
+    const from = d.stableNode ? `${d.stableNode} → ` : '';
+    const last = d.events?.[d.events.length - 1]?.text;
+    return `<div class="deploy ${esc(d.phase)}" data-deploy="${esc(d.name)}" data-phase="${esc(d.phase)}">
+      <div><b>${esc(d.name)}</b> <span class="phase${bad}">${esc(d.phase)}</span>
+        <span class="quiet">service ${esc(d.service)}: ${esc(from)}${esc(d.node)} · ${esc(utc(d.createdAt))}${esc(origin)}</span></div>
+      ${d.reason ? `<p class="reason${bad}">${esc(d.reason)}</p>` : (last ? `<p class="quiet">${esc(last)}</p>` : '')}
+    </div>`;
+  }).join('') || '<p class="quiet">no deploys in this mesh (aviary deploy deploy.json, or a pipeline run)</p>');
+}
+
+async function approveRun(key, approve) {
+  const at = key.lastIndexOf('/');
+  const pipeline = key.slice(0, at);
+  const run = key.slice(at + 1);
+  const body = approve ? { approve: true } : { approve: false, reason: 'rejected from the console' };
+  try {
+    const answer = await api('POST', meshPath(`/pipelines/${encodeURIComponent(pipeline)}/runs/${run}/approve`), body);
+    state.runMessages.set(key, { ok: true, text: `${approve ? 'approved' : 'rejected'}: ${answer.phase}` });
+    state.pipelinesAt = 0;
+  } catch (error) {
+    state.runMessages.set(key, { ok: false, text: `refused: ${error.message}` });
+  }
+  queueRender();
+}
+
 function renderWorkloads() {
   const endpoints = all('Endpoint');
   const workloads = all('Workload').sort((a, b) => a.name.localeCompare(b.name));
@@ -668,6 +835,10 @@ function start() {
   document.addEventListener('click', (event) => {
     const button = event.target.closest('button[data-action]');
     if (button && !button.disabled) act(button.dataset.canary, button.dataset.action);
+    const chip = event.target.closest('button[data-log-stage]');
+    if (chip) toggleRunLog(chip.dataset.logPipeline, Number(chip.dataset.logRun), chip.dataset.logStage);
+    const verdict = event.target.closest('button[data-approve]');
+    if (verdict && !verdict.disabled) approveRun(verdict.dataset.runKey, verdict.dataset.approve === 'true');
   });
   document.addEventListener('input', (event) => {
     if (event.target.classList.contains('abort-reason')) state.reasons.set(event.target.dataset.canary, event.target.value);
