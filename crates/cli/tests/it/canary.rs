@@ -562,7 +562,7 @@ fn deploy(url: &str, dir: &std::path::Path, file: &Value, extra: &[&str]) -> tes
     run(&mut cmd, Duration::from_secs(120))
 }
 
-fn node_names(url: &str) -> Vec<String> {
+pub(crate) fn node_names(url: &str) -> Vec<String> {
     let (_, _, out) = http_json(
         "GET",
         &format!("{url}/v20190125/meshes/demomesh/virtualNodes"),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use testkit::{http_json, run};
 
-use crate::canary::{Load, up_demo};
+use crate::canary::{Load, node_names, up_demo};
 
 /// A git repository on the main branch, committed to as a developer would.
 pub(crate) struct Repo {
@@ -117,20 +117,6 @@ pub(crate) fn product(version: &str, flags: &[&str]) -> Vec<(&'static str, Strin
 
 pub(crate) fn files<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     list.iter().map(|(n, t)| (*n, t.as_str())).collect()
-}
-
-fn node_names(url: &str) -> Vec<String> {
-    let (_, _, out) = http_json(
-        "GET",
-        &format!("{url}/v20190125/meshes/demomesh/virtualNodes"),
-        None,
-    );
-    out["virtualNodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["virtualNodeName"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[test]
