@@ -219,6 +219,7 @@ async fn serve_control(opts: args::ControlOpts) -> anyhow::Result<()> {
         },
         cert_ttl: opts.cert_ttl,
         builds_dir: Some(opts.data_dir.join("builds")),
+        clock: control::clock::Clock::System,
     };
     let server = control::Control::bind(config, shutdown.clone()).await?;
     if !opts.no_auth {

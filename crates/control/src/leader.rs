@@ -43,12 +43,12 @@ struct State {
 }
 
 impl Leadership {
-    /// A process that leads from the start: the only one on its store.
-    pub fn sole() -> Leadership {
+    /// A process that leads from the start (`since`, on its clock): the only one on its store.
+    pub fn sole(since: Millis) -> Leadership {
         let leadership = Leadership::follower();
         leadership.begin(Term {
             fence: Vec::new(),
-            since: now_millis(),
+            since,
         });
         leadership
     }

@@ -13,6 +13,7 @@ pub mod auth;
 mod body;
 pub mod ca;
 mod canaries;
+pub mod clock;
 mod consistency;
 mod deploys;
 mod endpoints;
@@ -80,6 +81,8 @@ pub struct Config {
     /// Where pipeline runs check out and build (`--builds-dir`); `None`: `data_dir/builds`,
     /// and with neither, pipelines are refused.
     pub builds_dir: Option<PathBuf>,
+    /// Where canaries' time comes from: the wall clock, or in tests tokio's (see [`clock`]).
+    pub clock: clock::Clock,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             cert_ttl: ca::DEFAULT_CERT_TTL,
             logs: None,
             builds_dir: None,
+            clock: clock::Clock::System,
         }
     }
 }
@@ -174,6 +178,8 @@ pub struct App {
     serves_tls: bool,
     /// The pipelines' builds on this replica's host.
     pipelines: pipelines::Runner,
+    /// The canaries' time.
+    clock: clock::Clock,
 }
 
 /// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
@@ -232,7 +238,7 @@ impl Control {
         // One process on its store leads from the start; replicas on etcd campaign (`run`).
         let leadership = Arc::new(match store.leases() {
             Some(_) => leader::Leadership::follower(),
-            None => leader::Leadership::sole(),
+            None => leader::Leadership::sole(config.clock.now()),
         });
         let builds_dir = config
             .builds_dir
@@ -255,6 +261,7 @@ impl Control {
             logs: config.logs,
             serves_tls: tls.is_some(),
             pipelines: pipelines::Runner::new(builds_dir),
+            clock: config.clock,
         });
         Ok(Control {
             listener,

@@ -1,0 +1,238 @@
+//! The canary API's side: what a create or a command is checked against (the spec, the
+//! webhook policy, the route and nodes it names, one active canary per route), and the reads.
+
+use model::wire::{CanaryCommand, CanaryRecord};
+use model::{Kind, Problem, Problems, ResourcePath};
+use rollout::{CanarySpec, Input};
+use serde_json::Value;
+
+use super::{ObjectKind, key, objects};
+use crate::App;
+use crate::error::ApiError;
+use crate::webhooks::MAX_WEBHOOK_TIMEOUT;
+
+impl App {
+    /// `POST /v1/meshes/{mesh}/canaries`: validates, stores the first state, acts on it.
+    pub async fn create_canary(&self, mesh: &str, body: &Value) -> Result<CanaryRecord, ApiError> {
+        let mut problems = Vec::new();
+        let name = body["name"].as_str().unwrap_or_default().to_string();
+        problems.extend(model::validate_name("name", &name));
+        let mut spec_json = body.get("spec").cloned().unwrap_or(Value::Null);
+        if let Some(too_big) = model::size_problem("spec", &spec_json) {
+            problems.push(too_big);
+            return Err(ApiError::BadRequest(Problems(problems).to_string()));
+        }
+        if let Some(fields) = spec_json.as_object_mut() {
+            match fields.get("mesh").and_then(Value::as_str) {
+                Some(given) if given != mesh => problems.push(Problem::new(
+                    "spec.mesh",
+                    format!("'{given}' does not match the path's '{mesh}'"),
+                )),
+                _ => {
+                    fields.insert("mesh".into(), mesh.into());
+                }
+            }
+        }
+        if let Some(extra) = body
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "name" && *k != "spec"))
+        {
+            problems.push(Problem::new(
+                extra.as_str(),
+                "unknown field; expected name and spec",
+            ));
+        }
+        let spec = match serde_json::from_value::<CanarySpec>(spec_json) {
+            Ok(spec) => {
+                problems.extend(
+                    rollout::validate(&spec)
+                        .into_iter()
+                        .map(|p| Problem::new(format!("spec.{}", p.path), p.message)),
+                );
+                problems.extend(self.webhook_problems(&spec));
+                Some(spec)
+            }
+            Err(e) => {
+                problems.push(Problem::new("spec", e.to_string()));
+                None
+            }
+        };
+        let spec = match spec {
+            Some(spec) if problems.is_empty() => spec,
+            _ => return Err(ApiError::BadRequest(Problems(problems).to_string())),
+        };
+
+        let _canaries = self.canary_lock.lock().await;
+        let now = self.clock.now();
+        let (spec, name) = (&spec, &name);
+        let (record, revision, actions) = self
+            .resources
+            .guarded(mesh, &[], |guard| async move {
+                self.resources.require(&ResourcePath::mesh(mesh)).await?;
+                self.check_canary_targets(spec).await?;
+                if self.resources.get_raw(&key(mesh, name)).await?.is_some() {
+                    return Err(ApiError::Conflict(format!(
+                        "canary '{name}' already exists in mesh '{mesh}'"
+                    )));
+                }
+                if let Some(other) = self.list_canaries(mesh).await?.into_iter().find(|c| {
+                    c.is_active() && c.spec.router == spec.router && c.spec.route == spec.route
+                }) {
+                    return Err(ApiError::Conflict(format!(
+                        "route '{}' of router '{}' already has an active canary, '{}'; abort or finish it first",
+                        spec.route, spec.router, other.name
+                    )));
+                }
+                let (state, actions) = rollout::start(spec, now);
+                let record = CanaryRecord {
+                    name: name.clone(),
+                    spec: spec.clone(),
+                    state,
+                    acted: 0,
+                    notes: Vec::new(),
+                };
+                let revision = self.store_canary(&guard, &record, 0).await?;
+                Ok((record, revision, actions))
+            })
+            .await?;
+        self.stats
+            .forget(&record.spec.mesh, &record.spec.canary_node);
+        Ok(self.act_if_leading(record, revision, actions).await)
+    }
+
+    /// Webhooks this control plane will not call: outside `--webhook-allow`, or waiting longer
+    /// than any call may.
+    fn webhook_problems(&self, spec: &CanarySpec) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (i, hook) in spec.analysis.webhooks.iter().enumerate() {
+            let path = format!("spec.analysis.webhooks[{i}]");
+            if let Err(reason) = self.webhook_policy.check(&hook.url) {
+                problems.push(Problem::new(
+                    format!("{path}.url"),
+                    format!("webhook {:?}: {reason}", hook.name),
+                ));
+            }
+            if hook.timeout > MAX_WEBHOOK_TIMEOUT {
+                problems.push(Problem::new(
+                    format!("{path}.timeout"),
+                    format!(
+                        "webhook {:?}: must be at most {}s",
+                        hook.name,
+                        MAX_WEBHOOK_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+        }
+        problems
+    }
+
+    /// References a canary needs: its router and route, both nodes, and traffic on the stable one.
+    /// Anything missing is a 404 naming every missing one; a stable node without traffic a 400.
+    async fn check_canary_targets(&self, spec: &CanarySpec) -> Result<(), ApiError> {
+        let mut missing = Vec::new();
+        let mut problems = Vec::new();
+        let route_path = ResourcePath::new(
+            Kind::Route,
+            &spec.mesh,
+            Some(spec.router.clone()),
+            &spec.route,
+        );
+        let route = match self.resources.require(&route_path).await {
+            Ok((route, _)) => Some(route),
+            Err(_) => {
+                missing.push(Problem::new(
+                    "spec.route",
+                    format!("{route_path} does not exist"),
+                ));
+                None
+            }
+        };
+        for (field, node) in [
+            ("spec.stableNode", &spec.stable_node),
+            ("spec.canaryNode", &spec.canary_node),
+        ] {
+            let path = ResourcePath::new(Kind::VirtualNode, &spec.mesh, None, node);
+            if self.resources.require(&path).await.is_err() {
+                missing.push(Problem::new(field, format!("{path} does not exist")));
+            }
+        }
+        if let Some(route) = route {
+            let targets = model::typed::route_targets(&route.spec);
+            let serving = targets
+                .iter()
+                .any(|t| t.virtual_node == spec.stable_node && t.weight > 0);
+            if !serving {
+                let shown: Vec<String> = targets
+                    .iter()
+                    .map(|t| format!("{}:{}", t.virtual_node, t.weight))
+                    .collect();
+                problems.push(Problem::new(
+                    "spec.stableNode",
+                    format!(
+                        "route '{}' sends no traffic to '{}' (its targets: {})",
+                        spec.route,
+                        spec.stable_node,
+                        shown.join(" ")
+                    ),
+                ));
+            }
+        }
+        if !missing.is_empty() {
+            Err(ApiError::missing(&missing))
+        } else if !problems.is_empty() {
+            Err(ApiError::BadRequest(Problems(problems).to_string()))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn get_canary(&self, mesh: &str, name: &str) -> Result<CanaryRecord, ApiError> {
+        Ok(self.read_canary(mesh, name).await?.0)
+    }
+
+    pub async fn list_canaries(&self, mesh: &str) -> Result<Vec<CanaryRecord>, ApiError> {
+        let (kvs, _) = self
+            .resources
+            .range(&objects::prefix(ObjectKind::Canary, mesh, None))
+            .await?;
+        kvs.iter().map(|kv| objects::decode(&kv.value)).collect()
+    }
+
+    /// Pause, resume, promote or abort: one input to the state machine, stored, then acted on.
+    pub async fn command_canary(
+        &self,
+        mesh: &str,
+        name: &str,
+        command: CanaryCommand,
+        reason: Option<String>,
+    ) -> Result<CanaryRecord, ApiError> {
+        let now = self.clock.now();
+        let input = match command {
+            CanaryCommand::Pause => Input::Pause { now },
+            CanaryCommand::Resume => Input::Resume { now },
+            CanaryCommand::Promote => Input::Promote { now },
+            CanaryCommand::Abort => Input::Abort {
+                now,
+                reason: reason.unwrap_or_else(|| "aborted by request".into()),
+            },
+        };
+        let _canaries = self.canary_lock.lock().await;
+        let input = &input;
+        let (record, revision, actions) = self
+            .resources
+            .guarded(mesh, &[], |guard| async move {
+                let (record, mod_revision) = self.read_canary(mesh, name).await?;
+                if record.state.phase.is_terminal() {
+                    return Err(ApiError::Conflict(format!(
+                        "canary '{name}' has already ended ({}); nothing to {}",
+                        record.state.phase,
+                        command.as_str()
+                    )));
+                }
+                self.advance(&guard, record, mod_revision, input.clone())
+                    .await
+            })
+            .await?;
+        Ok(self.act_if_leading(record, revision, actions).await)
+    }
+}
