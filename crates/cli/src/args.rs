@@ -332,6 +332,10 @@ pub struct RunOpts {
     /// The mesh's egress proxy, which workloads reach as HTTP_PROXY.
     #[arg(long, default_value = "127.0.0.1:15001")]
     pub egress_listen: SocketAddr,
+    /// Serve the gateway proxy's /metrics, /healthz and /config here, for Prometheus to
+    /// scrape (further gateways on the next ports; port 0 picks free ones).
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
     /// Health-check interval for local workloads, instead of each node's `intervalMillis`
     /// (App Mesh's minimum, 5 s, makes a local start slow).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
@@ -536,6 +540,26 @@ pub struct CanaryStartOpts {
     /// Fail when no step passed for this long.
     #[arg(long, default_value = "10m")]
     pub progress_deadline: String,
+    /// Judge the canary against the stable version with a sequential test valid at every
+    /// look: roll back as soon as it is shown to fail more, pass a step only once it is shown
+    /// no worse than stable by more than --max-error-rate-increase.
+    #[arg(long)]
+    pub compare: bool,
+    /// With --compare: the confidence of its decisions (false rollbacks at most 1 − this).
+    #[arg(long, requires = "compare")]
+    pub confidence: Option<f64>,
+    /// With --compare: how much worse than stable's error rate (0..1, 0.005 = half a point)
+    /// a canary may be and still pass.
+    #[arg(long, requires = "compare")]
+    pub max_error_rate_increase: Option<f64>,
+    /// With --compare: compare latency too, as the share of requests slower than stable's
+    /// quantile Q (e.g. 0.99).
+    #[arg(long, requires = "compare", value_name = "Q")]
+    pub compare_latency: Option<f64>,
+    /// What a step whose interval is over does without a canary request in it: wait (until
+    /// --progress-deadline), pass, or fail.
+    #[arg(long, value_parser = ["wait", "pass", "fail"])]
+    pub no_traffic: Option<String>,
     /// NAME=URL: POSTed the canary's state each step; non-2xx or no answer fails it.
     #[arg(long = "webhook")]
     pub webhooks: Vec<String>,

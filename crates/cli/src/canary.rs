@@ -96,6 +96,22 @@ pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
     if let Some(p99) = opts.max_p99_ms {
         analysis["maxP99Ms"] = json!(p99);
     }
+    if opts.compare {
+        let mut compare = json!({});
+        if let Some(confidence) = opts.confidence {
+            compare["confidence"] = json!(confidence);
+        }
+        if let Some(increase) = opts.max_error_rate_increase {
+            compare["maxErrorRateIncrease"] = json!(increase);
+        }
+        if let Some(quantile) = opts.compare_latency {
+            compare["latency"] = json!({ "quantile": quantile });
+        }
+        analysis["compare"] = compare;
+    }
+    if let Some(policy) = &opts.no_traffic {
+        analysis["noTraffic"] = json!(policy);
+    }
     let hooks: Vec<Value> = opts
         .webhooks
         .iter()

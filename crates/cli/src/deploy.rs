@@ -68,6 +68,8 @@ pub async fn run(client: &Client, opts: DeployOpts) -> anyhow::Result<()> {
 /// when it did not succeed.
 async fn follow(client: &Client, mesh: &str, name: &str) -> anyhow::Result<()> {
     let (mut shown, mut canary_shown) = (0, 0);
+    // The kinds of what the canary's step waits for (beyond its interval), when last printed.
+    let mut waits_shown: Vec<String> = Vec::new();
     loop {
         let deploy: DeployRecord = client
             .deploy(mesh, name)
@@ -89,8 +91,28 @@ async fn follow(client: &Client, mesh: &str, name: &str) -> anyhow::Result<()> {
                     entry.canary_weight,
                     entry.reason
                 );
+                if entry.reason.contains("passed without traffic") {
+                    eprintln!("warning: {}", entry.reason);
+                }
             }
             canary_shown = history.len();
+            // Said once when it starts waiting for something new: traffic, evidence, a webhook.
+            let waits: Vec<&rollout::Waiting> = view
+                .status
+                .waiting
+                .iter()
+                .filter(|w| !matches!(w.wait, rollout::Wait::Interval { .. }))
+                .collect();
+            let kinds: Vec<String> = waits
+                .iter()
+                .map(|w| format!("{:?}", std::mem::discriminant(&w.wait)))
+                .collect();
+            if kinds != waits_shown {
+                for wait in &waits {
+                    println!("{:<24}   waiting: {}", "", wait.text);
+                }
+                waits_shown = kinds;
+            }
         }
         match deploy.phase {
             DeployPhase::Succeeded => return Ok(()),

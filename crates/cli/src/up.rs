@@ -151,6 +151,7 @@ async fn run(
     );
     let extra_path = demo_binary_dir(&opts.data_dir)?;
     let mut agents = Vec::new();
+    let mut gateways = 0;
     for (i, mesh) in meshes.iter().enumerate() {
         let snapshot = client.snapshot(mesh).await?;
         for gateway in snapshot.resources(Kind::VirtualGateway) {
@@ -164,11 +165,18 @@ async fn run(
             config.ca = ca.clone();
             config.trace = opts.trace.config();
             config.mesh_tls = opts.mesh_tls.config();
+            config.admin_listen = opts.admin_listen.map(|first| egress_addr(first, gateways));
+            gateways += 1;
             let proxy = proxy::Proxy::bind(config, services.clone())
                 .await
                 .with_context(|| format!("cannot start the proxy of virtual gateway '{name}'"))?;
-            for (_, addr) in proxy.listeners() {
-                println!("  gateway {name:<10} http://{addr}");
+            for (kind, addr) in proxy.listeners() {
+                match kind {
+                    proxy::ListenerKind::Admin => {
+                        println!("  gateway {name:<10} admin http://{addr}/metrics")
+                    }
+                    _ => println!("  gateway {name:<10} http://{addr}"),
+                }
             }
             tasks.spawn(async move { proxy.run().await.map_err(anyhow::Error::from) });
         }

@@ -729,9 +729,13 @@ impl App {
             "canaryNode": record.node,
             "strategy": {"type": "steps", "stepWeight": spec.percentage_step, "interval": format!("{}s", spec.wait_time)},
             "analysis": {
-                "max5xx": spec.failure_threshold_value,
+                "max5xx": spec.max_5xx(),
                 "failureWindow": format!("{}s", spec.failure_threshold_time),
-                "progressDeadline": format!("{}s", (spec.wait_time * 10).max(600)),
+                // Showing a version no worse takes thousands of its requests (bench/README.md,
+                // judgement): a comparing deploy gets at least half an hour.
+                "progressDeadline": format!("{}s", (spec.wait_time * 10).max(if spec.compare.is_some() { 1800 } else { 600 })),
+                "compare": spec.compare,
+                "noTraffic": spec.no_traffic.unwrap_or(rollout::NoTraffic::Pass),
             },
             "onSuccess": {"removeStable": true},
             "onFailure": {"removeCanary": true},

@@ -19,7 +19,7 @@ pub use known::KnownNodes;
 pub use report::{check_known, check_report};
 
 /// Slot length: fine enough that a one-second window moves in quarter seconds.
-const SLOT: Duration = Duration::from_millis(250);
+pub(crate) const SLOT: Duration = Duration::from_millis(250);
 /// Slots kept: 2400 × 250 ms = the last 10 minutes, the App Mesh canary pipeline's default
 /// `failure_threshold_time`.
 const SLOTS: usize = 2400;

@@ -60,7 +60,7 @@ pub use raw::Raw;
 pub use snapshot::MeshSnapshot;
 pub use stats::{
     LATENCY_BUCKETS_MS, MAX_REPORT_BYTES, MAX_REPORT_NODES, MAX_REPORT_REQUESTS, NodeStats,
-    NodeView, StatsReport, StatsView, latency_bucket, quantile_ms,
+    NodeView, StatsReport, StatsView, latency_bucket, node_window, quantile_ms,
 };
 pub use strict::{fields_of, strict};
 pub use watch::{AviaryKind, Change, ChangeType, Object, ObjectKind, Op, Relist, WatchEvent};

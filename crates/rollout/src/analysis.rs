@@ -4,7 +4,9 @@
 //! the canary's `reason` and the history a person reads after the fact.
 
 use crate::Millis;
+use crate::compare;
 use crate::duration::{format, format_millis};
+use crate::evidence;
 use crate::machine::analysis_window;
 use crate::observe::Observation;
 use crate::spec::CanarySpec;
@@ -12,7 +14,9 @@ use crate::state::CanaryState;
 use crate::status::{Wait, count};
 
 /// Why the canary must be rolled back now; empty when it is healthy. Order: 5xx count, error
-/// rate, p99, webhooks in the spec's order.
+/// rate, p99, the comparison with stable (errors, then latency), webhooks in the spec's order.
+/// Error rate and p99 are judged over the current analysis window: the step so far, or its
+/// last few minutes in a long step (see [`MAX_ANALYSIS_WINDOW`](crate::MAX_ANALYSIS_WINDOW)).
 pub(crate) fn failures(
     spec: &CanarySpec,
     state: &CanaryState,
@@ -70,6 +74,7 @@ pub(crate) fn failures(
             ));
         }
     }
+    out.extend(compare::failures(spec, state, seen));
     for hook in &a.webhooks {
         let failed = seen
             .webhooks
@@ -88,8 +93,9 @@ pub(crate) fn failures(
 }
 
 /// What keeps a step whose checks pass from passing: stats too fresh, too few canary
-/// requests, webhooks that have not answered. Empty when it may pass (once its interval is
-/// over).
+/// requests in the step, evidence that the canary is no worse than stable (with
+/// `analysis.compare`), webhooks that have not answered. Empty when it may pass (once its
+/// interval is over).
 pub(crate) fn blockers(
     spec: &CanarySpec,
     state: &CanaryState,
@@ -106,13 +112,15 @@ pub(crate) fn blockers(
             needed_ms: spec.interval_ms(),
         });
     }
-    if seen.canary.requests < a.min_requests {
+    let requests = evidence::this_step(state, seen).canary.requests;
+    if requests < a.min_requests {
         out.push(Wait::Requests {
-            seen: seen.canary.requests,
+            seen: requests,
             needed: a.min_requests,
-            window_ms: analysis_window(state, now),
+            window_ms: now.saturating_sub(state.step_started_at),
         });
     }
+    out.extend(compare::blockers(spec, state, seen));
     for hook in &a.webhooks {
         let passed = seen
             .webhooks

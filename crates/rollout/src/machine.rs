@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::Millis;
 use crate::analysis::{blockers, failures};
 use crate::duration::{format_millis, to_millis};
+use crate::evidence::{self, Evidence, MAX_ANALYSIS_WINDOW};
 use crate::observe::Observation;
-use crate::spec::{CanarySpec, StepSpec};
+use crate::spec::{CanarySpec, NoTraffic, StepSpec};
 use crate::state::{CanaryState, Event, HistoryEntry, Phase};
 use crate::status::{Wait, all_passed, count, step_of};
 use crate::validate::validate;
@@ -90,6 +91,7 @@ pub fn start(spec: &CanarySpec, now: Millis) -> (CanaryState, Vec<Action>) {
         paused_at: None,
         reason: None,
         history: Vec::new(),
+        evidence: Evidence::default(),
     };
     let problems = validate(spec);
     if !problems.is_empty() {
@@ -223,10 +225,12 @@ pub fn next_deadline(spec: &CanarySpec, state: &CanaryState) -> Option<Millis> {
 }
 
 /// How far back the driver should look for the step's stats (`canary` and `stable` of the
-/// [`Observation`]): the current step so far. After a pause this includes some of the paused
-/// time, because `step_started_at` moved forward by the pause.
+/// [`Observation`]): the current analysis window, which starts with each step (and each gate),
+/// goes on through pauses, and is ended by the tick that finds it [`MAX_ANALYSIS_WINDOW`] old
+/// (its counts kept in the state's evidence). The driver must use exactly this window: a longer
+/// one counts requests twice.
 pub fn analysis_window(state: &CanaryState, now: Millis) -> Millis {
-    now.saturating_sub(state.step_started_at)
+    now.saturating_sub(evidence::window_start(state))
 }
 
 /// The actions that make the world match `state`, all idempotent: for a driver that restarted
@@ -281,30 +285,106 @@ fn tick(
         roll_back(spec, state, now, Phase::Failed, failing.join("; "), actions);
         return;
     }
-    if state.phase != Phase::Progressing {
+    // The window this observation reports, before this tick possibly ends it.
+    let window = analysis_window(state, now);
+    let baseline = slow_baseline(spec, state, window, seen);
+    let moved = state.phase == Phase::Progressing && progress(spec, state, now, seen, actions);
+    if state.phase.is_terminal() {
         return;
     }
+    // A passing step ended the window already.
+    if !moved && (baseline.is_some() || window >= to_millis(MAX_ANALYSIS_WINDOW)) {
+        evidence::end_window(state, now, seen);
+    }
+    if baseline.is_some() {
+        state.evidence.slow_bucket = baseline;
+    }
+}
+
+/// With a latency comparison and no slow bucket yet: the bucket this tick's stable window
+/// fixes, if it has the latency of enough requests. The window is ended before the bucket is
+/// stored, so the requests that chose what "slow" means are not judged by it: they would
+/// flatter stable, at most 1% of them being slower by construction.
+fn slow_baseline(
+    spec: &CanarySpec,
+    state: &CanaryState,
+    window: Millis,
+    seen: &Observation,
+) -> Option<u8> {
+    let latency = spec.analysis.compare.as_ref()?.latency?;
+    if state.evidence.slow_bucket.is_some() || window == 0 {
+        return None;
+    }
+    evidence::slow_bucket(&seen.stable, latency.quantile)
+}
+
+/// Passes the current step, or fails the canary for want of traffic (`noTraffic: fail`) or
+/// progress; `false` when the step still waits.
+fn progress(
+    spec: &CanarySpec,
+    state: &mut CanaryState,
+    now: Millis,
+    seen: &Observation,
+    actions: &mut Vec<Action>,
+) -> bool {
+    let a = &spec.analysis;
     let elapsed = now.saturating_sub(state.step_started_at);
     let interval_over = elapsed >= spec.interval_ms();
-    let mut waiting = blockers(spec, state, now, seen);
-    if interval_over && waiting.is_empty() {
-        let n = state.steps.len();
-        let mut reason = format!(
-            "{} ({}%) passed with {} in {}",
-            step_of(state.step, n),
-            state.canary_weight,
-            count(seen.canary.requests, "canary request"),
-            format_millis(elapsed)
-        );
-        if !spec.analysis.webhooks.is_empty() {
-            reason.push_str(" and every webhook");
-        }
-        let next = state.step + 1;
-        enter(spec, state, next, now, Event::Step, reason, actions);
-        return;
-    }
     let stalled = now.saturating_sub(state.last_progress_at);
-    if stalled > to_millis(spec.analysis.progress_deadline) {
+    let past_deadline = stalled > to_millis(a.progress_deadline);
+    if !interval_over && !past_deadline {
+        // Nothing to decide: skip the blockers, whose statistics cost a few microseconds.
+        return false;
+    }
+    let mut waiting = blockers(spec, state, now, seen);
+    let n = state.steps.len();
+    let at = format!("{} ({}%)", step_of(state.step, n), state.canary_weight);
+    if interval_over {
+        let requests = evidence::this_step(state, seen).canary.requests;
+        // A driver that saw only part of the step cannot tell that there was no traffic.
+        let fresh = !waiting.iter().any(|w| matches!(w, Wait::FreshStats { .. }));
+        let starved = fresh && requests < a.min_requests;
+        let mut reason = match a.no_traffic {
+            NoTraffic::Fail if starved => {
+                let reason = format!(
+                    "{at} saw {requests} of the {} canary requests it needs in {} (noTraffic: \
+                     fail)",
+                    a.min_requests,
+                    format_millis(elapsed)
+                );
+                roll_back(spec, state, now, Phase::Failed, reason, actions);
+                return true;
+            }
+            NoTraffic::Pass if starved => {
+                // Without traffic there is no evidence to wait for either.
+                waiting.retain(|w| {
+                    !matches!(
+                        w,
+                        Wait::Requests { .. } | Wait::Evidence { .. } | Wait::SlowBaseline { .. }
+                    )
+                });
+                format!(
+                    "{at} passed without traffic: {} in it (noTraffic: pass)",
+                    count(requests, "canary request")
+                )
+            }
+            _ => format!(
+                "{at} passed with {} in {}",
+                count(requests, "canary request"),
+                format_millis(elapsed)
+            ),
+        };
+        if waiting.is_empty() {
+            if !a.webhooks.is_empty() {
+                reason.push_str(" and every webhook");
+            }
+            evidence::end_window(state, now, seen);
+            let next = state.step + 1;
+            enter(spec, state, next, now, Event::Step, reason, actions);
+            return true;
+        }
+    }
+    if past_deadline {
         if !interval_over {
             waiting.push(Wait::Interval {
                 left_ms: left_in_step(spec, state, now),
@@ -314,11 +394,13 @@ fn tick(
         let reason = format!(
             "no progress for {}, past the progress deadline of {}: {}",
             format_millis(stalled),
-            crate::duration::format(spec.analysis.progress_deadline),
+            crate::duration::format(a.progress_deadline),
             waiting.join("; ")
         );
         roll_back(spec, state, now, Phase::Failed, reason, actions);
+        return true;
     }
+    false
 }
 
 /// Makes `index` the current step: applies its weight, waits at its gate, or promotes after the
@@ -335,6 +417,7 @@ fn enter(
     state.step = index;
     state.step_started_at = now;
     state.last_progress_at = now;
+    evidence::restart_window(state, now);
     match state.steps.get(index).copied() {
         None => {
             let reason = if event == Event::Started {

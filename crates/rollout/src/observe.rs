@@ -4,6 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::Millis;
 
+/// Upper bounds, in milliseconds, of the latency buckets a [`NodeWindow`] counts into; one more
+/// bucket (not listed) holds everything slower, so a window has up to 29 counts. The proxies'
+/// buckets: roughly 1.5× apart.
+pub const LATENCY_BUCKETS_MS: [f64; 28] = [
+    0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.5, 4.0, 6.0, 10.0, 15.0, 25.0, 40.0, 60.0, 100.0, 150.0,
+    250.0, 400.0, 600.0, 1000.0, 1500.0, 2500.0, 4000.0, 6000.0, 10000.0, 15000.0, 30000.0,
+];
+
 /// One tick's view, from per-node stats over windows the driver chooses per the spec:
 /// [`analysis_window`](crate::analysis_window) (the current step so far) for `canary` and
 /// `stable`, and `analysis.failureWindow` for `canary_5xx_in_failure_window`.
@@ -34,6 +42,7 @@ pub struct Observation {
 #[serde(rename_all = "camelCase")]
 pub struct NodeWindow {
     pub requests: u64,
+    /// Errors: 5xx answers and requests that got no answer at all.
     #[serde(default)]
     pub status_5xx: u64,
     /// 0..=1; judged only when `requests >= 1`; NaN counts as not measured.
@@ -42,6 +51,12 @@ pub struct NodeWindow {
     /// Judged only when `requests >= 1`; `None` or NaN counts as not measured.
     #[serde(default)]
     pub p99_ms: Option<f64>,
+    /// Requests per latency bucket: index `i` counts those slower than bound `i - 1` of
+    /// [`LATENCY_BUCKETS_MS`] and at most as slow as bound `i`; index 28 the slower rest. May be
+    /// shorter (trailing zeros left out); longer lists are read up to index 28. Empty when the
+    /// driver does not count latency: then `analysis.compare.latency` cannot pass a step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_buckets: Vec<u64>,
 }
 
 /// The outcome of calling one webhook: `Ok` for a 2xx answer, else `Err` with what happened

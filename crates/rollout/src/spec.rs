@@ -204,6 +204,120 @@ pub struct Analysis {
     /// any failure fails the canary.
     #[serde(default)]
     pub webhooks: Vec<Webhook>,
+    /// A statistical comparison of the canary with the stable version over the same time:
+    /// fails a canary shown to be worse than stable, and holds each step until the canary is
+    /// shown to be no worse than stable by more than a tolerance. `None` = not compared.
+    /// Combines with the thresholds above: any failing check fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<Compare>,
+    /// What a step whose interval is over does when it saw fewer than `minRequests` canary
+    /// requests. Left out of the JSON when it is the default, `wait`.
+    #[serde(default, skip_serializing_if = "NoTraffic::is_wait")]
+    pub no_traffic: NoTraffic,
+}
+
+/// `analysis.compare`: the canary against the live stable version, on every request of both
+/// since the canary started. JSON: `{"confidence": 0.99, "maxErrorRateIncrease": 0.005,
+/// "latency": {"quantile": 0.99, "maxSlowShareIncrease": 0.01}}`, every field optional.
+///
+/// Two anytime-valid tests run on every tick, so looking at the evidence every 250 ms costs
+/// nothing in error guarantees:
+/// - fail: the canary is rolled back once the odds that it fails (or is slow) more often than
+///   stable reach `confidence : 1 - confidence` (1:100 at 0.99). A canary exactly as good as
+///   stable is rolled back this way with probability at most `1 - confidence`.
+/// - pass: a step passes only once the canary's error rate is shown, at `confidence`, to be
+///   below stable's plus `max_error_rate_increase` (and the slow share below stable's plus
+///   `max_slow_share_increase`). A canary worse than that passes with probability at most
+///   `1 - confidence`.
+///
+/// A canary between the two (worse than stable, but by less than the tolerance) may go either
+/// way: that indifference zone is what makes both guarantees affordable. Proving "no worse by
+/// more than 0.5 points" takes many requests: about 13 000 canary requests for a service
+/// failing 1% of its requests (see `bench/README.md`); `analysis.progressDeadline` must leave
+/// that much time, or the step runs into it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Compare {
+    /// 0.5 < confidence < 1. Default 0.99.
+    #[serde(default = "ninety_nine_percent")]
+    pub confidence: f64,
+    /// How much worse than stable's error rate the canary's may be, as a fraction (0.005 is
+    /// half a percentage point: 1% on stable allows 1.5% on the canary). 0 < x < 1. Default
+    /// 0.005.
+    #[serde(default = "half_a_point")]
+    pub max_error_rate_increase: f64,
+    /// Also compare latency. `None` = errors only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyCompare>,
+}
+
+/// `analysis.compare.latency`: latency compared as the share of "slow" requests, those slower
+/// than stable's `quantile` (as fixed from stable's first 100 requests with latency, rounded
+/// up to a bucket bound of [`LATENCY_BUCKETS_MS`](crate::LATENCY_BUCKETS_MS)); the same two
+/// tests as errors, on slow requests instead of failed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LatencyCompare {
+    /// 0.5 < quantile < 1. Default 0.99: stable's slow share is then at most 1%.
+    #[serde(default = "ninety_nine_percent")]
+    pub quantile: f64,
+    /// How much larger than stable's the canary's slow share may be, as a fraction. 0 < x < 1.
+    /// Default 0.01.
+    #[serde(default = "one_point")]
+    pub max_slow_share_increase: f64,
+}
+
+impl Default for Compare {
+    fn default() -> Self {
+        Compare {
+            confidence: ninety_nine_percent(),
+            max_error_rate_increase: half_a_point(),
+            latency: None,
+        }
+    }
+}
+
+impl Default for LatencyCompare {
+    fn default() -> Self {
+        LatencyCompare {
+            quantile: ninety_nine_percent(),
+            max_slow_share_increase: one_point(),
+        }
+    }
+}
+
+fn ninety_nine_percent() -> f64 {
+    0.99
+}
+
+fn half_a_point() -> f64 {
+    0.005
+}
+
+fn one_point() -> f64 {
+    0.01
+}
+
+/// `analysis.noTraffic`: what a step whose interval is over does when it saw fewer than
+/// `minRequests` canary requests (and the driver's stats cover the whole interval, so the
+/// count can be trusted). JSON: `"wait"`, `"pass"` or `"fail"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum NoTraffic {
+    /// Wait for traffic, until `progressDeadline`.
+    #[default]
+    Wait,
+    /// Pass the step anyway (also without the evidence `compare` waits for, since there is no
+    /// traffic to give it); its history entry says so, for the driver to warn about.
+    Pass,
+    /// Roll the canary back.
+    Fail,
+}
+
+impl NoTraffic {
+    fn is_wait(&self) -> bool {
+        *self == NoTraffic::Wait
+    }
 }
 
 fn sixty_seconds() -> Duration {
@@ -228,6 +342,8 @@ impl Default for Analysis {
             min_requests: one(),
             progress_deadline: ten_minutes(),
             webhooks: Vec::new(),
+            compare: None,
+            no_traffic: NoTraffic::Wait,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::Millis;
+use crate::evidence::Evidence;
 use crate::spec::StepSpec;
 
 /// Everything the state machine remembers. The driver stores it (as JSON) before acting on
@@ -32,6 +33,10 @@ pub struct CanaryState {
     pub reason: Option<String>,
     /// Every transition, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// What both versions did so far, for `analysis.compare`, and where the current analysis
+    /// window starts. Missing in states stored before it existed: then empty.
+    #[serde(default)]
+    pub evidence: Evidence,
 }
 
 impl CanaryState {

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::Millis;
-use crate::analysis::blockers;
+use crate::analysis::{blockers, number, percent};
 use crate::duration::format_millis;
 use crate::observe::Observation;
 use crate::spec::CanarySpec;
@@ -36,8 +36,8 @@ pub struct Status {
 }
 
 /// One thing a step waits for, and the sentence that says it. JSON:
-/// `{"for": "requests", "seen": 3, "needed": 20, "windowMs": 120000, "text": "needs 17 more
-/// canary requests (3 of 20 in 2m)"}`.
+/// `{"for": "requests", "seen": 3, "needed": 20, "windowMs": 120000, "text": "waiting for
+/// traffic: 3 of 20 canary requests in this step"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Waiting {
     #[serde(flatten)]
@@ -55,12 +55,13 @@ impl From<Wait> for Waiting {
 }
 
 /// What keeps the current step from passing. JSON is tagged by `for`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "for", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Wait {
     /// The rest of the step's analysis interval.
     Interval { left_ms: Millis },
-    /// More canary requests in this step: `seen` of `needed` in the last `window_ms`.
+    /// More canary requests in this step: `seen` of `needed` in the `window_ms` it has run
+    /// (time paused not counted).
     Requests {
         seen: u64,
         needed: u64,
@@ -74,10 +75,53 @@ pub enum Wait {
         covered_ms: Millis,
         needed_ms: Millis,
     },
+    /// Evidence, from `analysis.compare`, that the canary is no worse than stable by more than
+    /// `tolerance`: the canary's rate is at most `canary.bound` and stable's at least
+    /// `stable.bound` (both at the comparison's confidence), and the step passes once
+    /// `canary.bound < stable.bound + tolerance`. JSON: `{"for": "evidence", "metric":
+    /// "errorRate", "canary": {"events": 13, "requests": 1200, "bound": 0.023}, "stable":
+    /// {...}, "tolerance": 0.005}`, with `"slowerThanMs": 100.0` for `"slowShare"`.
+    Evidence {
+        metric: Metric,
+        /// What counts as slow, for [`Metric::SlowShare`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slower_than_ms: Option<f64>,
+        canary: Share,
+        stable: Share,
+        tolerance: f64,
+    },
+    /// The latency of `needed` stable requests in one window, from which `analysis.compare`
+    /// fixes what "slow" means; `seen` in the current one.
+    SlowBaseline { seen: u64, needed: u64 },
     /// A resume command: the step is a gate.
     Gate,
     /// A resume command: the canary is paused.
     Paused,
+}
+
+/// What [`Wait::Evidence`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Metric {
+    /// Errors (5xx and no answer) per request.
+    ErrorRate,
+    /// Slow requests per request with a latency.
+    SlowShare,
+}
+
+/// One version's events of `requests` since the canary started, and a confidence bound on
+/// their rate (the canary's upper, stable's lower).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    pub events: u64,
+    pub requests: u64,
+    pub bound: f64,
+}
+
+impl Share {
+    fn rate(&self) -> String {
+        percent(crate::compare::rate(self.events, self.requests))
+    }
 }
 
 impl fmt::Display for Wait {
@@ -89,16 +133,9 @@ impl fmt::Display for Wait {
                 "analysis interval {} left",
                 format_millis(left_ms.div_ceil(1000) * 1000)
             ),
-            Wait::Requests {
-                seen,
-                needed,
-                window_ms,
-            } => write!(
+            Wait::Requests { seen, needed, .. } => write!(
                 f,
-                "needs {} more canary {} ({seen} of {needed} in {})",
-                needed.saturating_sub(*seen),
-                plural(needed.saturating_sub(*seen), "request"),
-                format_millis(*window_ms)
+                "waiting for traffic: {seen} of {needed} canary requests in this step"
             ),
             Wait::Webhook { name, step } => {
                 write!(f, "webhook {name:?} has not passed step {step} yet")
@@ -113,6 +150,41 @@ impl fmt::Display for Wait {
                 format_millis(*covered_ms),
                 format_millis(*needed_ms),
                 format_millis(*covered_ms)
+            ),
+            Wait::Evidence {
+                metric,
+                slower_than_ms,
+                canary,
+                stable,
+                tolerance,
+            } => {
+                let (what, metric) = match metric {
+                    Metric::ErrorRate => ("worse", "error rate".to_string()),
+                    Metric::SlowShare => (
+                        "slower",
+                        format!(
+                            "share slower than {} ms",
+                            number(slower_than_ms.unwrap_or(f64::INFINITY))
+                        ),
+                    ),
+                };
+                let points = tolerance * 100.0;
+                write!(
+                    f,
+                    "needs more evidence that the canary is no {what} than stable: {metric} {} \
+                     (≤ {}) vs {} (≥ {}), tolerance {} {}",
+                    canary.rate(),
+                    percent(canary.bound),
+                    stable.rate(),
+                    percent(stable.bound),
+                    number(points),
+                    if points == 1.0 { "point" } else { "points" }
+                )
+            }
+            Wait::SlowBaseline { seen, needed } => write!(
+                f,
+                "waiting for the latency of {needed} stable requests in one window, to know what \
+                 counts as slow ({seen} so far)"
             ),
             Wait::Gate => f.write_str("waiting for a resume (gate)"),
             Wait::Paused => f.write_str("paused"),

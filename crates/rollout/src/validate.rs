@@ -184,6 +184,38 @@ fn analysis(p: &mut Problems, spec: &CanarySpec) {
             format!("must be a positive number of milliseconds, got {ms}"),
         );
     }
+    if let Some(compare) = &a.compare {
+        let confidence = compare.confidence;
+        if !(confidence > 0.5 && confidence < 1.0) {
+            p.add(
+                "analysis.compare.confidence",
+                format!("must be between 0.5 and 1, both excluded (0.99 is 99%), got {confidence}"),
+            );
+        }
+        fraction(
+            p,
+            "analysis.compare.maxErrorRateIncrease",
+            compare.max_error_rate_increase,
+            "0.005 is half a percentage point",
+        );
+        if let Some(latency) = &compare.latency {
+            let quantile = latency.quantile;
+            if !(quantile > 0.5 && quantile < 1.0) {
+                p.add(
+                    "analysis.compare.latency.quantile",
+                    format!(
+                        "must be between 0.5 and 1, both excluded (0.99 is p99), got {quantile}"
+                    ),
+                );
+            }
+            fraction(
+                p,
+                "analysis.compare.latency.maxSlowShareIncrease",
+                latency.max_slow_share_increase,
+                "0.01 is one percentage point",
+            );
+        }
+    }
     let interval = spec.strategy.interval();
     if a.progress_deadline < interval {
         let field = match spec.strategy {
@@ -231,6 +263,16 @@ fn analysis(p: &mut Problems, spec: &CanarySpec) {
             ),
         }
         period(p, &format!("{path}.timeout"), hook.timeout);
+    }
+}
+
+/// A tolerance: strictly between 0 and 1.
+fn fraction(p: &mut Problems, path: &str, value: f64, example: &str) {
+    if !(value > 0.0 && value < 1.0) {
+        p.add(
+            path,
+            format!("must be a fraction between 0 and 1, both excluded ({example}), got {value}"),
+        );
     }
 }
 

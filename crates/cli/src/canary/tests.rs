@@ -76,7 +76,7 @@ fn status_says_step_i_of_n_as_the_history_does_and_what_it_waits_for() {
         "
         canary c1   mesh demo   route product-vr/product-r
         phase progressing   step 1 of 4   weights product-1 80 / product-2 20
-        status: step 1 of 4 (20% to canary): analysis interval 3s left; needs 1 more canary request (0 of 1 in 27s)
+        status: step 1 of 4 (20% to canary): analysis interval 3s left; waiting for traffic: 0 of 1 canary requests in this step
                  NODE                         REQ/S    ERRORS       P99
         stable   product-1                      9.0      0.0%         -
         canary   product-2                      1.0     10.0%         -
@@ -105,7 +105,7 @@ fn list_and_history_read_the_typed_record() {
         list_table(&[view(vec![], 1_000), view(promoted.clone(), 2_000)]),
         "
         NAME                 ROUTE                    STABLE           CANARY           PHASE           WEIGHT  STATUS
-        c1                   product-vr/product-r     product-1        product-2        progressing        20%  step 1 of 4 (20% to canary): analysis interval 29s left; needs 1 more canary request (0 of 1 in 1s)
+        c1                   product-vr/product-r     product-1        product-2        progressing        20%  step 1 of 4 (20% to canary): analysis interval 29s left; waiting for traffic: 0 of 1 canary requests in this step
         c1                   product-vr/product-r     product-1        product-2        succeeded         100%  promoted by command at step 1 of 4
         ",
     );

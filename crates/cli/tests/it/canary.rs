@@ -92,6 +92,11 @@ pub(crate) struct Bench {
 
 impl Bench {
     pub(crate) fn start(canary_flags: &[&str]) -> Bench {
+        Bench::start_with(&[], canary_flags)
+    }
+
+    /// With fault flags for the stable version too.
+    pub(crate) fn start_with(stable_flags: &[&str], canary_flags: &[&str]) -> Bench {
         let control = start();
         let gateway = free_port();
         let manifest = canary_mesh(gateway);
@@ -99,7 +104,7 @@ impl Bench {
         let file = dir.path().join("mesh.yaml");
         std::fs::write(&file, manifest).unwrap();
         aviary(control.url(), &["apply", "-f", &file.display().to_string()]);
-        let (stable, stable_port) = demo_service("1.0", &[]);
+        let (stable, stable_port) = demo_service("1.0", stable_flags);
         let (canary, canary_port) = demo_service("2.0", canary_flags);
         for (node, port) in [("stable-vn", stable_port), ("canary-vn", canary_port)] {
             let url = format!("{}/v1/meshes/m/endpoints/{node}/e1", control.url());
@@ -295,6 +300,60 @@ fn a_broken_version_is_rolled_back_on_its_own_and_says_why() {
         history.contains("rolled back") && history.contains("5xx"),
         "{history}"
     );
+}
+
+/// `--compare` judges the canary against stable, both under load through the gateway: a
+/// canary that fails 1% of requests like its stable version is promoted (the threshold method,
+/// `--max-5xx 0`, would roll it back at its first 5xx), one that fails 5% is rolled back, with
+/// both versions' counts in the reason.
+#[test]
+fn compare_promotes_a_canary_failing_like_stable_and_rolls_back_one_failing_five_times_as_often() {
+    for (rate, outcome) in [("0.01", "succeeded"), ("0.05", "failed")] {
+        let bench = Bench::start_with(&["--error-rate", "0.01"], &["--error-rate", rate]);
+        let _load = Load::start(bench.gateway, 200);
+        start_canary(
+            bench.control.url(),
+            "c1",
+            "stable-vn",
+            "canary-vn",
+            &[
+                "--weights",
+                "50",
+                "--interval",
+                "5s",
+                "--compare",
+                "--max-error-rate-increase",
+                "0.03",
+                "--progress-deadline",
+                "2m",
+            ],
+        );
+        let started = Instant::now();
+        if outcome == "succeeded" {
+            // Past its interval, the step waits for the evidence, and says so.
+            std::thread::sleep(Duration::from_secs(6));
+            let status = aviary(bench.control.url(), &["canary", "status", "c1"]);
+            assert!(
+                status.contains("needs more evidence that the canary is no worse than stable")
+                    || status.contains("succeeded"),
+                "{status}"
+            );
+        }
+        let canary = bench.wait_phase("c1", &["succeeded", "failed"], Duration::from_secs(150));
+        let took = started.elapsed();
+        let reason = canary["state"]["reason"].as_str().unwrap_or("");
+        assert_eq!(
+            canary["state"]["phase"], outcome,
+            "canary at {rate} errors vs stable at 0.01: {reason}"
+        );
+        if outcome == "failed" {
+            assert!(
+                reason.contains("canary-vn") && reason.contains("stable-vn"),
+                "{reason}"
+            );
+        }
+        eprintln!("canary at {rate} errors vs stable at 0.01: {outcome} after {took:?}: {reason}");
+    }
 }
 
 #[test]

@@ -194,7 +194,7 @@ async fn snapshots_watch_events_stats_and_canaries_read_through_the_wire_types()
     // The step's one canary request, from the stats pushed just now.
     assert!(
         summary.starts_with("step 1 of 3 (25% to canary): analysis interval")
-            && summary.contains("; needs 1 more canary request (1 of 2 in "),
+            && summary.contains("; waiting for traffic: 1 of 2 canary requests in this step"),
         "{summary}"
     );
     let list = raw(&replica.url, "/v1/meshes/m/canaries").await;

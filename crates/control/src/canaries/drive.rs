@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::wire::{CanaryRecord, CanaryView, NodeView};
-use rollout::{Input, Millis, Observation, Phase};
+use model::wire::{CanaryRecord, CanaryView, node_window};
+use rollout::{Input, Millis, NodeWindow, Observation, Phase};
 use tokio_util::sync::CancellationToken;
 
 use store::{Op, Txn};
@@ -16,6 +16,7 @@ use crate::App;
 use crate::error::ApiError;
 use crate::leader::Term;
 use crate::objects::{self, ObjectKind};
+use crate::stats::SLOT;
 
 impl App {
     /// What the stats say about one canary now. `driving_since`: when this replica started
@@ -27,10 +28,18 @@ impl App {
         driving_since: Option<Millis>,
     ) -> Result<Observation, ApiError> {
         let spec = &record.spec;
-        let step_window = Duration::from_millis(now.saturating_sub(record.state.step_started_at));
+        // The analysis window in whole stats slots, rounded down: consecutive windows then
+        // never share a slot, so no request is counted in two (the part of a slot before a
+        // window's start is lost instead, which only delays a decision).
+        let window_ms = rollout::analysis_window(&record.state, now);
+        let slot = SLOT.as_millis() as Millis;
+        let slots = window_ms / slot;
         let window = |node: &str| {
-            let counts = self.stats.node(&spec.mesh, node, step_window);
-            NodeView::of(&counts, 1.0).window()
+            if slots == 0 {
+                return NodeWindow::default();
+            }
+            let span = Duration::from_millis(slots * slot);
+            node_window(&self.stats.node(&spec.mesh, node, span))
         };
         // Nothing from before the canary started counts against it.
         let started = record.state.history.first().map_or(now, |entry| entry.at);
@@ -39,14 +48,13 @@ impl App {
         let failure = self
             .stats
             .node(&spec.mesh, &spec.canary_node, failure_window);
-        let step_elapsed = now.saturating_sub(record.state.step_started_at);
         let covered = driving_since.map(|since| now.saturating_sub(since));
         Ok(Observation {
             canary: window(&spec.canary_node),
             stable: window(&spec.stable_node),
             canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
             webhooks: self.webhook_results(record).await?,
-            covered_ms: covered.filter(|covered| *covered < step_elapsed),
+            covered_ms: covered.filter(|covered| *covered < window_ms),
         })
     }
 

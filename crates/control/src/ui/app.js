@@ -412,7 +412,7 @@ function stepBoxes(canary) {
 }
 
 // The control plane's status when it is of this very state (it says what the step waits for:
-// "needs 1 more canary request", "analysis interval 3s left"); else what the page can tell.
+// "waiting for traffic: 0 of 1 canary requests in this step", "analysis interval 3s left"); else what the page can tell.
 function freshStatus(canary) {
   const status = state.status.get(canary.name);
   return status && status.phase === canary.state.phase && status.step === Math.min(canary.state.step + 1, status.steps)

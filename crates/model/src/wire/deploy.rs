@@ -14,9 +14,10 @@ pub struct DeploySpec {
     pub percentage_step: u32,
     /// Seconds between traffic shifts.
     pub wait_time: u64,
-    /// Most 5xx allowed in `failure_threshold_time` before rollback (the pipeline's default, 0).
-    #[serde(default)]
-    pub failure_threshold_value: u64,
+    /// Most 5xx allowed in `failure_threshold_time` before rollback: the pipeline's default, 0,
+    /// unless `compare` is given, which then judges errors alone unless this is set too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_threshold_value: Option<u64>,
     /// Seconds over which 5xx are counted.
     #[serde(default = "ten_minutes")]
     pub failure_threshold_time: u64,
@@ -39,6 +40,15 @@ pub struct DeploySpec {
     /// Seconds the new version has to pass its health check (default 120).
     #[serde(default = "two_minutes")]
     pub health_timeout: u64,
+    /// aviary's own: judge the new version against the one serving, statistically (see
+    /// `rollout::Compare`), e.g. `{"confidence": 0.99, "maxErrorRateIncrease": 0.005}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<rollout::Compare>,
+    /// aviary's own: what a step does when its interval is over and no request reached the new
+    /// version: `pass` (the default here, the reference pipeline's meaning: no 5xx counted is
+    /// healthy; each such step is reported), `wait` or `fail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_traffic: Option<rollout::NoTraffic>,
     /// Must name the path's mesh when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh: Option<String>,
@@ -148,6 +158,15 @@ impl DeploySpec {
             .as_ref()
             .and_then(|image| self.argv_of_image(image))
             .unwrap_or_else(|| self.command.clone())
+    }
+
+    /// The 5xx limit the canary checks: `failure_threshold_value`, else 0 without `compare`.
+    pub fn max_5xx(&self) -> Option<u64> {
+        match (self.failure_threshold_value, &self.compare) {
+            (Some(limit), _) => Some(limit),
+            (None, None) => Some(0),
+            (None, Some(_)) => None,
+        }
     }
 
     /// The fields given that only mean something on Kubernetes.

@@ -6,10 +6,8 @@ use serde::{Deserialize, Serialize};
 /// Upper bounds, in milliseconds, of the latency buckets proxies count into; the last bucket
 /// (not listed) holds everything slower. Roughly 1.5× apart: percentiles read from them are
 /// within about 25% of the truth, enough to tell a 5 ms service from a 50 ms one.
-pub const LATENCY_BUCKETS_MS: [f64; 28] = [
-    0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 1.5, 2.5, 4.0, 6.0, 10.0, 15.0, 25.0, 40.0, 60.0, 100.0, 150.0,
-    250.0, 400.0, 600.0, 1000.0, 1500.0, 2500.0, 4000.0, 6000.0, 10000.0, 15000.0, 30000.0,
-];
+/// They are `rollout`'s, whose latency comparison reads these very counts.
+pub const LATENCY_BUCKETS_MS: [f64; 28] = rollout::LATENCY_BUCKETS_MS;
 
 /// Index of the latency bucket that counts a request of `millis`.
 pub fn latency_bucket(millis: f64) -> usize {
@@ -147,14 +145,17 @@ impl NodeView {
             p99_ms: quantile_ms(&counts.latency_buckets, 0.99),
         }
     }
+}
 
-    /// What canary analysis judges of this node: requests that got no answer count as 5xx.
-    pub fn window(&self) -> rollout::NodeWindow {
-        rollout::NodeWindow {
-            requests: self.requests,
-            status_5xx: self.status_5xx.saturating_add(self.failures),
-            error_rate: self.error_rate,
-            p99_ms: self.p99_ms,
-        }
+/// What canary analysis judges of a node's counts over a window: requests that got no answer
+/// count as 5xx; the latency buckets go along for the latency comparison.
+pub fn node_window(counts: &NodeStats) -> rollout::NodeWindow {
+    let view = NodeView::of(counts, 1.0);
+    rollout::NodeWindow {
+        requests: view.requests,
+        status_5xx: view.status_5xx.saturating_add(view.failures),
+        error_rate: view.error_rate,
+        p99_ms: view.p99_ms,
+        latency_buckets: counts.latency_buckets.clone(),
     }
 }

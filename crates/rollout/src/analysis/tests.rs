@@ -37,6 +37,7 @@ fn state(step_started_at: u64) -> CanaryState {
         paused_at: None,
         reason: None,
         history: vec![],
+        evidence: Default::default(),
     }
 }
 
@@ -50,6 +51,7 @@ fn window(requests: u64, error_rate: f64, p99_ms: Option<f64>) -> NodeWindow {
         status_5xx: 0,
         error_rate,
         p99_ms,
+        latency_buckets: vec![],
     }
 }
 
@@ -163,7 +165,7 @@ fn a_step_waits_for_requests_and_every_webhook() {
     assert_eq!(
         texts(blockers(&spec, &state(0), 120_000, &seen)),
         vec![
-            "needs 17 more canary requests (3 of 20 in 2m)",
+            "waiting for traffic: 3 of 20 canary requests in this step",
             "webhook \"b\" has not passed step 2 yet",
         ]
     );

@@ -71,8 +71,8 @@ fn each_phase_says_where_it_stands_and_what_it_waits_for() {
         vec![],
         27_000,
         0,
-        "step 1 of 4 (20% to canary): analysis interval 3s left; needs 1 more canary request \
-         (0 of 1 in 27s)",
+        "step 1 of 4 (20% to canary): analysis interval 3s left; waiting for traffic: 0 of 1 \
+         canary requests in this step",
     );
     check(
         &four,
@@ -87,8 +87,8 @@ fn each_phase_says_where_it_stands_and_what_it_waits_for() {
         vec![tick(30_000, 5)],
         45_000,
         1,
-        "step 2 of 4 (40% to canary): analysis interval 15s left; needs 2 more canary requests \
-         (1 of 3 in 15s)",
+        "step 2 of 4 (40% to canary): analysis interval 15s left; waiting for traffic: 1 of 3 \
+         canary requests in this step",
     );
     check(
         &four,
@@ -197,7 +197,7 @@ fn counts_read_as_words() {
     };
     assert_eq!(
         one.to_string(),
-        "needs 1 more canary request (2 of 3 in 1s500ms)"
+        "waiting for traffic: 2 of 3 canary requests in this step"
     );
 }
 
@@ -217,10 +217,10 @@ fn the_json_carries_each_wait_with_its_words() {
             "waiting": [
                 {"for": "interval", "leftMs": 3000, "text": "analysis interval 3s left"},
                 {"for": "requests", "seen": 0, "needed": 1, "windowMs": 27000,
-                 "text": "needs 1 more canary request (0 of 1 in 27s)"},
+                 "text": "waiting for traffic: 0 of 1 canary requests in this step"},
             ],
-            "summary": "step 1 of 4 (20% to canary): analysis interval 3s left; needs 1 more \
-                        canary request (0 of 1 in 27s)",
+            "summary": "step 1 of 4 (20% to canary): analysis interval 3s left; waiting for \
+                        traffic: 0 of 1 canary requests in this step",
         })
     );
     let back: super::Status =
@@ -238,4 +238,55 @@ fn time_left_in_an_interval_reads_in_whole_seconds_rounded_up() {
     ] {
         assert_eq!(Wait::Interval { left_ms }.to_string(), text);
     }
+}
+
+#[test]
+fn the_wait_for_evidence_has_its_shape_and_words() {
+    use super::{Metric, Share, Waiting};
+    let wait = Wait::Evidence {
+        metric: Metric::SlowShare,
+        slower_than_ms: Some(100.0),
+        canary: Share {
+            events: 9,
+            requests: 1_000,
+            bound: 0.02,
+        },
+        stable: Share {
+            events: 10,
+            requests: 9_000,
+            bound: 0.0005,
+        },
+        tolerance: 0.01,
+    };
+    let shown = Waiting::from(wait);
+    assert_eq!(
+        serde_json::to_value(&shown).unwrap(),
+        json!({
+            "for": "evidence",
+            "metric": "slowShare",
+            "slowerThanMs": 100.0,
+            "canary": {"events": 9, "requests": 1000, "bound": 0.02},
+            "stable": {"events": 10, "requests": 9000, "bound": 0.0005},
+            "tolerance": 0.01,
+            "text": "needs more evidence that the canary is no slower than stable: share slower \
+                     than 100 ms 0.9% (≤ 2%) vs 0.11% (≥ 0.05%), tolerance 1 point",
+        })
+    );
+    let back: Waiting = serde_json::from_value(serde_json::to_value(&shown).unwrap()).unwrap();
+    assert_eq!(back, shown);
+}
+
+#[test]
+fn a_step_under_comparison_says_what_evidence_it_waits_for() {
+    let mut spec = spec(steps(20), 1);
+    spec.analysis.compare = Some(crate::spec::Compare::default());
+    let (state, _) = start(&spec, T0);
+    let mut seen = seen(20);
+    seen.stable.requests = 80;
+    let shown = status(&spec, &state, T0 + 31_000, Some(&seen));
+    assert_eq!(
+        shown.summary,
+        "step 1 of 4 (20% to canary): needs more evidence that the canary is no worse than \
+         stable: error rate 0% (≤ 23.97%) vs 0% (≥ 0%), tolerance 0.5 points"
+    );
 }

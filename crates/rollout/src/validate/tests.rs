@@ -284,3 +284,81 @@ fn webhooks() {
     spec.analysis.webhooks[0].url = "https://checks.example:8443/x".into();
     assert_eq!(validate(&spec), vec![]);
 }
+
+#[test]
+fn comparison_with_stable() {
+    use crate::spec::{Compare, LatencyCompare};
+    let compare = |change: fn(&mut Compare)| {
+        move |s: &mut CanarySpec| {
+            let mut compare = Compare {
+                latency: Some(LatencyCompare::default()),
+                ..Compare::default()
+            };
+            change(&mut compare);
+            s.analysis.compare = Some(compare);
+        }
+    };
+    assert_eq!(
+        validate(&{
+            let mut s = good();
+            compare(|_| {})(&mut s);
+            s
+        }),
+        vec![]
+    );
+    for confidence in [0.5, 1.0, f64::NAN, 99.0] {
+        let mut spec = good();
+        spec.analysis.compare = Some(Compare {
+            confidence,
+            ..Compare::default()
+        });
+        let problems = validate(&spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "analysis.compare.confidence");
+        assert_eq!(
+            problems[0].message,
+            format!("must be between 0.5 and 1, both excluded (0.99 is 99%), got {confidence}")
+        );
+    }
+    check(
+        compare(|c| c.max_error_rate_increase = 0.0),
+        "analysis.compare.maxErrorRateIncrease",
+        "must be a fraction between 0 and 1, both excluded (0.005 is half a percentage point), \
+         got 0",
+    );
+    check(
+        compare(|c| c.max_error_rate_increase = 5.0),
+        "analysis.compare.maxErrorRateIncrease",
+        "got 5",
+    );
+    check(
+        compare(|c| c.latency.as_mut().unwrap().quantile = 0.3),
+        "analysis.compare.latency.quantile",
+        "must be between 0.5 and 1, both excluded (0.99 is p99), got 0.3",
+    );
+    check(
+        compare(|c| c.latency.as_mut().unwrap().max_slow_share_increase = f64::NAN),
+        "analysis.compare.latency.maxSlowShareIncrease",
+        "(0.01 is one percentage point), got NaN",
+    );
+    // Every problem at once.
+    let mut spec = good();
+    compare(|c| {
+        c.confidence = 2.0;
+        c.max_error_rate_increase = -1.0;
+        c.latency = Some(LatencyCompare {
+            quantile: 1.0,
+            max_slow_share_increase: 1.0,
+        });
+    })(&mut spec);
+    let paths: Vec<String> = validate(&spec).into_iter().map(|p| p.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "analysis.compare.confidence",
+            "analysis.compare.maxErrorRateIncrease",
+            "analysis.compare.latency.quantile",
+            "analysis.compare.latency.maxSlowShareIncrease",
+        ]
+    );
+}

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use rollout::{
-    Action, Analysis, CanarySpec, CanaryState, Input, NodeWindow, Observation, OnFailure,
-    OnSuccess, StepSpec, Strategy, Webhook, WebhookResult, start, step,
+    Action, Analysis, CanarySpec, CanaryState, Input, NoTraffic, NodeWindow, Observation,
+    OnFailure, OnSuccess, StepSpec, Strategy, Webhook, WebhookResult, start, step,
 };
 use serde_json::{Value, json};
 
@@ -56,6 +56,8 @@ fn example() -> CanarySpec {
                 url: "http://127.0.0.1:9000/smoke".into(),
                 timeout: Duration::from_secs(2),
             }],
+            compare: None,
+            no_traffic: NoTraffic::Wait,
         },
         on_success: OnSuccess {
             remove_stable: true,
@@ -228,7 +230,15 @@ fn a_state_reads_and_writes_the_documented_shape() {
                 "reason": "step 1 of 9 (10%) passed with 25 canary requests in 30s and every \
                            webhook; step 2 of 9: 20%"
             }
-        ]
+        ],
+        "evidence": {
+            "steps": [{
+                "weight": 10,
+                "canary": {"requests": 25, "errors": 0, "timed": 0, "slow": 0},
+                "stable": {"requests": 225, "errors": 0, "timed": 0, "slow": 0}
+            }],
+            "windowStartedAt": 1_700_000_030_000u64
+        }
     });
     assert_eq!(serde_json::to_value(&state).unwrap(), value);
     assert_eq!(serde_json::from_value::<CanaryState>(value).unwrap(), state);
@@ -327,7 +337,8 @@ fn a_node_of_the_stats_api_is_a_node_window() {
             requests: 40,
             status_5xx: 10,
             error_rate: 0.25,
-            p99_ms: Some(12.0)
+            p99_ms: Some(12.0),
+            latency_buckets: vec![],
         }
     );
 }
@@ -359,4 +370,87 @@ fn webhook_results_say_passed_or_why_not() {
     let bare: WebhookResult =
         serde_json::from_value(json!({"name": "smoke", "passed": false})).unwrap();
     assert_eq!(bare.outcome, Err("failed".into()));
+}
+
+#[test]
+fn the_comparison_and_no_traffic_policy_have_their_shapes() {
+    use rollout::{Compare, LatencyCompare};
+    let mut value = example_json();
+    value["analysis"]["compare"] = json!({
+        "confidence": 0.995,
+        "maxErrorRateIncrease": 0.01,
+        "latency": {"quantile": 0.9, "maxSlowShareIncrease": 0.02}
+    });
+    value["analysis"]["noTraffic"] = json!("pass");
+    let spec: CanarySpec = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(
+        spec.analysis.compare,
+        Some(Compare {
+            confidence: 0.995,
+            max_error_rate_increase: 0.01,
+            latency: Some(LatencyCompare {
+                quantile: 0.9,
+                max_slow_share_increase: 0.02
+            }),
+        })
+    );
+    assert_eq!(spec.analysis.no_traffic, NoTraffic::Pass);
+    assert_eq!(serde_json::to_value(&spec).unwrap(), value);
+
+    // Every field of it has a default.
+    let compare: Compare = serde_json::from_value(json!({"latency": {}})).unwrap();
+    assert_eq!(
+        compare,
+        Compare {
+            confidence: 0.99,
+            max_error_rate_increase: 0.005,
+            latency: Some(LatencyCompare {
+                quantile: 0.99,
+                max_slow_share_increase: 0.01
+            }),
+        }
+    );
+    assert_eq!(
+        serde_json::to_value(Compare::default()).unwrap(),
+        json!({"confidence": 0.99, "maxErrorRateIncrease": 0.005})
+    );
+    for (text, policy) in [
+        ("wait", NoTraffic::Wait),
+        ("pass", NoTraffic::Pass),
+        ("fail", NoTraffic::Fail),
+    ] {
+        assert_eq!(serde_json::to_value(policy).unwrap(), text);
+    }
+    let message = spec_error(|v| v["analysis"]["compare"] = json!({"confidense": 0.9}));
+    assert!(message.contains("unknown field `confidense`"), "{message}");
+    let message = spec_error(|v| v["analysis"]["noTraffic"] = json!("skip"));
+    assert!(message.contains("unknown variant `skip`"), "{message}");
+}
+
+/// What a control plane stored before the comparison existed still reads, and drives on.
+#[test]
+fn json_stored_before_the_comparison_still_reads() {
+    let spec: CanarySpec = serde_json::from_value(example_json()).unwrap();
+    assert_eq!(spec.analysis.compare, None);
+    assert_eq!(spec.analysis.no_traffic, NoTraffic::Wait);
+    let old_state = json!({
+        "phase": "progressing",
+        "step": 1,
+        "steps": [10, 20, 30, 40, 50, 60, 70, 80, 90],
+        "canaryWeight": 20,
+        "stepStartedAt": 1_700_000_030_000u64,
+        "lastProgressAt": 1_700_000_030_000u64,
+        "pausedAt": null,
+        "reason": null,
+        "history": []
+    });
+    let state: CanaryState = serde_json::from_value(old_state).unwrap();
+    assert_eq!(state.evidence, rollout::Evidence::default());
+    // Its window is the step's, as before.
+    assert_eq!(rollout::analysis_window(&state, T0 + secs(40)), secs(10));
+    let node: NodeWindow =
+        serde_json::from_value(json!({"requests": 4, "status5xx": 1, "errorRate": 0.25})).unwrap();
+    assert!(node.latency_buckets.is_empty());
+    let (next, _) = step(&spec, &state, tick(secs(40), healthy(30)));
+    assert_eq!(next.phase, rollout::Phase::Progressing);
 }

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use rollout::{
-    Analysis, CanarySpec, Input, NodeWindow, Observation, Phase, StepSpec, Webhook, WebhookResult,
-    start, step, validate,
+    Analysis, CanarySpec, Compare, Input, LatencyCompare, NoTraffic, NodeWindow, Observation,
+    Phase, StepSpec, Webhook, WebhookResult, start, step, validate,
 };
 
 use crate::support::{T0, invariants, spec};
@@ -91,9 +91,26 @@ fn any_spec() -> impl Strategy<Value = CanarySpec> {
         ms(0..=300_000),
         0usize..=2,
         any::<(bool, bool, bool)>(),
+        any_compare(),
+        prop_oneof![
+            Just(NoTraffic::Wait),
+            Just(NoTraffic::Pass),
+            Just(NoTraffic::Fail)
+        ],
     )
         .prop_map(
-            |(strategy, max_5xx, rate, p99, min_requests, deadline, hooks, flags)| {
+            |(
+                strategy,
+                max_5xx,
+                rate,
+                p99,
+                min_requests,
+                deadline,
+                hooks,
+                flags,
+                compare,
+                no_traffic,
+            )| {
                 let mut spec = spec(strategy);
                 spec.analysis = Analysis {
                     max_5xx,
@@ -102,6 +119,8 @@ fn any_spec() -> impl Strategy<Value = CanarySpec> {
                     min_requests,
                     progress_deadline: deadline,
                     webhooks: ["a", "b"][..hooks].iter().map(|name| hook(name)).collect(),
+                    compare,
+                    no_traffic,
                     ..Analysis::default()
                 };
                 spec.on_success.remove_stable = flags.0;
@@ -112,6 +131,25 @@ fn any_spec() -> impl Strategy<Value = CanarySpec> {
                 spec
             },
         )
+}
+
+/// Mostly valid comparisons, sometimes with latency, sometimes out of range.
+fn any_compare() -> impl Strategy<Value = Option<Compare>> {
+    proptest::option::of(
+        (
+            prop_oneof![4 => 0.6f64..0.9999, 1 => Just(1.0)],
+            prop_oneof![4 => 0.001f64..0.5, 1 => Just(0.0)],
+            proptest::option::of(0.6f64..0.999),
+        )
+            .prop_map(|(confidence, increase, quantile)| Compare {
+                confidence,
+                max_error_rate_increase: increase,
+                latency: quantile.map(|quantile| LatencyCompare {
+                    quantile,
+                    max_slow_share_increase: 0.01,
+                }),
+            }),
+    )
 }
 
 fn hook(name: &str) -> Webhook {
@@ -134,6 +172,22 @@ fn any_window() -> impl Strategy<Value = NodeWindow> {
             status_5xx,
             error_rate,
             p99_ms,
+            // Latency in a few buckets around 20 ms, as many requests as there are.
+            latency_buckets: vec![
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                requests / 2,
+                requests - requests / 2,
+            ],
         })
 }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use rollout::{
-    Action, Event, Phase, StepSpec, Strategy, Webhook, next_deadline, reconcile, start, step,
-    validate,
+    Action, Compare, Event, NoTraffic, Phase, StepSpec, Strategy, Webhook, next_deadline,
+    reconcile, start, step, validate,
 };
 
 use crate::support::*;
@@ -411,8 +411,115 @@ fn no_traffic_means_no_progress_then_failure() {
     assert_eq!(
         run.last().reason.as_deref(),
         Some(
-            "no progress for 2m250ms, past the progress deadline of 2m: needs 17 more canary \
-             requests (3 of 20 in 2m250ms)"
+            "no progress for 2m250ms, past the progress deadline of 2m: waiting for traffic: 3 \
+             of 20 canary requests in this step"
+        )
+    );
+}
+
+#[test]
+fn no_traffic_pass_passes_the_step_and_says_so() {
+    let mut spec = starved();
+    spec.analysis.no_traffic = NoTraffic::Pass;
+    let run = check(
+        &Scenario {
+            spec,
+            inputs: vec![
+                tick(secs(10), healthy(3)),
+                tick(secs(30), healthy(3)),
+                tick(secs(60), healthy(0)),
+                tick(secs(90), healthy(25)),
+            ],
+        },
+        "
+        0s  start | progressing 10 | setWeights 90/10 | started
+        10s tick  | progressing 10 | -                | -
+        30s tick  | progressing 20 | setWeights 80/20 | step
+        1m  tick  | progressing 30 | setWeights 70/30 | step
+        1m30s tick | progressing 40 | setWeights 60/40 | step
+        ",
+    );
+    let reasons: Vec<&str> = run.last().history[1..]
+        .iter()
+        .map(|h| h.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "step 1 of 9 (10%) passed without traffic: 3 canary requests in it (noTraffic: \
+             pass); step 2 of 9: 20%",
+            "step 2 of 9 (20%) passed without traffic: 0 canary requests in it (noTraffic: \
+             pass); step 3 of 9: 30%",
+            "step 3 of 9 (30%) passed with 25 canary requests in 30s; step 4 of 9: 40%",
+        ]
+    );
+}
+
+#[test]
+fn no_traffic_fail_rolls_back_once_the_interval_is_over() {
+    let mut spec = starved();
+    spec.analysis.no_traffic = NoTraffic::Fail;
+    let run = check(
+        &Scenario {
+            spec,
+            inputs: vec![
+                tick(secs(10), healthy(0)),
+                tick(secs(30), healthy(0).covered(secs(5))),
+                tick(secs(30) + 250, healthy(0)),
+            ],
+        },
+        "
+        0s       start | progressing 10 | setWeights 90/10 | started
+        10s      tick  | progressing 10 | -                | -
+        30s      tick  | progressing 10 | -                | -
+        30s250ms tick  | failed 0       | setWeights 100/0 | rolled back
+        ",
+    );
+    // A driver that has seen only 5 s of the step cannot tell, so that tick waits.
+    assert_eq!(
+        run.last().reason.as_deref(),
+        Some(
+            "step 1 of 9 (10%) saw 0 of the 20 canary requests it needs in 30s250ms \
+             (noTraffic: fail)"
+        )
+    );
+}
+
+#[test]
+fn compare_carries_evidence_from_step_to_step() {
+    let mut spec = spec(steps(10, 30, 100));
+    spec.analysis.compare = Some(Compare {
+        max_error_rate_increase: 0.5,
+        ..Compare::default()
+    });
+    let errors = |canary: (u64, u64), stable: (u64, u64)| {
+        let mut seen = healthy(0);
+        seen.canary.requests = canary.0;
+        seen.canary.status_5xx = canary.1;
+        seen.stable.requests = stable.0;
+        seen.stable.status_5xx = stable.1;
+        seen
+    };
+    let run = check(
+        &Scenario {
+            spec,
+            inputs: vec![
+                tick(secs(30), errors((100, 4), (900, 4))),
+                tick(secs(40), errors((100, 5), (400, 4))),
+            ],
+        },
+        "
+        0s  start | progressing 10 | setWeights 90/10 | started
+        30s tick  | progressing 20 | setWeights 80/20 | step
+        40s tick  | failed 0       | setWeights 100/0 | rolled back
+        ",
+    );
+    assert_eq!(
+        run.last().reason.as_deref(),
+        Some(
+            "canary product-2-vn fails more than stable product-vn: 9 errors in 200 requests \
+             (4.5%) vs 8 in 1300 (0.62%); odds 1:143 against it being no worse (the limit at \
+             99% confidence is 1:100)"
         )
     );
 }

@@ -46,6 +46,7 @@ pub fn healthy(requests: u64) -> Observation {
         status_5xx: 0,
         error_rate: 0.0,
         p99_ms: Some(20.0),
+        latency_buckets: Vec::new(),
     };
     Observation {
         canary: window(requests),
@@ -62,6 +63,7 @@ pub trait Seen {
     fn error_rate(self, rate: f64) -> Self;
     fn p99(self, ms: f64) -> Self;
     fn hook(self, name: &str, outcome: Result<(), &str>) -> Self;
+    fn covered(self, ms: Millis) -> Self;
 }
 
 impl Seen for Observation {
@@ -76,6 +78,10 @@ impl Seen for Observation {
     }
     fn p99(mut self, ms: f64) -> Self {
         self.canary.p99_ms = Some(ms);
+        self
+    }
+    fn covered(mut self, ms: Millis) -> Self {
+        self.covered_ms = Some(ms);
         self
     }
     fn hook(mut self, name: &str, outcome: Result<(), &str>) -> Self {
