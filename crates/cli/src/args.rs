@@ -563,6 +563,10 @@ pub struct CanaryStartOpts {
     /// NAME=URL: POSTed the canary's state each step; non-2xx or no answer fails it.
     #[arg(long = "webhook")]
     pub webhooks: Vec<String>,
+    /// URL told of every transition (started, step, paused, promoted, rolled back) with the
+    /// reason, as a Slack-compatible incoming-webhook message (repeatable).
+    #[arg(long = "notify", value_name = "URL")]
+    pub notify: Vec<String>,
     /// After promotion, remove the old version's workloads and node.
     #[arg(long)]
     pub remove_stable: bool,

@@ -133,6 +133,7 @@ pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
         "analysis": analysis,
         "onSuccess": { "removeStable": opts.remove_stable },
         "onFailure": { "removeCanary": opts.remove_canary },
+        "notify": opts.notify.iter().map(|url| json!({ "url": url })).collect::<Vec<_>>(),
     }))
 }
 

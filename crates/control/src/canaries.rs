@@ -25,9 +25,11 @@ use crate::objects::{self, ObjectKind};
 mod act;
 mod api;
 mod drive;
+mod outside;
 mod records;
 
 pub use drive::drive;
+pub use outside::Metrics;
 
 /// How often the driver looks at every active canary: the bound on how late a broken canary
 /// is noticed after its stats arrive.

@@ -180,6 +180,8 @@ pub struct App {
     pipelines: pipelines::Runner,
     /// The canaries' time.
     clock: clock::Clock,
+    /// The latest values of the canaries' Prometheus checks.
+    metrics: Arc<canaries::Metrics>,
 }
 
 /// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
@@ -262,6 +264,7 @@ impl Control {
             serves_tls: tls.is_some(),
             pipelines: pipelines::Runner::new(builds_dir),
             clock: config.clock,
+            metrics: Arc::default(),
         });
         Ok(Control {
             listener,

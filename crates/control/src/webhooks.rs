@@ -80,6 +80,38 @@ impl WebhookPolicy {
         }
     }
 
+    /// GETs `url` with `query` parameters and reads its JSON answer (a Prometheus query), unless
+    /// the policy forbids the URL.
+    pub async fn get_json(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Value, String> {
+        self.check(url)
+            .map_err(|reason| format!("not sent: {reason}"))?;
+        let mut url = Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+        url.query_pairs_mut().extend_pairs(query);
+        let sent = self
+            .client
+            .get(url)
+            .timeout(timeout.min(MAX_WEBHOOK_TIMEOUT))
+            .send()
+            .await;
+        match sent {
+            Ok(answer) => {
+                let status = answer.status();
+                let body: Value = answer
+                    .json()
+                    .await
+                    .map_err(|e| format!("answered {status} without JSON: {e}"))?;
+                Ok(body)
+            }
+            Err(e) if e.is_timeout() => Err(format!("no answer within {timeout:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     async fn send(&self, hook: &Webhook, payload: &Value) -> Result<(), String> {
         let timeout = hook.timeout.min(MAX_WEBHOOK_TIMEOUT);
         let sent = self

@@ -141,6 +141,7 @@ fn spec(method: Method) -> CanarySpec {
         analysis,
         on_success: Default::default(),
         on_failure: Default::default(),
+        notify: Vec::new(),
     }
 }
 
@@ -318,6 +319,7 @@ fn simulate(spec: &CanarySpec, row: &Row, seed: u64) -> Outcome {
             stable: stable_window.node(),
             canary_5xx_in_failure_window: recent_sum,
             webhooks: Vec::new(),
+            metrics: Vec::new(),
             covered_ms: None,
         };
         state = step(spec, &state, Input::Tick { now, observation }).0;

@@ -8,7 +8,7 @@ use crate::compare;
 use crate::duration::{format, format_millis};
 use crate::evidence;
 use crate::machine::analysis_window;
-use crate::observe::Observation;
+use crate::observe::{MetricResult, Observation};
 use crate::spec::CanarySpec;
 use crate::state::CanaryState;
 use crate::status::{Wait, count};
@@ -75,6 +75,28 @@ pub(crate) fn failures(
         }
     }
     out.extend(compare::failures(spec, state, seen));
+    for check in &a.prometheus {
+        let value = seen
+            .metrics
+            .iter()
+            .find(|m| m.name == check.name)
+            .and_then(|m| m.value.as_ref().ok());
+        if let Some(&value) = value {
+            let outside = match (check.min, check.max) {
+                (Some(min), _) if value < min => Some(format!("below its min {}", number(min))),
+                (_, Some(max)) if value > max => Some(format!("above its max {}", number(max))),
+                _ => None,
+            };
+            if let Some(outside) = outside {
+                out.push(format!(
+                    "prometheus check {:?} is {}, {outside} (query: {})",
+                    check.name,
+                    number(value),
+                    check.query
+                ));
+            }
+        }
+    }
     for hook in &a.webhooks {
         let failed = seen
             .webhooks
@@ -121,6 +143,21 @@ pub(crate) fn blockers(
         });
     }
     out.extend(compare::blockers(spec, state, seen));
+    for check in &a.prometheus {
+        match seen.metrics.iter().find(|m| m.name == check.name) {
+            Some(MetricResult { value: Ok(_), .. }) => {}
+            Some(MetricResult {
+                value: Err(error), ..
+            }) => out.push(Wait::Metric {
+                name: check.name.clone(),
+                error: Some(error.clone()),
+            }),
+            None => out.push(Wait::Metric {
+                name: check.name.clone(),
+                error: None,
+            }),
+        }
+    }
     for hook in &a.webhooks {
         let passed = seen
             .webhooks

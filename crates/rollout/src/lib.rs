@@ -72,10 +72,10 @@ mod validate;
 
 pub use evidence::{Counts, Evidence, MAX_ANALYSIS_WINDOW, StepEvidence};
 pub use machine::{Action, Input, analysis_window, next_deadline, reconcile, start, step};
-pub use observe::{LATENCY_BUCKETS_MS, NodeWindow, Observation, WebhookResult};
+pub use observe::{LATENCY_BUCKETS_MS, MetricResult, NodeWindow, Observation, WebhookResult};
 pub use spec::{
-    Analysis, CanarySpec, Compare, LatencyCompare, NoTraffic, OnFailure, OnSuccess, StepSpec,
-    Strategy, Webhook,
+    Analysis, CanarySpec, Compare, LatencyCompare, NoTraffic, Notify, OnFailure, OnSuccess,
+    PrometheusCheck, StepSpec, Strategy, Webhook,
 };
 pub use state::{CanaryState, Event, HistoryEntry, Phase};
 pub use status::{Metric, Share, Status, Wait, Waiting, count, plural, status};

@@ -28,6 +28,10 @@ pub struct Observation {
     /// The driver keeps sending them on every tick until it calls the webhooks again.
     #[serde(default)]
     pub webhooks: Vec<WebhookResult>,
+    /// The latest value of each Prometheus check taken within the current analysis window;
+    /// missing = none yet. An `Err` says why the query gave no number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricResult>,
     /// How far back the driver's stats reach, when that is less than the whole step: a driver
     /// that just started (or just became the leader) has seen nothing from before. `None`:
     /// the stats cover everything asked for. A step does not pass on less than one interval of
@@ -57,6 +61,13 @@ pub struct NodeWindow {
     /// driver does not count latency: then `analysis.compare.latency` cannot pass a step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_buckets: Vec<u64>,
+}
+
+/// One Prometheus check's value, or why there is none ("HTTP 503", "the query gave no data").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricResult {
+    pub name: String,
+    pub value: Result<f64, String>,
 }
 
 /// The outcome of calling one webhook: `Ok` for a 2xx answer, else `Err` with what happened

@@ -27,6 +27,18 @@ pub struct CanarySpec {
     pub on_success: OnSuccess,
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Told of every transition (started, step passed, paused, promoted, rolled back, ...),
+    /// with the reason: a POST whose JSON `text` is a Slack-compatible incoming-webhook message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+}
+
+/// Where a canary's transitions are sent: `{"url": "https://hooks.slack.com/services/..."}`.
+/// Sent at least once, never retried for long: a notification is news, not a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Notify {
+    pub url: String,
 }
 
 /// How the canary's weight grows. JSON is tagged by `type`:
@@ -214,6 +226,28 @@ pub struct Analysis {
     /// requests. Left out of the JSON when it is the default, `wait`.
     #[serde(default, skip_serializing_if = "NoTraffic::is_wait")]
     pub no_traffic: NoTraffic,
+    /// PromQL queries (Flagger's metric templates) the driver runs against a Prometheus,
+    /// each with a range its value must stay in: outside it fails the canary; a step passes
+    /// only once every check has a value from its own analysis window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prometheus: Vec<PrometheusCheck>,
+}
+
+/// `{"name": "error-share", "url": "http://127.0.0.1:9090", "query": "...", "max": 0.02}`.
+/// In the query, `{{canary}}`, `{{stable}}` and `{{mesh}}` are the nodes' and mesh's names and
+/// `{{window}}` the analysis window so far in whole seconds (`30s`), for ranges like
+/// `rate(x[{{window}}])`. The query must give one number (a scalar or a one-series vector).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusCheck {
+    pub name: String,
+    /// The Prometheus server; the query goes to `{url}/api/v1/query`.
+    pub url: String,
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// `analysis.compare`: the canary against the live stable version, on every request of both
@@ -344,6 +378,7 @@ impl Default for Analysis {
             webhooks: Vec::new(),
             compare: None,
             no_traffic: NoTraffic::Wait,
+            prometheus: Vec::new(),
         }
     }
 }

@@ -69,6 +69,13 @@ pub enum Wait {
     },
     /// A passing answer of this webhook for step `step` (from 1).
     Webhook { name: String, step: usize },
+    /// A value of this Prometheus check from the current analysis window; `error` says why
+    /// the last query gave none.
+    Metric {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// Stats of a whole interval on this control plane, which started driving canaries
     /// `covered_ms` ago.
     FreshStats {
@@ -140,6 +147,16 @@ impl fmt::Display for Wait {
             Wait::Webhook { name, step } => {
                 write!(f, "webhook {name:?} has not passed step {step} yet")
             }
+            Wait::Metric { name, error: None } => {
+                write!(
+                    f,
+                    "waiting for prometheus check {name:?}: no value in this step yet"
+                )
+            }
+            Wait::Metric {
+                name,
+                error: Some(error),
+            } => write!(f, "waiting for prometheus check {name:?}: {error}"),
             Wait::FreshStats {
                 covered_ms,
                 needed_ms,

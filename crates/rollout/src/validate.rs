@@ -231,6 +231,43 @@ fn analysis(p: &mut Problems, spec: &CanarySpec) {
             ),
         );
     }
+    let mut checks = BTreeSet::new();
+    for (i, check) in a.prometheus.iter().enumerate() {
+        let path = format!("analysis.prometheus[{i}]");
+        if check.name.is_empty() {
+            p.add(format!("{path}.name"), "must not be empty");
+        } else if !checks.insert(check.name.as_str()) {
+            p.add(
+                format!("{path}.name"),
+                format!(
+                    "{:?} is used by an earlier check; names must be unique",
+                    check.name
+                ),
+            );
+        }
+        http_url(p, &format!("{path}.url"), &check.url);
+        if check.query.trim().is_empty() {
+            p.add(format!("{path}.query"), "must not be empty");
+        }
+        match (check.min, check.max) {
+            (None, None) => p.add(
+                format!("{path}.max"),
+                "give max or min (or both): the range the value must stay in",
+            ),
+            (Some(min), Some(max)) if min > max => {
+                p.add(format!("{path}.min"), format!("{min} is above max {max}"))
+            }
+            _ => {}
+        }
+        for (field, bound) in [("min", check.min), ("max", check.max)] {
+            if bound.is_some_and(|b| !b.is_finite()) {
+                p.add(format!("{path}.{field}"), "must be a finite number");
+            }
+        }
+    }
+    for (i, notify) in spec.notify.iter().enumerate() {
+        http_url(p, &format!("notify[{i}].url"), &notify.url);
+    }
     let mut names = BTreeSet::new();
     for (i, hook) in a.webhooks.iter().enumerate() {
         let path = format!("analysis.webhooks[{i}]");
@@ -245,24 +282,25 @@ fn analysis(p: &mut Problems, spec: &CanarySpec) {
                 ),
             );
         }
-        let host = hook
-            .url
-            .strip_prefix("http://")
-            .or_else(|| hook.url.strip_prefix("https://"));
-        match host {
-            Some(rest)
-                if !rest.is_empty()
-                    && !rest.starts_with('/')
-                    && !rest.contains(char::is_whitespace) => {}
-            _ => p.add(
-                format!("{path}.url"),
-                format!(
-                    "must be an http:// or https:// URL with a host, got {:?}",
-                    hook.url
-                ),
-            ),
-        }
+        http_url(p, &format!("{path}.url"), &hook.url);
         period(p, &format!("{path}.timeout"), hook.timeout);
+    }
+}
+
+/// A URL the driver calls: http or https, with a host.
+fn http_url(p: &mut Problems, path: &str, url: &str) {
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match host {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(char::is_whitespace) => {}
+        _ => p.add(
+            path,
+            format!("must be an http:// or https:// URL with a host, got {url:?}"),
+        ),
     }
 }
 

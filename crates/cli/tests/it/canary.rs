@@ -85,6 +85,8 @@ pub(crate) fn canary_mesh(gateway: u16) -> String {
 pub(crate) struct Bench {
     pub(crate) control: ControlProcess,
     pub(crate) gateway: u16,
+    /// The gateway proxy's admin listener (/metrics).
+    pub(crate) admin: u16,
     _proxy: Proc,
     _stable: Proc,
     _canary: Proc,
@@ -112,6 +114,7 @@ impl Bench {
             assert_eq!(http("PUT", &url, Some(&body)).0, 200);
         }
         let token = crate::proxy_token(control.url(), "m", "gateway-proxy");
+        let admin = free_port();
         let mut cmd = crate::aviary_cmd();
         cmd.args([
             "proxy",
@@ -123,18 +126,21 @@ impl Bench {
             "m",
             "--gateway",
             "gw",
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
         ]);
         let (proxy, _) = spawn_until(&mut cmd, "(gateway)");
         Bench {
             control,
             gateway,
+            admin,
             _proxy: proxy,
             _stable: stable,
             _canary: canary,
         }
     }
 
-    fn canary(&self, name: &str) -> Value {
+    pub(crate) fn canary(&self, name: &str) -> Value {
         let url = format!("{}/v1/meshes/m/canaries/{name}", self.control.url());
         let (status, _, body) = http_json("GET", &url, None);
         assert_eq!(status, 200, "{body}");
@@ -142,7 +148,7 @@ impl Bench {
     }
 
     /// Waits (bounded) until the canary's phase is one of `phases`.
-    fn wait_phase(&self, name: &str, phases: &[&str], limit: Duration) -> Value {
+    pub(crate) fn wait_phase(&self, name: &str, phases: &[&str], limit: Duration) -> Value {
         let deadline = Instant::now() + limit;
         loop {
             let canary = self.canary(name);

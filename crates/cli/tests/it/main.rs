@@ -16,6 +16,7 @@ mod fuzz;
 #[cfg(feature = "etcd")]
 mod ha;
 mod hosts;
+mod judgement;
 mod limits;
 mod mesh_ca;
 mod observability;

@@ -79,6 +79,13 @@ impl App {
                 }
             }
         }
+        let fresh = &record.state.history[record.acted.min(record.state.history.len())..];
+        if !fresh.is_empty() {
+            self.notify(&record, fresh);
+        }
+        if !record.is_active() {
+            self.metrics.forget(&record.spec.mesh, &record.name);
+        }
         record.acted = record.state.history.len();
         let done = &record;
         let stored = self

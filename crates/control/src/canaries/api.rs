@@ -104,6 +104,23 @@ impl App {
     /// than any call may.
     fn webhook_problems(&self, spec: &CanarySpec) -> Vec<Problem> {
         let mut problems = Vec::new();
+        let urls = spec
+            .analysis
+            .prometheus
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("spec.analysis.prometheus[{i}].url"), &c.url))
+            .chain(
+                spec.notify
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (format!("spec.notify[{i}].url"), &n.url)),
+            );
+        for (path, url) in urls {
+            if let Err(reason) = self.webhook_policy.check(url) {
+                problems.push(Problem::new(path, reason));
+            }
+        }
         for (i, hook) in spec.analysis.webhooks.iter().enumerate() {
             let path = format!("spec.analysis.webhooks[{i}]");
             if let Err(reason) = self.webhook_policy.check(&hook.url) {

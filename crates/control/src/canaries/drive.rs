@@ -54,6 +54,7 @@ impl App {
             stable: window(&spec.stable_node),
             canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
             webhooks: self.webhook_results(record).await?,
+            metrics: self.metric_results(record, now, now.saturating_sub(window_ms), window_ms),
             covered_ms: covered.filter(|covered| *covered < window_ms),
         })
     }

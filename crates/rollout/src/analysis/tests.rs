@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::observe::{NodeWindow, Observation, WebhookResult};
-use crate::spec::{Analysis, CanarySpec, Strategy, Webhook};
+use crate::observe::{MetricResult, NodeWindow, Observation, WebhookResult};
+use crate::spec::{Analysis, CanarySpec, PrometheusCheck, Strategy, Webhook};
 use crate::state::{CanaryState, Phase};
 
 use super::{blockers, failures, number, percent};
@@ -23,6 +23,7 @@ fn spec(analysis: Analysis) -> CanarySpec {
         analysis,
         on_success: Default::default(),
         on_failure: Default::default(),
+        notify: Vec::new(),
     }
 }
 
@@ -87,6 +88,7 @@ fn every_failing_check_is_named_in_order() {
             name: "smoke".into(),
             outcome: Err("HTTP 503".into()),
         }],
+        metrics: Vec::new(),
         covered_ms: None,
     };
     assert_eq!(
@@ -223,4 +225,61 @@ fn a_step_waits_for_an_interval_of_fresh_stats_but_a_failure_does_not() {
         ..spec
     };
     assert_eq!(failures(&spec, &state(0), 120_000, &failing).len(), 1);
+}
+
+#[test]
+fn a_prometheus_value_outside_its_range_fails_and_none_yet_holds_the_step() {
+    let check = |name: &str, min: Option<f64>, max: Option<f64>| PrometheusCheck {
+        name: name.into(),
+        url: "http://127.0.0.1:9090".into(),
+        query: "q".into(),
+        min,
+        max,
+    };
+    let spec = spec(Analysis {
+        prometheus: vec![
+            check("share", None, Some(0.02)),
+            check("rps", Some(10.0), None),
+            check("later", None, Some(1.0)),
+        ],
+        ..Analysis::default()
+    });
+    let seen = Observation {
+        canary: window(40, 0.0, None),
+        stable: window(400, 0.0, None),
+        metrics: vec![
+            MetricResult {
+                name: "share".into(),
+                value: Ok(0.05),
+            },
+            MetricResult {
+                name: "rps".into(),
+                value: Ok(12.0),
+            },
+            MetricResult {
+                name: "later".into(),
+                value: Err("the query gave no data".into()),
+            },
+        ],
+        ..Observation::default()
+    };
+    assert_eq!(
+        failures(&spec, &state(1_000), 13_500, &seen),
+        vec!["prometheus check \"share\" is 0.05, above its max 0.02 (query: q)".to_string()]
+    );
+    assert_eq!(
+        texts(blockers(&spec, &state(1_000), 13_500, &seen)),
+        vec!["waiting for prometheus check \"later\": the query gave no data".to_string()]
+    );
+    let none_yet = Observation {
+        metrics: Vec::new(),
+        ..seen
+    };
+    assert!(failures(&spec, &state(1_000), 13_500, &none_yet).is_empty());
+    let waits = texts(blockers(&spec, &state(1_000), 13_500, &none_yet));
+    assert_eq!(waits.len(), 3, "{waits:?}");
+    assert!(
+        waits[0].contains("\"share\": no value in this step yet"),
+        "{waits:?}"
+    );
 }

@@ -29,6 +29,7 @@ fn spec(compare: Compare) -> CanarySpec {
         },
         on_success: Default::default(),
         on_failure: Default::default(),
+        notify: Vec::new(),
     }
 }
 

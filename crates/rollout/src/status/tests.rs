@@ -25,6 +25,7 @@ fn spec(strategy: Strategy, min_requests: u64) -> CanarySpec {
         },
         on_success: Default::default(),
         on_failure: Default::default(),
+        notify: Vec::new(),
     }
 }
 

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use crate::spec::{Analysis, CanarySpec, OnFailure, OnSuccess, StepSpec, Strategy, Webhook};
+use crate::spec::{
+    Analysis, CanarySpec, Notify, OnFailure, OnSuccess, PrometheusCheck, StepSpec, Strategy,
+    Webhook,
+};
 
 use super::validate;
 
@@ -28,6 +31,7 @@ fn good() -> CanarySpec {
         },
         on_success: OnSuccess::default(),
         on_failure: OnFailure::default(),
+        notify: Vec::new(),
     }
 }
 
@@ -361,4 +365,59 @@ fn comparison_with_stable() {
             "analysis.compare.latency.maxSlowShareIncrease",
         ]
     );
+}
+
+#[test]
+fn prometheus_checks_and_notifications() {
+    let with = |min: Option<f64>, max: Option<f64>, url: &str, query: &str| {
+        let check = PrometheusCheck {
+            name: "share".into(),
+            url: url.into(),
+            query: query.into(),
+            min,
+            max,
+        };
+        move |s: &mut CanarySpec| s.analysis.prometheus = vec![check]
+    };
+    let prometheus = "http://127.0.0.1:9090";
+    check(
+        with(None, None, prometheus, "up"),
+        "analysis.prometheus[0].max",
+        "give max or min",
+    );
+    check(
+        with(Some(2.0), Some(1.0), prometheus, "up"),
+        "analysis.prometheus[0].min",
+        "2 is above max 1",
+    );
+    check(
+        with(None, Some(1.0), "ftp://x", "up"),
+        "analysis.prometheus[0].url",
+        "must be an http:// or https:// URL",
+    );
+    check(
+        with(None, Some(1.0), prometheus, " "),
+        "analysis.prometheus[0].query",
+        "must not be empty",
+    );
+    check(
+        with(None, Some(f64::INFINITY), prometheus, "up"),
+        "analysis.prometheus[0].max",
+        "must be a finite number",
+    );
+    check(
+        |s| {
+            s.notify = vec![Notify {
+                url: "hooks.slack.com".into(),
+            }]
+        },
+        "notify[0].url",
+        "must be an http:// or https:// URL",
+    );
+    let mut spec = good();
+    with(Some(0.0), Some(1.0), prometheus, "up")(&mut spec);
+    spec.notify = vec![Notify {
+        url: "https://hooks.slack.com/services/T/B/X".into(),
+    }];
+    assert_eq!(validate(&spec), Vec::new());
 }

@@ -58,6 +58,7 @@ fn example() -> CanarySpec {
             }],
             compare: None,
             no_traffic: NoTraffic::Wait,
+            prometheus: Vec::new(),
         },
         on_success: OnSuccess {
             remove_stable: true,
@@ -65,6 +66,7 @@ fn example() -> CanarySpec {
         on_failure: OnFailure {
             remove_canary: true,
         },
+        notify: Vec::new(),
     }
 }
 

@@ -209,6 +209,7 @@ fn any_observation() -> impl Strategy<Value = Observation> {
                     outcome: if ok { Ok(()) } else { Err("HTTP 500".into()) },
                 })
                 .collect(),
+            metrics: Vec::new(),
             covered_ms: None,
         })
 }

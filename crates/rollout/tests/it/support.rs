@@ -27,6 +27,7 @@ pub fn spec(strategy: Strategy) -> CanarySpec {
         analysis: Analysis::default(),
         on_success: Default::default(),
         on_failure: Default::default(),
+        notify: Vec::new(),
     }
 }
 
@@ -53,6 +54,7 @@ pub fn healthy(requests: u64) -> Observation {
         stable: window(requests * 9),
         canary_5xx_in_failure_window: 0,
         webhooks: Vec::new(),
+        metrics: Vec::new(),
         covered_ms: None,
     }
 }

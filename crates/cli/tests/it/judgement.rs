@@ -1,0 +1,219 @@
+//! Canary judgement from outside the mesh, with real processes: a real Prometheus (Debian's
+//! `prometheus`) scrapes the gateway proxy's `/metrics`, and a canary's `prometheus` check
+//! (a PromQL query with a range) holds its step until the query has a value, then promotes a
+//! healthy version and rolls back one whose 5xx share is over the limit; every transition is
+//! POSTed, Slack-compatible, to the canary's `notify` URL.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::{http, http_json};
+
+use crate::canary::{Bench, Load, Proc, free_port};
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+
+/// Prometheus on a free loopback port, scraping `target` (a proxy's admin port) every second,
+/// its data in `dir`; returns it with its URL once it is ready.
+fn prometheus(dir: &Path, target: u16) -> (Proc, String) {
+    assert!(
+        Path::new(PROMETHEUS).exists(),
+        "this test needs Debian's prometheus package (.ci/run installs it)"
+    );
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs:\n- job_name: gateway\n  static_configs:\n  - targets: ['127.0.0.1:{target}']\n"
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(PROMETHEUS)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    let proc = Proc(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http("GET", &format!("{url}/-/ready"), None).0 == 200
+    };
+    while !ready() {
+        assert!(Instant::now() < deadline, "prometheus never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (proc, url)
+}
+
+/// A notification receiver on 127.0.0.1: keeps each POST's JSON body. Serves at most 100
+/// requests or 3 minutes.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hooks/canary", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(180);
+            let mut served = 0;
+            while served < 100 && Instant::now() < end {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                served += 1;
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut request = Vec::new();
+                let mut buf = [0u8; 8192];
+                // Headers, then as much body as content-length says.
+                let body = loop {
+                    let n = stream.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (name, value) = l.split_once(':')?;
+                            name.eq_ignore_ascii_case("content-length")
+                                .then(|| value.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break Some(body[..length].to_string());
+                    }
+                };
+                if let Some(body) = body.and_then(|b| serde_json::from_str(&b).ok()) {
+                    kept.lock().unwrap().push(body);
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    /// Waits (bounded) until `count` notifications arrived; returns them.
+    fn wait_for(&self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let bodies = self.bodies.lock().unwrap().clone();
+            if bodies.len() >= count {
+                return bodies;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} notifications arrived: {bodies:#?}",
+                bodies.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The canary's 5xx share over the analysis window so far, as the gateway proxy counts it.
+const SHARE_5XX: &str = "(sum(rate(aviary_proxy_requests_total{target_node=\"{{canary}}\",status_class=\"5xx\"}[{{window}}])) or vector(0)) / sum(rate(aviary_proxy_requests_total{target_node=\"{{canary}}\"}[{{window}}]))";
+
+fn start_canary(bench: &Bench, prometheus: &str, notify: &str) {
+    let body = json!({"name": "c1", "spec": {
+        "router": "r", "route": "rt", "stableNode": "stable-vn", "canaryNode": "canary-vn",
+        "strategy": {"type": "weights", "weights": [50], "interval": "5s"},
+        "analysis": {"prometheus": [{
+            "name": "canary-5xx-share", "url": prometheus, "query": SHARE_5XX, "max": 0.02,
+        }]},
+        "notify": [{"url": notify}],
+    }});
+    let url = format!("{}/v1/meshes/m/canaries", bench.control.url());
+    let (status, _, answer) = http_json("POST", &url, Some(&body.to_string()));
+    assert_eq!(status, 201, "{answer}");
+}
+
+fn events(bodies: &[Value]) -> Vec<String> {
+    bodies
+        .iter()
+        .map(|b| b["event"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_is_notified() {
+    // A healthy version: promoted once Prometheus has a 5xx share for it, under the limit.
+    let bench = Bench::start_with(&[], &[]);
+    let dir = testkit::temp_dir();
+    let (_prometheus, prometheus_url) = prometheus(dir.path(), bench.admin);
+    let receiver = Receiver::start();
+    let _load = Load::start(bench.gateway, 100);
+    start_canary(&bench, &prometheus_url, &receiver.url);
+    let started = Instant::now();
+    // At first nothing has been queried in this step: it waits for the check, and says so.
+    let waiting = bench.canary("c1")["status"]["waiting"].clone();
+    assert!(
+        waiting
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["for"] == "metric" && w["name"] == "canary-5xx-share"),
+        "{waiting:#}"
+    );
+    let canary = bench.wait_phase("c1", &["succeeded", "failed"], Duration::from_secs(60));
+    assert_eq!(canary["state"]["phase"], "succeeded", "{canary:#}");
+    let bodies = receiver.wait_for(2);
+    assert_eq!(events(&bodies), ["started", "promoted"], "{bodies:#?}");
+    for body in &bodies {
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.contains("canary c1 in mesh m") && text.contains(body["event"].as_str().unwrap()),
+            "{text}"
+        );
+    }
+    eprintln!("healthy canary promoted after {:?}", started.elapsed());
+    drop(_load);
+    drop(bench);
+
+    // A version whose 5xx share is 20%: rolled back by the check, and the notification says why.
+    let bench = Bench::start_with(&[], &["--error-rate", "0.2"]);
+    let dir = testkit::temp_dir();
+    let (_prometheus, prometheus_url) = prometheus(dir.path(), bench.admin);
+    let receiver = Receiver::start();
+    let _load = Load::start(bench.gateway, 100);
+    start_canary(&bench, &prometheus_url, &receiver.url);
+    let canary = bench.wait_phase("c1", &["succeeded", "failed"], Duration::from_secs(60));
+    let reason = canary["state"]["reason"].as_str().unwrap_or_default();
+    assert_eq!(canary["state"]["phase"], "failed", "{canary:#}");
+    assert!(
+        reason.contains("prometheus check \"canary-5xx-share\"")
+            && reason.contains("above its max 0.02"),
+        "{reason}"
+    );
+    let bodies = receiver.wait_for(2);
+    assert_eq!(events(&bodies), ["started", "rolled back"], "{bodies:#?}");
+    assert_eq!(bodies[1]["reason"], reason, "{bodies:#?}");
+}
