@@ -4,17 +4,15 @@
 //! healthy version and rolls back one whose 5xx share is over the limit; every transition is
 //! POSTed, Slack-compatible, to the canary's `notify` URL.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use testkit::{http, http_json};
 
 use crate::canary::{Bench, Load, Proc, free_port};
+use crate::webhooks::HookServer;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 
@@ -60,82 +58,20 @@ fn prometheus(dir: &Path, target: u16) -> (Proc, String) {
     (proc, url)
 }
 
-/// A notification receiver on 127.0.0.1: keeps each POST's JSON body. Serves at most 100
-/// requests or 3 minutes.
-struct Receiver {
-    url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/hooks/canary", listener.local_addr().unwrap());
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let kept = bodies.clone();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let end = Instant::now() + Duration::from_secs(180);
-            let mut served = 0;
-            while served < 100 && Instant::now() < end {
-                let Ok((mut stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                served += 1;
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut request = Vec::new();
-                let mut buf = [0u8; 8192];
-                // Headers, then as much body as content-length says.
-                let body = loop {
-                    let n = stream.read(&mut buf).unwrap_or(0);
-                    if n == 0 {
-                        break None;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&request).into_owned();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            let (name, value) = l.split_once(':')?;
-                            name.eq_ignore_ascii_case("content-length")
-                                .then(|| value.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        break Some(body[..length].to_string());
-                    }
-                };
-                if let Some(body) = body.and_then(|b| serde_json::from_str(&b).ok()) {
-                    kept.lock().unwrap().push(body);
-                }
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                );
-            }
-        });
-        Receiver { url, bodies }
-    }
-
-    /// Waits (bounded) until `count` notifications arrived; returns them.
-    fn wait_for(&self, count: usize) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let bodies = self.bodies.lock().unwrap().clone();
-            if bodies.len() >= count {
-                return bodies;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {count} notifications arrived: {bodies:#?}",
-                bodies.len()
-            );
-            std::thread::sleep(Duration::from_millis(50));
+/// Waits (bounded) until `hook` received `count` JSON bodies; returns them.
+fn notifications(hook: &HookServer, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bodies = hook.bodies();
+        if bodies.len() >= count {
+            return bodies;
         }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} notifications arrived: {bodies:#?}",
+            bodies.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -169,9 +105,10 @@ fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_i
     let bench = Bench::start_with(&[], &[]);
     let dir = testkit::temp_dir();
     let (_prometheus, prometheus_url) = prometheus(dir.path(), bench.admin);
-    let receiver = Receiver::start();
+    let receiver = HookServer::start(None);
+    let notify = format!("{}/hooks/canary", receiver.base);
     let _load = Load::start(bench.gateway, 100);
-    start_canary(&bench, &prometheus_url, &receiver.url);
+    start_canary(&bench, &prometheus_url, &notify);
     let started = Instant::now();
     // At first nothing has been queried in this step: it waits for the check, and says so.
     let waiting = bench.canary("c1")["status"]["waiting"].clone();
@@ -185,7 +122,7 @@ fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_i
     );
     let canary = bench.wait_phase("c1", &["succeeded", "failed"], Duration::from_secs(60));
     assert_eq!(canary["state"]["phase"], "succeeded", "{canary:#}");
-    let bodies = receiver.wait_for(2);
+    let bodies = notifications(&receiver, 2);
     assert_eq!(events(&bodies), ["started", "promoted"], "{bodies:#?}");
     for body in &bodies {
         let text = body["text"].as_str().unwrap();
@@ -202,9 +139,10 @@ fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_i
     let bench = Bench::start_with(&[], &["--error-rate", "0.2"]);
     let dir = testkit::temp_dir();
     let (_prometheus, prometheus_url) = prometheus(dir.path(), bench.admin);
-    let receiver = Receiver::start();
+    let receiver = HookServer::start(None);
+    let notify = format!("{}/hooks/canary", receiver.base);
     let _load = Load::start(bench.gateway, 100);
-    start_canary(&bench, &prometheus_url, &receiver.url);
+    start_canary(&bench, &prometheus_url, &notify);
     let canary = bench.wait_phase("c1", &["succeeded", "failed"], Duration::from_secs(60));
     let reason = canary["state"]["reason"].as_str().unwrap_or_default();
     assert_eq!(canary["state"]["phase"], "failed", "{canary:#}");
@@ -213,7 +151,7 @@ fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_i
             && reason.contains("above its max 0.02"),
         "{reason}"
     );
-    let bodies = receiver.wait_for(2);
+    let bodies = notifications(&receiver, 2);
     assert_eq!(events(&bodies), ["started", "rolled back"], "{bodies:#?}");
     assert_eq!(bodies[1]["reason"], reason, "{bodies:#?}");
 }

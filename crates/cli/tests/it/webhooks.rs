@@ -13,22 +13,22 @@ use testkit::{ControlProcess, http, http_json};
 
 use crate::bin;
 
-/// A webhook server on 127.0.0.1: records each request's path; `/redirect` answers 302 to
-/// `redirect_to`, everything else 200. Serves at most 100 requests or 2 minutes.
-struct HookServer {
-    base: String,
-    paths: Arc<Mutex<Vec<String>>>,
+/// A webhook server on 127.0.0.1: records each request's path and body; `/redirect` answers
+/// 302 to `redirect_to`, everything else 200. Serves at most 100 requests or 3 minutes.
+pub(crate) struct HookServer {
+    pub(crate) base: String,
+    requests: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl HookServer {
-    fn start(redirect_to: Option<String>) -> HookServer {
+    pub(crate) fn start(redirect_to: Option<String>) -> HookServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let paths = Arc::new(Mutex::new(Vec::new()));
-        let seen = paths.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
         listener.set_nonblocking(true).unwrap();
         std::thread::spawn(move || {
-            let end = Instant::now() + Duration::from_secs(120);
+            let end = Instant::now() + Duration::from_secs(180);
             let mut served = 0;
             while served < 100 && Instant::now() < end {
                 let Ok((mut stream, _)) = listener.accept() else {
@@ -38,10 +38,7 @@ impl HookServer {
                 served += 1;
                 let _ = stream.set_nonblocking(false);
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut buf = [0u8; 8192];
-                let n = stream.read(&mut buf).unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                let (path, body) = read_request(&mut stream);
                 let answer = match (&redirect_to, path.ends_with("/redirect")) {
                     (Some(to), true) => format!(
                         "HTTP/1.1 302 Found\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -49,15 +46,52 @@ impl HookServer {
                     _ => "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
                         .to_string(),
                 };
-                seen.lock().unwrap().push(path);
+                seen.lock().unwrap().push((path, body));
                 let _ = stream.write_all(answer.as_bytes());
             }
         });
-        HookServer { base, paths }
+        HookServer { base, requests }
     }
 
     fn paths(&self) -> Vec<String> {
-        self.paths.lock().unwrap().clone()
+        let requests = self.requests.lock().unwrap();
+        requests.iter().map(|(path, _)| path.clone()).collect()
+    }
+
+    /// The JSON bodies received so far, in order (those that were JSON).
+    pub(crate) fn bodies(&self) -> Vec<Value> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .iter()
+            .filter_map(|(_, body)| serde_json::from_str(body).ok())
+            .collect()
+    }
+}
+
+/// One request's path and body: the head, then as much body as its content-length says.
+fn read_request(stream: &mut std::net::TcpStream) -> (String, String) {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).unwrap_or(0);
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length || n == 0 {
+                return (path, body[..length.min(body.len())].to_string());
+            }
+        } else if n == 0 {
+            return (path, String::new());
+        }
     }
 }
 
