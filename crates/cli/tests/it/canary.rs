@@ -641,6 +641,46 @@ pub(crate) fn node_names(url: &str) -> Vec<String> {
         .collect()
 }
 
+/// `deploy.json` keeps the reference pipeline's meaning when nobody calls the service: a step
+/// with no 5xx passes (`noTraffic: pass`), and `aviary deploy` warns at every such step; with
+/// `"no_traffic": "fail"` the same deploy is rolled back, saying why.
+#[test]
+fn a_deploy_without_traffic_passes_each_step_with_a_warning_or_fails_when_asked() {
+    let (_up, url, _gateway, data) = up_demo(&[]);
+    let file = json!({"microservice_name": "product", "percentage_step": 50, "wait_time": 1,
+        "command": ["aviary-demo", "product", "--version", "2.0"]});
+    let out = deploy(&url, data.path(), &file, &[]);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:") && l.contains("passed without traffic"))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one per step, its one of 50%: {}",
+        out.stderr
+    );
+    assert!(
+        warnings[0].contains("step 1 of 1") && warnings[0].contains("noTraffic: pass"),
+        "{warnings:?}"
+    );
+
+    let mut strict = file.clone();
+    strict["no_traffic"] = json!("fail");
+    strict["command"] = json!(["aviary-demo", "product", "--version", "3.0"]);
+    let out = deploy(&url, data.path(), &strict, &[]);
+    assert!(!out.success(), "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("rolled back")
+            && out.stderr.contains("saw 0 of the 1 canary requests")
+            && out.stderr.contains("noTraffic: fail"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[test]
 fn deploy_json_rolls_out_rolls_back_and_refuses_what_never_gets_healthy() {
     let (_up, url, gateway, data) = up_demo(&[]);

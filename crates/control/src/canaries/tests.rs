@@ -20,17 +20,7 @@ use crate::{App, Config, Control, SharedStore};
 /// `v1` and `v2`, router `r` whose route `rt` sends everything to `v1`.
 async fn control() -> (Arc<App>, Arc<dyn store::Store>) {
     let store: Arc<dyn store::Store> = Arc::new(store::MemoryStore::new());
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: None,
-        store: Some(SharedStore(store.clone())),
-        clock: Clock::tokio(),
-        ..Config::default()
-    };
-    let control = Control::bind(config, CancellationToken::new())
-        .await
-        .unwrap();
-    let app = control.app.clone();
+    let app = replica(store.clone()).await;
     let listeners =
         json!({ "listeners": [ { "portMapping": { "port": 80, "protocol": "http" } } ] });
     let create = |kind, parent: Option<&str>, name: &str, body: Value| {
@@ -53,6 +43,21 @@ async fn control() -> (Arc<App>, Arc<dyn store::Store>) {
         "action": { "weightedTargets": [ { "virtualNode": "v1", "weight": 100 } ] } } } });
     create(Kind::Route, Some("r"), "rt", body).await;
     (app, store)
+}
+
+/// A control plane on `store` that leads from now: its term starts now, with no stats.
+async fn replica(store: Arc<dyn store::Store>) -> Arc<App> {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: None,
+        store: Some(SharedStore(store)),
+        clock: Clock::tokio(),
+        ..Config::default()
+    };
+    let control = Control::bind(config, CancellationToken::new())
+        .await
+        .unwrap();
+    control.app.clone()
 }
 
 fn spec(strategy: Value, analysis: Value) -> Value {
@@ -242,5 +247,55 @@ async fn the_driver_finds_canaries_through_the_index_and_drops_it_when_they_sett
     .await;
     tokio::time::sleep(TICK * 2).await;
     assert_eq!(index(store.clone()).await, Vec::<String>::new());
+    shutdown.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_leader_change_a_step_passes_only_on_a_whole_interval_of_fresh_stats() {
+    let (first, store) = control().await;
+    let body = json!({ "name": "c", "spec": spec(
+        json!({"type": "steps", "stepWeight": 25, "interval": "60s"}),
+        json!({}),
+    )});
+    first.create_canary("m", &body).await.unwrap();
+    let started = Instant::now();
+    // The first leader drives the step's first 50 s, then is gone.
+    let shutdown = CancellationToken::new();
+    tokio::spawn(drive(first.clone(), shutdown.clone()));
+    let traffic_1 = traffic(&first, || 0);
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    shutdown.cancel();
+    traffic_1.cancel();
+
+    // The next one has no stats from before its term: at 60 s the step would be due, but it
+    // has seen 10 s of them, so it waits for a whole interval of its own.
+    let second = replica(store).await;
+    let _traffic = traffic(&second, || 0).drop_guard();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(drive(second.clone(), shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(
+        canary_weight(&second).await,
+        25,
+        "passed on stats it does not have"
+    );
+    let status = second
+        .canary_view(second.get_canary("m", "c").await.unwrap())
+        .await
+        .status;
+    assert!(
+        status.summary.contains("waiting for fresh stats"),
+        "{}",
+        status.summary
+    );
+    until(Duration::from_secs(60), || async {
+        canary_weight(&second).await == 50
+    })
+    .await;
+    let at = started.elapsed();
+    assert!(
+        at >= Duration::from_secs(110) && at <= Duration::from_secs(110) + TICK * 2,
+        "the step passed at {at:?}: a whole interval after the second leader began at 50 s"
+    );
     shutdown.cancel();
 }
