@@ -69,7 +69,7 @@ pub async fn run(client: &Client, opts: DeployOpts) -> anyhow::Result<()> {
 async fn follow(client: &Client, mesh: &str, name: &str) -> anyhow::Result<()> {
     let (mut shown, mut canary_shown) = (0, 0);
     // The kinds of what the canary's step waits for (beyond its interval), when last printed.
-    let mut waits_shown: Vec<String> = Vec::new();
+    let mut waits_shown: Vec<std::mem::Discriminant<rollout::Wait>> = Vec::new();
     loop {
         let deploy: DeployRecord = client
             .deploy(mesh, name)
@@ -103,9 +103,9 @@ async fn follow(client: &Client, mesh: &str, name: &str) -> anyhow::Result<()> {
                 .iter()
                 .filter(|w| !matches!(w.wait, rollout::Wait::Interval { .. }))
                 .collect();
-            let kinds: Vec<String> = waits
+            let kinds: Vec<_> = waits
                 .iter()
-                .map(|w| format!("{:?}", std::mem::discriminant(&w.wait)))
+                .map(|w| std::mem::discriminant(&w.wait))
                 .collect();
             if kinds != waits_shown {
                 for wait in &waits {

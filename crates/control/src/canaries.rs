@@ -16,9 +16,7 @@
 //! so the driver ranges those few keys every tick instead of the whole store. A key whose
 //! record is gone (its mesh was deleted) is removed by the driver when it finds it so.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use rollout::Millis;
+use std::time::Duration;
 
 use crate::objects::{self, ObjectKind};
 
@@ -34,14 +32,6 @@ pub use outside::Metrics;
 /// How often the driver looks at every active canary: the bound on how late a broken canary
 /// is noticed after its stats arrive.
 pub const TICK: Duration = Duration::from_millis(250);
-
-/// The wall clock, for what does not take the App's [`Clock`](crate::clock::Clock).
-pub fn now_millis() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
 
 fn key(mesh: &str, name: &str) -> String {
     objects::key(ObjectKind::Canary, mesh, None, name)

@@ -2,7 +2,17 @@
 //! injected (`Config::clock`) so that the canary driver's timing can be tested on tokio's paused
 //! time, where a test of ten simulated minutes takes milliseconds.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use rollout::Millis;
+
+/// The wall clock, for what does not take the App's [`Clock`].
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
 
 /// Where "now" comes from.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,14 +32,14 @@ pub enum Clock {
 impl Clock {
     pub fn tokio() -> Clock {
         Clock::Tokio {
-            wall: crate::canaries::now_millis(),
+            wall: now_millis(),
             at: tokio::time::Instant::now(),
         }
     }
 
     pub fn now(&self) -> Millis {
         match self {
-            Clock::System => crate::canaries::now_millis(),
+            Clock::System => now_millis(),
             Clock::Tokio { wall, at } => wall + at.elapsed().as_millis() as Millis,
         }
     }

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use store::{Compare, Op, Txn};
 
 use crate::App;
-use crate::canaries::now_millis;
+use crate::clock::now_millis;
 use crate::error::ApiError;
 use crate::leader::Term;
 use crate::objects;

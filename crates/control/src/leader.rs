@@ -16,7 +16,7 @@ use store::{Compare, LeaseId, Op, Store, Txn, TxnOutcome};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::canaries::now_millis;
+use crate::clock::now_millis;
 use crate::error::ApiError;
 use crate::resources::blocking;
 

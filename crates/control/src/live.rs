@@ -129,7 +129,7 @@ pub async fn stats_series(
     }
     let series = app
         .stats
-        .series(&mesh, &nodes, window, step, crate::canaries::now_millis());
+        .series(&mesh, &nodes, window, step, crate::clock::now_millis());
     Ok(json_response(StatusCode::OK, &series))
 }
 

@@ -37,7 +37,7 @@ use store::{Compare, Op, Txn};
 use tokio_util::sync::CancellationToken;
 
 use crate::App;
-use crate::canaries::now_millis;
+use crate::clock::now_millis;
 use crate::deploys::{commit_if, put_if, read_all};
 use crate::error::ApiError;
 use crate::leader::Term;

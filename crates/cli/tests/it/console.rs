@@ -16,7 +16,7 @@ use testkit::{http, http_json};
 
 use crate::canary::{Load, Proc, aviary, free_port, spawn_until, up_demo};
 use crate::demomesh_dir;
-use crate::pipeline::{Repo, files, product, wait_run};
+use crate::pipeline::{Repo, create_product_pipeline, files, product, wait_run};
 
 mod firefox;
 
@@ -98,6 +98,14 @@ impl Browser {
         self.runtime
             .block_on(self.client().execute_async(script, args))
             .unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// The computed top border colour of the first element `css` matches, `rgb(r, g, b)`.
+    fn border_colour(&self, css: &str) -> Value {
+        self.js(
+            "return getComputedStyle(document.querySelector(arguments[0])).borderTopColor;",
+            vec![json!(css)],
+        )
     }
 
     fn count(&self, css: &str) -> usize {
@@ -399,12 +407,8 @@ fn a_rolled_back_canary_shows_its_failed_step_in_red_within_a_second() {
         shown.contains("step 1 of") && shown.contains(reason),
         "the failed step shows '{shown}', the reason is '{reason}'"
     );
-    let colour = browser.js(
-        "return getComputedStyle(document.querySelector(arguments[0])).borderTopColor;",
-        vec![json!(failed)],
-    );
     assert_eq!(
-        colour,
+        browser.border_colour(failed),
         json!("rgb(192, 38, 45)"),
         "the failed step is not red"
     );
@@ -545,21 +549,8 @@ fn a_pipeline_shows_each_runs_stages_and_logs_and_an_operator_approves_from_the_
     let _load = Load::start(gateway, 50);
     let repo = Repo::new(data.path().join("repo"));
     let first = repo.commit(&files(&product("2.0", &[])), "product 2.0");
-    aviary(
-        &control,
-        &[
-            "pipeline",
-            "create",
-            "p",
-            "--repository",
-            repo.path.to_str().unwrap(),
-            "--build",
-            "sh specfiles/build.sh",
-            "--poll",
-            "1",
-            "--approval",
-        ],
-    );
+    let out = create_product_pipeline(&control, &repo, &["--approval"]);
+    assert!(out.success(), "{}{}", out.stdout, out.stderr);
     let browser = Browser::start();
     browser.sign_in(&control, &token(&control, "operator"));
 
@@ -640,12 +631,8 @@ fn a_pipeline_shows_each_runs_stages_and_logs_and_an_operator_approves_from_the_
     let run2 = ".pipeline[data-pipeline='p'] .run[data-run='2']";
     let failed = format!("{run2} .stage.failed[data-log-stage='build']");
     browser.wait_for(&failed, Duration::from_secs(30));
-    let colour = browser.js(
-        "return getComputedStyle(document.querySelector(arguments[0])).borderTopColor;",
-        vec![json!(failed)],
-    );
     assert_eq!(
-        colour,
+        browser.border_colour(&failed),
         json!("rgb(192, 38, 45)"),
         "the failed build is not red"
     );

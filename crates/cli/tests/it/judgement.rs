@@ -99,30 +99,44 @@ fn events(bodies: &[Value]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_is_notified() {
-    // A healthy version: promoted once Prometheus has a 5xx share for it, under the limit.
-    let bench = Bench::start_with(&[], &[]);
+/// One canary of the demo service run with `canary_flags`, judged by the 5xx-share check on a
+/// Prometheus of its own, under load through the gateway: `started` runs right after it is
+/// created; returns the ended canary and its first two notifications.
+fn judge(canary_flags: &[&str], started: impl FnOnce(&Bench)) -> (Value, Vec<Value>) {
+    let bench = Bench::start_with(&[], canary_flags);
     let dir = testkit::temp_dir();
     let (_prometheus, prometheus_url) = prometheus(dir.path(), bench.admin);
     let receiver = HookServer::start(None);
     let notify = format!("{}/hooks/canary", receiver.base);
     let _load = Load::start(bench.gateway, 100);
     start_canary(&bench, &prometheus_url, &notify);
-    let started = Instant::now();
-    // At first nothing has been queried in this step: it waits for the check, and says so.
-    let waiting = bench.canary("c1")["status"]["waiting"].clone();
-    assert!(
-        waiting
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w["for"] == "metric" && w["name"] == "canary-5xx-share"),
-        "{waiting:#}"
-    );
+    let at = Instant::now();
+    started(&bench);
     let canary = bench.wait_phase("c1", &["succeeded", "failed"], Duration::from_secs(60));
+    eprintln!(
+        "canary {canary_flags:?} {} after {:?}",
+        canary["state"]["phase"],
+        at.elapsed()
+    );
+    (canary, notifications(&receiver, 2))
+}
+
+#[test]
+fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_is_notified() {
+    // A healthy version: promoted once Prometheus has a 5xx share for it, under the limit.
+    let (canary, bodies) = judge(&[], |bench| {
+        // At first nothing has been queried in this step: it waits for the check, and says so.
+        let waiting = bench.canary("c1")["status"]["waiting"].clone();
+        assert!(
+            waiting
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["for"] == "metric" && w["name"] == "canary-5xx-share"),
+            "{waiting:#}"
+        );
+    });
     assert_eq!(canary["state"]["phase"], "succeeded", "{canary:#}");
-    let bodies = notifications(&receiver, 2);
     assert_eq!(events(&bodies), ["started", "promoted"], "{bodies:#?}");
     for body in &bodies {
         let text = body["text"].as_str().unwrap();
@@ -131,19 +145,9 @@ fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_i
             "{text}"
         );
     }
-    eprintln!("healthy canary promoted after {:?}", started.elapsed());
-    drop(_load);
-    drop(bench);
 
     // A version whose 5xx share is 20%: rolled back by the check, and the notification says why.
-    let bench = Bench::start_with(&[], &["--error-rate", "0.2"]);
-    let dir = testkit::temp_dir();
-    let (_prometheus, prometheus_url) = prometheus(dir.path(), bench.admin);
-    let receiver = HookServer::start(None);
-    let notify = format!("{}/hooks/canary", receiver.base);
-    let _load = Load::start(bench.gateway, 100);
-    start_canary(&bench, &prometheus_url, &notify);
-    let canary = bench.wait_phase("c1", &["succeeded", "failed"], Duration::from_secs(60));
+    let (canary, bodies) = judge(&["--error-rate", "0.2"], |_| {});
     let reason = canary["state"]["reason"].as_str().unwrap_or_default();
     assert_eq!(canary["state"]["phase"], "failed", "{canary:#}");
     assert!(
@@ -151,7 +155,6 @@ fn a_prometheus_check_holds_the_step_until_it_has_a_value_and_every_transition_i
             && reason.contains("above its max 0.02"),
         "{reason}"
     );
-    let bodies = notifications(&receiver, 2);
     assert_eq!(events(&bodies), ["started", "rolled back"], "{bodies:#?}");
     assert_eq!(bodies[1]["reason"], reason, "{bodies:#?}");
 }

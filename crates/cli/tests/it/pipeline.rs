@@ -115,6 +115,28 @@ pub(crate) fn product(version: &str, flags: &[&str]) -> Vec<(&'static str, Strin
     ]
 }
 
+/// `aviary pipeline create p` over `repo` (made of [`product`] commits), building with its
+/// `specfiles/build.sh`, polling every second, with `extra` flags.
+pub(crate) fn create_product_pipeline(
+    url: &str,
+    repo: &Repo,
+    extra: &[&str],
+) -> testkit::AwsOutput {
+    let mut args = vec![
+        "pipeline",
+        "create",
+        "p",
+        "--repository",
+        repo.path.to_str().unwrap(),
+        "--build",
+        "sh specfiles/build.sh",
+        "--poll",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    aviary(url, &args)
+}
+
 pub(crate) fn files<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     list.iter().map(|(n, t)| (*n, t.as_str())).collect()
 }
@@ -158,20 +180,7 @@ fn each_commit_is_built_and_deployed_and_a_run_that_cannot_says_why() {
     assert_eq!(list["pipelines"], json!([]), "{list}");
 
     // Run 1: the branch's commit, built and rolled out as product-1.
-    let out = aviary(
-        &url,
-        &[
-            "pipeline",
-            "create",
-            "p",
-            "--repository",
-            repo.path.to_str().unwrap(),
-            "--build",
-            "sh specfiles/build.sh",
-            "--poll",
-            "1",
-        ],
-    );
+    let out = create_product_pipeline(&url, &repo, &[]);
     assert!(out.success(), "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains(&first[..8]), "{}", out.stdout);
     let out = aviary(&url, &["pipeline", "status", "p", "--watch"]);

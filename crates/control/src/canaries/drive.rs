@@ -54,7 +54,7 @@ impl App {
             stable: window(&spec.stable_node),
             canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
             webhooks: self.webhook_results(record).await?,
-            metrics: self.metric_results(record, now, now.saturating_sub(window_ms), window_ms),
+            metrics: self.metric_results(record, now.saturating_sub(window_ms)),
             covered_ms: covered.filter(|covered| *covered < window_ms),
         })
     }
@@ -100,7 +100,9 @@ impl App {
                 Ok(()) => {}
                 Err(ApiError::Deposed) => return Err(ApiError::Deposed),
                 Err(ApiError::NotFound(_)) => {
-                    // Its mesh was deleted, record and all: the index entry goes too.
+                    // Its mesh was deleted, record and all: the index entry goes too, and
+                    // whatever this replica kept of it.
+                    self.metrics.forget(&mesh, &name);
                     let txn = Txn {
                         compares: term.fence.clone(),
                         ops: vec![Op::Delete(index_key(&mesh, &name))],
@@ -160,6 +162,8 @@ impl App {
             return Ok(());
         }
         let now = self.clock.now();
+        // Only the driver queries Prometheus: a status read uses what it last got.
+        self.refresh_metrics(&record, now, rollout::analysis_window(&record.state, now));
         let observation = self.observe(&record, now, Some(term.since)).await?;
         let input = &Input::Tick { now, observation };
         let (record, revision, actions) = self

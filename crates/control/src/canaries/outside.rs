@@ -55,18 +55,33 @@ impl Metrics {
 }
 
 impl App {
-    /// The values of `record`'s checks taken since `since` (the analysis window's start); starts
-    /// a round of queries in the background when the last one is older than [`METRICS_EVERY`].
-    pub(super) fn metric_results(
-        &self,
-        record: &CanaryRecord,
-        now: Millis,
-        since: Millis,
-        window_ms: Millis,
-    ) -> Vec<MetricResult> {
+    /// The values of `record`'s checks taken since `since` (the analysis window's start), as
+    /// this replica last queried them: none on a replica that does not drive the canary.
+    pub(super) fn metric_results(&self, record: &CanaryRecord, since: Millis) -> Vec<MetricResult> {
+        if record.spec.analysis.prometheus.is_empty() {
+            return Vec::new();
+        }
+        let key = (record.spec.mesh.clone(), record.name.clone());
+        self.metrics
+            .lock()
+            .get(&key)
+            .map_or_else(Vec::new, |taken| {
+                taken
+                    .values
+                    .iter()
+                    .filter(|(at, _)| *at >= since)
+                    .map(|(_, result)| result.clone())
+                    .collect()
+            })
+    }
+
+    /// The driver's part: starts a round of `record`'s queries in the background when the last
+    /// one is older than [`METRICS_EVERY`] and none runs. `window_ms`: the analysis window so
+    /// far, for `{{window}}`.
+    pub(super) fn refresh_metrics(&self, record: &CanaryRecord, now: Millis, window_ms: Millis) {
         let checks = &record.spec.analysis.prometheus;
         if checks.is_empty() {
-            return Vec::new();
+            return;
         }
         let key = (record.spec.mesh.clone(), record.name.clone());
         let mut canaries = self.metrics.lock();
@@ -90,12 +105,6 @@ impl App {
             };
             tokio::spawn(job.run());
         }
-        taken
-            .values
-            .iter()
-            .filter(|(at, _)| *at >= since)
-            .map(|(_, result)| result.clone())
-            .collect()
     }
 
     /// Sends each of `entries` (new transitions of `record`, in order) to every `notify` URL,
