@@ -23,10 +23,12 @@ use crate::objects::{self, ObjectKind};
 mod act;
 mod api;
 mod drive;
+mod load;
 mod outside;
 mod records;
 
 pub use drive::drive;
+pub use load::Loads;
 pub use outside::Metrics;
 
 /// How often the driver looks at every active canary: the bound on how late a broken canary

@@ -182,6 +182,8 @@ pub struct App {
     clock: clock::Clock,
     /// The latest values of the canaries' Prometheus checks.
     metrics: Arc<canaries::Metrics>,
+    /// The synthetic load generators of live canaries (`analysis.load`).
+    loads: Arc<canaries::Loads>,
 }
 
 /// A bound, not yet serving, control plane: tests read `local_addr` before `run`.
@@ -265,6 +267,7 @@ impl Control {
             pipelines: pipelines::Runner::new(builds_dir),
             clock: config.clock,
             metrics: Arc::default(),
+            loads: Arc::default(),
         });
         Ok(Control {
             listener,

@@ -112,6 +112,34 @@ impl WebhookPolicy {
         }
     }
 
+    /// GETs `url` (with `host` as its `Host` header, when given) and reads and discards the
+    /// answer, unless the policy forbids the URL: one request of a canary's synthetic load.
+    /// A transport failure or a 5xx is an error.
+    pub async fn get_discard(
+        &self,
+        url: &str,
+        host: Option<&str>,
+        timeout: Duration,
+    ) -> Result<reqwest::StatusCode, String> {
+        self.check(url)
+            .map_err(|reason| format!("not sent: {reason}"))?;
+        let mut request = self
+            .client
+            .get(url)
+            .timeout(timeout.min(MAX_WEBHOOK_TIMEOUT));
+        if let Some(host) = host {
+            request = request.header(reqwest::header::HOST, host);
+        }
+        let mut answer = request.send().await.map_err(|e| e.to_string())?;
+        let status = answer.status();
+        // Read to the end, so the connection is reused, without keeping it.
+        while answer.chunk().await.map_err(|e| e.to_string())?.is_some() {}
+        if status.is_server_error() {
+            return Err(format!("answered {status}"));
+        }
+        Ok(status)
+    }
+
     async fn send(&self, hook: &Webhook, payload: &Value) -> Result<(), String> {
         let timeout = hook.timeout.min(MAX_WEBHOOK_TIMEOUT);
         let sent = self

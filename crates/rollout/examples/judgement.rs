@@ -142,6 +142,9 @@ fn spec(method: Method) -> CanarySpec {
         on_success: Default::default(),
         on_failure: Default::default(),
         notify: Vec::new(),
+        mirror: None,
+        matches: Vec::new(),
+        sticky: None,
     }
 }
 

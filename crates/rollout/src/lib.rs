@@ -74,12 +74,13 @@ pub use evidence::{Counts, Evidence, MAX_ANALYSIS_WINDOW, StepEvidence};
 pub use machine::{Action, Input, analysis_window, next_deadline, reconcile, start, step};
 pub use observe::{LATENCY_BUCKETS_MS, MetricResult, NodeWindow, Observation, WebhookResult};
 pub use spec::{
-    Analysis, CanarySpec, Compare, LatencyCompare, NoTraffic, Notify, OnFailure, OnSuccess,
-    PrometheusCheck, StepSpec, Strategy, Webhook,
+    Analysis, CanarySpec, Compare, Exposure, LatencyCompare, Load, Mirror, NoTraffic, Notify,
+    OnFailure, OnSuccess, PrometheusCheck, RequestMatch, StepSpec, Sticky, Strategy, Webhook,
+    exposure,
 };
 pub use state::{CanaryState, Event, HistoryEntry, Phase};
 pub use status::{Metric, Share, Status, Wait, Waiting, count, plural, status};
-pub use validate::{MAX_INTERVAL, Problem, validate};
+pub use validate::{MAX_INTERVAL, MAX_LOAD_RATE, MAX_MATCHES, Problem, validate};
 
 /// Milliseconds since the Unix epoch, supplied by the caller.
 pub type Millis = u64;

@@ -84,7 +84,7 @@ pub fn start(spec: &CanarySpec, now: Millis) -> (CanaryState, Vec<Action>) {
     let mut state = CanaryState {
         phase: Phase::Progressing,
         step: 0,
-        steps: spec.strategy.expand(),
+        steps: spec.steps(),
         canary_weight: 0,
         step_started_at: now,
         last_progress_at: now,
@@ -197,9 +197,9 @@ pub fn step(spec: &CanarySpec, state: &CanaryState, input: Input) -> (CanaryStat
         },
         Input::Promote { now } => {
             let reason = format!(
-                "promoted by command at {} ({}%)",
+                "promoted by command at {} ({})",
                 step_of(state.step, state.steps.len()),
-                state.canary_weight
+                exposed(&state)
             );
             promote(spec, &mut state, now, reason, &mut actions);
         }
@@ -243,7 +243,10 @@ pub fn reconcile(spec: &CanarySpec, state: &CanaryState) -> Vec<Action> {
     match state.phase {
         Phase::Progressing | Phase::Paused | Phase::WaitingForGate => {
             actions.push(set_weights(state.canary_weight));
-            let in_weight_step = matches!(state.steps.get(state.step), Some(StepSpec::Weight(_)));
+            let in_weight_step = matches!(
+                state.steps.get(state.step),
+                Some(StepSpec::Weight(_) | StepSpec::Mirror(_) | StepSpec::Match)
+            );
             if in_weight_step
                 && state.phase != Phase::WaitingForGate
                 && !spec.analysis.webhooks.is_empty()
@@ -338,7 +341,7 @@ fn progress(
     }
     let mut waiting = blockers(spec, state, now, seen);
     let n = state.steps.len();
-    let at = format!("{} ({}%)", step_of(state.step, n), state.canary_weight);
+    let at = format!("{} ({})", step_of(state.step, n), exposed(state));
     if interval_over {
         let requests = evidence::this_step(state, seen).canary.requests;
         // A driver that saw only part of the step cannot tell that there was no traffic.
@@ -445,6 +448,36 @@ fn enter(
             };
             record(state, now, event, reason);
         }
+        Some(step @ (StepSpec::Mirror(_) | StepSpec::Match)) => {
+            state.phase = Phase::Progressing;
+            state.canary_weight = 0;
+            actions.push(set_weights(0));
+            if !spec.analysis.webhooks.is_empty() {
+                actions.push(Action::CallWebhooks);
+            }
+            let what = match step {
+                StepSpec::Mirror(percent) => format!(
+                    "{percent}% of requests copied to canary {} (answers discarded), all \
+                     answered by stable {}",
+                    spec.canary_node, spec.stable_node
+                ),
+                _ => {
+                    let rules: Vec<String> = spec.matches.iter().map(ToString::to_string).collect();
+                    format!(
+                        "requests with {} to canary {}, all others to stable {}",
+                        rules.join(" or "),
+                        spec.canary_node,
+                        spec.stable_node
+                    )
+                }
+            };
+            let reason = if event == Event::Started {
+                format!("{}: {what}", step_of(index, state.steps.len()))
+            } else {
+                format!("{reason}; {}: {what}", step_of(index, state.steps.len()))
+            };
+            record(state, now, event, reason);
+        }
         Some(StepSpec::Gate) => {
             record(state, now, event, reason);
             state.phase = Phase::WaitingForGate;
@@ -455,6 +488,14 @@ fn enter(
             state.reason = Some(why.clone());
             record(state, now, Event::Gate, why);
         }
+    }
+}
+
+/// How the current step exposes the canary: `10%`, `mirror 20%`, `match`.
+fn exposed(state: &CanaryState) -> String {
+    match state.steps.get(state.step) {
+        Some(step @ (StepSpec::Mirror(_) | StepSpec::Match)) => step.to_string(),
+        _ => format!("{}%", state.canary_weight),
     }
 }
 

@@ -31,6 +31,100 @@ pub struct CanarySpec {
     /// with the reason: a POST whose JSON `text` is a Slack-compatible incoming-webhook message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<Notify>,
+    /// Shadow traffic first: a step before any other in which this share of the route's
+    /// requests is copied to the canary (answers discarded), judged by the same analysis
+    /// before any user request reaches it. `{"percent": 20}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Mirror>,
+    /// A/B first: a step (after the mirror step, before the weighted ones) in which only
+    /// requests matching any of these go to the canary; they keep going there through the
+    /// weighted steps (Flagger's A/B testing). `[{"header": "x-canary", "exact": "always"},
+    /// {"cookie": "canary", "exact": "always"}]`.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<RequestMatch>,
+    /// A caller the proxy sent to the canary by weight gets a cookie that keeps sending it
+    /// there while the canary has weight, so one user does not flip between versions.
+    /// `{"cookie": "aviary-canary", "maxAge": "1h"}`, both optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+}
+
+/// `mirror`: the share of requests copied to the canary during the mirror step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    /// 1..=100.
+    pub percent: u32,
+}
+
+/// One A/B rule: a header or a cookie, and how its value must read. Exactly one of `header`
+/// and `cookie`, and exactly one of `exact`, `prefix`, `suffix` and `regex` (anchored at both
+/// ends, Rust `regex` syntax).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+impl fmt::Display for RequestMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.header, &self.cookie) {
+            (Some(h), _) => write!(f, "header {h}")?,
+            (None, Some(c)) => write!(f, "cookie {c}")?,
+            (None, None) => f.write_str("(nothing)")?,
+        }
+        if let Some(v) = &self.exact {
+            write!(f, " = {v:?}")
+        } else if let Some(v) = &self.prefix {
+            write!(f, " starting {v:?}")
+        } else if let Some(v) = &self.suffix {
+            write!(f, " ending {v:?}")
+        } else if let Some(v) = &self.regex {
+            write!(f, " matching /{v}/")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `sticky`: the cookie that keeps a caller on the canary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sticky {
+    /// Default `aviary-canary`.
+    #[serde(default = "sticky_cookie")]
+    pub cookie: String,
+    /// The cookie's `Max-Age`. Default 1h.
+    #[serde(default = "one_hour", with = "crate::duration")]
+    pub max_age: Duration,
+}
+
+impl Default for Sticky {
+    fn default() -> Self {
+        Sticky {
+            cookie: sticky_cookie(),
+            max_age: one_hour(),
+        }
+    }
+}
+
+fn sticky_cookie() -> String {
+    "aviary-canary".to_string()
+}
+
+fn one_hour() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// Where a canary's transitions are sent: `{"url": "https://hooks.slack.com/services/..."}`.
@@ -134,6 +228,12 @@ impl Strategy {
 pub enum StepSpec {
     Weight(u32),
     Gate,
+    /// The mirror step ([`CanarySpec::mirror`]): weight 0, this share of requests copied to the
+    /// canary. JSON `{"mirror": 20}`; comes only from the spec's `mirror`.
+    Mirror(u32),
+    /// The A/B step ([`CanarySpec::matches`]): weight 0, matching requests to the canary. JSON
+    /// `"match"`; comes only from the spec's `match`.
+    Match,
 }
 
 impl Serialize for StepSpec {
@@ -141,6 +241,13 @@ impl Serialize for StepSpec {
         match self {
             StepSpec::Weight(w) => serializer.serialize_u32(*w),
             StepSpec::Gate => serializer.serialize_str("gate"),
+            StepSpec::Match => serializer.serialize_str("match"),
+            StepSpec::Mirror(p) => {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("mirror", p)?;
+                map.end()
+            }
         }
     }
 }
@@ -148,7 +255,7 @@ impl Serialize for StepSpec {
 impl<'de> Deserialize<'de> for StepSpec {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct StepVisitor;
-        impl Visitor<'_> for StepVisitor {
+        impl<'de> Visitor<'de> for StepVisitor {
             type Value = StepSpec;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a weight from 1 to 100 or \"gate\"")
@@ -164,9 +271,25 @@ impl<'de> Deserialize<'de> for StepSpec {
                     Err(_) => Err(E::custom(format!("weight {v} is not between 1 and 100"))),
                 }
             }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<StepSpec, A::Error> {
+                match map.next_key::<String>()?.as_deref() {
+                    Some("mirror") => {
+                        let percent = map.next_value::<u32>()?;
+                        if map.next_key::<String>()?.is_some() {
+                            return Err(de::Error::custom("a mirror step has only \"mirror\""));
+                        }
+                        Ok(StepSpec::Mirror(percent))
+                    }
+                    other => Err(de::Error::custom(format!(
+                        "{other:?} is not a step: expected a weight, \"gate\" or {{\"mirror\": percent}}"
+                    ))),
+                }
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<StepSpec, E> {
                 if v == "gate" {
                     Ok(StepSpec::Gate)
+                } else if v == "match" {
+                    Ok(StepSpec::Match)
                 } else {
                     Err(E::custom(format!(
                         "{v:?} is not a step: expected a weight from 1 to 100 or \"gate\""
@@ -183,6 +306,8 @@ impl fmt::Display for StepSpec {
         match self {
             StepSpec::Weight(w) => write!(f, "{w}%"),
             StepSpec::Gate => f.write_str("gate"),
+            StepSpec::Mirror(p) => write!(f, "mirror {p}%"),
+            StepSpec::Match => f.write_str("match"),
         }
     }
 }
@@ -231,6 +356,26 @@ pub struct Analysis {
     /// only once every check has a value from its own analysis window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prometheus: Vec<PrometheusCheck>,
+    /// Synthetic load while the canary runs (Flagger's load tester), so a canary without
+    /// users can be judged. `None` = none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<Load>,
+}
+
+/// `analysis.load`: `{"url": "http://127.0.0.1:8080/", "rate": 10}`: GET requests the driver
+/// sends, `rate` per second, to `url`, an entry into the mesh (a gateway's listener, or a
+/// proxy's outbound listener with `host` naming the virtual service), for as long as the
+/// canary is live and this control plane leads. Answers are discarded: the proxies count
+/// them like any request. At most `rate` requests are in flight; each gives up after 5 s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Load {
+    pub url: String,
+    /// Requests per second, 1..=[`MAX_LOAD_RATE`](crate::MAX_LOAD_RATE).
+    pub rate: u32,
+    /// The `Host` header to send, when it is not the URL's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// `{"name": "error-share", "url": "http://127.0.0.1:9090", "query": "...", "max": 0.02}`.
@@ -379,6 +524,7 @@ impl Default for Analysis {
             compare: None,
             no_traffic: NoTraffic::Wait,
             prometheus: Vec::new(),
+            load: None,
         }
     }
 }
@@ -419,5 +565,79 @@ pub struct OnFailure {
 impl CanarySpec {
     pub(crate) fn interval_ms(&self) -> Millis {
         to_millis(self.strategy.interval())
+    }
+
+    /// Every step before promotion: the mirror step if `mirror` is set, the A/B step if
+    /// `match` is, then the strategy's ([`Strategy::expand`]).
+    pub fn steps(&self) -> Vec<StepSpec> {
+        let mut steps = Vec::new();
+        if let Some(mirror) = self.mirror {
+            steps.push(StepSpec::Mirror(mirror.percent.min(100)));
+        }
+        if !self.matches.is_empty() {
+            steps.push(StepSpec::Match);
+        }
+        steps.extend(self.strategy.expand());
+        steps
+    }
+}
+
+/// What the proxies do for a canary besides its route's weights, now: copy a share of
+/// requests to it (the mirror step), send matching requests to it (from the A/B step on),
+/// keep callers it was chosen for on it. Proxies read it off the canary's stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exposure<'a> {
+    /// Percent of the route's requests copied to the canary.
+    pub mirror_percent: Option<u32>,
+    /// Requests matching any of these go to the canary.
+    pub matches: &'a [RequestMatch],
+    /// Set when the canary has weight: a request the weighted choice sent to the canary gets
+    /// this cookie, and a request carrying it (with the canary node's name as its value) goes
+    /// to the canary.
+    pub sticky: Option<&'a Sticky>,
+}
+
+/// The [`Exposure`] of a canary in `state`; `None` once it ended, or when it exposes the
+/// canary only by weight.
+pub fn exposure<'a>(spec: &'a CanarySpec, state: &crate::CanaryState) -> Option<Exposure<'a>> {
+    if state.phase.is_terminal() {
+        return None;
+    }
+    let exposure = match state.steps.get(state.step) {
+        Some(StepSpec::Mirror(percent)) => Exposure {
+            mirror_percent: Some(*percent),
+            matches: &[],
+            sticky: None,
+        },
+        _ => Exposure {
+            mirror_percent: None,
+            matches: &spec.matches,
+            sticky: spec.sticky.as_ref().filter(|_| state.canary_weight > 0),
+        },
+    };
+    let nothing = exposure.mirror_percent.is_none()
+        && exposure.matches.is_empty()
+        && exposure.sticky.is_none();
+    (!nothing).then_some(exposure)
+}
+
+/// The spec unit tests start from: mesh `m`, router `r`, route `rt`, stable `product-vn`,
+/// canary `product-2-vn`, nothing to clean up, no notifications, only weights.
+#[cfg(test)]
+pub(crate) fn fixture(strategy: Strategy, analysis: Analysis) -> CanarySpec {
+    CanarySpec {
+        mesh: "m".into(),
+        router: "r".into(),
+        route: "rt".into(),
+        stable_node: "product-vn".into(),
+        canary_node: "product-2-vn".into(),
+        strategy,
+        analysis,
+        on_success: OnSuccess::default(),
+        on_failure: OnFailure::default(),
+        notify: Vec::new(),
+        mirror: None,
+        matches: Vec::new(),
+        sticky: None,
     }
 }

@@ -11,7 +11,7 @@ use crate::Millis;
 use crate::analysis::{blockers, number, percent};
 use crate::duration::format_millis;
 use crate::observe::Observation;
-use crate::spec::CanarySpec;
+use crate::spec::{CanarySpec, StepSpec};
 use crate::state::{CanaryState, Event, Phase};
 
 /// A canary's standing at one moment, derived from its spec and state (and, for a step that
@@ -248,7 +248,11 @@ pub fn status(
     let steps = state.steps.len();
     let passed = state.step.min(steps);
     let at = step_of(state.step.min(steps.saturating_sub(1)), steps);
-    let weight = format!("{}% to canary", state.canary_weight);
+    let weight = match state.steps.get(state.step) {
+        Some(StepSpec::Mirror(percent)) => format!("{percent}% mirrored to canary"),
+        Some(StepSpec::Match) => "matching requests to canary".to_string(),
+        _ => format!("{}% to canary", state.canary_weight),
+    };
     let left_in_step = |at: Millis| crate::machine::left_in_step(spec, state, at);
     let mut waiting: Vec<Wait> = Vec::new();
     let progress = match state.phase {

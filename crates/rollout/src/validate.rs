@@ -12,6 +12,12 @@ use crate::spec::{CanarySpec, StepSpec, Strategy};
 /// The longest interval, failure window or webhook timeout that makes sense.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
+/// The most requests per second `analysis.load` may send.
+pub const MAX_LOAD_RATE: u32 = 1000;
+
+/// The most A/B rules a canary may have (each is checked on every request of its route).
+pub const MAX_MATCHES: usize = 16;
+
 /// One thing wrong with a spec: where (a JSON path such as `strategy.weights[2]`) and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,7 +58,72 @@ pub fn validate(spec: &CanarySpec) -> Vec<Problem> {
     }
     strategy(p, &spec.strategy);
     analysis(p, spec);
+    exposure(p, spec);
     problems.0
+}
+
+/// `mirror`, `match` and `sticky`. A rule's `regex` is compiled by the control plane, which
+/// has the regex engine; here only its presence is checked.
+fn exposure(p: &mut Problems, spec: &CanarySpec) {
+    if let Some(mirror) = spec.mirror
+        && !(1..=100).contains(&mirror.percent)
+    {
+        p.add(
+            "mirror.percent",
+            format!("must be between 1 and 100, got {}", mirror.percent),
+        );
+    }
+    if spec.matches.len() > MAX_MATCHES {
+        p.add(
+            "match",
+            format!("at most {MAX_MATCHES} rules, got {}", spec.matches.len()),
+        );
+    }
+    for (i, rule) in spec.matches.iter().enumerate() {
+        let path = format!("match[{i}]");
+        match (&rule.header, &rule.cookie) {
+            (Some(_), Some(_)) | (None, None) => {
+                p.add(path.clone(), "give exactly one of header and cookie")
+            }
+            (Some(name), None) | (None, Some(name)) => {
+                let field = if rule.header.is_some() {
+                    "header"
+                } else {
+                    "cookie"
+                };
+                if !token(name) {
+                    p.add(
+                        format!("{path}.{field}"),
+                        format!("{name:?} is not a valid {field} name"),
+                    );
+                }
+            }
+        }
+        let values = [&rule.exact, &rule.prefix, &rule.suffix, &rule.regex];
+        if values.iter().filter(|v| v.is_some()).count() != 1 {
+            p.add(
+                path.clone(),
+                "give exactly one of exact, prefix, suffix and regex",
+            );
+        }
+    }
+    if let Some(sticky) = &spec.sticky {
+        if !token(&sticky.cookie) {
+            p.add(
+                "sticky.cookie",
+                format!("{:?} is not a valid cookie name", sticky.cookie),
+            );
+        }
+        period(p, "sticky.maxAge", sticky.max_age);
+    }
+}
+
+/// An HTTP token (RFC 9110): what header and cookie names are made of.
+fn token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[derive(Default)]
@@ -118,6 +189,14 @@ fn strategy(p: &mut Problems, strategy: &Strategy) {
                     p.add(
                         path,
                         format!("nothing may follow the 100 at [{at}]: reaching 100 promotes"),
+                    );
+                    continue;
+                }
+                if matches!(step, StepSpec::Mirror(_) | StepSpec::Match) {
+                    p.add(
+                        path,
+                        "mirror and match steps come from the spec's mirror and match, not \
+                         from the weights",
                     );
                     continue;
                 }
@@ -263,6 +342,23 @@ fn analysis(p: &mut Problems, spec: &CanarySpec) {
             if bound.is_some_and(|b| !b.is_finite()) {
                 p.add(format!("{path}.{field}"), "must be a finite number");
             }
+        }
+    }
+    if let Some(load) = &a.load {
+        http_url(p, "analysis.load.url", &load.url);
+        if !(1..=MAX_LOAD_RATE).contains(&load.rate) {
+            p.add(
+                "analysis.load.rate",
+                format!(
+                    "must be between 1 and {MAX_LOAD_RATE} requests per second, got {}",
+                    load.rate
+                ),
+            );
+        }
+        if let Some(host) = &load.host
+            && (host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/'))
+        {
+            p.add("analysis.load.host", format!("{host:?} is not a host name"));
         }
     }
     for (i, notify) in spec.notify.iter().enumerate() {

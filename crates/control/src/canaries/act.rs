@@ -85,6 +85,7 @@ impl App {
         }
         if !record.is_active() {
             self.metrics.forget(&record.spec.mesh, &record.name);
+            self.loads.stop(&record.spec.mesh, &record.name);
         }
         record.acted = record.state.history.len();
         let done = &record;

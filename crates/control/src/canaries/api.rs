@@ -115,10 +115,25 @@ impl App {
                     .iter()
                     .enumerate()
                     .map(|(i, n)| (format!("spec.notify[{i}].url"), &n.url)),
+            )
+            .chain(
+                (spec.analysis.load.iter())
+                    .map(|load| ("spec.analysis.load.url".to_string(), &load.url)),
             );
         for (path, url) in urls {
             if let Err(reason) = self.webhook_policy.check(url) {
                 problems.push(Problem::new(path, reason));
+            }
+        }
+        // The proxies compile these; a pattern they cannot is refused here, not skipped there.
+        for (i, rule) in spec.matches.iter().enumerate() {
+            if let Some(pattern) = &rule.regex
+                && let Err(error) = regex::Regex::new(&format!("^(?:{pattern})$"))
+            {
+                problems.push(Problem::new(
+                    format!("spec.match[{i}].regex"),
+                    format!("{pattern:?} is not a regular expression: {error}"),
+                ));
             }
         }
         for (i, hook) in spec.analysis.webhooks.iter().enumerate() {

@@ -103,6 +103,7 @@ impl App {
                     // Its mesh was deleted, record and all: the index entry goes too, and
                     // whatever this replica kept of it.
                     self.metrics.forget(&mesh, &name);
+                    self.loads.stop(&mesh, &name);
                     let txn = Txn {
                         compares: term.fence.clone(),
                         ops: vec![Op::Delete(index_key(&mesh, &name))],
@@ -161,6 +162,7 @@ impl App {
         if !record.is_active() {
             return Ok(());
         }
+        self.drive_load(&record);
         let now = self.clock.now();
         // Only the driver queries Prometheus: a status read uses what it last got.
         self.refresh_metrics(&record, now, rollout::analysis_window(&record.state, now));

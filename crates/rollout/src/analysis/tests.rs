@@ -3,28 +3,20 @@
 use std::time::Duration;
 
 use crate::observe::{MetricResult, NodeWindow, Observation, WebhookResult};
-use crate::spec::{Analysis, CanarySpec, PrometheusCheck, Strategy, Webhook};
+use crate::spec::{Analysis, CanarySpec, PrometheusCheck, Strategy, Webhook, fixture};
 use crate::state::{CanaryState, Phase};
 
 use super::{blockers, failures, number, percent};
 
 fn spec(analysis: Analysis) -> CanarySpec {
-    CanarySpec {
-        mesh: "m".into(),
-        router: "r".into(),
-        route: "rt".into(),
-        stable_node: "product-vn".into(),
-        canary_node: "product-2-vn".into(),
-        strategy: Strategy::Steps {
+    fixture(
+        Strategy::Steps {
             step_weight: 10,
             interval: Duration::from_secs(30),
             max_weight: 100,
         },
         analysis,
-        on_success: Default::default(),
-        on_failure: Default::default(),
-        notify: Vec::new(),
-    }
+    )
 }
 
 fn state(step_started_at: u64) -> CanaryState {

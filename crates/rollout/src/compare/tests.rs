@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::observe::{NodeWindow, Observation};
-use crate::spec::{Analysis, CanarySpec, Compare, LatencyCompare, Strategy};
+use crate::spec::{Analysis, CanarySpec, Compare, LatencyCompare, Strategy, fixture};
 use crate::state::{CanaryState, Phase};
 use crate::status::Wait;
 use crate::{Input, Millis, analysis_window, start, step};
@@ -11,26 +11,18 @@ use crate::{Input, Millis, analysis_window, start, step};
 const T0: Millis = 1_700_000_000_000;
 
 fn spec(compare: Compare) -> CanarySpec {
-    CanarySpec {
-        mesh: "m".into(),
-        router: "r".into(),
-        route: "rt".into(),
-        stable_node: "product-vn".into(),
-        canary_node: "product-2-vn".into(),
-        strategy: Strategy::Steps {
+    fixture(
+        Strategy::Steps {
             step_weight: 10,
             interval: Duration::from_secs(30),
             max_weight: 30,
         },
-        analysis: Analysis {
+        Analysis {
             compare: Some(compare),
             progress_deadline: Duration::from_secs(3600),
             ..Analysis::default()
         },
-        on_success: Default::default(),
-        on_failure: Default::default(),
-        notify: Vec::new(),
-    }
+    )
 }
 
 fn node(requests: u64, errors: u64) -> NodeWindow {

@@ -6,26 +6,22 @@ use serde_json::json;
 
 use super::{Wait, count, status};
 use crate::observe::{NodeWindow, Observation};
-use crate::spec::{Analysis, CanarySpec, StepSpec, Strategy};
+use crate::spec::{Analysis, CanarySpec, StepSpec, Strategy, fixture};
 use crate::{Input, Millis, start, step};
 
 const T0: Millis = 1_700_000_000_000;
 
 fn spec(strategy: Strategy, min_requests: u64) -> CanarySpec {
     CanarySpec {
-        mesh: "m".into(),
-        router: "r".into(),
-        route: "rt".into(),
         stable_node: "v1".into(),
         canary_node: "v2".into(),
-        strategy,
-        analysis: Analysis {
-            min_requests,
-            ..Analysis::default()
-        },
-        on_success: Default::default(),
-        on_failure: Default::default(),
-        notify: Vec::new(),
+        ..fixture(
+            strategy,
+            Analysis {
+                min_requests,
+                ..Analysis::default()
+            },
+        )
     }
 }
 

@@ -3,25 +3,20 @@
 use std::time::Duration;
 
 use crate::spec::{
-    Analysis, CanarySpec, Notify, OnFailure, OnSuccess, PrometheusCheck, StepSpec, Strategy,
-    Webhook,
+    Analysis, CanarySpec, Load, Mirror, Notify, PrometheusCheck, RequestMatch, StepSpec, Sticky,
+    Strategy, Webhook, fixture,
 };
 
 use super::validate;
 
 fn good() -> CanarySpec {
-    CanarySpec {
-        mesh: "demomesh".into(),
-        router: "product-vr".into(),
-        route: "product-route".into(),
-        stable_node: "product-vn".into(),
-        canary_node: "product-2-vn".into(),
-        strategy: Strategy::Steps {
+    fixture(
+        Strategy::Steps {
             step_weight: 10,
             interval: Duration::from_secs(30),
             max_weight: 100,
         },
-        analysis: Analysis {
+        Analysis {
             webhooks: vec![Webhook {
                 name: "smoke".into(),
                 url: "http://127.0.0.1:9000/check".into(),
@@ -29,10 +24,7 @@ fn good() -> CanarySpec {
             }],
             ..Analysis::default()
         },
-        on_success: OnSuccess::default(),
-        on_failure: OnFailure::default(),
-        notify: Vec::new(),
-    }
+    )
 }
 
 /// Applies `change` to a good spec and expects exactly one problem, at `path`, whose message
@@ -419,5 +411,81 @@ fn prometheus_checks_and_notifications() {
     spec.notify = vec![Notify {
         url: "https://hooks.slack.com/services/T/B/X".into(),
     }];
+    assert_eq!(validate(&spec), Vec::new());
+}
+
+#[test]
+fn mirror_match_sticky_and_load_are_checked_field_by_field() {
+    check(
+        |s| s.mirror = Some(Mirror { percent: 0 }),
+        "mirror.percent",
+        "between 1 and 100, got 0",
+    );
+    let rule = |header: Option<&str>, cookie: Option<&str>, exact: Option<&str>| RequestMatch {
+        header: header.map(Into::into),
+        cookie: cookie.map(Into::into),
+        exact: exact.map(Into::into),
+        ..RequestMatch::default()
+    };
+    check(
+        |s| s.matches = vec![rule(Some("x-canary"), Some("canary"), Some("1"))],
+        "match[0]",
+        "exactly one of header and cookie",
+    );
+    check(
+        |s| s.matches = vec![rule(Some("x canary"), None, Some("1"))],
+        "match[0].header",
+        "\"x canary\" is not a valid header name",
+    );
+    check(
+        |s| {
+            s.matches = vec![RequestMatch {
+                prefix: Some("a".into()),
+                ..rule(None, Some("canary"), Some("1"))
+            }]
+        },
+        "match[0]",
+        "exactly one of exact, prefix, suffix and regex",
+    );
+    check(
+        |s| s.matches = vec![rule(None, Some("canary"), Some("1")); 17],
+        "match",
+        "at most 16 rules, got 17",
+    );
+    check(
+        |s| {
+            s.sticky = Some(Sticky {
+                cookie: "a;b".into(),
+                ..Sticky::default()
+            })
+        },
+        "sticky.cookie",
+        "\"a;b\" is not a valid cookie name",
+    );
+    let load = |url: &str, rate: u32| Load {
+        url: url.into(),
+        rate,
+        host: None,
+    };
+    check(
+        |s| s.analysis.load = Some(load("http://127.0.0.1:8080/", 0)),
+        "analysis.load.rate",
+        "between 1 and 1000 requests per second, got 0",
+    );
+    check(
+        |s| s.analysis.load = Some(load("127.0.0.1:8080", 5)),
+        "analysis.load.url",
+        "must be an http:// or https:// URL",
+    );
+    check(
+        weights(&[StepSpec::Match, W(10)]),
+        "strategy.weights[0]",
+        "come from the spec's mirror and match",
+    );
+    let mut spec = good();
+    spec.mirror = Some(Mirror { percent: 100 });
+    spec.matches = vec![rule(None, Some("canary"), Some("always"))];
+    spec.sticky = Some(Sticky::default());
+    spec.analysis.load = Some(load("http://127.0.0.1:8080/", 1000));
     assert_eq!(validate(&spec), Vec::new());
 }

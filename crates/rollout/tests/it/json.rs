@@ -59,6 +59,7 @@ fn example() -> CanarySpec {
             compare: None,
             no_traffic: NoTraffic::Wait,
             prometheus: Vec::new(),
+            load: None,
         },
         on_success: OnSuccess {
             remove_stable: true,
@@ -67,6 +68,9 @@ fn example() -> CanarySpec {
             remove_canary: true,
         },
         notify: Vec::new(),
+        mirror: None,
+        matches: Vec::new(),
+        sticky: None,
     }
 }
 

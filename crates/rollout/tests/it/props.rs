@@ -281,7 +281,7 @@ proptest! {
             .strategy
             .expand()
             .into_iter()
-            .filter_map(|s| match s { StepSpec::Weight(w) => Some(w), StepSpec::Gate => None })
+            .filter_map(|s| match s { StepSpec::Weight(w) => Some(w), _ => None })
             .collect();
         prop_assert!(!weights.is_empty());
         prop_assert!(weights.iter().all(|w| (1..100).contains(w)), "{:?}", weights);

@@ -929,3 +929,66 @@ fn a_clock_that_goes_back_only_waits() {
     );
     assert_eq!(after.phase, Phase::Progressing);
 }
+
+#[test]
+fn a_mirror_step_then_an_ab_step_come_before_the_weights_and_say_how_requests_reach_the_canary() {
+    use StepSpec::{Match, Mirror, Weight as W};
+    let mut spec = spec(steps(50, 30, 100));
+    spec.mirror = Some(rollout::Mirror { percent: 20 });
+    spec.matches = vec![rollout::RequestMatch {
+        header: Some("x-canary".into()),
+        exact: Some("always".into()),
+        ..Default::default()
+    }];
+    spec.sticky = Some(rollout::Sticky::default());
+    let run = check(
+        &Scenario {
+            spec: spec.clone(),
+            inputs: (1..=3).map(|i| tick(secs(30 * i), healthy(5))).collect(),
+        },
+        "
+        0s    start | progressing 0  | setWeights 100/0 | started
+        30s   tick  | progressing 0  | setWeights 100/0 | step
+        1m    tick  | progressing 50 | setWeights 50/50 | step
+        1m30s tick  | succeeded 100  | setWeights 0/100 | promoted
+        ",
+    );
+    assert_eq!(run.states[0].steps, vec![Mirror(20), Match, W(50)]);
+    assert_eq!(
+        run.states[0].history[0].reason,
+        "step 1 of 3: 20% of requests copied to canary product-2-vn (answers discarded), all \
+         answered by stable product-vn"
+    );
+    assert_eq!(
+        run.states[1].history[1].reason,
+        "step 1 of 3 (mirror 20%) passed with 5 canary requests in 30s; step 2 of 3: requests \
+         with header x-canary = \"always\" to canary product-2-vn, all others to stable \
+         product-vn"
+    );
+    // What the proxies do in each: mirror only, then the rules, then the rules and the cookie.
+    let exposed = |i: usize| rollout::exposure(&spec, &run.states[i]);
+    let mirror = exposed(0).expect("the mirror step exposes the canary");
+    assert_eq!(mirror.mirror_percent, Some(20));
+    assert!(mirror.matches.is_empty() && mirror.sticky.is_none());
+    let ab = exposed(1).expect("the A/B step exposes the canary");
+    assert_eq!((ab.mirror_percent, ab.matches.len()), (None, 1));
+    assert!(
+        ab.sticky.is_none(),
+        "no cookie while the canary has no weight"
+    );
+    let weighted = exposed(2).expect("a weighted step keeps the rules");
+    assert_eq!(weighted.matches.len(), 1);
+    assert_eq!(
+        weighted.sticky.map(|s| s.cookie.as_str()),
+        Some("aviary-canary")
+    );
+    assert_eq!(
+        exposed(3),
+        None,
+        "a promoted canary needs nothing of the proxies"
+    );
+    assert_eq!(
+        rollout::exposure(&self::spec(steps(50, 30, 100)), &run.states[2]),
+        None
+    );
+}

@@ -28,6 +28,9 @@ pub fn spec(strategy: Strategy) -> CanarySpec {
         on_success: Default::default(),
         on_failure: Default::default(),
         notify: Vec::new(),
+        mirror: None,
+        matches: Vec::new(),
+        sticky: None,
     }
 }
 
