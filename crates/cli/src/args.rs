@@ -567,6 +567,32 @@ pub struct CanaryStartOpts {
     /// reason, as a Slack-compatible incoming-webhook message (repeatable).
     #[arg(long = "notify", value_name = "URL")]
     pub notify: Vec<String>,
+    /// Shadow traffic first: a step in which this percentage of the route's requests is
+    /// copied to the canary (answers discarded) before any user request reaches it.
+    #[arg(long, value_name = "PERCENT")]
+    pub mirror: Option<u32>,
+    /// A/B first: NAME=VALUE, requests with this header go to the canary in a step before the
+    /// weighted ones, and through them (repeatable; any rule matching is enough).
+    #[arg(long = "match-header", value_name = "NAME=VALUE")]
+    pub match_headers: Vec<String>,
+    /// A/B first, by cookie: NAME=VALUE, as --match-header (repeatable).
+    #[arg(long = "match-cookie", value_name = "NAME=VALUE")]
+    pub match_cookies: Vec<String>,
+    /// Keep a caller the gateway sent to the canary on it (a cookie, aviary-canary, set by
+    /// the proxy), so one user does not flip between versions.
+    #[arg(long)]
+    pub sticky: bool,
+    /// Synthetic load while the canary runs: GET this URL (an entry into the mesh, such as
+    /// the gateway's) --load-rate times a second.
+    #[arg(long, value_name = "URL")]
+    pub load: Option<String>,
+    /// With --load: requests per second.
+    #[arg(long, requires = "load", default_value_t = 10)]
+    pub load_rate: u32,
+    /// With --load: the Host header to send (a virtual service's name, for an outbound
+    /// listener).
+    #[arg(long, requires = "load")]
+    pub load_host: Option<String>,
     /// After promotion, remove the old version's workloads and node.
     #[arg(long)]
     pub remove_stable: bool,

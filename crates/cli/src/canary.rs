@@ -123,7 +123,25 @@ pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
         })
         .collect::<anyhow::Result<_>>()?;
     analysis["webhooks"] = json!(hooks);
-    Ok(json!({
+    if let Some(url) = &opts.load {
+        analysis["load"] = json!({ "url": url, "rate": opts.load_rate });
+        if let Some(host) = &opts.load_host {
+            analysis["load"]["host"] = json!(host);
+        }
+    }
+    let mut rules = Vec::new();
+    for (flag, kind, list) in [
+        ("--match-header", "header", &opts.match_headers),
+        ("--match-cookie", "cookie", &opts.match_cookies),
+    ] {
+        for rule in list {
+            let (name, value) = rule
+                .split_once('=')
+                .with_context(|| format!("{flag} '{rule}' is not NAME=VALUE"))?;
+            rules.push(json!({ kind: name, "exact": value }));
+        }
+    }
+    let mut spec = json!({
         "mesh": mesh,
         "router": opts.router,
         "route": opts.route,
@@ -134,7 +152,17 @@ pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
         "onSuccess": { "removeStable": opts.remove_stable },
         "onFailure": { "removeCanary": opts.remove_canary },
         "notify": opts.notify.iter().map(|url| json!({ "url": url })).collect::<Vec<_>>(),
-    }))
+    });
+    if let Some(percent) = opts.mirror {
+        spec["mirror"] = json!({ "percent": percent });
+    }
+    if !rules.is_empty() {
+        spec["match"] = json!(rules);
+    }
+    if opts.sticky {
+        spec["sticky"] = json!({});
+    }
+    Ok(spec)
 }
 
 async fn get(client: &Client, mesh: &str, name: &str) -> anyhow::Result<CanaryView> {

@@ -4,6 +4,7 @@
 //! one immutable `RouteTable` per request and takes no lock.
 
 mod attempt;
+mod mirror;
 mod resolve;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::body::{self, Prepared, RequestBody, ResponseBody};
+use crate::endpoints::Endpoint;
 use crate::error::ProxyError;
 use crate::headers::append_forwarded_for;
 use crate::headers::remove_hop_by_hop;
@@ -27,12 +29,13 @@ use crate::mesh_tls::Caller;
 use crate::pool::PoolTls;
 use crate::pool::{CONNECT_TIMEOUT, Http1Pools, Http2TlsPools, IDLE_TIMEOUT};
 use crate::retry::{Outcome, Retries, is_idempotent};
-use crate::table::{NodeEntry, NodeListener, RouteEntry, RouteTable};
+use crate::table::{NodeEntry, NodeListener, RouteEntry, RouteTable, TargetEntry};
 use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected};
 use crate::tls::ClientTls;
 use crate::trace;
 pub use attempt::error_chain;
 use attempt::{RequestHead, UpstreamRequest, downstream_response};
+pub use mirror::Mirrors;
 use model::wire::IdentityKind;
 use std::net::SocketAddr;
 
@@ -113,7 +116,7 @@ impl Failure {
 /// Serves one request; every failure becomes a short text answer naming what failed.
 /// `forwarded_for` is the caller's `X-Forwarded-For` entry ([`headers::forwarded_for`]).
 pub async fn handle(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     entry: &Entry,
     forwarded_for: &HeaderValue,
     mut request: Request<Incoming>,
@@ -171,12 +174,12 @@ pub fn error_response(error: &ProxyError) -> Response<ResponseBody> {
 
 /// One request on its way to a route's targets.
 pub(super) struct Forward<'a> {
-    pub shared: &'a Shared,
-    pub table: &'a RouteTable,
+    pub shared: &'a Arc<Shared>,
+    pub table: &'a Arc<RouteTable>,
     /// Who calls, when mutual TLS can present it (see `mesh_tls::Caller`).
     pub caller: Option<Caller>,
     pub service: &'a str,
-    pub route: &'a RouteEntry,
+    pub route: &'a Arc<RouteEntry>,
     pub forwarded_for: &'a HeaderValue,
     pub path_and_query: &'a str,
     /// `path_and_query` parsed; `None` when it does not parse (the attempt then fails).
@@ -192,9 +195,13 @@ impl Forward<'_> {
         let route = self.route;
         let fail = |error| Failure::new(self.service, error);
         let idempotent = is_idempotent(&parts.method);
-        // Kept when the route may retry it, or when it may be sent twice on a fresh connection
-        // if a pooled one closes under it (idempotent).
-        let keep = Retries::may_retry(&route.retry) || idempotent;
+        // A live canary's say, on the few routes that have one.
+        let canary = (route.canary.as_deref())
+            .map(|overlay| (overlay, overlay.decide(&parts.headers, &route.choice)));
+        let mirror = canary.filter(|(_, decision)| decision.mirror);
+        // Kept when the route may retry it, when it may be sent twice on a fresh connection
+        // if a pooled one closes under it (idempotent), or when a copy goes to the canary.
+        let keep = Retries::may_retry(&route.retry) || idempotent || mirror.is_some();
         let (replay, mut streaming) = match body::prepare(body, keep).await.map_err(fail)? {
             Prepared::Replayable(bytes) => (Some(bytes), None),
             Prepared::Streaming(body) => (None, Some(body)),
@@ -212,9 +219,14 @@ impl Forward<'_> {
             .iter()
             .any(|v| v.to_str().is_ok_and(|v| v.contains("trailers")));
         let headers = self.upstream_headers(parts.headers, parts.uri.authority());
+        if let Some((overlay, _)) = mirror {
+            self.mirror(overlay, &parts.method, &headers, replay.as_ref());
+        }
+        // A rule or the sticky cookie names the first target; retries choose by weight.
+        let mut first = canary.and_then(|(_, decision)| decision.first);
         let mut http2_headers = None;
         loop {
-            let Some(index) = retries.pick(&route.choice) else {
+            let Some(index) = first.take().or_else(|| retries.pick(&route.choice)) else {
                 return Err(fail(ProxyError::NoRoute {
                     provider: format!("route '{}' (no target has weight)", route.name),
                     method: parts.method.to_string(),
@@ -270,15 +282,7 @@ impl Forward<'_> {
                 Err(error) => (Outcome::Failed(error), true),
             };
             if let Some(endpoint) = &endpoint {
-                let outlier = listener.and_then(|l| l.outlier.as_ref());
-                if let Some(duration) = endpoints.record(endpoint, server_error, outlier) {
-                    EndpointEjected {
-                        node: &target.node.name,
-                        addr: endpoint.addr,
-                        duration,
-                    }
-                    .emit(&self.shared.telemetry);
-                }
+                self.note_outlier(target, listener, endpoint, server_error);
             }
             let endpoint = endpoint.as_ref().map(|e| e.addr);
             let retry = retries.after(&outcome, index, endpoint);
@@ -301,13 +305,46 @@ impl Forward<'_> {
                 continue;
             }
             return match result {
-                Ok((response, in_flight)) => Ok(downstream_response(response, in_flight, route)),
+                Ok((response, in_flight)) => {
+                    let mut response = downstream_response(response, in_flight, route);
+                    // The weighted choice sent a caller without the sticky cookie to the canary.
+                    if let Some((overlay, decision)) = canary
+                        && decision.offer_cookie
+                        && index == overlay.target
+                        && let Some(cookie) = overlay.set_cookie()
+                    {
+                        response
+                            .headers_mut()
+                            .append(header::SET_COOKIE, cookie.clone());
+                    }
+                    Ok(response)
+                }
                 Err(error) => Err(Failure {
                     service: self.service.to_string(),
                     error,
                     counted: true,
                 }),
             };
+        }
+    }
+
+    /// Tells outlier detection how an attempt at `endpoint` of `target` went.
+    fn note_outlier(
+        &self,
+        target: &TargetEntry,
+        listener: Option<&NodeListener>,
+        endpoint: &Endpoint,
+        server_error: bool,
+    ) {
+        let outlier = listener.and_then(|l| l.outlier.as_ref());
+        let endpoints = target.node.endpoints(listener);
+        if let Some(duration) = endpoints.record(endpoint, server_error, outlier) {
+            EndpointEjected {
+                node: &target.node.name,
+                addr: endpoint.addr,
+                duration,
+            }
+            .emit(&self.shared.telemetry);
         }
     }
 

@@ -14,6 +14,7 @@
 mod admin;
 mod agent;
 mod body;
+mod canary;
 mod endpoints;
 mod error;
 mod forward;
@@ -181,6 +182,8 @@ pub(crate) struct Shared {
     tracer: Option<trace::Tracer>,
     /// This proxy's mesh identities; `None` without `Config::mesh_tls`.
     mesh_tls: Option<mesh_tls::MeshTls>,
+    /// Copies of requests on their way to canaries (the mirror step), and their bound.
+    mirrors: forward::Mirrors,
 }
 
 /// A poisoned lock only means another task panicked while holding it; the maps behind these
@@ -310,6 +313,7 @@ impl Proxy {
             upstreams: Upstreams::new(),
             tracer,
             mesh_tls,
+            mirrors: forward::Mirrors::new(tracker.clone()),
         });
         let mut initial = None;
         if let Some((snapshot, source)) =

@@ -8,8 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use model::Kind;
-use model::wire::{AviaryKind, Change, Endpoint, MeshSnapshot, Object, ObjectKind, Op};
+use model::wire::{
+    AviaryKind, CanaryRecord, Change, Endpoint, MeshSnapshot, Object, ObjectKind, Op, Raw,
+};
 use serde_json::Value;
+
+use crate::canary::Exposure;
 
 /// Identifies one resource of the mesh: its kind, parent (router or gateway) and name.
 pub type ResourceKey = (Kind, Option<String>, String);
@@ -23,18 +27,46 @@ pub struct Snapshot {
     pub resources: BTreeMap<ResourceKey, Value>,
     /// Endpoints registered in the control plane, as the snapshot lists them.
     pub endpoints: Vec<Endpoint>,
+    /// The mesh's canary records that decode, by name, each with what it exposes now.
+    canaries: BTreeMap<String, Canary>,
+}
+
+/// One canary record as received (kept to be saved as it came) and its exposure now.
+#[derive(Debug, Clone, PartialEq)]
+struct Canary {
+    record: Raw<CanaryRecord>,
+    exposure: Option<Exposure>,
+}
+
+impl Canary {
+    /// `None`, with a warning, for a record this build cannot read (a newer control plane's
+    /// canary option, say): the proxy goes on following its mesh without it.
+    fn decode(name: &str, record: &Raw<CanaryRecord>) -> Option<Canary> {
+        match record.decode() {
+            Ok(decoded) => Some(Canary {
+                record: record.clone(),
+                exposure: Exposure::of(&decoded),
+            }),
+            Err(error) => {
+                tracing::warn!(canary = name, %error, "canary record skipped: cannot decode it");
+                None
+            }
+        }
+    }
 }
 
 /// What applying a watch event asks of the caller.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
     Changed,
-    /// The event is of a kind the proxy does not route by (a workload, say): nothing to do.
+    /// The event is of a kind the proxy does not route by (a workload, say), or a canary
+    /// rewrite that leaves its exposure as it was: nothing to do.
     Ignored,
 }
 
 impl Snapshot {
-    /// The proxy's copy of the control plane's snapshot; workloads and canaries are not kept.
+    /// The proxy's copy of the control plane's snapshot; workloads are not kept, nor canary
+    /// records that do not decode.
     pub fn from_wire(wire: MeshSnapshot) -> Result<Snapshot, String> {
         let mut resources = BTreeMap::new();
         for kind in Kind::ALL {
@@ -44,11 +76,19 @@ impl Snapshot {
                 resources.insert(key, item.clone());
             }
         }
+        let mut canaries = BTreeMap::new();
+        for record in &wire.canaries {
+            let name = record.as_value()["name"].as_str().unwrap_or_default();
+            if let Some(canary) = Canary::decode(name, record) {
+                canaries.insert(name.to_string(), canary);
+            }
+        }
         Ok(Snapshot {
             revision: wire.revision,
             mesh: wire.mesh,
             resources,
             endpoints: wire.endpoints,
+            canaries,
         })
     }
 
@@ -58,12 +98,13 @@ impl Snapshot {
         Snapshot::from_wire(wire)
     }
 
-    /// The control plane's snapshot shape (without workloads and canaries).
+    /// The control plane's snapshot shape (without workloads; canary records as received).
     pub fn to_wire(&self) -> MeshSnapshot {
         let mut wire = MeshSnapshot {
             revision: self.revision,
             mesh: self.mesh.clone(),
             endpoints: self.endpoints.clone(),
+            canaries: self.canaries.values().map(|c| c.record.clone()).collect(),
             ..MeshSnapshot::default()
         };
         for ((kind, _, _), data) in &self.resources {
@@ -80,6 +121,11 @@ impl Snapshot {
             .range((kind, None, String::new())..)
             .take_while(move |((k, _, _), _)| *k == kind)
             .map(|(_, v)| v)
+    }
+
+    /// What each canary that exposes itself beyond weights asks of the proxy now.
+    pub(crate) fn exposures(&self) -> impl Iterator<Item = &Exposure> {
+        self.canaries.values().filter_map(|c| c.exposure.as_ref())
     }
 
     pub fn get(&self, kind: Kind, parent: Option<&str>, name: &str) -> Option<&Value> {
@@ -99,6 +145,18 @@ impl Snapshot {
             Op::Delete(ObjectKind::Aviary(AviaryKind::Endpoint)) => {
                 self.forget_endpoint(change)?;
                 Applied::Changed
+            }
+            Op::Put(Object::Canary(record)) => {
+                let canary = Canary::decode(&change.name, record);
+                let exposure = canary.as_ref().and_then(|c| c.exposure.clone());
+                let before = match canary {
+                    Some(canary) => self.canaries.insert(change.name.clone(), canary),
+                    None => self.canaries.remove(&change.name),
+                };
+                exposure_moved(before, exposure.as_ref())
+            }
+            Op::Delete(ObjectKind::Aviary(AviaryKind::Canary)) => {
+                exposure_moved(self.canaries.remove(&change.name), None)
             }
             Op::Put(object) => match object.app_mesh() {
                 Some((Kind::Mesh, data)) => {
@@ -170,6 +228,15 @@ impl Snapshot {
         Snapshot::from_wire(wire)
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// `Changed` when a canary's exposure is not what it was (`before` being its previous record).
+fn exposure_moved(before: Option<Canary>, now: Option<&Exposure>) -> Applied {
+    if before.and_then(|c| c.exposure).as_ref() == now {
+        Applied::Ignored
+    } else {
+        Applied::Changed
     }
 }
 

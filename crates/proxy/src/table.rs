@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Role;
+use crate::canary::{Exposure, Overlay};
 use crate::endpoints::{DnsSource, EndpointSource, NoSource, NodeEndpoints, RegisteredSource};
 use crate::error::ProxyError;
 use crate::matching::{HttpMatch, RequestView};
@@ -77,7 +78,7 @@ pub struct RouteTable {
 pub struct ServiceEntry {
     /// "virtual router 'r'" or "virtual node 'n'", for messages.
     pub provider: String,
-    routes: Vec<RouteEntry>,
+    routes: Vec<Arc<RouteEntry>>,
     /// Why the service cannot be served (its provider is missing or has no listener).
     pub unavailable: Option<String>,
 }
@@ -90,6 +91,9 @@ pub struct RouteEntry {
     pub retry: RetryPolicy,
     pub per_request: Option<Duration>,
     pub idle: Option<Duration>,
+    /// What a live canary of this route asks besides weights (mirror, A/B rules, sticky);
+    /// `None` for nearly every route, and then the request path looks no further.
+    pub canary: Option<Arc<Overlay>>,
 }
 
 pub struct TargetEntry {
@@ -381,6 +385,7 @@ impl RouteTable {
             nodes.insert(name, Arc::new(node));
         }
         let mut services = HashMap::default();
+        let mut overlays = Overlays::new(&snapshot, &mut problems);
         for item in snapshot.of_kind(Kind::VirtualService) {
             let name = name_of(item, Kind::VirtualService);
             let service = compile_service(
@@ -389,6 +394,7 @@ impl RouteTable {
                 &snapshot,
                 &nodes,
                 telemetry,
+                &mut overlays,
                 &mut problems,
             )
             .unwrap_or_else(|problem| {
@@ -533,7 +539,7 @@ impl RouteTable {
 
 impl ServiceEntry {
     /// The first route (in match order) that matches.
-    pub fn route(&self, request: &RequestView<'_>) -> Option<&RouteEntry> {
+    pub fn route(&self, request: &RequestView<'_>) -> Option<&Arc<RouteEntry>> {
         self.routes.iter().find(|r| r.matcher.matches(request))
     }
 }
@@ -663,12 +669,64 @@ fn compile_node(
     }
 }
 
+/// The canaries' overlays, each compiled once per configuration the first time a service
+/// reaches its route, and shared by every service whose provider is that route's router.
+struct Overlays<'a> {
+    /// By (router, route): the one canary that drives it.
+    exposures: HashMap<(&'a str, &'a str), &'a Exposure>,
+    compiled: HashMap<(String, String), Option<Arc<Overlay>>>,
+}
+
+impl<'a> Overlays<'a> {
+    fn new(snapshot: &'a Snapshot, problems: &mut Vec<String>) -> Overlays<'a> {
+        let mut exposures: HashMap<(&str, &str), &Exposure> = HashMap::new();
+        // In name order (the snapshot keeps them so): of two canaries on one route, the
+        // first applies, and the second is a problem.
+        for exposure in snapshot.exposures() {
+            let key = (exposure.router.as_str(), exposure.route.as_str());
+            match exposures.get(&key) {
+                Some(first) => problems.push(format!(
+                    "canary '{}': route '{}' of virtual router '{}' is driven by canary '{}' \
+                     already; its exposure is not applied",
+                    exposure.canary, exposure.route, exposure.router, first.canary
+                )),
+                None => {
+                    exposures.insert(key, exposure);
+                }
+            }
+        }
+        Overlays {
+            exposures,
+            compiled: HashMap::new(),
+        }
+    }
+
+    /// The overlay of `route` of `router`, whose compiled targets are `targets`.
+    fn get(
+        &mut self,
+        router: &str,
+        route: &str,
+        targets: &[TargetEntry],
+        problems: &mut Vec<String>,
+    ) -> Option<Arc<Overlay>> {
+        let exposure = self.exposures.get(&(router, route))?;
+        self.compiled
+            .entry((router.to_string(), route.to_string()))
+            .or_insert_with(|| {
+                let nodes = targets.iter().map(|t| t.node.name.as_str());
+                Overlay::compile(exposure, nodes, problems).map(Arc::new)
+            })
+            .clone()
+    }
+}
+
 fn compile_service(
     name: &str,
     spec: &Value,
     snapshot: &Snapshot,
     nodes: &HashMap<String, Arc<NodeEntry>>,
     telemetry: &Telemetry,
+    overlays: &mut Overlays<'_>,
     problems: &mut Vec<String>,
 ) -> Result<ServiceEntry, String> {
     let view =
@@ -697,10 +755,11 @@ fn compile_service(
                 retry: RetryPolicy::app_mesh_default(),
                 per_request: Some(DEFAULT_PER_REQUEST),
                 idle: Some(DEFAULT_IDLE),
+                canary: None,
             };
             Ok(ServiceEntry {
                 provider: format!("virtual node '{virtual_node_name}'"),
-                routes: vec![route],
+                routes: vec![Arc::new(route)],
                 unavailable: None,
             })
         }
@@ -717,7 +776,10 @@ fn compile_service(
                 }
                 let route_name = name_of(item, Kind::Route);
                 match compile_route(name, &route_name, spec_of(item), nodes, telemetry) {
-                    Ok(Some(entry)) => routes.push(entry),
+                    Ok(Some((priority, mut entry))) => {
+                        entry.canary = overlays.get(&router, &route_name, &entry.targets, problems);
+                        routes.push((priority, entry));
+                    }
                     Ok(None) => {}
                     Err(problem) => problems.push(format!(
                         "route '{route_name}' of virtual router '{router}': {problem}"
@@ -731,7 +793,7 @@ fn compile_service(
             });
             Ok(ServiceEntry {
                 provider: format!("virtual router '{router}'"),
-                routes: routes.into_iter().map(|(_, r)| r).collect(),
+                routes: routes.into_iter().map(|(_, r)| Arc::new(r)).collect(),
                 unavailable: None,
             })
         }
@@ -802,6 +864,7 @@ fn compile_route(
         retry: retry.unwrap_or_else(RetryPolicy::app_mesh_default),
         per_request: nonzero(timeout.per_request, DEFAULT_PER_REQUEST),
         idle: nonzero(timeout.idle, DEFAULT_IDLE),
+        canary: None,
     };
     Ok(Some((spec.priority.unwrap_or(NO_PRIORITY), entry)))
 }

@@ -192,6 +192,7 @@ pub struct Telemetry {
     spans_exported: Counter,
     spans_dropped: Family<[(&'static str, &'static str); 1], Counter>,
     trace_export_failures: Counter,
+    mirror_skipped: Family<[(&'static str, &'static str); 1], Counter>,
     /// TLS refusals and certificate renewals, named in `tls/events.rs`.
     pub tls: crate::tls::TlsMetrics,
 }
@@ -270,6 +271,16 @@ impl Telemetry {
             "Batches of spans the trace collector refused or did not answer in time",
             trace_export_failures.clone(),
         );
+        let mirror_skipped = Family::default();
+        // Both shown from the start, at 0, so a rate of skips reads from the first scrape.
+        for reason in MirrorSkip::ALL {
+            drop(mirror_skipped.get_or_create(&[("reason", reason.as_str())]));
+        }
+        registry.register(
+            "aviary_proxy_mirror_skipped",
+            "Copies of requests not mirrored to a canary, by reason (in_flight_limit: as many copies in flight as allowed; body_not_replayable: a body too large to keep)",
+            mirror_skipped.clone(),
+        );
         Telemetry {
             series,
             tls: crate::tls::TlsMetrics::register(&mut registry),
@@ -285,6 +296,7 @@ impl Telemetry {
             spans_exported,
             spans_dropped,
             trace_export_failures,
+            mirror_skipped,
         }
     }
 
@@ -437,6 +449,48 @@ impl Rejected<'_> {
         telemetry
             .series(&key)
             .observe(self.error.status().as_u16(), self.elapsed);
+    }
+}
+
+/// Why a request was not mirrored to its canary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorSkip {
+    /// As many copies in flight as the proxy allows.
+    InFlightLimit,
+    /// The body was too large to keep (or had trailers), so there is nothing to copy.
+    BodyNotReplayable,
+}
+
+impl MirrorSkip {
+    pub const ALL: [MirrorSkip; 2] = [MirrorSkip::InFlightLimit, MirrorSkip::BodyNotReplayable];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorSkip::InFlightLimit => "in_flight_limit",
+            MirrorSkip::BodyNotReplayable => "body_not_replayable",
+        }
+    }
+}
+
+/// A request of a mirrored route was not copied to its canary. Logged at debug only: when the
+/// bound is reached there is one per request, and the counter tells the story.
+pub struct MirrorSkipped<'a> {
+    pub canary: &'a str,
+    pub reason: MirrorSkip,
+}
+
+impl MirrorSkipped<'_> {
+    pub fn emit(&self, telemetry: &Telemetry) {
+        tracing::debug!(
+            canary = self.canary,
+            reason = self.reason.as_str(),
+            "request not mirrored"
+        );
+        telemetry
+            .mirror_skipped
+            .get_or_create(&[("reason", self.reason.as_str())])
+            .inc();
     }
 }
 

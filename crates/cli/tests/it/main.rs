@@ -12,6 +12,7 @@ mod concurrency;
 mod console;
 mod durability;
 mod examples;
+mod exposure;
 mod fuzz;
 #[cfg(feature = "etcd")]
 mod ha;

@@ -394,11 +394,19 @@ function renderMap() {
 
 // Which step box is which: the steps before promotion ("step i of n", as the history and
 // `aviary canary status` number them), then the promotion itself, which is not a step.
+// A step as the state stores it: a weight, "gate", "match" (the A/B step) or {mirror: percent}.
+function stepLabel(step) {
+  if (step === 'gate') return 'gate';
+  if (step === 'match') return 'A/B: matching requests';
+  if (typeof step === 'object' && step !== null && 'mirror' in step) return `mirror ${step.mirror}%`;
+  return `${step}%`;
+}
+
 function stepBoxes(canary) {
   const st = canary.state;
   const steps = st.steps || [];
   const boxes = steps.map((step, i) => ({
-    label: step === 'gate' ? 'gate' : `${step}%`,
+    label: stepLabel(step),
     number: `step ${i + 1} of ${steps.length}`,
   }));
   boxes.push({ label: 'promotion', number: 'then' });

@@ -39,7 +39,7 @@ fn requested_host(parts: &Parts) -> Result<(String, Option<u16>), ProxyError> {
 }
 
 pub(super) async fn serve(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     table: &Arc<RouteTable>,
     entry: &Entry,
     forwarded_for: &HeaderValue,

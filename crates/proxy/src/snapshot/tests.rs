@@ -111,3 +111,98 @@ fn endpoint_events_replace_and_remove_registered_endpoints() {
     assert_eq!(snapshot.endpoints[0].id, "a-2");
     assert_eq!(snapshot.revision, 10);
 }
+
+/// A canary record of route `x` of router `r` (stable `a`, canary `b`) at step `step`: 0 the
+/// mirror step, 1 the match step, 2 the first weighted one.
+fn canary(step: usize, acted: usize) -> Value {
+    let spec: rollout::CanarySpec = serde_json::from_value(json!({
+        "mesh": "m", "router": "r", "route": "x", "stableNode": "a", "canaryNode": "b",
+        "strategy": {"type": "steps", "stepWeight": 50, "interval": "5m"},
+        "mirror": {"percent": 10},
+        "match": [{"header": "x-canary", "exact": "yes"}],
+    }))
+    .unwrap();
+    let (mut state, _) = rollout::start(&spec, 0);
+    state.step = step;
+    let record = model::wire::CanaryRecord {
+        name: "c".into(),
+        spec,
+        state,
+        acted,
+        notes: Vec::new(),
+    };
+    serde_json::to_value(record).unwrap()
+}
+
+fn canary_put(revision: u64, record: Value) -> Change {
+    change(
+        json!({"revision": revision, "type": "put", "kind": "Canary", "mesh": "m",
+        "name": "c", "resource": record}),
+    )
+}
+
+#[test]
+fn canary_events_change_the_snapshot_only_when_the_exposure_moves() {
+    let mut with = sample();
+    with["canaries"] = json!([canary(0, 0)]);
+    let mut snapshot = Snapshot::from_json(&with).unwrap();
+    let exposures: Vec<_> = snapshot.exposures().collect();
+    assert_eq!(exposures.len(), 1);
+    assert_eq!(exposures[0].mirror_percent, Some(10));
+    assert_eq!(
+        serde_json::to_value(snapshot.to_wire()).unwrap()["canaries"],
+        json!([canary(0, 0)]),
+        "saved as received"
+    );
+    // The record rewritten, its exposure the same (acted on, say): nothing to compile.
+    let same = snapshot.apply(&canary_put(8, canary(0, 1)));
+    assert_eq!(same, Ok(Applied::Ignored));
+    assert_eq!(snapshot.revision, 8);
+    assert_eq!(
+        serde_json::to_value(snapshot.to_wire()).unwrap()["canaries"][0]["acted"],
+        1,
+        "the newest record is kept"
+    );
+    // Mirror step to match step.
+    assert_eq!(
+        snapshot.apply(&canary_put(9, canary(1, 1))),
+        Ok(Applied::Changed)
+    );
+    let now: Vec<_> = snapshot.exposures().collect();
+    assert_eq!((now[0].mirror_percent, now[0].matches.len()), (None, 1));
+    // A record this build cannot read is dropped, with what it exposed.
+    let mut unreadable = canary(1, 1);
+    unreadable["spec"]["newOption"] = json!(true);
+    assert_eq!(
+        snapshot.apply(&canary_put(10, unreadable.clone())),
+        Ok(Applied::Changed)
+    );
+    assert_eq!(snapshot.exposures().count(), 0);
+    assert_eq!(
+        snapshot.apply(&canary_put(11, unreadable)),
+        Ok(Applied::Ignored)
+    );
+    assert_eq!(
+        snapshot.apply(&canary_put(12, canary(1, 1))),
+        Ok(Applied::Changed)
+    );
+    let delete = change(
+        json!({"revision": 13, "type": "delete", "kind": "Canary", "mesh": "m",
+        "name": "c", "resource": null}),
+    );
+    assert_eq!(snapshot.apply(&delete), Ok(Applied::Changed));
+    assert_eq!(snapshot.apply(&delete), Ok(Applied::Ignored));
+    assert_eq!(snapshot.exposures().count(), 0);
+}
+
+#[test]
+fn a_snapshot_with_an_unreadable_canary_still_loads() {
+    let mut with = sample();
+    let mut unreadable = canary(0, 0);
+    unreadable["name"] = json!("d");
+    unreadable["state"] = json!("garbage");
+    with["canaries"] = json!([unreadable, canary(1, 0)]);
+    let snapshot = Snapshot::from_json(&with).unwrap();
+    assert_eq!(snapshot.exposures().count(), 1);
+    assert!(snapshot.get(Kind::Route, Some("r"), "x").is_some());
+}

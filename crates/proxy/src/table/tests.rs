@@ -425,3 +425,99 @@ fn sds_and_acm_tls_sources_are_reported_as_problems() {
         "its calls fail"
     );
 }
+
+/// A canary record in its A/B step: `rules` send requests of `route` of router `r` to
+/// `canary_node`.
+fn canary_at_match_step(name: &str, route: &str, canary_node: &str, rules: Value) -> Value {
+    let spec: rollout::CanarySpec = serde_json::from_value(json!({
+        "mesh": "m", "router": "r", "route": route, "stableNode": "a",
+        "canaryNode": canary_node,
+        "strategy": {"type": "steps", "stepWeight": 50, "interval": "5m"},
+        "match": rules,
+    }))
+    .unwrap();
+    let (state, _) = rollout::start(&spec, 0);
+    assert_eq!(state.steps.first(), Some(&rollout::StepSpec::Match));
+    serde_json::to_value(model::wire::CanaryRecord {
+        name: name.into(),
+        spec,
+        state,
+        acted: 0,
+        notes: Vec::new(),
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_canary_overlays_its_route_in_every_service_of_the_router() {
+    let rules = json!([
+        {"header": "x-canary", "exact": "yes"},
+        {"header": "x-user", "regex": "("},
+    ]);
+    let snapshot = snapshot(json!({
+        "virtualServices": [
+            {"meshName": "m", "virtualServiceName": "svc.local",
+             "spec": {"provider": {"virtualRouter": {"virtualRouterName": "r"}}}},
+            {"meshName": "m", "virtualServiceName": "other.local",
+             "spec": {"provider": {"virtualRouter": {"virtualRouterName": "r"}}}},
+        ],
+        "canaries": [
+            canary_at_match_step("c1", "urgent", "b", rules),
+            // Another canary of the same route: only the first (by name) applies.
+            canary_at_match_step("c2", "urgent", "b", json!([{"cookie": "v", "exact": "2"}])),
+            // Its node is not a target of its route: nothing to overlay.
+            canary_at_match_step("c3", "catch-all", "b", json!([{"header": "h", "exact": "1"}])),
+        ],
+    }));
+    let table = compile(snapshot, Role::Node("client".into()));
+    // Once each, though two services reach the route.
+    let problems = table.problems.clone();
+    let empty = HeaderMap::new();
+    let overlay_of = |service: &str, path: &str| {
+        let service = table.service(service).unwrap();
+        let route = service.route(&view(path, &empty, "svc.local")).unwrap();
+        (route.name.clone(), route.canary.clone())
+    };
+    let (name, first) = overlay_of("svc.local", "/");
+    assert_eq!(name, "urgent");
+    let first = first.expect("an overlay on the canary's route");
+    assert_eq!((first.canary.as_str(), first.target), ("c1", 1));
+    let (_, second) = overlay_of("other.local", "/");
+    assert!(
+        Arc::ptr_eq(&first, &second.unwrap()),
+        "compiled once, shared"
+    );
+
+    let choice = WeightedChoice::new([1, 0]);
+    let mut yes = HeaderMap::new();
+    yes.insert("x-canary", "yes".parse().unwrap());
+    assert_eq!(first.decide(&yes, &choice).first, Some(1));
+    assert_eq!(first.decide(&empty, &choice).first, None);
+    let mut cookie = HeaderMap::new();
+    cookie.insert("cookie", "v=2".parse().unwrap());
+    assert_eq!(
+        first.decide(&cookie, &choice).first,
+        None,
+        "c2's rule is not applied"
+    );
+
+    let mut without_urgent = table.snapshot.as_ref().clone();
+    without_urgent
+        .resources
+        .retain(|(kind, _, name), _| *kind != Kind::Route || name != "urgent");
+    let table = compile(Arc::new(without_urgent), Role::Node("client".into()));
+    let route = table.service("svc.local").unwrap();
+    let route = route.route(&view("/", &empty, "svc.local")).unwrap();
+    assert_eq!(route.name, "catch-all");
+    assert!(route.canary.is_none(), "b is not a target of catch-all");
+
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].contains("canary 'c2'") && problems[0].contains("'c1'"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("canary 'c1': match rule header x-user"),
+        "{problems:?}"
+    );
+}

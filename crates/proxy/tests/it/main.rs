@@ -3,6 +3,7 @@
 //! live here; each module is one area.
 
 mod agent;
+mod canary_exposure;
 mod discovery;
 mod failures;
 mod gateway;
@@ -281,6 +282,8 @@ pub struct Upstream {
     pub last_headers: Arc<Mutex<Option<HeaderMap>>>,
     /// Path and query of the last request.
     pub last_uri: Arc<Mutex<Option<String>>>,
+    /// Every request body that was not empty, in arrival order.
+    pub bodies: Arc<Mutex<Vec<Bytes>>>,
     token: CancellationToken,
 }
 
@@ -302,13 +305,15 @@ impl Upstream {
             arrivals: Arc::default(),
             last_headers: Arc::default(),
             last_uri: Arc::default(),
+            bodies: Arc::default(),
             token: CancellationToken::new(),
         };
-        let (hits, arrivals, headers, uri, token) = (
+        let (hits, arrivals, headers, uri, bodies, token) = (
             upstream.hits.clone(),
             upstream.arrivals.clone(),
             upstream.last_headers.clone(),
             upstream.last_uri.clone(),
+            upstream.bodies.clone(),
             upstream.token.clone(),
         );
         let name = name.to_string();
@@ -318,11 +323,12 @@ impl Upstream {
                     _ = token.cancelled() => return,
                     accepted = listener.accept() => accepted.unwrap(),
                 };
-                let (hits, arrivals, headers, uri, name, behaviour) = (
+                let (hits, arrivals, headers, uri, bodies, name, behaviour) = (
                     hits.clone(),
                     arrivals.clone(),
                     headers.clone(),
                     uri.clone(),
+                    bodies.clone(),
                     name.clone(),
                     behaviour.clone(),
                 );
@@ -330,11 +336,12 @@ impl Upstream {
                 let http2 = behaviour.http2;
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
-                        let (hits, arrivals, headers, uri, name, behaviour) = (
+                        let (hits, arrivals, headers, uri, bodies, name, behaviour) = (
                             hits.clone(),
                             arrivals.clone(),
                             headers.clone(),
                             uri.clone(),
+                            bodies.clone(),
                             name.clone(),
                             behaviour.clone(),
                         );
@@ -347,7 +354,12 @@ impl Upstream {
                                 .path_and_query()
                                 .map(|pq| pq.as_str().to_string());
                             let version = format!("{:?}", request.version());
-                            let _ = request.into_body().collect().await;
+                            if let Ok(body) = request.into_body().collect().await {
+                                let body = body.to_bytes();
+                                if !body.is_empty() {
+                                    bodies.lock().unwrap().push(body);
+                                }
+                            }
                             if !behaviour.delay.is_zero() {
                                 tokio::time::sleep(behaviour.delay).await;
                             }
