@@ -7,10 +7,10 @@
 //! out. An overlay is built once per configuration, so a request of a route without one pays a
 //! single `Option` check, and one with one a few header lookups.
 
+use crate::matching::{ValueMatch, full_regex};
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use model::wire::CanaryRecord;
-use regex::Regex;
 use rollout::{RequestMatch, Sticky};
 
 use crate::weighted::WeightedChoice;
@@ -71,7 +71,7 @@ pub struct Overlay {
 #[derive(Debug)]
 struct Rule {
     source: Source,
-    test: ValueTest,
+    test: ValueMatch,
 }
 
 #[derive(Debug)]
@@ -80,15 +80,6 @@ enum Source {
     Header(HeaderName),
     /// A cookie of the `Cookie` header(s), by exact name; any cookie of that name.
     Cookie(String),
-}
-
-#[derive(Debug)]
-enum ValueTest {
-    Exact(String),
-    Prefix(String),
-    Suffix(String),
-    /// Anchored at both ends.
-    Regex(Regex),
 }
 
 /// The sticky cookie: its name, the value that means "the canary" (the canary node's name),
@@ -195,12 +186,10 @@ impl Rule {
             _ => return Err("needs exactly one of header and cookie".into()),
         };
         let test = match (&rule.exact, &rule.prefix, &rule.suffix, &rule.regex) {
-            (Some(v), None, None, None) => ValueTest::Exact(v.clone()),
-            (None, Some(v), None, None) => ValueTest::Prefix(v.clone()),
-            (None, None, Some(v), None) => ValueTest::Suffix(v.clone()),
-            (None, None, None, Some(pattern)) => Regex::new(&format!("^(?:{pattern})$"))
-                .map(ValueTest::Regex)
-                .map_err(|e| format!("regex: {e}"))?,
+            (Some(v), None, None, None) => ValueMatch::Exact(v.clone()),
+            (None, Some(v), None, None) => ValueMatch::Prefix(v.clone()),
+            (None, None, Some(v), None) => ValueMatch::Suffix(v.clone()),
+            (None, None, None, Some(pattern)) => ValueMatch::Regex(full_regex(pattern)?),
             _ => return Err("needs exactly one of exact, prefix, suffix and regex".into()),
         };
         Ok(Rule { source, test })
@@ -216,17 +205,6 @@ impl Rule {
             Source::Cookie(name) => cookies(headers)
                 .filter(|(n, _)| n == name)
                 .any(|(_, v)| self.test.matches(v)),
-        }
-    }
-}
-
-impl ValueTest {
-    fn matches(&self, value: &str) -> bool {
-        match self {
-            ValueTest::Exact(want) => value == want,
-            ValueTest::Prefix(want) => value.starts_with(want.as_str()),
-            ValueTest::Suffix(want) => value.ends_with(want.as_str()),
-            ValueTest::Regex(regex) => regex.is_match(value),
         }
     }
 }

@@ -44,8 +44,9 @@ struct HeaderCondition {
     value: Option<ValueMatch>,
 }
 
+/// How a header's (or a canary rule's cookie's) value must read.
 #[derive(Debug, Clone)]
-enum ValueMatch {
+pub(crate) enum ValueMatch {
     Exact(String),
     Prefix(String),
     Suffix(String),
@@ -82,7 +83,7 @@ fn http_method(method: typed::HttpMethod) -> Method {
 }
 
 /// Regexes match the whole value, as Envoy's `safe_regex` does.
-fn full_regex(pattern: &str) -> Result<Regex, String> {
+pub(crate) fn full_regex(pattern: &str) -> Result<Regex, String> {
     Regex::new(&format!("^(?:{pattern})$")).map_err(|e| format!("regex '{pattern}': {e}"))
 }
 
@@ -274,7 +275,7 @@ impl HeaderCondition {
 }
 
 impl ValueMatch {
-    fn matches(&self, value: &str) -> bool {
+    pub(crate) fn matches(&self, value: &str) -> bool {
         match self {
             ValueMatch::Exact(want) => value == want,
             ValueMatch::Prefix(want) => value.starts_with(want.as_str()),
