@@ -299,3 +299,63 @@ async fn after_a_leader_change_a_step_passes_only_on_a_whole_interval_of_fresh_s
     );
     shutdown.cancel();
 }
+
+/// A loopback HTTP server answering every GET with an empty 200, counting them.
+async fn counting_server() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 8192];
+                while let Ok(n) = socket.read(&mut buffer).await {
+                    if n == 0 {
+                        return;
+                    }
+                    // Bodiless GETs: one request per head.
+                    let heads = buffer[..n].windows(4).filter(|w| w == b"\r\n\r\n").count();
+                    for _ in 0..heads {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, count)
+}
+
+/// Real time: the load goes out only while a driver renews it.
+#[tokio::test]
+async fn synthetic_load_runs_while_the_driver_ticks_and_stops_within_its_lease_without_it() {
+    let (app, _store) = control().await;
+    let (url, count) = counting_server().await;
+    let requests = || count.load(std::sync::atomic::Ordering::Relaxed);
+    let body = json!({ "name": "c", "spec": spec(
+        json!({"type": "steps", "stepWeight": 10, "interval": "10m"}),
+        json!({"load": {"url": url, "rate": 20}, "progressDeadline": "1h"}),
+    )});
+    app.create_canary("m", &body).await.unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(drive(app.clone(), shutdown.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent = requests();
+    assert!((20..=50).contains(&sent), "{sent} requests in 2 s at 20/s");
+
+    // The driver stops (as on a lost lead): the canary lives on, unrenewed, and its load ends
+    // within the lease.
+    shutdown.cancel();
+    tokio::time::sleep(super::load::LEASE + Duration::from_millis(500)).await;
+    let after_lease = requests();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(requests(), after_lease, "load went on past its lease");
+    assert_eq!(phase(&app, "c").await, "progressing");
+    assert!(after_lease > sent, "the load ran until the lease ran out");
+}
