@@ -7,12 +7,12 @@
 //! out. An overlay is built once per configuration, so a request of a route without one pays a
 //! single `Option` check, and one with one a few header lookups.
 
-use crate::matching::{ValueMatch, full_regex};
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 use model::wire::CanaryRecord;
 use rollout::{RequestMatch, Sticky};
 
+use crate::matching::{ValueMatch, full_regex};
 use crate::weighted::WeightedChoice;
 
 /// What one canary asks of proxies now, beyond weights: [`rollout::Exposure`] owned, with the

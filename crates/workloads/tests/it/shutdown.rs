@@ -10,13 +10,22 @@ use workloads::Supervisor;
 
 use crate::*;
 
-/// The pids a replica's log announces as `grandchild=<pid>`.
-fn grandchild(data_dir: &std::path::Path, workload: &str, index: u32) -> Option<u32> {
-    let log = log_text(data_dir, workload, index);
-    let line = log
-        .lines()
-        .find_map(|line| line.strip_prefix("grandchild="))?;
-    line.trim().parse().ok()
+/// The pid a replica's log announces as `grandchild=<pid>`. The log is written by the supervisor
+/// from the replica's pipe, so a replica can pass its health check before its first line is
+/// there: wait for it (at most 5 s).
+async fn grandchild(data_dir: &std::path::Path, workload: &str, index: u32) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = log_text(data_dir, workload, index);
+        let pid = log
+            .lines()
+            .find_map(|line| line.strip_prefix("grandchild="))
+            .and_then(|line| line.trim().parse().ok());
+        if pid.is_some() || Instant::now() > deadline {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,6 +58,7 @@ async fn shutdown_leaves_no_process_behind_even_one_that_ignores_sigterm() {
             pids.push(replica.pid.unwrap());
             pids.push(
                 grandchild(data.path(), workload, replica.replica)
+                    .await
                     .expect("the log names the grandchild"),
             );
         }
