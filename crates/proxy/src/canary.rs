@@ -212,7 +212,7 @@ impl Rule {
 impl StickyCookie {
     fn new(sticky: &Sticky, node: &str) -> Result<StickyCookie, String> {
         let name = &sticky.cookie;
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
+        if !rollout::http_token(name) {
             return Err(format!("sticky cookie name {name:?} is not a cookie name"));
         }
         if !node.bytes().all(is_cookie_octet) {
@@ -255,11 +255,6 @@ pub fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
                 .unwrap_or(value);
             (!name.is_empty()).then_some((name, value))
         })
-}
-
-/// RFC 9110 `tchar`: what a cookie name may be made of.
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// RFC 6265 `cookie-octet`: what a cookie value may be made of.

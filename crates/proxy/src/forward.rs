@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::body::{self, Prepared, RequestBody, ResponseBody};
-use crate::endpoints::Endpoint;
+use crate::endpoints::InFlight;
 use crate::error::ProxyError;
 use crate::headers::append_forwarded_for;
 use crate::headers::remove_hop_by_hop;
@@ -38,6 +38,7 @@ use attempt::{RequestHead, UpstreamRequest, downstream_response};
 pub use mirror::Mirrors;
 use model::wire::IdentityKind;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// How a request entered the proxy.
 #[derive(Debug, Clone)]
@@ -172,6 +173,14 @@ pub fn error_response(error: &ProxyError) -> Response<ResponseBody> {
     response
 }
 
+/// The status an attempt is counted with: the answer's, or the one its error is answered with.
+fn status_of<T>(result: &Result<(Response<T>, InFlight), ProxyError>) -> u16 {
+    match result {
+        Ok((response, _)) => response.status().as_u16(),
+        Err(error) => error.status().as_u16(),
+    }
+}
+
 /// One request on its way to a route's targets.
 pub(super) struct Forward<'a> {
     pub shared: &'a Arc<Shared>,
@@ -234,21 +243,16 @@ impl Forward<'_> {
                 }));
             };
             let target = &route.targets[index];
-            let listener = target.listener();
-            let endpoints = target.node.endpoints(listener);
-            let http2 = listener.is_some_and(|l| l.http2);
+            let http2 = target.http2();
             let attempt_start = Instant::now();
-            let mut endpoint = None;
-            let result = match endpoints.pick(retries.avoid()).await {
-                Err(error) => Err(error),
-                Ok(in_flight) => {
-                    endpoint = Some(in_flight.endpoint().clone());
+            let (result, endpoint) = self
+                .attempt(target, retries.avoid(), retries.attempt_timeout(), || {
                     let headers = if http2 {
                         http2_headers.get_or_insert_with(|| http2_form(&headers, te_trailers))
                     } else {
                         &headers
                     };
-                    let request = UpstreamRequest {
+                    UpstreamRequest {
                         head: RequestHead {
                             method: &parts.method,
                             headers,
@@ -259,38 +263,15 @@ impl Forward<'_> {
                         body: streaming.take(),
                         replay: replay.clone(),
                         idempotent,
-                    };
-                    let timeout = retries.attempt_timeout();
-                    let addr = in_flight.endpoint().addr;
-                    match self.tls_for(&target.node, listener, addr).await {
-                        Ok(tls) => {
-                            self.send(request, in_flight, &target.node.name, timeout, tls)
-                                .await
-                        }
-                        Err(error) => Err(error),
                     }
-                }
+                })
+                .await;
+            let outcome = match &result {
+                Ok((response, _)) => Outcome::Answered(response.status().as_u16()),
+                Err(error) => Outcome::Failed(error),
             };
-            let (outcome, server_error) = match &result {
-                Ok((response, _)) => (
-                    Outcome::Answered(response.status().as_u16()),
-                    response.status().is_server_error(),
-                ),
-                Err(error @ ProxyError::NoHealthyEndpoint { .. }) => {
-                    (Outcome::Failed(error), false)
-                }
-                Err(error) => (Outcome::Failed(error), true),
-            };
-            if let Some(endpoint) = &endpoint {
-                self.note_outlier(target, listener, endpoint, server_error);
-            }
-            let endpoint = endpoint.as_ref().map(|e| e.addr);
             let retry = retries.after(&outcome, index, endpoint);
-            let status = match (&outcome, &result) {
-                (Outcome::Answered(status), _) => *status,
-                (_, Err(error)) => error.status().as_u16(),
-                (Outcome::Failed(_), Ok(_)) => unreachable!("a failure has an error"),
-            };
+            let status = status_of(&result);
             Attempt {
                 series: &target.series,
                 key: &target.key,
@@ -328,17 +309,43 @@ impl Forward<'_> {
         }
     }
 
-    /// Tells outlier detection how an attempt at `endpoint` of `target` went.
-    fn note_outlier(
+    /// One attempt at `target`, shared by the retry loop and mirrored copies: an endpoint
+    /// picked (not `avoid`), the request made (`request`, called only once there is an
+    /// endpoint, so a streaming body is not taken by an attempt that sends nothing), the
+    /// connection secured as [`Forward::tls_for`] says, sent under `timeout`; then outlier
+    /// detection told how it went. Returns the result and the endpoint tried.
+    async fn attempt<'h>(
         &self,
         target: &TargetEntry,
-        listener: Option<&NodeListener>,
-        endpoint: &Endpoint,
-        server_error: bool,
+        avoid: Option<SocketAddr>,
+        timeout: Option<(Duration, Duration)>,
+        request: impl FnOnce() -> UpstreamRequest<'h>,
+    ) -> (
+        Result<(Response<Incoming>, InFlight), ProxyError>,
+        Option<SocketAddr>,
     ) {
-        let outlier = listener.and_then(|l| l.outlier.as_ref());
+        let listener = target.listener();
         let endpoints = target.node.endpoints(listener);
-        if let Some(duration) = endpoints.record(endpoint, server_error, outlier) {
+        let in_flight = match endpoints.pick(avoid).await {
+            Ok(in_flight) => in_flight,
+            Err(error) => return (Err(error), None),
+        };
+        let endpoint = in_flight.endpoint().clone();
+        let result = match self.tls_for(&target.node, listener, endpoint.addr).await {
+            Ok(tls) => {
+                self.send(request(), in_flight, &target.node.name, timeout, tls)
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        // No healthy endpoint says nothing about this one.
+        let server_error = match &result {
+            Ok((response, _)) => response.status().is_server_error(),
+            Err(ProxyError::NoHealthyEndpoint { .. }) => false,
+            Err(_) => true,
+        };
+        let outlier = listener.and_then(|l| l.outlier.as_ref());
+        if let Some(duration) = endpoints.record(&endpoint, server_error, outlier) {
             EndpointEjected {
                 node: &target.node.name,
                 addr: endpoint.addr,
@@ -346,6 +353,7 @@ impl Forward<'_> {
             }
             .emit(&self.shared.telemetry);
         }
+        (result, Some(endpoint.addr))
     }
 
     /// How a connection to `addr` (an endpoint of `node`, behind `listener`) is secured: the

@@ -107,6 +107,11 @@ impl TargetEntry {
     pub fn listener(&self) -> Option<&NodeListener> {
         self.listener.and_then(|i| self.node.listeners.get(i))
     }
+
+    /// Whether requests to this target go out as HTTP/2 (its listener's protocol).
+    pub fn http2(&self) -> bool {
+        self.listener().is_some_and(|l| l.http2)
+    }
 }
 
 pub struct NodeEntry {
@@ -710,6 +715,7 @@ impl<'a> Overlays<'a> {
         problems: &mut Vec<String>,
     ) -> Option<Arc<Overlay>> {
         let exposure = self.exposures.get(&(router, route))?;
+        // Allocates only for a route a canary drives.
         self.compiled
             .entry((router.to_string(), route.to_string()))
             .or_insert_with(|| {

@@ -80,7 +80,7 @@ pub use spec::{
 };
 pub use state::{CanaryState, Event, HistoryEntry, Phase};
 pub use status::{Metric, Share, Status, Wait, Waiting, count, plural, status};
-pub use validate::{MAX_INTERVAL, MAX_LOAD_RATE, MAX_MATCHES, Problem, validate};
+pub use validate::{MAX_INTERVAL, MAX_LOAD_RATE, MAX_MATCHES, Problem, http_token, validate};
 
 /// Milliseconds since the Unix epoch, supplied by the caller.
 pub type Millis = u64;

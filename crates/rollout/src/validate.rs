@@ -91,7 +91,7 @@ fn exposure(p: &mut Problems, spec: &CanarySpec) {
                 } else {
                     "cookie"
                 };
-                if !token(name) {
+                if !http_token(name) {
                     p.add(
                         format!("{path}.{field}"),
                         format!("{name:?} is not a valid {field} name"),
@@ -108,7 +108,7 @@ fn exposure(p: &mut Problems, spec: &CanarySpec) {
         }
     }
     if let Some(sticky) = &spec.sticky {
-        if !token(&sticky.cookie) {
+        if !http_token(&sticky.cookie) {
             p.add(
                 "sticky.cookie",
                 format!("{:?} is not a valid cookie name", sticky.cookie),
@@ -118,8 +118,8 @@ fn exposure(p: &mut Problems, spec: &CanarySpec) {
     }
 }
 
-/// An HTTP token (RFC 9110): what header and cookie names are made of.
-fn token(name: &str) -> bool {
+/// An HTTP token (RFC 9110 `token`): what header and cookie names are made of.
+pub fn http_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

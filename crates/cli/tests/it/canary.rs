@@ -149,6 +149,21 @@ impl Bench {
 
     /// Waits (bounded) until the canary's phase is one of `phases`.
     pub(crate) fn wait_phase(&self, name: &str, phases: &[&str], limit: Duration) -> Value {
+        let what = format!("{phases:?}");
+        self.wait_state(name, &what, limit, |state| {
+            phases.contains(&state["phase"].as_str().unwrap_or(""))
+        })
+    }
+
+    /// Waits (bounded) until the canary's state satisfies `reached` (`what` says what that
+    /// is, for the failure) and its controller has acted on it; returns the record.
+    pub(crate) fn wait_state(
+        &self,
+        name: &str,
+        what: &str,
+        limit: Duration,
+        reached: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + limit;
         loop {
             let canary = self.canary(name);
@@ -159,14 +174,14 @@ impl Bench {
                         .as_array()
                         .map_or(0, |h| h.len() as u64),
                 );
-            if acted && phases.contains(&canary["state"]["phase"].as_str().unwrap_or("")) {
+            if acted && reached(&canary["state"]) {
                 return canary;
             }
             assert!(
                 Instant::now() < deadline,
-                "canary {name} never reached {phases:?}: {canary:#}"
+                "canary {name} never reached {what}: {canary:#}"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

@@ -3,7 +3,7 @@
 //! chosen header, then weighted with a sticky cookie; driven by the canary's own synthetic load
 //! (`--load`), with no other caller.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use testkit::{Headers, http_as};
@@ -25,20 +25,10 @@ fn ask(gateway: u16, headers: &[(&str, &str)]) -> (String, Headers) {
 
 /// Waits (bounded) until the canary is at `step` (0-based) in `phase`; returns the record.
 fn wait_step(bench: &Bench, name: &str, step: u64, phase: &str, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let canary = bench.canary(name);
-        let state = &canary["state"];
-        let acted = canary["acted"].as_u64() == state["history"].as_array().map(|h| h.len() as u64);
-        if acted && state["step"] == step && state["phase"] == phase {
-            return canary;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "canary {name} never reached step {step} {phase}: {canary:#}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let what = format!("step {step} {phase}");
+    bench.wait_state(name, &what, limit, |state| {
+        state["step"] == step && state["phase"] == phase
+    })
 }
 
 #[test]

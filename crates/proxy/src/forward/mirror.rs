@@ -6,21 +6,18 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use http::Method;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use super::attempt::{RequestHead, UpstreamRequest};
-use super::{Forward, http2_form};
+use super::{Forward, http2_form, status_of};
 use crate::Shared;
 use crate::canary::Overlay;
-use crate::endpoints::InFlight;
-use crate::error::ProxyError;
 use crate::mesh_tls::Caller;
 use crate::table::{RouteEntry, RouteTable};
 use crate::telemetry::{Attempt, MirrorSkip, MirrorSkipped};
@@ -132,65 +129,35 @@ impl MirroredRequest {
         let Some(target) = self.route.targets.get(self.target) else {
             return;
         };
-        let listener = target.listener();
-        let endpoints = target.node.endpoints(listener);
-        let http2 = listener.is_some_and(|l| l.http2);
+        let http2 = target.http2();
+        let headers = if http2 {
+            http2_form(&self.headers, false)
+        } else {
+            self.headers.clone()
+        };
         let limit = self.route.per_request;
         let start = Instant::now();
-        let mut endpoint = None;
-        let result: Result<(Response<Incoming>, InFlight), ProxyError> =
-            match endpoints.pick(None).await {
-                Err(error) => Err(error),
-                Ok(in_flight) => {
-                    endpoint = Some(in_flight.endpoint().clone());
-                    let headers = if http2 {
-                        http2_form(&self.headers, false)
-                    } else {
-                        self.headers.clone()
-                    };
-                    let request = UpstreamRequest {
-                        head: RequestHead {
-                            method: &self.method,
-                            headers: &headers,
-                            path_and_query: &self.path_and_query,
-                            target: self.parsed.as_ref(),
-                            http2,
-                        },
-                        body: None,
-                        replay: Some(self.body.clone()),
-                        // Not sent again on a fresh connection either: a mirror never retries.
-                        idempotent: false,
-                    };
-                    let addr = in_flight.endpoint().addr;
-                    match forward.tls_for(&target.node, listener, addr).await {
-                        Ok(tls) => {
-                            let timeout = limit.map(|d| (d, d));
-                            forward
-                                .send(request, in_flight, &target.node.name, timeout, tls)
-                                .await
-                        }
-                        Err(error) => Err(error),
-                    }
-                }
-            };
-        let elapsed = start.elapsed();
-        let (status, server_error) = match &result {
-            Ok((response, _)) => (
-                response.status().as_u16(),
-                response.status().is_server_error(),
-            ),
-            Err(error @ ProxyError::NoHealthyEndpoint { .. }) => (error.status().as_u16(), false),
-            Err(error) => (error.status().as_u16(), true),
-        };
-        if let Some(endpoint) = &endpoint {
-            forward.note_outlier(target, listener, endpoint, server_error);
-        }
+        let (result, endpoint) = forward
+            .attempt(target, None, limit.map(|d| (d, d)), || UpstreamRequest {
+                head: RequestHead {
+                    method: &self.method,
+                    headers: &headers,
+                    path_and_query: &self.path_and_query,
+                    target: self.parsed.as_ref(),
+                    http2,
+                },
+                body: None,
+                replay: Some(self.body.clone()),
+                // Not sent again on a fresh connection either: a mirror never retries.
+                idempotent: false,
+            })
+            .await;
         Attempt {
             series: &target.series,
             key: &target.key,
-            endpoint: endpoint.as_ref().map(|e| e.addr),
-            status,
-            elapsed,
+            endpoint,
+            status: status_of(&result),
+            elapsed: start.elapsed(),
             error: result.as_ref().err(),
             retried: false,
         }
