@@ -496,17 +496,31 @@ pub struct CanaryStartOpts {
     #[arg(long, env = "AVIARY_MESH", help = MESH_HELP)]
     pub mesh: Option<String>,
     /// The virtual router of --route.
-    #[arg(long)]
-    pub router: String,
+    #[arg(
+        long,
+        required_unless_present = "replicas",
+        conflicts_with = "replicas"
+    )]
+    pub router: Option<String>,
     /// The route whose weighted targets the canary moves.
-    #[arg(long)]
-    pub route: String,
-    /// The node that carries the route's traffic now.
+    #[arg(
+        long,
+        required_unless_present = "replicas",
+        conflicts_with = "replicas"
+    )]
+    pub route: Option<String>,
+    /// The node that carries the route's traffic now (with --replicas: the old version's
+    /// workload).
     #[arg(long)]
     pub stable: String,
-    /// The new version's node.
+    /// The new version's node (with --replicas: its workload, of the same node).
     #[arg(long)]
     pub canary: String,
+    /// No weighted route: move this many replicas of one node, one at a time, from the
+    /// --stable workload to the --canary workload (4: 3/1, 2/2, 1/3, then 0/4), each for
+    /// --interval.
+    #[arg(long, value_name = "TOTAL")]
+    pub replicas: Option<u32>,
     /// Fixed steps: this much more canary weight every --interval (default 10).
     #[arg(long)]
     pub step_weight: Option<u32>,

@@ -47,7 +47,20 @@ pub async fn run(client: &Client, command: CanaryCommand) -> anyhow::Result<()> 
 
 async fn start(client: &Client, opts: CanaryStartOpts) -> anyhow::Result<()> {
     let mesh = resolve_mesh(client, opts.mesh.as_deref()).await?;
-    let spec = spec_from(&opts, &mesh)?;
+    let mut spec = spec_from(&opts, &mesh)?;
+    if opts.replicas.is_some() {
+        // Both workloads run one node: the stable one's.
+        let workload = client
+            .get_object(&mesh, "workloads", &opts.stable)
+            .await?
+            .with_context(|| {
+                format!(
+                    "--stable: workload '{}' not found in mesh '{mesh}'",
+                    opts.stable
+                )
+            })?;
+        spec["stableNode"] = workload["virtualNode"].clone();
+    }
     let canary = client.create_canary(&mesh, &opts.name, &spec).await?;
     println!(
         "canary/{} started: {} at {}%",
@@ -59,6 +72,22 @@ async fn start(client: &Client, opts: CanaryStartOpts) -> anyhow::Result<()> {
 /// The `CanarySpec` JSON the flags describe; the control plane validates it.
 pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
     let strategy = match (&opts.weights, opts.initial, opts.step_weight) {
+        (weights, initial, step)
+            if opts.replicas.is_some()
+                && (weights.is_some() || initial.is_some() || step.is_some()) =>
+        {
+            bail!(
+                "--replicas moves one replica per step: it takes no --weights, --initial or \
+                 --step-weight"
+            )
+        }
+        (None, None, None) if let Some(total) = opts.replicas => json!({
+            "type": "replicas",
+            "stableWorkload": opts.stable,
+            "canaryWorkload": opts.canary,
+            "total": total,
+            "interval": opts.interval,
+        }),
         (Some(weights), None, None) => {
             let steps: Vec<Value> = weights
                 .split(',')
@@ -143,8 +172,6 @@ pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
     }
     let mut spec = json!({
         "mesh": mesh,
-        "router": opts.router,
-        "route": opts.route,
         "stableNode": opts.stable,
         "canaryNode": opts.canary,
         "strategy": strategy,
@@ -153,6 +180,18 @@ pub fn spec_from(opts: &CanaryStartOpts, mesh: &str) -> anyhow::Result<Value> {
         "onFailure": { "removeCanary": opts.remove_canary },
         "notify": opts.notify.iter().map(|url| json!({ "url": url })).collect::<Vec<_>>(),
     });
+    match (&opts.router, &opts.route) {
+        (Some(router), Some(route)) => {
+            spec["router"] = json!(router);
+            spec["route"] = json!(route);
+        }
+        // A replicas canary: one node (set by the caller), no route.
+        _ => {
+            if let Some(fields) = spec.as_object_mut() {
+                fields.remove("canaryNode");
+            }
+        }
+    }
     if let Some(percent) = opts.mirror {
         spec["mirror"] = json!({ "percent": percent });
     }
@@ -214,28 +253,44 @@ pub fn status_view(canary: &CanaryView, stats: Option<&StatsView>) -> String {
     let CanaryView { record, status } = canary;
     let (spec, state) = (&record.spec, &record.state);
     let mut out = format!(
-        "canary {}   mesh {}   route {}/{}\n",
-        record.name, spec.mesh, spec.router, spec.route
+        "canary {}   mesh {}   {}\n",
+        record.name,
+        spec.mesh,
+        drives(spec)
     );
+    let shares = match spec.replicas() {
+        Some(split) => {
+            let (stable, canary) = split.counts(state.canary_weight);
+            format!(
+                "replicas {} {stable} / {} {canary}",
+                split.stable_workload, split.canary_workload
+            )
+        }
+        None => format!(
+            "weights {} {} / {} {}",
+            spec.stable_node,
+            state.stable_weight(),
+            spec.canary_node,
+            state.canary_weight
+        ),
+    };
     out.push_str(&format!(
-        "phase {}   step {} of {}   weights {} {} / {} {}\n",
-        state.phase,
-        status.step,
-        status.steps,
-        spec.stable_node,
-        state.stable_weight(),
-        spec.canary_node,
-        state.canary_weight
+        "phase {}   step {} of {}   {shares}\n",
+        state.phase, status.step, status.steps,
     ));
     out.push_str(&format!("status: {}\n", status.summary));
     out.push_str(&format!(
         "{:<8} {:<24} {:>9} {:>9} {:>9}\n",
         "", "NODE", "REQ/S", "ERRORS", "P99"
     ));
-    for (role, node) in [("stable", &spec.stable_node), ("canary", &spec.canary_node)] {
-        let found = stats.and_then(|stats| stats.node(node));
+    for (role, version) in [
+        ("stable", spec.stable_version()),
+        ("canary", spec.canary_version()),
+    ] {
+        let found = stats.and_then(|stats| stats.version(version.node, version.workload));
+        let name = version.to_string();
         out.push_str(&format!(
-            "{role:<8} {node:<24} {:>9.1} {:>8.1}% {:>9}\n",
+            "{role:<8} {name:<24} {:>9.1} {:>8.1}% {:>9}\n",
             found.map_or(0.0, |n| n.requests_per_second),
             found.map_or(0.0, |n| n.error_rate) * 100.0,
             crate::top::millis(found.and_then(|n| n.p99_ms)),
@@ -250,6 +305,14 @@ pub fn status_view(canary: &CanaryView, stats: Option<&StatsView>) -> String {
     out
 }
 
+/// What a canary moves: `route r/rt`, or `replicas of node web-vn`.
+fn drives(spec: &rollout::CanarySpec) -> String {
+    match spec.replicas() {
+        Some(_) => format!("replicas of node {}", spec.stable_node),
+        None => format!("route {}/{}", spec.router, spec.route),
+    }
+}
+
 pub fn list_table(canaries: &[CanaryView]) -> String {
     let mut out = format!(
         "{:<20} {:<24} {:<16} {:<16} {:<15} {:>6}  {}\n",
@@ -260,9 +323,12 @@ pub fn list_table(canaries: &[CanaryView]) -> String {
         out.push_str(&format!(
             "{:<20} {:<24} {:<16} {:<16} {:<15} {:>5}%  {}\n",
             record.name,
-            format!("{}/{}", spec.router, spec.route),
-            spec.stable_node,
-            spec.canary_node,
+            match spec.replicas() {
+                Some(_) => format!("({})", spec.stable_node),
+                None => format!("{}/{}", spec.router, spec.route),
+            },
+            spec.stable_version().to_string(),
+            spec.canary_version().to_string(),
             record.state.phase.to_string(),
             record.state.canary_weight,
             status.summary,

@@ -60,6 +60,9 @@ impl Resources {
             if endpoint.port == 0 {
                 problems.push(Problem::new("port", "must be from 1 to 65535"));
             }
+            if let Some(workload) = &endpoint.workload {
+                problems.extend(model::validate_name("workload", workload));
+            }
         }
         let endpoint = match endpoint {
             Some(endpoint) if problems.is_empty() => endpoint,

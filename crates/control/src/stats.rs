@@ -70,9 +70,10 @@ impl Counts {
         }
     }
 
-    fn to_stats(self, node: &str) -> NodeStats {
+    fn to_stats(self, series: &Series) -> NodeStats {
         NodeStats {
-            virtual_node: node.to_string(),
+            virtual_node: series.node.clone(),
+            workload: series.workload.clone(),
             requests: self.requests,
             status_2xx: self.status_2xx,
             status_4xx: self.status_4xx,
@@ -152,16 +153,35 @@ impl Ring {
     }
 }
 
+/// What one ring counts: a node of a mesh, or the endpoints of one workload of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Series {
+    mesh: String,
+    node: String,
+    workload: Option<String>,
+}
+
+impl Series {
+    fn of(mesh: &str, node: &str, workload: Option<&str>) -> Series {
+        Series {
+            mesh: mesh.to_string(),
+            node: node.to_string(),
+            workload: workload.map(str::to_string),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Nodes {
-    rings: HashMap<(String, String), Ring>,
+    rings: HashMap<Series, Ring>,
     /// The slot of the last sweep of stale rings.
     swept: u64,
 }
 
-/// Per-node counts of the last ten minutes. Memory is bounded by the nodes that reported in
-/// that time (at most `SLOTS` slots each), and only nodes that exist are reported
-/// (`v1::post_stats` checks with [`KnownNodes`] first).
+/// Per-node (and per node and workload) counts of the last ten minutes. Memory is bounded by
+/// the nodes and workloads that reported in that time (at most `SLOTS` slots each), and only
+/// nodes and workloads that exist are reported (`v1::post_stats` checks with [`KnownNodes`]
+/// first).
 pub struct StatsWindow {
     started: Instant,
     nodes: Mutex<Nodes>,
@@ -197,20 +217,20 @@ impl StatsWindow {
             nodes.swept = now;
         }
         for sample in samples {
-            nodes
-                .rings
-                .entry((mesh.to_string(), sample.virtual_node.clone()))
-                .or_default()
-                .add(now, sample);
+            let series = Series::of(mesh, &sample.virtual_node, sample.workload.as_deref());
+            nodes.rings.entry(series).or_default().add(now, sample);
         }
     }
 
-    /// Drops everything counted for `node`: a canary judges only what its own version answered,
-    /// even when a node of the same name ran before.
-    pub fn forget(&self, mesh: &str, node: &str) {
-        self.lock()
-            .rings
-            .remove(&(mesh.to_string(), node.to_string()));
+    /// Drops everything counted for `node` (and each of its workloads), or with `workload`
+    /// for that workload of it only: a canary judges only what its own version answered, even
+    /// when a node or workload of the same name ran before.
+    pub fn forget(&self, mesh: &str, node: &str, workload: Option<&str>) {
+        self.lock().rings.retain(|series, _| {
+            !(series.mesh == mesh
+                && series.node == node
+                && (workload.is_none() || series.workload.as_deref() == workload))
+        });
     }
 
     /// Nodes held, and the most slots and slot capacity of any one, for tests of the bound.
@@ -224,17 +244,30 @@ impl StatsWindow {
     }
 
     /// One node's counts summed over `window` (clamped to 250 ms..=10 min).
+    #[cfg(test)]
     pub fn node(&self, mesh: &str, node: &str, window: Duration) -> NodeStats {
+        self.version(mesh, node, None, window)
+    }
+
+    /// As [`StatsWindow::node`], of one workload of the node when `workload` names one.
+    pub fn version(
+        &self,
+        mesh: &str,
+        node: &str,
+        workload: Option<&str>,
+        window: Duration,
+    ) -> NodeStats {
         let window = window.clamp(SLOT, MAX_WINDOW);
         let slots = window.as_millis().div_ceil(SLOT.as_millis()) as u64;
         let now = self.slot_now();
+        let series = Series::of(mesh, node, workload);
         let nodes = self.lock();
         nodes
             .rings
-            .get(&(mesh.to_string(), node.to_string()))
+            .get(&series)
             .map(|ring| ring.sum(now, slots))
             .unwrap_or_default()
-            .to_stats(node)
+            .to_stats(&series)
     }
 
     /// Aggregates of every node of `mesh` that reported within `window`, sorted by name.
@@ -244,20 +277,24 @@ impl StatsWindow {
         let seconds = (slots * SLOT.as_millis() as u64) as f64 / 1000.0;
         let now = self.slot_now();
         let nodes = self.lock();
-        let mut out: Vec<NodeView> = nodes
+        let mut counted: Vec<(&Series, NodeStats)> = nodes
             .rings
             .iter()
-            .filter(|((m, _), _)| m == mesh)
-            .map(|((_, node), ring)| ring.sum(now, slots).to_stats(node))
-            .filter(|stats| stats.requests > 0)
-            .map(|stats| NodeView::of(&stats, seconds))
+            .filter(|(series, _)| series.mesh == mesh)
+            .map(|(series, ring)| (series, ring.sum(now, slots).to_stats(series)))
+            .filter(|(_, stats)| stats.requests > 0)
             .collect();
-        out.sort_by(|a, b| a.virtual_node.cmp(&b.virtual_node));
+        counted.sort_by(|a, b| a.0.cmp(b.0));
+        let (workloads, nodes): (Vec<_>, Vec<_>) = counted
+            .into_iter()
+            .map(|(_, stats)| NodeView::of(&stats, seconds))
+            .partition(|view| view.workload.is_some());
         StatsView {
             mesh: mesh.to_string(),
             window_seconds: seconds,
             latency_buckets_ms: LATENCY_BUCKETS_MS.len(),
-            nodes: out,
+            nodes,
+            workloads,
         }
     }
 }

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::error::ProxyError;
 use crate::outlier::{OutlierConfig, OutlierState};
 use crate::pool::{Http1Pools, Pool};
+use crate::telemetry::Series;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -42,6 +43,17 @@ pub trait EndpointSource: Send + Sync + fmt::Debug {
     fn unavailable(&self) -> Option<&str> {
         None
     }
+    /// The workload `addr` is a replica of, when this node counts per workload.
+    fn workload(&self, _addr: SocketAddr) -> Option<EndpointWorkload> {
+        None
+    }
+}
+
+/// The workload an endpoint is a replica of, and the series its attempts count into too.
+#[derive(Debug, Clone)]
+pub struct EndpointWorkload {
+    pub name: Arc<str>,
+    pub series: Arc<Series>,
 }
 
 /// `spec.serviceDiscovery.dns.hostname` and the listener port, through the system resolver.
@@ -75,12 +87,28 @@ impl EndpointSource for DnsSource {
 #[derive(Debug, Clone)]
 pub struct RegisteredSource {
     pub addrs: Vec<SocketAddr>,
+    /// The workload of each address, sorted by address; empty unless the node's endpoints
+    /// come from two or more workloads (then they are counted per workload as well).
+    pub workloads: Vec<(SocketAddr, EndpointWorkload)>,
 }
 
 impl EndpointSource for RegisteredSource {
     fn describe(&self) -> String {
-        let addrs: Vec<String> = self.addrs.iter().map(SocketAddr::to_string).collect();
+        let addrs: Vec<String> = (self.addrs.iter())
+            .map(|addr| match self.workload(*addr) {
+                Some(workload) => format!("{addr} ({})", workload.name),
+                None => addr.to_string(),
+            })
+            .collect();
         format!("registered [{}]", addrs.join(", "))
+    }
+
+    fn workload(&self, addr: SocketAddr) -> Option<EndpointWorkload> {
+        let at = self
+            .workloads
+            .binary_search_by_key(&addr, |(a, _)| *a)
+            .ok()?;
+        Some(self.workloads[at].1.clone())
     }
 
     fn discover(&self) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
@@ -128,16 +156,18 @@ pub struct Endpoint {
     http1_pool: OnceLock<Arc<Pool>>,
     outstanding: AtomicUsize,
     outlier: OutlierState,
+    pub workload: Option<EndpointWorkload>,
 }
 
 impl Endpoint {
-    fn new(addr: SocketAddr) -> Endpoint {
+    fn new(addr: SocketAddr, workload: Option<EndpointWorkload>) -> Endpoint {
         Endpoint {
             addr,
             authority: Authority::try_from(addr.to_string()).ok(),
             http1_pool: OnceLock::new(),
             outstanding: AtomicUsize::new(0),
             outlier: OutlierState::default(),
+            workload,
         }
     }
 
@@ -258,7 +288,7 @@ impl NodeEndpoints {
                     .into_iter()
                     .map(|addr| match old.iter().find(|e| e.addr == addr) {
                         Some(kept) => kept.clone(),
-                        None => Arc::new(Endpoint::new(addr)),
+                        None => Arc::new(Endpoint::new(addr, self.source.workload(addr))),
                     })
                     .collect();
                 Resolved {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::body::{self, Prepared, RequestBody, ResponseBody};
-use crate::endpoints::InFlight;
+use crate::endpoints::{Endpoint, InFlight};
 use crate::error::ProxyError;
 use crate::headers::append_forwarded_for;
 use crate::headers::remove_hop_by_hop;
@@ -30,7 +30,7 @@ use crate::pool::PoolTls;
 use crate::pool::{CONNECT_TIMEOUT, Http1Pools, Http2TlsPools, IDLE_TIMEOUT};
 use crate::retry::{Outcome, Retries, is_idempotent};
 use crate::table::{NodeEntry, NodeListener, RouteEntry, RouteTable, TargetEntry};
-use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected};
+use crate::telemetry::{Attempt, EndpointEjected, Failed, Rejected, Series};
 use crate::tls::ClientTls;
 use crate::trace;
 pub use attempt::error_chain;
@@ -173,6 +173,14 @@ pub fn error_response(error: &ProxyError) -> Response<ResponseBody> {
     response
 }
 
+/// The series of the workload `endpoint` is a replica of, when its node counts per workload.
+fn workload_series(endpoint: &Option<Arc<Endpoint>>) -> Option<&Series> {
+    endpoint
+        .as_ref()
+        .and_then(|e| e.workload.as_ref())
+        .map(|w| &*w.series)
+}
+
 /// The status an attempt is counted with: the answer's, or the one its error is answered with.
 fn status_of<T>(result: &Result<(Response<T>, InFlight), ProxyError>) -> u16 {
     match result {
@@ -270,12 +278,14 @@ impl Forward<'_> {
                 Ok((response, _)) => Outcome::Answered(response.status().as_u16()),
                 Err(error) => Outcome::Failed(error),
             };
-            let retry = retries.after(&outcome, index, endpoint);
+            let tried = endpoint.as_ref().map(|e| e.addr);
+            let retry = retries.after(&outcome, index, tried);
             let status = status_of(&result);
             Attempt {
                 series: &target.series,
+                workload: workload_series(&endpoint),
                 key: &target.key,
-                endpoint,
+                endpoint: tried,
                 status,
                 elapsed: attempt_start.elapsed(),
                 error: result.as_ref().err(),
@@ -322,7 +332,7 @@ impl Forward<'_> {
         request: impl FnOnce() -> UpstreamRequest<'h>,
     ) -> (
         Result<(Response<Incoming>, InFlight), ProxyError>,
-        Option<SocketAddr>,
+        Option<Arc<Endpoint>>,
     ) {
         let listener = target.listener();
         let endpoints = target.node.endpoints(listener);
@@ -353,7 +363,7 @@ impl Forward<'_> {
             }
             .emit(&self.shared.telemetry);
         }
-        (result, Some(endpoint.addr))
+        (result, Some(endpoint))
     }
 
     /// How a connection to `addr` (an endpoint of `node`, behind `listener`) is secured: the

@@ -13,8 +13,9 @@ use crate::telemetry::SeriesCounts;
 
 pub const PUSH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Totals per target node since the proxy started.
-type Totals = BTreeMap<String, NodeStats>;
+/// Totals per target node, and per workload of a node that counts them, since the proxy
+/// started.
+type Totals = BTreeMap<(String, Option<String>), NodeStats>;
 
 pub async fn run(
     shared: Arc<Shared>,
@@ -32,7 +33,8 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let now = totals(&shared.telemetry.snapshot());
+        let telemetry = &shared.telemetry;
+        let now = totals(&telemetry.snapshot(), &telemetry.workload_snapshot());
         let nodes = deltas(&now, &pushed);
         if nodes.is_empty() {
             continue;
@@ -77,16 +79,24 @@ pub fn settle(result: &Result<(), client::ClientError>) -> Settled {
 }
 
 /// Sums every series by target node; requests that never got a node (no route) are left out.
-pub fn totals(series: &[(crate::SeriesKey, SeriesCounts)]) -> Totals {
+/// Each workload series is an entry of its own.
+pub fn totals(
+    series: &[(crate::SeriesKey, SeriesCounts)],
+    workloads: &[(crate::telemetry::WorkloadKey, SeriesCounts)],
+) -> Totals {
     let mut totals = Totals::new();
-    for (key, counts) in series {
-        if key.target_node.is_empty() {
+    let by_node = (series.iter()).map(|(key, counts)| ((&key.target_node, None), counts));
+    let by_workload =
+        (workloads.iter()).map(|((node, workload), counts)| ((node, Some(workload)), counts));
+    for ((target, workload), counts) in by_node.chain(by_workload) {
+        if target.is_empty() {
             continue;
         }
         let node = totals
-            .entry(key.target_node.clone())
+            .entry((target.clone(), workload.cloned()))
             .or_insert_with(|| NodeStats {
-                virtual_node: key.target_node.clone(),
+                virtual_node: target.clone(),
+                workload: workload.cloned(),
                 ..NodeStats::default()
             });
         node.requests += counts.requests();
@@ -108,10 +118,12 @@ pub fn deltas(now: &Totals, before: &Totals) -> Vec<NodeStats> {
     now.values()
         .filter_map(|node| {
             let zero = NodeStats::default();
-            let old = before.get(&node.virtual_node).unwrap_or(&zero);
+            let key = (node.virtual_node.clone(), node.workload.clone());
+            let old = before.get(&key).unwrap_or(&zero);
             let requests = node.requests.saturating_sub(old.requests);
             (requests > 0).then(|| NodeStats {
                 virtual_node: node.virtual_node.clone(),
+                workload: node.workload.clone(),
                 requests,
                 status_2xx: node.status_2xx.saturating_sub(old.status_2xx),
                 status_4xx: node.status_4xx.saturating_sub(old.status_4xx),

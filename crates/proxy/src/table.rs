@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use crate::Role;
 use crate::canary::{Exposure, Overlay};
-use crate::endpoints::{DnsSource, EndpointSource, NoSource, NodeEndpoints, RegisteredSource};
+use crate::endpoints::{
+    DnsSource, EndpointSource, EndpointWorkload, NoSource, NodeEndpoints, RegisteredSource,
+};
 use crate::error::ProxyError;
 use crate::matching::{HttpMatch, RequestView};
 use crate::outlier::OutlierConfig;
@@ -367,7 +369,7 @@ impl RouteTable {
     ) -> RouteTable {
         let mut problems = Vec::new();
         let reuse = EndpointReuse::new(previous);
-        let (registered, mesh_tls) = registered_endpoints(&snapshot, &mut problems);
+        let (registered, mesh_tls) = registered_endpoints(&snapshot, telemetry, &mut problems);
         let mut nodes = HashMap::new();
         let mut backends = HashMap::new();
         for item in snapshot.of_kind(Kind::VirtualNode) {
@@ -550,13 +552,16 @@ impl ServiceEntry {
 }
 
 /// The healthy registered endpoints of each node (an entry marked unhealthy counts as present:
-/// the node then uses registered endpoints, but not that one), and the addresses of those that take mesh
-/// mutual TLS (`meshTls`), in one pass over the snapshot's endpoints.
+/// the node then uses registered endpoints, but not that one), with their workloads where
+/// they come from two or more, and the addresses of those that take mesh mutual TLS
+/// (`meshTls`), in one pass over the snapshot's endpoints.
 fn registered_endpoints(
     snapshot: &Snapshot,
+    telemetry: &Telemetry,
     problems: &mut Vec<String>,
-) -> (HashMap<String, Vec<SocketAddr>>, HashSet<SocketAddr>) {
+) -> (HashMap<String, RegisteredSource>, HashSet<SocketAddr>) {
     let mut out: HashMap<String, Vec<SocketAddr>> = HashMap::new();
+    let mut workloads: HashMap<&str, Vec<(SocketAddr, &str)>> = HashMap::new();
     let mut mesh_tls = HashSet::new();
     for entry in &snapshot.endpoints {
         let node = &entry.virtual_node;
@@ -574,19 +579,44 @@ fn registered_endpoints(
         }
         if entry.healthy {
             addrs.push(addr);
+            if let Some(workload) = &entry.workload {
+                workloads.entry(node).or_default().push((addr, workload));
+            }
         }
     }
-    for addrs in out.values_mut() {
-        addrs.sort();
-        addrs.dedup();
-    }
-    (out, mesh_tls)
+    let sources = out
+        .into_iter()
+        .map(|(node, mut addrs)| {
+            addrs.sort();
+            addrs.dedup();
+            let mut labels = workloads.remove(node.as_str()).unwrap_or_default();
+            labels.sort();
+            labels.dedup_by_key(|(addr, _)| *addr);
+            let distinct: HashSet<&str> = labels.iter().map(|(_, w)| *w).collect();
+            // One workload (the usual case) is the node itself: nothing more to count.
+            let workloads = if distinct.len() >= 2 {
+                (labels.into_iter())
+                    .map(|(addr, workload)| {
+                        let label = EndpointWorkload {
+                            name: workload.into(),
+                            series: telemetry.workload_series(&node, workload),
+                        };
+                        (addr, label)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (node, RegisteredSource { addrs, workloads })
+        })
+        .collect();
+    (sources, mesh_tls)
 }
 
 fn compile_node(
     name: &str,
     spec: &Value,
-    registered: Option<&Vec<SocketAddr>>,
+    registered: Option<&RegisteredSource>,
     reuse: &EndpointReuse<'_>,
     problems: &mut Vec<String>,
 ) -> NodeEntry {
@@ -604,9 +634,7 @@ fn compile_node(
         .map(|listener| {
             let port = listener.port_mapping.port;
             let source: Box<dyn EndpointSource> = match (registered, &hostname) {
-                (Some(addrs), _) => Box::new(RegisteredSource {
-                    addrs: addrs.clone(),
-                }),
+                (Some(registered), _) => Box::new(registered.clone()),
                 (None, Some(hostname)) => Box::new(DnsSource {
                     hostname: hostname.clone(),
                     port,

@@ -31,6 +31,7 @@ use crate::error::{Party, ProxyError};
 const REQUESTS: &str = "aviary_proxy_requests";
 const DURATION: &str = "aviary_proxy_request_duration_seconds";
 const RETRIES: &str = "aviary_proxy_retries";
+const WORKLOAD_REQUESTS: &str = "aviary_proxy_workload_requests";
 
 /// The latency histogram's buckets are the ones pushed to the control plane
 /// (`model::wire::LATENCY_BUCKETS_MS`), so `/metrics` and canary analysis read the same counts.
@@ -105,6 +106,30 @@ impl Series {
 struct SeriesSet {
     mesh: String,
     map: ArcSwap<HashMap<SeriesKey, Arc<Series>>>,
+    /// Per (target node, workload), for nodes whose endpoints come from two or more
+    /// workloads: the same attempts as `map`, told apart by the workload of the endpoint.
+    workloads: ArcSwap<HashMap<WorkloadKey, Arc<Series>>>,
+}
+
+/// A node and one of its workloads.
+pub type WorkloadKey = (String, String);
+
+/// The series of `key` in `map`, added if it is new (rare: one per route target or
+/// workload), copying the map.
+fn series_in<K: Clone + Eq + std::hash::Hash>(
+    map: &ArcSwap<HashMap<K, Arc<Series>>>,
+    key: &K,
+) -> Arc<Series> {
+    if let Some(series) = map.load().get(key) {
+        return series.clone();
+    }
+    let mut found = None;
+    map.rcu(|map| {
+        let mut map = HashMap::clone(map);
+        found = Some(map.entry(key.clone()).or_default().clone());
+        map
+    });
+    found.expect("rcu ran at least once")
 }
 
 #[derive(Debug)]
@@ -162,17 +187,46 @@ impl Collector for SeriesCollector {
                 )?;
             }
         }
+        {
+            let mut metric = encoder.encode_descriptor(
+                RETRIES,
+                "Attempts that failed and were followed by a retry.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (key, counts) in &series {
+                let set = labels(key);
+                metric
+                    .encode_family(&set)?
+                    .encode_counter::<NoLabelSet, _, u64>(&counts.retries, None)?;
+            }
+        }
+        let workloads = self.0.workloads.load();
+        let mut workloads: Vec<(&WorkloadKey, SeriesCounts)> =
+            workloads.iter().map(|(k, s)| (k, s.counts())).collect();
+        workloads.sort_by(|a, b| a.0.cmp(b.0));
         let mut metric = encoder.encode_descriptor(
-            RETRIES,
-            "Attempts that failed and were followed by a retry.",
+            WORKLOAD_REQUESTS,
+            "Requests to the endpoints of one workload of a target node (each attempt), by \
+             status class, for nodes whose endpoints come from two or more workloads.",
             None,
             MetricType::Counter,
         )?;
-        for (key, counts) in &series {
-            let set = labels(key);
-            metric
-                .encode_family(&set)?
-                .encode_counter::<NoLabelSet, _, u64>(&counts.retries, None)?;
+        for ((node, workload), counts) in &workloads {
+            for (class, &count) in CLASSES.iter().zip(&counts.by_class) {
+                if count == 0 {
+                    continue;
+                }
+                let set = [
+                    ("mesh", mesh.to_string()),
+                    ("target_node", node.clone()),
+                    ("workload", workload.clone()),
+                    ("status_class", class.to_string()),
+                ];
+                metric
+                    .encode_family(&set)?
+                    .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+            }
         }
         Ok(())
     }
@@ -201,7 +255,7 @@ impl Telemetry {
     pub fn new(mesh: &str) -> Telemetry {
         let series = Arc::new(SeriesSet {
             mesh: mesh.to_string(),
-            map: ArcSwap::default(),
+            ..SeriesSet::default()
         });
         let mut registry = Registry::default();
         registry.register_collector(Box::new(SeriesCollector(series.clone())));
@@ -302,16 +356,24 @@ impl Telemetry {
 
     /// The series for `key`, created on first use.
     pub fn series(&self, key: &SeriesKey) -> Arc<Series> {
-        if let Some(series) = self.series.map.load().get(key) {
-            return series.clone();
-        }
-        let mut found = None;
-        self.series.map.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            found = Some(map.entry(key.clone()).or_default().clone());
-            map
-        });
-        found.expect("rcu ran at least once")
+        series_in(&self.series.map, key)
+    }
+
+    /// The series of one workload's endpoints of `node`.
+    pub fn workload_series(&self, node: &str, workload: &str) -> Arc<Series> {
+        series_in(
+            &self.series.workloads,
+            &(node.to_string(), workload.to_string()),
+        )
+    }
+
+    /// Every workload series' counters now, for pushing to the control plane.
+    pub fn workload_snapshot(&self) -> Vec<(WorkloadKey, SeriesCounts)> {
+        let mut out: Vec<_> = (self.series.workloads.load().iter())
+            .map(|(k, s)| (k.clone(), s.counts()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
     }
 
     /// Every series' counters now, for pushing to the control plane.
@@ -380,6 +442,8 @@ impl ConnectionRefused {
 /// One attempt at a target node ended: with a response (its status) or an error.
 pub struct Attempt<'a> {
     pub series: &'a Series,
+    /// The series of the endpoint's workload, when its node counts per workload.
+    pub workload: Option<&'a Series>,
     pub key: &'a SeriesKey,
     pub endpoint: Option<SocketAddr>,
     pub status: u16,
@@ -406,6 +470,9 @@ impl Attempt<'_> {
         // reports each attempt here anyway.
         crate::trace::note_attempt(self.key, self.endpoint, self.retried);
         self.series.observe(self.status, self.elapsed);
+        if let Some(workload) = self.workload {
+            workload.observe(self.status, self.elapsed);
+        }
         if self.retried {
             self.series.retries.fetch_add(1, Ordering::Relaxed);
         }

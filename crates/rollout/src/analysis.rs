@@ -24,7 +24,7 @@ pub(crate) fn failures(
     seen: &Observation,
 ) -> Vec<String> {
     let a = &spec.analysis;
-    let node = &spec.canary_node;
+    let node = spec.canary_version();
     let window = format_millis(analysis_window(state, now));
     let mut out = Vec::new();
     if let Some(max) = a.max_5xx

@@ -31,8 +31,8 @@ pub(crate) fn failures(spec: &CanarySpec, state: &CanaryState, seen: &Observatio
         out.push(format!(
             "canary {} fails more than stable {}: {} in {} ({}) vs {} in {} ({}); {odds} \
              against it being no worse ({})",
-            spec.canary_node,
-            spec.stable_node,
+            spec.canary_version(),
+            spec.stable_version(),
             count(total.canary_events, "error"),
             count(total.canary_trials, "request"),
             percent(rate(total.canary_events, total.canary_trials)),
@@ -51,8 +51,8 @@ pub(crate) fn failures(spec: &CanarySpec, state: &CanaryState, seen: &Observatio
             out.push(format!(
                 "canary {} is slower than stable {}: {} of {} {} ({}) vs {} of {} ({}); {odds} \
                  against it being no slower ({})",
-                spec.canary_node,
-                spec.stable_node,
+                spec.canary_version(),
+                spec.stable_version(),
                 total.canary_events,
                 count(total.canary_trials, "request"),
                 slower_than(bucket),

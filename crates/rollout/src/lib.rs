@@ -75,12 +75,14 @@ pub use machine::{Action, Input, analysis_window, next_deadline, reconcile, star
 pub use observe::{LATENCY_BUCKETS_MS, MetricResult, NodeWindow, Observation, WebhookResult};
 pub use spec::{
     Analysis, CanarySpec, Compare, Exposure, LatencyCompare, Load, Mirror, NoTraffic, Notify,
-    OnFailure, OnSuccess, PrometheusCheck, RequestMatch, StepSpec, Sticky, Strategy, Webhook,
-    exposure,
+    OnFailure, OnSuccess, PrometheusCheck, ReplicaSplit, RequestMatch, StepSpec, Sticky, Strategy,
+    Version, Webhook, exposure,
 };
 pub use state::{CanaryState, Event, HistoryEntry, Phase};
 pub use status::{Metric, Share, Status, Wait, Waiting, count, plural, status};
-pub use validate::{MAX_INTERVAL, MAX_LOAD_RATE, MAX_MATCHES, Problem, http_token, validate};
+pub use validate::{
+    MAX_INTERVAL, MAX_LOAD_RATE, MAX_MATCHES, MAX_REPLICA_TOTAL, Problem, http_token, validate,
+};
 
 /// Milliseconds since the Unix epoch, supplied by the caller.
 pub type Millis = u64;

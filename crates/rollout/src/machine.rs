@@ -105,17 +105,29 @@ pub fn start(spec: &CanarySpec, now: Millis) -> (CanaryState, Vec<Action>) {
     let mut actions = Vec::new();
     let n = state.steps.len();
     let reason = match state.steps.first() {
-        Some(StepSpec::Weight(w)) => format!(
-            "{}: {w}% to canary {}, {}% to stable {}",
-            step_of(0, n),
-            spec.canary_node,
-            100 - w,
-            spec.stable_node
-        ),
+        Some(StepSpec::Weight(w)) => match spec.replicas() {
+            Some(split) => {
+                let (stable, canary) = split.counts(*w);
+                format!(
+                    "{}: {canary} of {} replicas run canary {}, {stable} stable {}",
+                    step_of(0, n),
+                    split.total,
+                    spec.canary_version(),
+                    spec.stable_version()
+                )
+            }
+            None => format!(
+                "{}: {w}% to canary {}, {}% to stable {}",
+                step_of(0, n),
+                spec.canary_node,
+                100 - w,
+                spec.stable_node
+            ),
+        },
         _ => format!(
             "canary {} of stable {}, {}",
-            spec.canary_node,
-            spec.stable_node,
+            spec.canary_version(),
+            spec.stable_version(),
             count(n as u64, "step")
         ),
     };
@@ -199,7 +211,7 @@ pub fn step(spec: &CanarySpec, state: &CanaryState, input: Input) -> (CanaryStat
             let reason = format!(
                 "promoted by command at {} ({})",
                 step_of(state.step, state.steps.len()),
-                exposed(&state)
+                exposed(spec, &state)
             );
             promote(spec, &mut state, now, reason, &mut actions);
         }
@@ -341,7 +353,7 @@ fn progress(
     }
     let mut waiting = blockers(spec, state, now, seen);
     let n = state.steps.len();
-    let at = format!("{} ({})", step_of(state.step, n), exposed(state));
+    let at = format!("{} ({})", step_of(state.step, n), exposed(spec, state));
     if interval_over {
         let requests = evidence::this_step(state, seen).canary.requests;
         // A driver that saw only part of the step cannot tell that there was no traffic.
@@ -406,6 +418,15 @@ fn progress(
     false
 }
 
+/// How much of the traffic a weight gives the canary: `20%`, or for a replicas canary
+/// `1 of 4 replicas`.
+pub(crate) fn share(spec: &CanarySpec, weight: u32) -> String {
+    match spec.replicas() {
+        Some(split) => format!("{} of {} replicas", split.counts(weight).1, split.total),
+        None => format!("{weight}%"),
+    }
+}
+
 /// Makes `index` the current step: applies its weight, waits at its gate, or promotes after the
 /// last one. `event` and `reason` describe how it got there.
 fn enter(
@@ -441,9 +462,9 @@ fn enter(
                 reason
             } else {
                 format!(
-                    "{reason}; {}: {}%",
+                    "{reason}; {}: {}",
                     step_of(index, state.steps.len()),
-                    state.canary_weight
+                    share(spec, state.canary_weight)
                 )
             };
             record(state, now, event, reason);
@@ -492,10 +513,10 @@ fn enter(
 }
 
 /// How the current step exposes the canary: `10%`, `mirror 20%`, `match`.
-fn exposed(state: &CanaryState) -> String {
+fn exposed(spec: &CanarySpec, state: &CanaryState) -> String {
     match state.steps.get(state.step) {
         Some(step @ (StepSpec::Mirror(_) | StepSpec::Match)) => step.to_string(),
-        _ => format!("{}%", state.canary_weight),
+        _ => share(spec, state.canary_weight),
     }
 }
 

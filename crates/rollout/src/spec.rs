@@ -9,16 +9,20 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::Millis;
 use crate::duration::to_millis;
 
-/// One canary release: shift `route` of `router` in `mesh` from `stable_node` to `canary_node`.
+/// One canary release: shift `route` of `router` in `mesh` from `stable_node` to `canary_node`;
+/// or, with a [`Strategy::Replicas`], shift one node's replicas from one workload to another.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CanarySpec {
     pub mesh: String,
+    /// Empty (and left out of the JSON) for a replicas canary, which drives no route.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub router: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub route: String,
     /// The node that carries the route's traffic now: the old version.
     pub stable_node: String,
-    /// The node of the new version.
+    /// The node of the new version; for a replicas canary the same node as `stable_node`.
     pub canary_node: String,
     pub strategy: Strategy,
     #[serde(default)]
@@ -138,7 +142,9 @@ pub struct Notify {
 /// How the canary's weight grows. JSON is tagged by `type`:
 /// `{"type": "steps", "stepWeight": 10, "interval": "30s", "maxWeight": 100}`,
 /// `{"type": "weights", "weights": [1, 5, 25, 50, "gate", 100], "interval": "1m"}`,
-/// `{"type": "initial", "weight": 10, "duration": "5m"}`.
+/// `{"type": "initial", "weight": 10, "duration": "5m"}`,
+/// `{"type": "replicas", "stableWorkload": "web-v1", "canaryWorkload": "web-v2", "total": 4,
+/// "interval": "1m"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     tag = "type",
@@ -170,6 +176,20 @@ pub enum Strategy {
         #[serde(with = "crate::duration")]
         duration: Duration,
     },
+    /// No weighted route (the mesh-less way of the EKS canary tutorial): both versions are
+    /// workloads of one node, and traffic follows their replicas, which the canary moves one
+    /// at a time: of `total` replicas, 1, 2, … `total - 1` run the canary's workload, each for
+    /// `interval`; then all of them. Step weights are the canary's share of the replicas,
+    /// rounded down (`total` 3: 33%, 66%); the node's proxies count each workload apart, so
+    /// the analysis judges the canary's replicas against the stable ones.
+    Replicas {
+        stable_workload: String,
+        canary_workload: String,
+        /// 2..=[`MAX_REPLICA_TOTAL`](crate::MAX_REPLICA_TOTAL).
+        total: u32,
+        #[serde(with = "crate::duration")]
+        interval: Duration,
+    },
 }
 
 fn hundred() -> u32 {
@@ -180,7 +200,9 @@ impl Strategy {
     /// How long each weight is held: `interval`, or `duration` for [`Strategy::Initial`].
     pub fn interval(&self) -> Duration {
         match self {
-            Strategy::Steps { interval, .. } | Strategy::Weights { interval, .. } => *interval,
+            Strategy::Steps { interval, .. }
+            | Strategy::Weights { interval, .. }
+            | Strategy::Replicas { interval, .. } => *interval,
             Strategy::Initial { duration, .. } => *duration,
         }
     }
@@ -218,7 +240,32 @@ impl Strategy {
                 .collect(),
             Strategy::Initial { weight, .. } if weight < 100 => vec![StepSpec::Weight(weight)],
             Strategy::Initial { .. } => Vec::new(),
+            Strategy::Replicas { total, .. } => {
+                let total = total.min(crate::MAX_REPLICA_TOTAL);
+                (1..total)
+                    .map(|k| StepSpec::Weight(k * 100 / total))
+                    .collect()
+            }
         }
+    }
+}
+
+/// The two workloads of a replicas canary and how many replicas both run together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaSplit<'a> {
+    pub stable_workload: &'a str,
+    pub canary_workload: &'a str,
+    pub total: u32,
+}
+
+impl ReplicaSplit<'_> {
+    /// (stable, canary) replicas for a canary weight: the weights of
+    /// [`Strategy::expand`] are `k × 100 / total` rounded down, less than one replica's
+    /// share below `k`, so rounding up gives `k` back; 0 and 100 give none and all.
+    pub fn counts(&self, canary_weight: u32) -> (u32, u32) {
+        let total = self.total.min(crate::MAX_REPLICA_TOTAL);
+        let canary = (canary_weight.min(100) * total).div_ceil(100);
+        (total - canary, canary)
     }
 }
 
@@ -567,6 +614,40 @@ impl CanarySpec {
         to_millis(self.strategy.interval())
     }
 
+    /// The workloads a replicas canary moves replicas between; `None` for a route canary.
+    pub fn replicas(&self) -> Option<ReplicaSplit<'_>> {
+        match &self.strategy {
+            Strategy::Replicas {
+                stable_workload,
+                canary_workload,
+                total,
+                ..
+            } => Some(ReplicaSplit {
+                stable_workload,
+                canary_workload,
+                total: *total,
+            }),
+            _ => None,
+        }
+    }
+
+    /// What the canary's stats are counted under, and what texts call it: its node, or for a
+    /// replicas canary its workload (of the one node).
+    pub fn canary_version(&self) -> Version<'_> {
+        Version {
+            node: &self.canary_node,
+            workload: self.replicas().map(|split| split.canary_workload),
+        }
+    }
+
+    /// As [`CanarySpec::canary_version`], for the stable version.
+    pub fn stable_version(&self) -> Version<'_> {
+        Version {
+            node: &self.stable_node,
+            workload: self.replicas().map(|split| split.stable_workload),
+        }
+    }
+
     /// Every step before promotion: the mirror step if `mirror` is set, the A/B step if
     /// `match` is, then the strategy's ([`Strategy::expand`]).
     pub fn steps(&self) -> Vec<StepSpec> {
@@ -579,6 +660,20 @@ impl CanarySpec {
         }
         steps.extend(self.strategy.expand());
         steps
+    }
+}
+
+/// One side of a canary: a node, or one workload of a node. Shown as the workload's name
+/// when there is one (workload names are unique in a mesh), else the node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version<'a> {
+    pub node: &'a str,
+    pub workload: Option<&'a str>,
+}
+
+impl fmt::Display for Version<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.workload.unwrap_or(self.node))
     }
 }
 

@@ -251,7 +251,10 @@ pub fn status(
     let weight = match state.steps.get(state.step) {
         Some(StepSpec::Mirror(percent)) => format!("{percent}% mirrored to canary"),
         Some(StepSpec::Match) => "matching requests to canary".to_string(),
-        _ => format!("{}% to canary", state.canary_weight),
+        _ => format!(
+            "{} to canary",
+            crate::machine::share(spec, state.canary_weight)
+        ),
     };
     let left_in_step = |at: Millis| crate::machine::left_in_step(spec, state, at);
     let mut waiting: Vec<Wait> = Vec::new();

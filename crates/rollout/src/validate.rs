@@ -18,6 +18,10 @@ pub const MAX_LOAD_RATE: u32 = 1000;
 /// The most A/B rules a canary may have (each is checked on every request of its route).
 pub const MAX_MATCHES: usize = 16;
 
+/// The most replicas a replicas canary may move: as many as one workload may run
+/// (`model::wire::MAX_REPLICAS`).
+pub const MAX_REPLICA_TOTAL: u32 = 64;
+
 /// One thing wrong with a spec: where (a JSON path such as `strategy.weights[2]`) and what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,8 +42,6 @@ pub fn validate(spec: &CanarySpec) -> Vec<Problem> {
     let p = &mut problems;
     for (path, value) in [
         ("mesh", &spec.mesh),
-        ("router", &spec.router),
-        ("route", &spec.route),
         ("stableNode", &spec.stable_node),
         ("canaryNode", &spec.canary_node),
     ] {
@@ -47,19 +49,64 @@ pub fn validate(spec: &CanarySpec) -> Vec<Problem> {
             p.add(path, "must not be empty");
         }
     }
-    if !spec.stable_node.is_empty() && spec.stable_node == spec.canary_node {
-        p.add(
-            "canaryNode",
-            format!(
-                "must differ from stableNode (both are {:?})",
-                spec.canary_node
-            ),
-        );
+    if spec.replicas().is_some() {
+        replicas(p, spec);
+    } else {
+        for (path, value) in [("router", &spec.router), ("route", &spec.route)] {
+            if value.is_empty() {
+                p.add(path, "must not be empty");
+            }
+        }
+        if !spec.stable_node.is_empty() && spec.stable_node == spec.canary_node {
+            p.add(
+                "canaryNode",
+                format!(
+                    "must differ from stableNode (both are {:?})",
+                    spec.canary_node
+                ),
+            );
+        }
     }
     strategy(p, &spec.strategy);
     analysis(p, spec);
     exposure(p, spec);
     problems.0
+}
+
+/// A replicas canary: one node, two workloads of it, no route; and nothing that needs a route
+/// (the proxies' canary overlay is per route).
+fn replicas(p: &mut Problems, spec: &CanarySpec) {
+    if spec.stable_node != spec.canary_node {
+        p.add(
+            "canaryNode",
+            format!(
+                "a replicas canary runs both versions behind one node: must be stableNode {:?}, \
+                 got {:?}",
+                spec.stable_node, spec.canary_node
+            ),
+        );
+    }
+    for (path, value) in [("router", &spec.router), ("route", &spec.route)] {
+        if !value.is_empty() {
+            p.add(
+                path,
+                "a replicas canary moves replicas, not route weights: leave it out",
+            );
+        }
+    }
+    let unsupported = [
+        ("mirror", spec.mirror.is_some()),
+        ("match", !spec.matches.is_empty()),
+        ("sticky", spec.sticky.is_some()),
+    ];
+    for (path, given) in unsupported {
+        if given {
+            p.add(
+                path,
+                "needs a weighted route; a replicas canary's traffic follows its replicas",
+            );
+        }
+    }
 }
 
 /// `mirror`, `match` and `sticky`. A rule's `regex` is compiled by the control plane, which
@@ -225,6 +272,37 @@ fn strategy(p: &mut Problems, strategy: &Strategy) {
                 );
             }
             period(p, "strategy.duration", *duration);
+        }
+        Strategy::Replicas {
+            stable_workload,
+            canary_workload,
+            total,
+            interval,
+        } => {
+            for (path, value) in [
+                ("strategy.stableWorkload", stable_workload),
+                ("strategy.canaryWorkload", canary_workload),
+            ] {
+                if value.is_empty() {
+                    p.add(path, "must not be empty");
+                }
+            }
+            if !stable_workload.is_empty() && stable_workload == canary_workload {
+                p.add(
+                    "strategy.canaryWorkload",
+                    format!("must differ from stableWorkload (both are {canary_workload:?})"),
+                );
+            }
+            if !(2..=MAX_REPLICA_TOTAL).contains(total) {
+                p.add(
+                    "strategy.total",
+                    format!(
+                        "must be between 2 and {MAX_REPLICA_TOTAL} (one replica of each \
+                         version at least), got {total}"
+                    ),
+                );
+            }
+            period(p, "strategy.interval", *interval);
         }
     }
 }

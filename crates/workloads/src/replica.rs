@@ -311,7 +311,12 @@ impl Replica {
                 },
                 None => ("127.0.0.1".to_string(), port),
             };
-            let mut body = json!({ "address": address, "port": port, "healthy": true });
+            let mut body = json!({
+                "address": address,
+                "port": port,
+                "healthy": true,
+                "workload": self.workload.name,
+            });
             if self.ctx.config.mesh_tls {
                 body["meshTls"] = true.into();
             }

@@ -50,6 +50,7 @@ fn stats() -> StatsView {
         window_seconds: 10.0,
         latency_buckets_ms: 28,
         nodes: vec![node("product-1", 90, 0), node("product-2", 10, 1)],
+        workloads: Vec::new(),
     }
 }
 

@@ -340,10 +340,59 @@ fn stats_are_counted_only_whole_for_nodes_of_the_mesh_with_counts_that_add_up() 
         &["temp-vn"],
     );
 
+    // A workload's own entry is counted only for a workload of that very node.
+    let workload = json!({"virtualNode": "product-vn", "command": ["true"], "replicas": 0});
+    let put = format!("{url}/v1/meshes/demomesh/workloads/product-v2");
+    assert_eq!(http("PUT", &put, Some(&workload.to_string())).0, 200);
+    let of = |node: &str, workload: &str, ok| {
+        let mut entry = entry(node, ok);
+        entry["workload"] = json!(workload);
+        entry
+    };
+    assert_refused(
+        "a workload that does not exist",
+        push(url, "demomesh", vec![of("product-vn", "ghost-v9", 1)]),
+        400,
+        &[
+            "no workload 'ghost-v9' of 'product-vn'",
+            "nothing in this report",
+        ],
+    );
+    assert_refused(
+        "a workload of another node",
+        push(url, "demomesh", vec![of("customer-vn", "product-v2", 1)]),
+        400,
+        &["'product-v2' of 'customer-vn'"],
+    );
+    assert_refused(
+        "a workload listed twice",
+        push(
+            url,
+            "demomesh",
+            vec![
+                of("product-vn", "product-v2", 1),
+                of("product-vn", "product-v2", 1),
+            ],
+        ),
+        400,
+        &["nodes[1].virtualNode: workload 'product-v2' of 'product-vn' is listed twice"],
+    );
+    assert_eq!(
+        push(url, "demomesh", vec![of("product-vn", "product-v2", 3)]).0,
+        204
+    );
+    let (_, _, view) = http_json(
+        "GET",
+        &format!("{}?window=60s", stats_url(url, "demomesh")),
+        None,
+    );
+    assert_eq!(view["workloads"][0]["workload"], "product-v2", "{view}");
+    assert_eq!(view["workloads"][0]["requests"], 3, "{view}");
+
     assert_eq!(
         counted(url),
         [("product-vn".to_string(), 7), ("temp-vn".to_string(), 2)],
-        "only the accepted reports were counted"
+        "only the accepted reports were counted; a workload's entry is not the node's"
     );
 }
 

@@ -22,6 +22,7 @@ mod limits;
 mod mesh_ca;
 mod observability;
 mod pipeline;
+mod replica_ratio;
 mod replicas;
 mod tls;
 mod tracing;

@@ -101,6 +101,7 @@ async fn snapshots_watch_events_stats_and_canaries_read_through_the_wire_types()
             port: 9000,
             healthy: false,
             mesh_tls: false,
+            workload: None,
         }]
     );
     assert_eq!(

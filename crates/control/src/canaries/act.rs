@@ -1,9 +1,10 @@
-//! Carrying out the state machine's actions with the leader's fence: the route's weights,
-//! removal of the losing version, and the webhooks of a step.
+//! Carrying out the state machine's actions with the leader's fence: the route's weights (or
+//! a replicas canary's replica counts), removal of the losing version, and the webhooks of a
+//! step.
 
 use model::wire::CanaryRecord;
 use model::{Kind, ResourcePath};
-use rollout::{Action, CanarySpec, WebhookResult};
+use rollout::{Action, CanarySpec, ReplicaSplit, WebhookResult};
 use serde_json::{Value, json};
 use store::{Compare, Op, Txn};
 
@@ -46,6 +47,13 @@ impl App {
                         .await
                 }
                 Action::CallWebhooks => self.call_webhooks(&record, fence).await,
+                Action::RemoveStable if let Some(split) = record.spec.replicas() => {
+                    self.remove_workload(&record.spec, split, true, fence).await
+                }
+                Action::RemoveCanary if let Some(split) = record.spec.replicas() => {
+                    self.remove_workload(&record.spec, split, false, fence)
+                        .await
+                }
                 Action::RemoveStable => {
                     self.remove_version(
                         &record.spec,
@@ -102,7 +110,8 @@ impl App {
     }
 
     /// Writes the route's weights for the two nodes (others keep theirs), unless they are
-    /// already so. With `only_survivor` the node at weight 0 leaves the route entirely.
+    /// already so. With `only_survivor` the node at weight 0 leaves the route entirely. A
+    /// replicas canary's weights are replica counts instead.
     async fn set_weights(
         &self,
         spec: &CanarySpec,
@@ -111,6 +120,9 @@ impl App {
         only_survivor: bool,
         fence: &[Compare],
     ) -> Result<(), ApiError> {
+        if let Some(split) = spec.replicas() {
+            return self.set_replicas(spec, split, canary, fence).await;
+        }
         let path = ResourcePath::new(
             Kind::Route,
             &spec.mesh,
@@ -148,6 +160,69 @@ impl App {
             .update_fenced(&path, &json!({ "spec": route_spec }), fence)
             .await
             .map(drop)
+    }
+
+    /// Gives the two workloads of a replicas canary their share of its replicas for
+    /// `canary_weight`, the growing one first, so the node never runs fewer than `total`
+    /// replicas on purpose (the new ones must pass their health checks before they serve).
+    /// A workload already at its count is not written.
+    async fn set_replicas(
+        &self,
+        spec: &CanarySpec,
+        split: ReplicaSplit<'_>,
+        canary_weight: u32,
+        fence: &[Compare],
+    ) -> Result<(), ApiError> {
+        let (stable, canary) = split.counts(canary_weight);
+        let mut writes = Vec::new();
+        for (name, replicas) in [
+            (split.stable_workload, stable),
+            (split.canary_workload, canary),
+        ] {
+            let workload = match self.resources.get_workload(&spec.mesh, name).await {
+                // The loser, removed by an earlier pass: nothing to scale down.
+                Err(ApiError::NotFound(_)) if replicas == 0 => continue,
+                other => other?,
+            };
+            if workload.replicas != replicas {
+                writes.push((replicas > workload.replicas, workload, replicas));
+            }
+        }
+        // Growing (true) before shrinking (false).
+        writes.sort_by_key(|(grows, _, _)| !*grows);
+        for (_, mut workload, replicas) in writes {
+            workload.replicas = replicas;
+            let body =
+                serde_json::to_value(&workload).map_err(|e| ApiError::Internal(e.to_string()))?;
+            (self.resources)
+                .put_workload_fenced(&spec.mesh, &workload.name, &body, fence)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A replicas canary's promotion (`canary_won`) or rollback: the survivor's workload runs
+    /// every replica, then the loser's workload goes; the node stays, it is the survivor's too.
+    async fn remove_workload(
+        &self,
+        spec: &CanarySpec,
+        split: ReplicaSplit<'_>,
+        canary_won: bool,
+        fence: &[Compare],
+    ) -> Result<(), ApiError> {
+        let (weight, loser) = match canary_won {
+            true => (100, split.stable_workload),
+            false => (0, split.canary_workload),
+        };
+        self.set_replicas(spec, split, weight, fence).await?;
+        match (self.resources)
+            .delete_workload_fenced(&spec.mesh, loser, fence)
+            .await
+        {
+            // Acting is idempotent: a second pass finds it gone.
+            Err(ApiError::NotFound(_)) => Ok(()),
+            other => other,
+        }
     }
 
     /// After a promotion or a rollback: the route names only the survivor, then the loser's

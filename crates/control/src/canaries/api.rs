@@ -32,6 +32,12 @@ impl App {
                     fields.insert("mesh".into(), mesh.into());
                 }
             }
+            // A replicas canary's versions share one node: naming it once is enough.
+            let replicas = fields["strategy"]["type"] == "replicas";
+            if replicas && !fields.contains_key("canaryNode") {
+                let node = fields.get("stableNode").cloned().unwrap_or_default();
+                fields.insert("canaryNode".into(), node);
+            }
         }
         if let Some(extra) = body
             .as_object()
@@ -75,12 +81,19 @@ impl App {
                         "canary '{name}' already exists in mesh '{mesh}'"
                     )));
                 }
-                if let Some(other) = self.list_canaries(mesh).await?.into_iter().find(|c| {
-                    c.is_active() && c.spec.router == spec.router && c.spec.route == spec.route
-                }) {
+                if let Some(other) = self
+                    .list_canaries(mesh)
+                    .await?
+                    .into_iter()
+                    .find(|c| c.is_active() && same_target(&c.spec, spec))
+                {
+                    let what = match spec.replicas() {
+                        Some(_) => format!("the replicas of node '{}'", spec.stable_node),
+                        None => format!("route '{}' of router '{}'", spec.route, spec.router),
+                    };
                     return Err(ApiError::Conflict(format!(
-                        "route '{}' of router '{}' already has an active canary, '{}'; abort or finish it first",
-                        spec.route, spec.router, other.name
+                        "{what} already has an active canary, '{}'; abort or finish it first",
+                        other.name
                     )));
                 }
                 let (state, actions) = rollout::start(spec, now);
@@ -95,8 +108,9 @@ impl App {
                 Ok((record, revision, actions))
             })
             .await?;
+        let canary = record.spec.canary_version();
         self.stats
-            .forget(&record.spec.mesh, &record.spec.canary_node);
+            .forget(&record.spec.mesh, canary.node, canary.workload);
         Ok(self.act_if_leading(record, revision, actions).await)
     }
 
@@ -161,6 +175,9 @@ impl App {
     /// References a canary needs: its router and route, both nodes, and traffic on the stable one.
     /// Anything missing is a 404 naming every missing one; a stable node without traffic a 400.
     async fn check_canary_targets(&self, spec: &CanarySpec) -> Result<(), ApiError> {
+        if let Some(split) = spec.replicas() {
+            return self.check_replica_targets(spec, split).await;
+        }
         let mut missing = Vec::new();
         let mut problems = Vec::new();
         let route_path = ResourcePath::new(
@@ -218,6 +235,51 @@ impl App {
         }
     }
 
+    /// A replicas canary's node and both its workloads, each of that node. The stable workload
+    /// need not be running yet, nor the canary's: the canary sets both counts.
+    async fn check_replica_targets(
+        &self,
+        spec: &CanarySpec,
+        split: rollout::ReplicaSplit<'_>,
+    ) -> Result<(), ApiError> {
+        let mut missing = Vec::new();
+        let mut problems = Vec::new();
+        let path = ResourcePath::new(Kind::VirtualNode, &spec.mesh, None, &spec.stable_node);
+        if self.resources.require(&path).await.is_err() {
+            missing.push(Problem::new(
+                "spec.stableNode",
+                format!("{path} does not exist"),
+            ));
+        }
+        for (field, name) in [
+            ("spec.strategy.stableWorkload", split.stable_workload),
+            ("spec.strategy.canaryWorkload", split.canary_workload),
+        ] {
+            problems.extend(model::validate_name(field, name));
+            match self.resources.get_workload(&spec.mesh, name).await {
+                Ok(workload) if workload.virtual_node == spec.stable_node => {}
+                Ok(workload) => problems.push(Problem::new(
+                    field,
+                    format!(
+                        "workload '{name}' runs node '{}', not '{}'",
+                        workload.virtual_node, spec.stable_node
+                    ),
+                )),
+                Err(_) => missing.push(Problem::new(
+                    field,
+                    format!("workload '{name}' does not exist in mesh '{}'", spec.mesh),
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            Err(ApiError::BadRequest(Problems(problems).to_string()))
+        } else if !missing.is_empty() {
+            Err(ApiError::missing(&missing))
+        } else {
+            Ok(())
+        }
+    }
+
     pub async fn get_canary(&self, mesh: &str, name: &str) -> Result<CanaryRecord, ApiError> {
         Ok(self.read_canary(mesh, name).await?.0)
     }
@@ -266,5 +328,14 @@ impl App {
             })
             .await?;
         Ok(self.act_if_leading(record, revision, actions).await)
+    }
+}
+
+/// Whether two canaries would drive the same thing: one route, or one node's replicas.
+fn same_target(a: &CanarySpec, b: &CanarySpec) -> bool {
+    match (a.replicas(), b.replicas()) {
+        (None, None) => a.router == b.router && a.route == b.route,
+        (Some(_), Some(_)) => a.stable_node == b.stable_node,
+        _ => false,
     }
 }

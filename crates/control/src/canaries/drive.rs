@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use model::wire::{CanaryRecord, CanaryView, node_window};
-use rollout::{Input, Millis, NodeWindow, Observation, Phase};
+use rollout::{Input, Millis, NodeWindow, Observation, Phase, Version};
 use tokio_util::sync::CancellationToken;
 
 use store::{Op, Txn};
@@ -34,24 +34,28 @@ impl App {
         let window_ms = rollout::analysis_window(&record.state, now);
         let slot = SLOT.as_millis() as Millis;
         let slots = window_ms / slot;
-        let window = |node: &str| {
+        let window = |version: Version<'_>| {
             if slots == 0 {
                 return NodeWindow::default();
             }
             let span = Duration::from_millis(slots * slot);
-            node_window(&self.stats.node(&spec.mesh, node, span))
+            node_window(
+                &self
+                    .stats
+                    .version(&spec.mesh, version.node, version.workload, span),
+            )
         };
         // Nothing from before the canary started counts against it.
         let started = record.state.history.first().map_or(now, |entry| entry.at);
         let age = Duration::from_millis(now.saturating_sub(started));
         let failure_window = spec.analysis.failure_window.min(age);
-        let failure = self
-            .stats
-            .node(&spec.mesh, &spec.canary_node, failure_window);
+        let canary = spec.canary_version();
+        let failure =
+            (self.stats).version(&spec.mesh, canary.node, canary.workload, failure_window);
         let covered = driving_since.map(|since| now.saturating_sub(since));
         Ok(Observation {
-            canary: window(&spec.canary_node),
-            stable: window(&spec.stable_node),
+            canary: window(canary),
+            stable: window(spec.stable_version()),
             canary_5xx_in_failure_window: failure.status_5xx.saturating_add(failure.failures),
             webhooks: self.webhook_results(record).await?,
             metrics: self.metric_results(record, now.saturating_sub(window_ms)),

@@ -1,24 +1,35 @@
-//! `KnownNodes`: the virtual nodes of each mesh, re-read only when the store's revision moves.
+//! `KnownNodes`: the virtual nodes and workloads of each mesh, re-read only when the store's
+//! revision moves.
 
 use std::collections::{HashMap, HashSet};
+
+use model::wire::Workload;
 use std::sync::{Arc, Mutex};
 
 use model::{Kind, ResourcePath};
 use store::Store;
 
 use crate::error::ApiError;
+use crate::objects::{self, ObjectKind};
 use crate::records::{key, kind_prefix, path_from_key};
 
-/// The names of one mesh's virtual nodes as of `revision`.
+/// The names of one mesh's virtual nodes, and the node of each of its workloads, as of
+/// `revision`.
 #[derive(Debug)]
 pub struct MeshNodes {
     revision: u64,
     names: HashSet<String>,
+    workloads: HashMap<String, String>,
 }
 
 impl MeshNodes {
     pub fn contains(&self, node: &str) -> bool {
         self.names.contains(node)
+    }
+
+    /// The node whose endpoints `workload`'s replicas become, if the workload exists.
+    pub fn workload_node(&self, workload: &str) -> Option<&str> {
+        self.workloads.get(workload).map(String::as_str)
     }
 }
 
@@ -53,11 +64,15 @@ impl KnownNodes {
         let mut meshes = self.lock();
         // Older entries would be re-read before use anyway.
         meshes.retain(|_, nodes| nodes.revision == revision);
-        let Some(names) = names else {
+        let Some((names, workloads)) = names else {
             meshes.remove(mesh);
             return Ok(None);
         };
-        let nodes = Arc::new(MeshNodes { revision, names });
+        let nodes = Arc::new(MeshNodes {
+            revision,
+            names,
+            workloads,
+        });
         meshes.insert(mesh.to_string(), Arc::clone(&nodes));
         Ok(Some(nodes))
     }
@@ -75,8 +90,11 @@ impl KnownNodes {
     }
 }
 
-/// The mesh's virtual node names, or `None` if the mesh does not exist.
-fn read(store: &dyn Store, mesh: &str) -> Result<Option<HashSet<String>>, store::StoreError> {
+/// The mesh's virtual node names and each workload's node, or `None` if the mesh does not
+/// exist.
+type Read = Option<(HashSet<String>, HashMap<String, String>)>;
+
+fn read(store: &dyn Store, mesh: &str) -> Result<Read, ApiError> {
     if store.get(&key(&ResourcePath::mesh(mesh)))?.is_none() {
         return Ok(None);
     }
@@ -87,5 +105,11 @@ fn read(store: &dyn Store, mesh: &str) -> Result<Option<HashSet<String>>, store:
         .filter(|path| path.kind == Kind::VirtualNode)
         .map(|path| path.name)
         .collect();
-    Ok(Some(names))
+    let (kvs, _) = store.range(&objects::prefix(ObjectKind::Workload, mesh, None))?;
+    let mut workloads = HashMap::new();
+    for kv in kvs {
+        let workload: Workload = objects::decode(&kv.value)?;
+        workloads.insert(workload.name, workload.virtual_node);
+    }
+    Ok(Some((names, workloads)))
 }

@@ -41,7 +41,8 @@ pub fn check_report(report: &StatsReport) -> Result<(), ApiError> {
     )))
 }
 
-/// Every node of the report must be a virtual node of the mesh.
+/// Every node of the report must be a virtual node of the mesh, and every workload a
+/// workload of its node.
 pub fn check_known(mesh: &str, report: &StatsReport, known: &MeshNodes) -> Result<(), ApiError> {
     let unknown: Vec<&str> = report
         .nodes
@@ -50,7 +51,22 @@ pub fn check_known(mesh: &str, report: &StatsReport, known: &MeshNodes) -> Resul
         .filter(|name| !known.contains(name))
         .collect();
     if unknown.is_empty() {
-        return Ok(());
+        let strays: Vec<String> = report
+            .nodes
+            .iter()
+            .filter_map(|n| n.workload.as_deref().map(|w| (n.virtual_node.as_str(), w)))
+            .filter(|(node, workload)| known.workload_node(workload) != Some(*node))
+            .map(|(node, workload)| format!("'{workload}' of '{node}'"))
+            .collect();
+        if strays.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<&str> = strays.iter().take(MAX_NAMED).map(String::as_str).collect();
+        return Err(ApiError::BadRequest(format!(
+            "nodes: no workload {}{} in mesh '{mesh}'; nothing in this report was counted",
+            named.join(", "),
+            and_more(strays.len())
+        )));
     }
     let named: Vec<String> = unknown
         .iter()
@@ -93,11 +109,15 @@ fn report_problems(report: &StatsReport) -> Vec<Problem> {
         let path = format!("nodes[{i}]");
         let name_path = format!("{path}.virtualNode");
         problems.extend(model::validate_name(&name_path, &node.virtual_node));
-        if !seen.insert(node.virtual_node.as_str()) {
-            problems.push(Problem::new(
-                name_path,
-                format!("'{}' is listed twice", node.virtual_node),
-            ));
+        if let Some(workload) = &node.workload {
+            problems.extend(model::validate_name(&format!("{path}.workload"), workload));
+        }
+        if !seen.insert((node.virtual_node.as_str(), node.workload.as_deref())) {
+            let what = match &node.workload {
+                Some(workload) => format!("workload '{workload}' of '{}'", node.virtual_node),
+                None => format!("'{}'", node.virtual_node),
+            };
+            problems.push(Problem::new(name_path, format!("{what} is listed twice")));
         }
         problems.extend(count_problems(&path, node));
     }

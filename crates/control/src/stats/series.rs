@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use model::wire::{MAX_SERIES_POINTS, NodeSeries, SeriesPoint, StatsSeries, quantile_ms};
 
-use super::{Counts, MAX_WINDOW, SLOT, StatsWindow};
+use super::{Counts, MAX_WINDOW, SLOT, Series, StatsWindow};
 
 impl StatsWindow {
     /// `nodes`' counts over `window`, in steps of `step` (at least one slot; the window is cut
@@ -31,7 +31,7 @@ impl StatsWindow {
             .iter()
             .map(|node| {
                 let mut steps = vec![Counts::default(); points];
-                if let Some(ring) = held.rings.get(&(mesh.to_string(), node.clone())) {
+                if let Some(ring) = held.rings.get(&Series::of(mesh, node, None)) {
                     for slot in ring.slots.iter().filter(|slot| slot.index <= now) {
                         let back = ((now - slot.index) / per) as usize;
                         if back < points {

@@ -206,3 +206,34 @@ fn a_report_of_too_many_or_repeated_nodes_is_refused_with_a_short_message() {
     assert!(err.ends_with(" and 378 more"), "{err}");
     assert!(err.len() < 2000, "{} bytes", err.len());
 }
+
+#[tokio::test(start_paused = true)]
+async fn workloads_count_apart_from_their_node_and_are_forgotten_with_it_or_alone() {
+    let window = StatsWindow::default();
+    let of = |workload: &str, ok| NodeStats {
+        workload: Some(workload.into()),
+        ..sample("web", ok, 0, 5.0)
+    };
+    window.record(
+        "m",
+        &[sample("web", 10, 0, 5.0), of("web-v1", 7), of("web-v2", 3)],
+    );
+    let at = |workload: Option<&str>| (window.version("m", "web", workload, MAX_WINDOW)).requests;
+    assert_eq!(
+        (at(None), at(Some("web-v1")), at(Some("web-v2"))),
+        (10, 7, 3)
+    );
+    let view = window.aggregate("m", MAX_WINDOW);
+    assert_eq!(view.nodes.len(), 1, "a workload is no node of its own");
+    let shown: Vec<_> = (view.workloads.iter())
+        .map(|w| (w.workload.as_deref(), w.requests))
+        .collect();
+    assert_eq!(shown, [(Some("web-v1"), 7), (Some("web-v2"), 3)]);
+    window.forget("m", "web", Some("web-v2"));
+    assert_eq!(
+        (at(None), at(Some("web-v1")), at(Some("web-v2"))),
+        (10, 7, 0)
+    );
+    window.forget("m", "web", None);
+    assert_eq!((at(None), at(Some("web-v1"))), (0, 0));
+}

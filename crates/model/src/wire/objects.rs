@@ -22,6 +22,11 @@ pub struct Endpoint {
     /// expect `spiffe://<mesh>/virtualNode/<virtualNode>`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub mesh_tls: bool,
+    /// The workload whose replica this is (set by the supervisor). When a node's endpoints
+    /// come from two or more workloads, proxies count requests per workload too, which a
+    /// replicas canary judges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
 }
 
 fn is_false(value: &bool) -> bool {

@@ -38,11 +38,15 @@ pub struct StatsReport {
     pub nodes: Vec<NodeStats>,
 }
 
-/// Requests that one proxy sent to one target node.
+/// Requests that one proxy sent to one target node, or to the replicas of one workload of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeStats {
     pub virtual_node: String,
+    /// Set on an entry that counts only the endpoints of this workload of the node; those
+    /// requests are in the node's own entry too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     pub requests: u64,
     pub status_2xx: u64,
     pub status_4xx: u64,
@@ -99,12 +103,31 @@ pub struct StatsView {
     /// How many latency bucket bounds proxies count into (`LATENCY_BUCKETS_MS.len()`).
     pub latency_buckets_ms: usize,
     pub nodes: Vec<NodeView>,
+    /// Per workload, for nodes whose endpoints come from two or more workloads (their
+    /// requests are in `nodes` too), sorted by node and workload.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<NodeView>,
 }
 
 impl StatsView {
     /// The aggregates of `node`, if it had requests in the window.
     pub fn node(&self, node: &str) -> Option<&NodeView> {
         self.nodes.iter().find(|n| n.virtual_node == node)
+    }
+
+    /// The aggregates of one workload of `node`, if its replicas had requests in the window.
+    pub fn workload(&self, node: &str, workload: &str) -> Option<&NodeView> {
+        self.workloads
+            .iter()
+            .find(|n| n.virtual_node == node && n.workload.as_deref() == Some(workload))
+    }
+
+    /// [`StatsView::node`] or [`StatsView::workload`], as `workload` says.
+    pub fn version(&self, node: &str, workload: Option<&str>) -> Option<&NodeView> {
+        match workload {
+            Some(workload) => self.workload(node, workload),
+            None => self.node(node),
+        }
     }
 }
 
@@ -113,6 +136,8 @@ impl StatsView {
 #[serde(rename_all = "camelCase")]
 pub struct NodeView {
     pub virtual_node: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
     pub requests: u64,
     pub requests_per_second: f64,
     pub status_2xx: u64,
@@ -134,6 +159,7 @@ impl NodeView {
         let errors = counts.status_5xx.saturating_add(counts.failures);
         NodeView {
             virtual_node: counts.virtual_node.clone(),
+            workload: counts.workload.clone(),
             requests: counts.requests,
             requests_per_second: counts.requests as f64 / window_seconds,
             status_2xx: counts.status_2xx,

@@ -82,6 +82,7 @@ fn stats_views_keep_the_json_the_dashboard_reads() {
     buckets[latency_bucket(5.0)] = 4;
     let counts = NodeStats {
         virtual_node: "product-vn".into(),
+        workload: None,
         requests: 5,
         status_2xx: 3,
         status_4xx: 1,
@@ -95,6 +96,7 @@ fn stats_views_keep_the_json_the_dashboard_reads() {
         window_seconds: 10.0,
         latency_buckets_ms: LATENCY_BUCKETS_MS.len(),
         nodes: vec![node.clone()],
+        workloads: Vec::new(),
     };
     let p50 = node.p50_ms.unwrap();
     assert!((4.0..=6.0).contains(&p50), "{p50}");

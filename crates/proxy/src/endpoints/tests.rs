@@ -13,6 +13,7 @@ fn registered(ports: &[u16]) -> NodeEndpoints {
         "n",
         Box::new(RegisteredSource {
             addrs: ports.iter().copied().map(addr).collect(),
+            workloads: Vec::new(),
         }),
     )
 }
@@ -104,7 +105,13 @@ async fn dns_discovery_resolves_literals_and_reports_failures() {
         }),
     );
     assert_eq!(node.pick(None).await.unwrap().endpoint().addr, addr(8080));
-    let none = NodeEndpoints::new("web", Box::new(RegisteredSource { addrs: vec![] }));
+    let none = NodeEndpoints::new(
+        "web",
+        Box::new(RegisteredSource {
+            addrs: vec![],
+            workloads: vec![],
+        }),
+    );
     let err = none.pick(None).await.unwrap_err().to_string();
     assert_eq!(
         err,

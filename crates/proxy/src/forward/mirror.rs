@@ -154,8 +154,9 @@ impl MirroredRequest {
             .await;
         Attempt {
             series: &target.series,
+            workload: super::workload_series(&endpoint),
             key: &target.key,
-            endpoint,
+            endpoint: endpoint.as_ref().map(|e| e.addr),
             status: status_of(&result),
             elapsed: start.elapsed(),
             error: result.as_ref().err(),

@@ -30,28 +30,43 @@ fn totals_sum_routes_per_node_and_skip_unrouted() {
         (key("r1", "v2"), counts(3, 3)),
         (key("", ""), counts(0, 7)),
     ];
-    let totals = totals(&series);
-    assert_eq!(totals.len(), 2);
-    let v1 = &totals["v1"];
+    let workloads = vec![
+        (("v1".to_string(), "v1-a".to_string()), counts(9, 1)),
+        (("v1".to_string(), "v1-b".to_string()), counts(6, 0)),
+    ];
+    let totals = totals(&series, &workloads);
+    assert_eq!(totals.len(), 4);
+    let v1 = &totals[&("v1".to_string(), None)];
     assert_eq!((v1.requests, v1.status_2xx, v1.status_5xx), (16, 15, 1));
     assert_eq!(v1.latency_buckets, vec![15, 1]);
+    let a = &totals[&("v1".to_string(), Some("v1-a".to_string()))];
+    assert_eq!((a.requests, a.status_5xx), (10, 1));
+    assert_eq!(a.workload.as_deref(), Some("v1-a"));
 }
 
 #[test]
 fn deltas_carry_only_what_is_new() {
-    let before = totals(&[
-        (key("r", "v1"), counts(10, 0)),
-        (key("r", "v2"), counts(4, 0)),
-    ]);
-    let now = totals(&[
-        (key("r", "v1"), counts(12, 1)),
-        (key("r", "v2"), counts(4, 0)),
-    ]);
+    let workload = |n| vec![(("v1".to_string(), "v1-a".to_string()), counts(n, 0))];
+    let before = totals(
+        &[
+            (key("r", "v1"), counts(10, 0)),
+            (key("r", "v2"), counts(4, 0)),
+        ],
+        &workload(7),
+    );
+    let now = totals(
+        &[
+            (key("r", "v1"), counts(12, 1)),
+            (key("r", "v2"), counts(4, 0)),
+        ],
+        &workload(7),
+    );
     let pushed = deltas(&now, &before);
     assert_eq!(
         pushed,
         vec![NodeStats {
             virtual_node: "v1".into(),
+            workload: None,
             requests: 3,
             status_2xx: 2,
             status_4xx: 0,

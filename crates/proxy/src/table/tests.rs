@@ -389,6 +389,46 @@ async fn endpoint_state_survives_a_swap_when_the_source_is_unchanged() {
     assert_eq!(endpoints(&third).source(), "registered [127.0.0.1:9000]");
     let picked = endpoints(&third).pick(None).await.unwrap();
     assert_eq!(picked.endpoint().addr.port(), 9000);
+    assert!(picked.endpoint().workload.is_none(), "no workload named");
+
+    // Endpoints of one workload are the node itself; of two, each counts for its workload too.
+    let of = |workloads: [&str; 2]| {
+        snapshot(json!({"endpoints": [
+            {"virtualNode": "a", "id": "a-0", "address": "127.0.0.1", "port": 9000,
+             "workload": workloads[0]},
+            {"virtualNode": "a", "id": "a-1", "address": "127.0.0.1", "port": 9001,
+             "workload": workloads[1]}]}))
+    };
+    let compile = |snapshot| {
+        RouteTable::compile(
+            "m",
+            snapshot,
+            ConfigSource::Control,
+            &role,
+            None,
+            &telemetry,
+        )
+    };
+    let one = compile(of(["a-v1", "a-v1"]));
+    assert_eq!(
+        endpoints(&one).source(),
+        "registered [127.0.0.1:9000, 127.0.0.1:9001]"
+    );
+    let two = compile(of(["a-v1", "a-v2"]));
+    assert_eq!(
+        endpoints(&two).source(),
+        "registered [127.0.0.1:9000 (a-v1), 127.0.0.1:9001 (a-v2)]"
+    );
+    let picked = endpoints(&two)
+        .pick(Some("127.0.0.1:9000".parse().unwrap()))
+        .await
+        .unwrap();
+    let workload = picked.endpoint().workload.clone().expect("a workload");
+    assert_eq!(&*workload.name, "a-v2");
+    assert!(
+        Arc::ptr_eq(&workload.series, &telemetry.workload_series("a", "a-v2")),
+        "the series outlives the table"
+    );
 }
 
 /// App Mesh TLS sources aviary cannot use (`sds`, `acm`) are configuration problems, shown at

@@ -24,6 +24,7 @@ fn attempts_count_by_class_and_latency_bucket() {
     for (status, ms, retried) in [(200, 1, false), (204, 30, false), (503, 2000, true)] {
         Attempt {
             series: &series,
+            workload: None,
             key: &k,
             endpoint: None,
             status,
@@ -53,8 +54,10 @@ fn exposition_names_every_label() {
     let telemetry = Telemetry::new("m");
     let k = key("r", "a");
     let series = telemetry.series(&k);
+    let workload = telemetry.workload_series("a", "a-v2");
     Attempt {
         series: &series,
+        workload: Some(&workload),
         key: &k,
         endpoint: None,
         status: 200,
@@ -64,6 +67,12 @@ fn exposition_names_every_label() {
     }
     .emit();
     let text = telemetry.render();
+    assert!(
+        text.contains(
+            r#"aviary_proxy_workload_requests_total{mesh="m",target_node="a",workload="a-v2",status_class="2xx"} 1"#
+        ),
+        "{text}"
+    );
     assert!(
         text.contains(
             r#"aviary_proxy_requests_total{mesh="m",virtual_service="svc.local",route="r",target_node="a",status_class="2xx"} 1"#

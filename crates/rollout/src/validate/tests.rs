@@ -173,6 +173,70 @@ fn weights_strategy() {
     );
 }
 
+/// A good replicas canary: node `product-vn`, workloads `web-v1` to `web-v2`, 4 replicas.
+fn replicas(spec: &mut CanarySpec) {
+    spec.router.clear();
+    spec.route.clear();
+    spec.canary_node = spec.stable_node.clone();
+    spec.strategy = Strategy::Replicas {
+        stable_workload: "web-v1".into(),
+        canary_workload: "web-v2".into(),
+        total: 4,
+        interval: Duration::from_secs(30),
+    };
+}
+
+#[test]
+fn replicas_strategy() {
+    let mut spec = good();
+    replicas(&mut spec);
+    assert_eq!(validate(&spec), vec![]);
+    let then = |change: fn(&mut CanarySpec)| {
+        move |s: &mut CanarySpec| {
+            replicas(s);
+            change(s);
+        }
+    };
+    check(
+        then(|s| s.canary_node = "other-vn".into()),
+        "canaryNode",
+        "runs both versions behind one node: must be stableNode \"product-vn\"",
+    );
+    check(
+        then(|s| s.route = "rt".into()),
+        "route",
+        "moves replicas, not route weights",
+    );
+    check(
+        then(|s| s.sticky = Some(Sticky::default())),
+        "sticky",
+        "needs a weighted route",
+    );
+    let strategy = |stable: &str, canary: &str, total: u32| Strategy::Replicas {
+        stable_workload: stable.into(),
+        canary_workload: canary.into(),
+        total,
+        interval: Duration::from_secs(30),
+    };
+    for (total, ok) in [(0, false), (1, false), (2, true), (64, true), (65, false)] {
+        let mut spec = good();
+        replicas(&mut spec);
+        spec.strategy = strategy("a", "b", total);
+        let problems = validate(&spec);
+        assert_eq!(problems.is_empty(), ok, "total {total}: {problems:?}");
+        if !ok {
+            assert_eq!(problems[0].path, "strategy.total");
+            assert!(problems[0].message.contains(&format!("got {total}")));
+        }
+    }
+    let mut same = good();
+    replicas(&mut same);
+    same.strategy = strategy("a", "a", 4);
+    assert_eq!(validate(&same)[0].path, "strategy.canaryWorkload");
+    // A route canary still needs its route.
+    check(|s| s.route.clear(), "route", "must not be empty");
+}
+
 #[test]
 fn initial_strategy() {
     let initial = |weight, secs| {

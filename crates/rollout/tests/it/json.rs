@@ -125,6 +125,16 @@ fn every_strategy_has_its_shape() {
                 duration: Duration::from_secs(300),
             },
         ),
+        (
+            json!({"type": "replicas", "stableWorkload": "web-v1", "canaryWorkload": "web-v2",
+                   "total": 4, "interval": "30s"}),
+            Strategy::Replicas {
+                stable_workload: "web-v1".into(),
+                canary_workload: "web-v2".into(),
+                total: 4,
+                interval: Duration::from_secs(30),
+            },
+        ),
     ] {
         assert_eq!(
             serde_json::from_value::<Strategy>(value.clone()).unwrap(),

@@ -992,3 +992,76 @@ fn a_mirror_step_then_an_ab_step_come_before_the_weights_and_say_how_requests_re
         None
     );
 }
+
+/// A replicas canary of 4: one replica more for the canary each interval (3/1, 2/2, 1/3), its
+/// texts in replicas, then all 4; and every weight it can step to maps back to its replicas.
+#[test]
+fn a_replicas_canary_moves_one_replica_at_a_time() {
+    let mut spec = spec(Strategy::Replicas {
+        stable_workload: "product-v1".into(),
+        canary_workload: "product-v2".into(),
+        total: 4,
+        interval: Duration::from_secs(30),
+    });
+    spec.router.clear();
+    spec.route.clear();
+    spec.canary_node = spec.stable_node.clone();
+    spec.analysis.max_5xx = Some(0);
+    assert_eq!(validate(&spec), vec![]);
+    let scenario = Scenario {
+        spec: spec.clone(),
+        inputs: vec![
+            tick(secs(30), healthy(50)),
+            tick(secs(60), healthy(50)),
+            tick(secs(90), healthy(50)),
+        ],
+    };
+    let run = check(
+        &scenario,
+        "
+        0s       start | progressing 25 | setWeights 75/25 | started
+        30s      tick  | progressing 50 | setWeights 50/50 | step
+        1m       tick  | progressing 75 | setWeights 25/75 | step
+        1m30s    tick  | succeeded 100  | setWeights 0/100 | promoted
+        ",
+    );
+    let first = &run.states[0];
+    assert_eq!(
+        first.history[0].reason,
+        "step 1 of 3: 1 of 4 replicas run canary product-v2, 3 stable product-v1"
+    );
+    assert_eq!(
+        run.states[1].history[1].reason,
+        "step 1 of 3 (1 of 4 replicas) passed with 50 canary requests in 30s; step 2 of 3: 2 \
+         of 4 replicas"
+    );
+    // A failing canary is named by its workload.
+    let failed = step(&spec, first, tick(secs(5), healthy(50).fives(1))).0;
+    assert_eq!(failed.phase, Phase::Failed);
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("canary product-v2 answered 1 5xx")),
+        "{:?}",
+        failed.reason
+    );
+    for total in 2..=rollout::MAX_REPLICA_TOTAL {
+        let mut spec = spec.clone();
+        let Strategy::Replicas { total: t, .. } = &mut spec.strategy else {
+            unreachable!()
+        };
+        *t = total;
+        let split = spec.replicas().unwrap();
+        let steps = spec.steps();
+        assert_eq!(steps.len() as u32, total - 1, "total {total}");
+        for (k, step) in (1..).zip(&steps) {
+            let StepSpec::Weight(w) = *step else {
+                panic!("total {total}: {step:?}")
+            };
+            assert_eq!(split.counts(w), (total - k, k), "total {total}, weight {w}");
+        }
+        assert_eq!(split.counts(0), (total, 0));
+        assert_eq!(split.counts(100), (0, total));
+    }
+}
