@@ -395,6 +395,19 @@ function renderMap() {
 // Which step box is which: the steps before promotion ("step i of n", as the history and
 // `aviary canary status` number them), then the promotion itself, which is not a step.
 // A step as the state stores it: a weight, "gate", "match" (the A/B step) or {mirror: percent}.
+// What a canary moves and where it stands: a route's weights, or a node's replicas (the
+// canary's share of them rounded up, as the control plane counts them).
+function drives(spec, weight) {
+  const strategy = spec.strategy || {};
+  if (strategy.type === 'replicas') {
+    const canary = Math.ceil((weight * strategy.total) / 100);
+    return `replicas of node ${esc(spec.stableNode)}: ${esc(strategy.stableWorkload)} ${strategy.total - canary}` +
+      ` → ${esc(strategy.canaryWorkload)} ${canary}`;
+  }
+  return `route ${esc(spec.router)}/${esc(spec.route)}: ${esc(spec.stableNode)} ${100 - weight}%` +
+    ` → ${esc(spec.canaryNode)} ${weight}%`;
+}
+
 function stepLabel(step) {
   if (step === 'gate') return 'gate';
   if (step === 'match') return 'A/B: matching requests';
@@ -551,8 +564,7 @@ function renderCanaries() {
     const message = state.messages.get(name);
     return `<article class="canary ${esc(st.phase)}" data-canary="${esc(name)}" data-phase="${esc(st.phase)}">
       <h3>${esc(name)} <span class="phase">${esc(st.phase)}</span></h3>
-      <p class="quiet">route ${esc(canary.spec.router)}/${esc(canary.spec.route)}:
-        ${esc(canary.spec.stableNode)} ${100 - st.canaryWeight}% → ${esc(canary.spec.canaryNode)} ${st.canaryWeight}% · ${esc(summary)}</p>
+      <p class="quiet">${drives(canary.spec, st.canaryWeight)} · ${esc(summary)}</p>
       ${st.reason ? `<p class="reason ${ended && st.phase !== 'succeeded' ? 'bad' : ''}">${esc(st.reason)}</p>` : ''}
       <ol class="flow">${flow}</ol>
       ${charts(canary)}
