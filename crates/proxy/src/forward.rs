@@ -298,10 +298,12 @@ impl Forward<'_> {
             return match result {
                 Ok((response, in_flight)) => {
                     let mut response = downstream_response(response, in_flight, route);
-                    // The weighted choice sent a caller without the sticky cookie to the canary.
+                    // The weighted choice sent a caller without the sticky cookie to the canary,
+                    // which answered: a canary's 5xx does not tie the caller to it.
                     if let Some((overlay, decision)) = canary
                         && decision.offer_cookie
                         && index == overlay.target
+                        && !response.status().is_server_error()
                         && let Some(cookie) = overlay.set_cookie()
                     {
                         response

@@ -33,7 +33,9 @@ impl App {
                 }
             }
             // A replicas canary's versions share one node: naming it once is enough.
-            let replicas = fields["strategy"]["type"] == "replicas";
+            // `get`, not indexing: a `Map` index panics on a missing key.
+            let strategy = fields.get("strategy").and_then(|s| s.get("type"));
+            let replicas = strategy.and_then(Value::as_str) == Some("replicas");
             if replicas && !fields.contains_key("canaryNode") {
                 let node = fields.get("stableNode").cloned().unwrap_or_default();
                 fields.insert("canaryNode".into(), node);

@@ -223,6 +223,23 @@ async fn a_caller_the_weights_sent_to_the_canary_stays_there_with_its_cookie() {
     }
     assert!(bodies.iter().any(|b| b == "stable"), "{bodies:?}");
     assert!(bodies.iter().any(|b| b == "canary"), "{bodies:?}");
+    // A canary answering 5xx ties nobody to it (500: App Mesh's default retry policy would
+    // retry a 503 on stable).
+    s.canary
+        .behaviour
+        .status
+        .store(500, std::sync::atomic::Ordering::Relaxed);
+    let mut failed = 0;
+    for _ in 0..20 {
+        let answer = Caller::new()
+            .get(s.proxy.egress(), "svc.local", "/", &[])
+            .await;
+        if answer.status == StatusCode::INTERNAL_SERVER_ERROR {
+            failed += 1;
+            assert!(set_cookies(&answer).is_empty(), "a cookie with a 500");
+        }
+    }
+    assert!(failed > 0, "the weights sent nobody to the canary");
     s.stop().await;
 }
 
