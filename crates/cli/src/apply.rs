@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use client::Client;
 use model::ResourcePath;
-use model::manifest::{Manifest, ManifestKind, parse_manifests};
+use model::manifest::{Manifest, ManifestKind, parse_texts};
 use model::wire::Workload;
 use serde_json::{Value, json};
 
@@ -71,7 +71,60 @@ async fn apply_workload(client: &Client, manifest: &Manifest) -> anyhow::Result<
 }
 
 pub async fn run(client: &Client, opts: ApplyOpts) -> anyhow::Result<()> {
-    apply_all(client, load(&opts.files)?).await
+    let manifests = load_for(&opts.files, opts.mesh.as_deref())?;
+    if opts.dry_run {
+        return dry_run(client, &manifests).await;
+    }
+    apply_all(client, manifests).await
+}
+
+/// `--dry-run`: what apply would do to each resource, reading only.
+async fn dry_run(client: &Client, manifests: &[Manifest]) -> anyhow::Result<()> {
+    for manifest in manifests {
+        let (what, exists) = match &manifest.kind {
+            ManifestKind::AppMesh(kind) => {
+                let path = path_of(*kind, manifest);
+                let found = client.describe(&path).await?;
+                let what = format!("{}/{}", kind.as_str().to_lowercase(), path.name);
+                (what, found.map(|found| found["spec"] == manifest.spec))
+            }
+            ManifestKind::Other(other) => {
+                let collection = match other.as_str() {
+                    "Workload" => "workloads",
+                    _ => "canaries",
+                };
+                let (mesh, name) = (&manifest.metadata.mesh, &manifest.metadata.name);
+                let found = client.get_object(mesh, collection, name).await?;
+                let what = format!("{}/{name}", other.to_lowercase());
+                let mut wanted = manifest.spec.clone();
+                wanted["name"] = json!(name);
+                let same = |found: &Value| match other.as_str() {
+                    "Workload" => {
+                        serde_json::from_value::<Workload>(found.clone()).ok()
+                            == serde_json::from_value::<Workload>(wanted.clone()).ok()
+                    }
+                    _ => found["spec"] == wanted,
+                };
+                (what, found.map(|found| same(&found)))
+            }
+        };
+        let verb = match exists {
+            None => "would be created",
+            Some(false) => "would be configured",
+            Some(true) => "unchanged",
+        };
+        println!("{what} {verb} (dry run)");
+    }
+    Ok(())
+}
+
+fn path_of(kind: model::Kind, manifest: &Manifest) -> ResourcePath {
+    ResourcePath {
+        kind,
+        mesh: manifest.metadata.mesh.clone(),
+        parent: manifest.parent_name().map(str::to_string),
+        name: manifest.metadata.name.clone(),
+    }
 }
 
 /// Creates or updates each manifest in order, printing one line per resource; stops at the
@@ -99,12 +152,7 @@ pub async fn apply_all(client: &Client, manifests: Vec<Manifest>) -> anyhow::Res
                 manifest.source
             ),
         };
-        let path = ResourcePath {
-            kind,
-            mesh: manifest.metadata.mesh.clone(),
-            parent: manifest.parent_name().map(str::to_string),
-            name: manifest.metadata.name.clone(),
-        };
+        let path = path_of(kind, &manifest);
         let applied = apply_one(client, &path, &manifest)
             .await
             .with_context(|| manifest.describe())?;
@@ -123,6 +171,11 @@ pub async fn apply_all(client: &Client, manifests: Vec<Manifest>) -> anyhow::Res
 /// then workloads.
 /// `-` is standard input.
 pub fn load(files: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
+    load_for(files, None)
+}
+
+/// [`load`], with `--mesh` for App Mesh controller resources that name none.
+pub fn load_for(files: &[PathBuf], mesh: Option<&str>) -> anyhow::Result<Vec<Manifest>> {
     let stdin = Path::new("-");
     if files.iter().filter(|f| f.as_path() == stdin).count() > 1 {
         bail!("-f - (standard input) may be given only once");
@@ -141,23 +194,26 @@ pub fn load(files: &[PathBuf]) -> anyhow::Result<Vec<Manifest>> {
         };
         texts.push(text);
     }
-    parse_all(&texts)
+    parse_for(&texts, mesh)
 }
 
 /// Parses `(source, text)` pairs: every problem of every document at once, or the manifests
 /// in apply order.
 pub fn parse_all(texts: &[(String, String)]) -> anyhow::Result<Vec<Manifest>> {
-    let mut manifests = Vec::new();
-    let mut problems = Vec::new();
-    for (source, text) in texts {
-        match parse_manifests(text, source) {
-            Ok(found) => manifests.extend(found),
-            Err(found) => problems.extend(found.0),
-        }
+    parse_for(texts, None)
+}
+
+/// [`parse_all`], with `--mesh`. Documents of kinds aviary does not use (a Deployment, a
+/// Service) are listed on standard error, one line each.
+fn parse_for(texts: &[(String, String)], mesh: Option<&str>) -> anyhow::Result<Vec<Manifest>> {
+    let parsed = parse_texts(texts, mesh).map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    for unused in &parsed.unused {
+        eprintln!(
+            "not used by aviary: {} '{}' ({})",
+            unused.kind, unused.name, unused.source
+        );
     }
-    if !problems.is_empty() {
-        bail!("{}", model::Problems(problems));
-    }
+    let mut manifests = parsed.manifests;
     // aviary's own kinds (workloads) name App Mesh resources, so they come last.
     manifests.sort_by_key(|m| match &m.kind {
         ManifestKind::AppMesh(kind) => (0, Some(*kind)),

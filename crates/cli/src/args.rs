@@ -661,6 +661,13 @@ pub struct ApplyOpts {
     /// (repeatable; at most 10,000 documents per file).
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// The mesh of App Mesh controller resources (appmesh.k8s.aws/v1beta2) that have no
+    /// spec.meshRef, when the files hold no Mesh or more than one.
+    #[arg(long)]
+    pub mesh: Option<String>,
+    /// Validate, then print what would be created or configured; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub connection: Connection,
 }

@@ -192,6 +192,69 @@ pub fn parse_manifests(text: &str, source: &str) -> Result<Vec<Manifest>, Proble
     Problems::check(problems).map(|()| manifests)
 }
 
+/// What [`parse_texts`] found: manifests in the order given (App Mesh controller resources
+/// among them, converted), and the documents aviary does not use.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub manifests: Vec<Manifest>,
+    pub unused: Vec<crd::Unused>,
+}
+
+/// Every document of every `(source, text)`: aviary's manifests as [`parse_manifests`] reads
+/// them, and Kubernetes documents (those with an `apiVersion`): App Mesh controller resources
+/// converted ([`crd`]; references resolve across all the texts; `mesh` is `--mesh`), any other
+/// kind listed as not used. All problems at once, or nothing.
+pub fn parse_texts(texts: &[(String, String)], mesh: Option<&str>) -> Result<Parsed, Problems> {
+    let mut problems = Vec::new();
+    let mut ours = Vec::new();
+    let mut kubernetes = Vec::new();
+    for (source, text) in texts {
+        let source = if source.is_empty() { "<input>" } else { source };
+        match parse_documents(text, source) {
+            Ok(docs) => {
+                for (i, doc) in docs.into_iter().enumerate() {
+                    let at = format!("{source}#{}", i + 1);
+                    if crd::is_kubernetes(&doc) {
+                        kubernetes.push(crd::Document {
+                            source: at,
+                            value: doc,
+                        });
+                    } else {
+                        match Manifest::from_value(&doc, &at) {
+                            Ok(manifest) => ours.push(manifest),
+                            Err(more) => problems.extend(more.0),
+                        }
+                    }
+                }
+            }
+            Err(more) => problems.extend(more.0),
+        }
+    }
+    let (converted, unused) = crd::convert(&kubernetes, mesh, &mut problems);
+    ours.extend(converted);
+    let mut declared: HashMap<(ManifestKind, ManifestMetadata), &str> = HashMap::new();
+    for manifest in &ours {
+        let key = (manifest.kind.clone(), manifest.metadata.clone());
+        match declared.entry(key) {
+            std::collections::hash_map::Entry::Occupied(first) => problems.push(Problem::new(
+                &manifest.source,
+                format!(
+                    "{} is also declared at {}",
+                    manifest.describe(),
+                    first.get()
+                ),
+            )),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(&manifest.source);
+            }
+        }
+    }
+    Problems::check(problems).map(|()| Parsed {
+        manifests: ours,
+        unused,
+    })
+}
+
 fn located(source: &str, path: &str) -> String {
     if path.is_empty() {
         source.to_owned()
@@ -459,6 +522,8 @@ fn parse_tags(tags: &Value) -> Vec<Tag> {
         })
         .collect()
 }
+
+pub mod crd;
 
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ mod fuzz;
 #[cfg(feature = "etcd")]
 mod ha;
 mod hosts;
+mod import;
 mod judgement;
 mod limits;
 mod mesh_ca;

@@ -49,7 +49,7 @@ fn endpoint_json_is_camel_case_and_healthy_by_default() {
     assert_eq!(
         refused,
         "unknown field `extra`, expected one of `virtualNode`, `id`, `address`, `port`, \
-         `healthy`, `meshTls`"
+         `healthy`, `meshTls`, `workload`"
     );
     assert_eq!(serde_json::from_value::<Endpoint>(extra).unwrap().port, 1);
 }
