@@ -201,7 +201,8 @@ pub struct Parsed {
 }
 
 /// Every document of every `(source, text)`: aviary's manifests as [`parse_manifests`] reads
-/// them, and Kubernetes documents (those with an `apiVersion`): App Mesh controller resources
+/// them, saved `aws appmesh describe-*` output and `--cli-input-json` files ([`cli_json`]),
+/// and Kubernetes documents (those with an `apiVersion`): App Mesh controller resources
 /// converted ([`crd`]; references resolve across all the texts; `mesh` is `--mesh`), any other
 /// kind listed as not used. All problems at once, or nothing.
 pub fn parse_texts(texts: &[(String, String)], mesh: Option<&str>) -> Result<Parsed, Problems> {
@@ -219,6 +220,11 @@ pub fn parse_texts(texts: &[(String, String)], mesh: Option<&str>) -> Result<Par
                             source: at,
                             value: doc,
                         });
+                    } else if cli_json::is_cli_json(&doc) {
+                        match cli_json::convert(&doc, &at) {
+                            Ok(manifest) => ours.push(manifest),
+                            Err(more) => problems.extend(more),
+                        }
                     } else {
                         match Manifest::from_value(&doc, &at) {
                             Ok(manifest) => ours.push(manifest),
@@ -523,6 +529,7 @@ fn parse_tags(tags: &Value) -> Vec<Tag> {
         .collect()
 }
 
+pub mod cli_json;
 pub mod crd;
 
 #[cfg(test)]

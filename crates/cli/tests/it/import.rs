@@ -140,3 +140,80 @@ fn app_mesh_controller_resources_apply_as_app_mesh_had_them() {
     );
     assert_eq!(again.stdout.lines().count(), 10, "{}", again.stdout);
 }
+
+/// The demo's `--cli-input-json` files (what `examples/demomesh/create.sh` feeds `aws appmesh
+/// create-*`) apply as the mesh they create, and a saved `describe-route` applies to another
+/// control plane as the same route.
+#[test]
+fn cli_input_files_and_saved_describe_output_apply_as_the_resources_they_name() {
+    let control = start();
+    let url = control.url();
+    let dir = testkit::temp_dir();
+    let from = crate::demomesh_dir().join("appmesh");
+    let files = [
+        "mesh.json",
+        "order-vn.json",
+        "product-vn.json",
+        "customer-vn.json",
+        "order-vr.json",
+        "product-vr.json",
+        "customer-vr.json",
+        "order-r.json",
+        "product-r.json",
+        "customer-r.json",
+        "vs-order.json",
+        "vs-product.json",
+        "vs-customer.json",
+        "demo-gw.json",
+        "order-gr.json",
+    ];
+    for file in files {
+        std::fs::copy(from.join(file), dir.path().join(file)).unwrap();
+    }
+    let applied = apply(url, &["-f", dir.path().to_str().unwrap()]);
+    assert!(applied.success(), "{}{}", applied.stderr, applied.stdout);
+    assert_eq!(
+        applied.stdout.lines().count(),
+        files.len(),
+        "{}",
+        applied.stdout
+    );
+    let input: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(from.join("product-r.json")).unwrap())
+            .unwrap();
+    let describe = [
+        "describe-route",
+        "--mesh-name",
+        "demomesh",
+        "--virtual-router-name",
+        "product-vr",
+        "--route-name",
+        "product-r",
+    ];
+    let described = aws_json(url, &describe);
+    assert_eq!(described["route"]["spec"], input["spec"]);
+
+    // What a script saved, applied elsewhere: the same route (after what it refers to).
+    let other = start();
+    let saved = dir.path().join("saved-route.json");
+    std::fs::write(&saved, described.to_string()).unwrap();
+    let needed: Vec<String> = ["mesh.json", "product-vn.json", "product-vr.json"]
+        .iter()
+        .map(|f| from.join(f).display().to_string())
+        .collect();
+    for file in &needed {
+        let out = apply(other.url(), &["-f", file]);
+        assert!(out.success(), "{}", out.stderr);
+    }
+    let out = apply(other.url(), &["-f", saved.to_str().unwrap()]);
+    assert!(out.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("route/product-r created"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        aws_json(other.url(), &describe)["route"]["spec"],
+        input["spec"]
+    );
+}

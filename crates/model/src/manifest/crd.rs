@@ -150,32 +150,20 @@ pub fn convert(
             }
             continue;
         }
-        for key in object.keys() {
-            if !TOP_LEVEL_FIELDS.contains(&key.as_str()) {
-                problems.push(Problem::new(
-                    at(""),
-                    format!(
-                        "unknown field '{key}'; allowed: {}",
-                        TOP_LEVEL_FIELDS.join(", ")
-                    ),
-                ));
-            }
+        let mut found = Vec::new();
+        super::unknown_fields(object, &TOP_LEVEL_FIELDS, "", &mut found);
+        if let Some(metadata) = metadata {
+            super::unknown_fields(metadata, &METADATA_FIELDS, "metadata", &mut found);
         }
+        problems.extend(
+            found
+                .into_iter()
+                .map(|p| Problem::new(at(&p.path), p.message)),
+        );
         let Some(metadata) = metadata else {
             problems.push(Problem::new(at("metadata"), "is required, with a name"));
             continue;
         };
-        for key in metadata.keys() {
-            if !METADATA_FIELDS.contains(&key.as_str()) {
-                problems.push(Problem::new(
-                    at("metadata"),
-                    format!(
-                        "unknown field '{key}'; Kubernetes metadata has: {}",
-                        METADATA_FIELDS.join(", ")
-                    ),
-                ));
-            }
-        }
         if name.is_empty() {
             problems.push(Problem::new(at("metadata.name"), "is required"));
             continue;
